@@ -1,0 +1,68 @@
+use freeport_common::error::ErrorCode;
+use freeport_common::names::NameError;
+
+use crate::domain::{ContractAction, ContractState};
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("{0}")]
+    InvalidField(String),
+    #[error(transparent)]
+    InvalidName(#[from] NameError),
+    #[error("unknown or missing credentials")]
+    Unauthenticated,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("stream {0:?} not found")]
+    StreamNotFound(String),
+    #[error("contract {0:?} not found")]
+    ContractNotFound(String),
+    #[error("organization {0:?} not found")]
+    OrganizationNotFound(String),
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("cannot {} contract {id}: it is {}", action.as_str(), state.as_str())]
+    IllegalTransition {
+        id: String,
+        state: ContractState,
+        action: ContractAction,
+    },
+    #[error("destination topic {topic:?} on cluster {cluster:?} is already used by {used_by}")]
+    DestinationInUse {
+        cluster: String,
+        topic: String,
+        used_by: String,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl CatalogError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            CatalogError::InvalidField(_) | CatalogError::InvalidName(_) => ErrorCode::InvalidField,
+            CatalogError::Unauthenticated => ErrorCode::Unauthenticated,
+            CatalogError::Forbidden(_) => ErrorCode::Forbidden,
+            CatalogError::StreamNotFound(_) => ErrorCode::StreamNotFound,
+            CatalogError::ContractNotFound(_) => ErrorCode::ContractNotFound,
+            CatalogError::OrganizationNotFound(_) => ErrorCode::OrganizationNotFound,
+            CatalogError::AlreadyExists(_) => ErrorCode::AlreadyExists,
+            CatalogError::IllegalTransition { .. } => ErrorCode::IllegalTransition,
+            CatalogError::DestinationInUse { .. } => ErrorCode::DestinationInUse,
+            CatalogError::Store(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+impl From<CatalogError> for tonic::Status {
+    fn from(err: CatalogError) -> tonic::Status {
+        let code = err.code();
+        if code == ErrorCode::Internal {
+            // Our failure: log the detail here, show the caller a code.
+            tracing::error!(error = %err, "catalog request failed");
+            return code.to_status("internal catalog error");
+        }
+        code.to_status(err.to_string())
+    }
+}

@@ -1,0 +1,352 @@
+//! The gRPC adapter: converts between wire and domain types and calls the
+//! [`Catalog`]. No rules live here.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use freeport_common::names::{ClusterName, OrgName, StreamName, TopicName};
+use freeport_common::proto::catalog::v1 as pb;
+use futures::{Stream as FuturesStream, StreamExt};
+use tonic::{Request, Response, Status};
+
+use crate::domain::{
+    Change, ClusterDestination, Contract, ContractAction, ContractState, Event, OrgKind,
+    Organization, Principal, Role, Stream,
+};
+use crate::error::CatalogError;
+use crate::service::{Catalog, LinkStatus, NewContract, NewStream};
+
+pub struct CatalogGrpc {
+    catalog: Arc<Catalog>,
+}
+
+impl CatalogGrpc {
+    pub fn new(catalog: Arc<Catalog>) -> CatalogGrpc {
+        CatalogGrpc { catalog }
+    }
+
+    pub fn into_server(self) -> pb::catalog_service_server::CatalogServiceServer<CatalogGrpc> {
+        pb::catalog_service_server::CatalogServiceServer::new(self)
+            .max_decoding_message_size(4 * 1024 * 1024)
+    }
+}
+
+// ---- wire -> domain ----
+
+fn actor(principal: Option<pb::Principal>) -> Result<Principal, CatalogError> {
+    let p = principal.ok_or(CatalogError::Unauthenticated)?;
+    match pb::Role::try_from(p.role) {
+        Ok(pb::Role::Admin) => Ok(Principal::Admin { key_id: p.key_id }),
+        Ok(pb::Role::Member) => Ok(Principal::Member {
+            org: OrgName::parse(p.organization)?,
+            key_id: p.key_id,
+        }),
+        _ => Err(CatalogError::Unauthenticated),
+    }
+}
+
+fn destination(d: Option<pb::ClusterDestination>) -> Result<ClusterDestination, CatalogError> {
+    let d = d.ok_or_else(|| CatalogError::InvalidField("destination is required".into()))?;
+    Ok(ClusterDestination {
+        cluster: ClusterName::parse(d.cluster)?,
+        topic: TopicName::parse(d.topic)?,
+    })
+}
+
+fn new_stream(s: Option<pb::Stream>) -> Result<NewStream, CatalogError> {
+    let s = s.ok_or_else(|| CatalogError::InvalidField("stream is required".into()))?;
+    let value_schema = if s.value_schema_json.is_empty() {
+        serde_json::json!({})
+    } else {
+        serde_json::from_str(&s.value_schema_json)
+            .map_err(|e| CatalogError::InvalidField(format!("schema is not valid JSON: {e}")))?
+    };
+    Ok(NewStream {
+        name: StreamName::parse(s.name)?,
+        cluster: ClusterName::parse(s.cluster)?,
+        topic: TopicName::parse(s.topic)?,
+        title: s.title,
+        description: s.description,
+        tags: s.tags,
+        value_schema,
+    })
+}
+
+// ---- domain -> wire ----
+
+fn org_kind(kind: OrgKind) -> pb::OrganizationKind {
+    match kind {
+        OrgKind::Internal => pb::OrganizationKind::Internal,
+        OrgKind::Partner => pb::OrganizationKind::Partner,
+    }
+}
+
+fn organization_pb(o: Organization) -> pb::Organization {
+    pb::Organization {
+        name: o.name.to_string(),
+        kind: org_kind(o.kind).into(),
+        display_name: o.display_name,
+        created_at_ms: o.created_at_ms,
+    }
+}
+
+fn principal_pb(p: Principal) -> pb::Principal {
+    match p {
+        Principal::Admin { key_id } => pb::Principal {
+            role: pb::Role::Admin.into(),
+            organization: String::new(),
+            key_id,
+        },
+        Principal::Member { org, key_id } => pb::Principal {
+            role: pb::Role::Member.into(),
+            organization: org.to_string(),
+            key_id,
+        },
+    }
+}
+
+pub fn stream_pb(s: Stream) -> pb::Stream {
+    pb::Stream {
+        name: s.name.to_string(),
+        owner: s.owner.to_string(),
+        cluster: s.cluster.to_string(),
+        topic: s.topic.to_string(),
+        title: s.title,
+        description: s.description,
+        tags: s.tags,
+        value_schema_json: s.value_schema.to_string(),
+        created_at_ms: s.created_at_ms,
+        updated_at_ms: s.updated_at_ms,
+    }
+}
+
+fn state_pb(state: ContractState) -> pb::ContractState {
+    match state {
+        ContractState::Requested => pb::ContractState::Requested,
+        ContractState::Approved => pb::ContractState::Approved,
+        ContractState::Active => pb::ContractState::Active,
+        ContractState::Rejected => pb::ContractState::Rejected,
+        ContractState::Revoked => pb::ContractState::Revoked,
+    }
+}
+
+pub fn contract_pb(c: Contract) -> pb::Contract {
+    pb::Contract {
+        id: c.id,
+        stream: c.stream.to_string(),
+        consumer: c.consumer.to_string(),
+        purpose: c.purpose,
+        destination: Some(pb::ClusterDestination {
+            cluster: c.destination.cluster.to_string(),
+            topic: c.destination.topic.to_string(),
+        }),
+        state: state_pb(c.state).into(),
+        history: c
+            .history
+            .into_iter()
+            .map(|t| pb::Transition {
+                from: state_pb(t.from).into(),
+                to: state_pb(t.to).into(),
+                actor: t.actor,
+                reason: t.reason,
+                at_ms: t.at_ms,
+            })
+            .collect(),
+        created_at_ms: c.created_at_ms,
+        link_status: c.link_status,
+    }
+}
+
+fn event_pb(e: Event) -> pb::WatchEvent {
+    pb::WatchEvent {
+        revision: e.revision,
+        change: Some(match e.change {
+            Change::Organization(o) => pb::watch_event::Change::Organization(organization_pb(o)),
+            Change::Stream(s) => pb::watch_event::Change::Stream(stream_pb(s)),
+            Change::Contract(c) => pb::watch_event::Change::Contract(contract_pb(c)),
+        }),
+    }
+}
+
+type WatchStream = Pin<Box<dyn FuturesStream<Item = Result<pb::WatchEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::catalog_service_server::CatalogService for CatalogGrpc {
+    async fn authenticate(
+        &self,
+        request: Request<pb::AuthenticateRequest>,
+    ) -> Result<Response<pb::Principal>, Status> {
+        let principal = self.catalog.authenticate(&request.into_inner().api_key)?;
+        Ok(Response::new(principal_pb(principal)))
+    }
+
+    async fn create_organization(
+        &self,
+        request: Request<pb::CreateOrganizationRequest>,
+    ) -> Result<Response<pb::Organization>, Status> {
+        let r = request.into_inner();
+        let actor = actor(r.actor)?;
+        let kind = match pb::OrganizationKind::try_from(r.kind) {
+            Ok(pb::OrganizationKind::Internal) => OrgKind::Internal,
+            Ok(pb::OrganizationKind::Partner) => OrgKind::Partner,
+            _ => {
+                return Err(CatalogError::InvalidField(
+                    "kind must be internal or partner".into(),
+                )
+                .into())
+            }
+        };
+        let name = OrgName::parse(r.name).map_err(CatalogError::from)?;
+        let org = self
+            .catalog
+            .create_organization(&actor, name, kind, r.display_name)
+            .await?;
+        Ok(Response::new(organization_pb(org)))
+    }
+
+    async fn list_organizations(
+        &self,
+        _request: Request<pb::ListOrganizationsRequest>,
+    ) -> Result<Response<pb::ListOrganizationsResponse>, Status> {
+        let organizations = self
+            .catalog
+            .list_organizations()?
+            .into_iter()
+            .map(organization_pb)
+            .collect();
+        Ok(Response::new(pb::ListOrganizationsResponse { organizations }))
+    }
+
+    async fn create_api_key(
+        &self,
+        request: Request<pb::CreateApiKeyRequest>,
+    ) -> Result<Response<pb::CreateApiKeyResponse>, Status> {
+        let r = request.into_inner();
+        let actor = actor(r.actor)?;
+        let role = match pb::Role::try_from(r.role) {
+            Ok(pb::Role::Admin) => Role::Admin,
+            Ok(pb::Role::Member) => Role::Member,
+            _ => return Err(CatalogError::InvalidField("role must be admin or member".into()).into()),
+        };
+        let org = if r.organization.is_empty() {
+            None
+        } else {
+            Some(OrgName::parse(r.organization).map_err(CatalogError::from)?)
+        };
+        let (key_id, api_key) = self.catalog.create_api_key(&actor, role, org).await?;
+        Ok(Response::new(pb::CreateApiKeyResponse { key_id, api_key }))
+    }
+
+    async fn register_stream(
+        &self,
+        request: Request<pb::RegisterStreamRequest>,
+    ) -> Result<Response<pb::Stream>, Status> {
+        let r = request.into_inner();
+        let actor = actor(r.actor)?;
+        let stream = self.catalog.register_stream(&actor, new_stream(r.stream)?).await?;
+        Ok(Response::new(stream_pb(stream)))
+    }
+
+    async fn get_stream(
+        &self,
+        request: Request<pb::GetStreamRequest>,
+    ) -> Result<Response<pb::Stream>, Status> {
+        let name = request.into_inner().name;
+        let name = StreamName::parse(name.clone())
+            .map_err(|_| CatalogError::StreamNotFound(name.chars().take(80).collect()))?;
+        Ok(Response::new(stream_pb(self.catalog.get_stream(&name)?)))
+    }
+
+    async fn list_streams(
+        &self,
+        _request: Request<pb::ListStreamsRequest>,
+    ) -> Result<Response<pb::ListStreamsResponse>, Status> {
+        let streams = self.catalog.list_streams()?.into_iter().map(stream_pb).collect();
+        Ok(Response::new(pb::ListStreamsResponse { streams }))
+    }
+
+    async fn request_contract(
+        &self,
+        request: Request<pb::RequestContractRequest>,
+    ) -> Result<Response<pb::Contract>, Status> {
+        let r = request.into_inner();
+        let actor = actor(r.actor)?;
+        let new = NewContract {
+            stream: StreamName::parse(r.stream).map_err(CatalogError::from)?,
+            purpose: r.purpose,
+            destination: destination(r.destination)?,
+        };
+        let contract = self.catalog.request_contract(&actor, new).await?;
+        Ok(Response::new(contract_pb(contract)))
+    }
+
+    async fn get_contract(
+        &self,
+        request: Request<pb::GetContractRequest>,
+    ) -> Result<Response<pb::Contract>, Status> {
+        let contract = self.catalog.get_contract(&request.into_inner().id)?;
+        Ok(Response::new(contract_pb(contract)))
+    }
+
+    async fn list_contracts(
+        &self,
+        _request: Request<pb::ListContractsRequest>,
+    ) -> Result<Response<pb::ListContractsResponse>, Status> {
+        let (contracts, revision) = self.catalog.list_contracts().await?;
+        Ok(Response::new(pb::ListContractsResponse {
+            contracts: contracts.into_iter().map(contract_pb).collect(),
+            revision,
+        }))
+    }
+
+    async fn transition_contract(
+        &self,
+        request: Request<pb::TransitionContractRequest>,
+    ) -> Result<Response<pb::Contract>, Status> {
+        let r = request.into_inner();
+        let actor = actor(r.actor)?;
+        let action = match pb::ContractAction::try_from(r.action) {
+            Ok(pb::ContractAction::Approve) => ContractAction::Approve,
+            Ok(pb::ContractAction::Reject) => ContractAction::Reject,
+            Ok(pb::ContractAction::Revoke) => ContractAction::Revoke,
+            _ => return Err(CatalogError::InvalidField("unknown contract action".into()).into()),
+        };
+        let contract = self
+            .catalog
+            .transition_contract(&actor, &r.id, action, r.reason)
+            .await?;
+        Ok(Response::new(contract_pb(contract)))
+    }
+
+    async fn report_link_status(
+        &self,
+        request: Request<pb::ReportLinkStatusRequest>,
+    ) -> Result<Response<pb::Contract>, Status> {
+        let r = request.into_inner();
+        let status = match pb::LinkStatus::try_from(r.status) {
+            Ok(pb::LinkStatus::Running) => LinkStatus::Running,
+            Ok(pb::LinkStatus::Stopped) => LinkStatus::Stopped,
+            Ok(pb::LinkStatus::Error) => LinkStatus::Error,
+            _ => return Err(CatalogError::InvalidField("unknown link status".into()).into()),
+        };
+        let contract = self
+            .catalog
+            .report_link_status(&r.contract_id, status, &r.detail)
+            .await?;
+        Ok(Response::new(contract_pb(contract)))
+    }
+
+    type WatchStream = WatchStream;
+
+    async fn watch(
+        &self,
+        request: Request<pb::WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        let after = request.into_inner().after_revision;
+        let stream = self
+            .catalog
+            .watch(after)
+            .map(|item| item.map(event_pb).map_err(Status::from));
+        Ok(Response::new(Box::pin(stream)))
+    }
+}

@@ -1,0 +1,86 @@
+//! Freeport's catalog: the source of truth for organizations, streams,
+//! contracts and credentials.
+//!
+//! - [`domain`]: the types and the contract state machine, free of I/O.
+//! - [`store`]: storage behind a trait, sled or in memory.
+//! - [`service`]: the operations and their rules; every write goes through
+//!   one lock and one atomic commit, and is broadcast to Watch subscribers.
+//! - [`grpc`]: the tonic adapter, served over mutual TLS by [`serve`].
+
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod grpc;
+pub mod service;
+pub mod store;
+
+use std::sync::Arc;
+
+use freeport_common::config::Clusters;
+use freeport_common::tls::TlsMaterial;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+
+pub use config::CatalogConfig;
+pub use error::CatalogError;
+pub use service::Catalog;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Tls(#[from] freeport_common::tls::TlsError),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error("gRPC server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Opens the store the config names and builds the catalog.
+pub fn open(
+    config: &CatalogConfig,
+    clusters: Clusters,
+    shutdown: CancellationToken,
+) -> Result<Arc<Catalog>, StartError> {
+    let store = store::open(&config.store)?;
+    Ok(Arc::new(Catalog::new(store, clusters, shutdown)))
+}
+
+/// Runs the catalog from its config until `shutdown` fires.
+pub async fn run(
+    config: CatalogConfig,
+    clusters: Clusters,
+    shutdown: CancellationToken,
+) -> Result<(), StartError> {
+    let catalog = open(&config, clusters, shutdown.clone())?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    serve(catalog, listener, config.tls.load()?, shutdown).await
+}
+
+/// Serves the catalog's gRPC API on `listener` over mutual TLS.
+pub async fn serve(
+    catalog: Arc<Catalog>,
+    listener: TcpListener,
+    tls: TlsMaterial,
+    shutdown: CancellationToken,
+) -> Result<(), StartError> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "catalog listening (gRPC, mutual TLS)");
+    }
+    tonic::transport::Server::builder()
+        .tls_config(tls.server_config())?
+        .add_service(grpc::CatalogGrpc::new(catalog).into_server())
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,569 @@
+//! The catalog's operations and rules, independent of any transport.
+//!
+//! All writes go through one lock, so each read-check-write is atomic with
+//! respect to the others, and events are broadcast in revision order.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use freeport_common::config::Clusters;
+use freeport_common::names::{ClusterName, OrgName, StreamName, TopicName};
+use freeport_common::now_ms;
+use futures::Stream as FuturesStream;
+use sha2::{Digest, Sha256};
+use tokio::sync::{broadcast, Mutex};
+use tokio_util::sync::CancellationToken;
+
+use crate::domain::{
+    ApiKeyRecord, Change, ClusterDestination, Contract, ContractAction, ContractState, Event,
+    OrgKind, Organization, Principal, Role, Stream,
+};
+use crate::error::CatalogError;
+use crate::store::{Commit, Store};
+
+/// Live events kept for slow Watch subscribers before they fall back to
+/// reading the change log from the store.
+const LIVE_EVENT_BUFFER: usize = 1024;
+const CATCH_UP_PAGE: usize = 512;
+const MAX_TEXT: usize = 4096;
+const MAX_TAGS: usize = 20;
+/// The largest value schema accepted, as JSON text.
+pub const MAX_SCHEMA_BYTES: usize = 256 * 1024;
+
+/// What an owner registers.
+#[derive(Debug, Clone)]
+pub struct NewStream {
+    pub name: StreamName,
+    pub cluster: ClusterName,
+    pub topic: TopicName,
+    pub title: String,
+    pub description: String,
+    pub tags: Vec<String>,
+    pub value_schema: serde_json::Value,
+}
+
+/// What a partner asks for.
+#[derive(Debug, Clone)]
+pub struct NewContract {
+    pub stream: StreamName,
+    pub purpose: String,
+    pub destination: ClusterDestination,
+}
+
+/// How the link reports on a contract it mirrors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkStatus {
+    Running,
+    Stopped,
+    Error,
+}
+
+pub struct Catalog {
+    store: Arc<dyn Store>,
+    clusters: Clusters,
+    write_lock: Mutex<()>,
+    events: broadcast::Sender<Event>,
+    shutdown: CancellationToken,
+}
+
+fn sha256_hex(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+fn check_text(field: &str, value: &str, required: bool) -> Result<(), CatalogError> {
+    if required && value.trim().is_empty() {
+        return Err(CatalogError::InvalidField(format!("{field} must not be empty")));
+    }
+    if value.len() > MAX_TEXT {
+        return Err(CatalogError::InvalidField(format!(
+            "{field} is {} bytes; the limit is {MAX_TEXT}",
+            value.len()
+        )));
+    }
+    Ok(())
+}
+
+impl Catalog {
+    pub fn new(store: Arc<dyn Store>, clusters: Clusters, shutdown: CancellationToken) -> Catalog {
+        let (events, _) = broadcast::channel(LIVE_EVENT_BUFFER);
+        Catalog {
+            store,
+            clusters,
+            write_lock: Mutex::new(()),
+            events,
+            shutdown,
+        }
+    }
+
+    pub fn clusters(&self) -> &Clusters {
+        &self.clusters
+    }
+
+    /// Commits and then broadcasts, under the write lock, so subscribers
+    /// see events in revision order.
+    async fn commit(&self, commit: Commit) -> Result<Vec<Event>, CatalogError> {
+        let store = self.store.clone();
+        let events = tokio::task::spawn_blocking(move || store.commit(commit))
+            .await
+            .map_err(|e| CatalogError::Store(crate::store::StoreError::Backend(e.to_string())))??;
+        for event in &events {
+            // No subscriber is not an error.
+            let _ = self.events.send(event.clone());
+        }
+        Ok(events)
+    }
+
+    fn require_admin(actor: &Principal, what: &str) -> Result<(), CatalogError> {
+        if actor.is_admin() {
+            Ok(())
+        } else {
+            Err(CatalogError::Forbidden(format!("only an admin may {what}")))
+        }
+    }
+
+    fn require_member<'a>(actor: &'a Principal, what: &str) -> Result<&'a OrgName, CatalogError> {
+        actor.org().ok_or_else(|| {
+            CatalogError::Forbidden(format!(
+                "only an organization's key may {what}; admin keys act for no organization"
+            ))
+        })
+    }
+
+    fn require_cluster(&self, field: &str, cluster: &ClusterName) -> Result<(), CatalogError> {
+        if self.clusters.contains_key(cluster) {
+            Ok(())
+        } else {
+            let known: Vec<_> = self.clusters.keys().map(ClusterName::as_str).collect();
+            Err(CatalogError::InvalidField(format!(
+                "{field}: unknown cluster {:?} (known: {})",
+                cluster.as_str(),
+                known.join(", ")
+            )))
+        }
+    }
+
+    // ---- credentials and organizations ----
+
+    pub fn authenticate(&self, api_key: &str) -> Result<Principal, CatalogError> {
+        if api_key.is_empty() || api_key.len() > 256 {
+            return Err(CatalogError::Unauthenticated);
+        }
+        let record = self
+            .store
+            .get_api_key(&sha256_hex(api_key))?
+            .ok_or(CatalogError::Unauthenticated)?;
+        Ok(match (record.role, record.org) {
+            (Role::Admin, _) => Principal::Admin {
+                key_id: record.key_id,
+            },
+            (Role::Member, Some(org)) => Principal::Member {
+                org,
+                key_id: record.key_id,
+            },
+            (Role::Member, None) => return Err(CatalogError::Unauthenticated),
+        })
+    }
+
+    pub async fn create_organization(
+        &self,
+        actor: &Principal,
+        name: OrgName,
+        kind: OrgKind,
+        display_name: String,
+    ) -> Result<Organization, CatalogError> {
+        Self::require_admin(actor, "create organizations")?;
+        check_text("display_name", &display_name, false)?;
+        let _guard = self.write_lock.lock().await;
+        if self.store.get_org(&name)?.is_some() {
+            return Err(CatalogError::AlreadyExists(format!(
+                "organization {:?} already exists",
+                name.as_str()
+            )));
+        }
+        let org = Organization {
+            name,
+            kind,
+            display_name,
+            created_at_ms: now_ms(),
+        };
+        self.commit(Commit {
+            changes: vec![Change::Organization(org.clone())],
+            api_keys: vec![],
+        })
+        .await?;
+        Ok(org)
+    }
+
+    pub fn list_organizations(&self) -> Result<Vec<Organization>, CatalogError> {
+        Ok(self.store.list_orgs()?)
+    }
+
+    /// Issues an API key; returns its id and the key itself, which is not
+    /// kept anywhere and cannot be shown again.
+    pub async fn create_api_key(
+        &self,
+        actor: &Principal,
+        role: Role,
+        org: Option<OrgName>,
+    ) -> Result<(String, String), CatalogError> {
+        Self::require_admin(actor, "issue API keys")?;
+        self.issue_api_key(role, org).await
+    }
+
+    /// Issues the first admin key of an empty catalog; `None` when an admin
+    /// key exists already.
+    pub async fn bootstrap_admin_key(&self) -> Result<Option<(String, String)>, CatalogError> {
+        if self.store.list_api_keys()?.iter().any(|k| k.role == Role::Admin) {
+            return Ok(None);
+        }
+        self.issue_api_key(Role::Admin, None).await.map(Some)
+    }
+
+    async fn issue_api_key(
+        &self,
+        role: Role,
+        org: Option<OrgName>,
+    ) -> Result<(String, String), CatalogError> {
+        match (role, &org) {
+            (Role::Admin, Some(_)) => {
+                return Err(CatalogError::InvalidField(
+                    "an admin key belongs to no organization".into(),
+                ))
+            }
+            (Role::Member, None) => {
+                return Err(CatalogError::InvalidField(
+                    "a member key needs an organization".into(),
+                ))
+            }
+            _ => {}
+        }
+        let _guard = self.write_lock.lock().await;
+        if let Some(org) = &org {
+            if self.store.get_org(org)?.is_none() {
+                return Err(CatalogError::OrganizationNotFound(org.to_string()));
+            }
+        }
+        let key = format!("fpk_{}", hex::encode(rand::random::<[u8; 32]>()));
+        let key_id = format!("key-{}", hex::encode(rand::random::<[u8; 6]>()));
+        let record = ApiKeyRecord {
+            key_id: key_id.clone(),
+            key_sha256: sha256_hex(&key),
+            role,
+            org,
+            created_at_ms: now_ms(),
+        };
+        self.commit(Commit {
+            changes: vec![],
+            api_keys: vec![record],
+        })
+        .await?;
+        Ok((key_id, key))
+    }
+
+    // ---- streams ----
+
+    pub async fn register_stream(
+        &self,
+        actor: &Principal,
+        new: NewStream,
+    ) -> Result<Stream, CatalogError> {
+        let owner = Self::require_member(actor, "register streams")?.clone();
+        self.require_cluster("cluster", &new.cluster)?;
+        check_text("title", &new.title, false)?;
+        check_text("description", &new.description, false)?;
+        if new.tags.len() > MAX_TAGS {
+            return Err(CatalogError::InvalidField(format!(
+                "tags: {} given; the limit is {MAX_TAGS}",
+                new.tags.len()
+            )));
+        }
+        for tag in &new.tags {
+            if tag.is_empty() || tag.len() > 64 || tag.chars().any(char::is_control) {
+                return Err(CatalogError::InvalidField(format!(
+                    "tags: {tag:?} must be 1 to 64 printable characters"
+                )));
+            }
+        }
+        if !new.value_schema.is_object() {
+            return Err(CatalogError::InvalidField(
+                "schema must be a JSON Schema object".into(),
+            ));
+        }
+        let schema_len = serde_json::to_vec(&new.value_schema)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX);
+        if schema_len > MAX_SCHEMA_BYTES {
+            return Err(CatalogError::InvalidField(format!(
+                "schema is {schema_len} bytes; the limit is {MAX_SCHEMA_BYTES}"
+            )));
+        }
+
+        let _guard = self.write_lock.lock().await;
+        if self.store.get_org(&owner)?.is_none() {
+            return Err(CatalogError::OrganizationNotFound(owner.to_string()));
+        }
+        if self.store.get_stream(&new.name)?.is_some() {
+            return Err(CatalogError::AlreadyExists(format!(
+                "stream {:?} already exists",
+                new.name.as_str()
+            )));
+        }
+        if let Some(other) = self
+            .store
+            .list_streams()?
+            .into_iter()
+            .find(|s| s.cluster == new.cluster && s.topic == new.topic)
+        {
+            return Err(CatalogError::AlreadyExists(format!(
+                "topic {:?} on cluster {:?} is already offered as stream {:?}",
+                new.topic.as_str(),
+                new.cluster.as_str(),
+                other.name.as_str()
+            )));
+        }
+        self.check_destination_free(&new.cluster, &new.topic, None)?;
+        let now = now_ms();
+        let tags: BTreeSet<String> = new.tags.into_iter().collect();
+        let stream = Stream {
+            name: new.name,
+            owner,
+            cluster: new.cluster,
+            topic: new.topic,
+            title: new.title,
+            description: new.description,
+            tags: tags.into_iter().collect(),
+            value_schema: new.value_schema,
+            created_at_ms: now,
+            updated_at_ms: now,
+        };
+        self.commit(Commit {
+            changes: vec![Change::Stream(stream.clone())],
+            api_keys: vec![],
+        })
+        .await?;
+        Ok(stream)
+    }
+
+    pub fn get_stream(&self, name: &StreamName) -> Result<Stream, CatalogError> {
+        self.store
+            .get_stream(name)?
+            .ok_or_else(|| CatalogError::StreamNotFound(name.to_string()))
+    }
+
+    pub fn list_streams(&self) -> Result<Vec<Stream>, CatalogError> {
+        Ok(self.store.list_streams()?)
+    }
+
+    // ---- contracts ----
+
+    /// A live contract already writing into (cluster, topic) makes it taken:
+    /// two mirrors into one topic would interleave, and resuming from the
+    /// destination's tail would read the other's position.
+    fn check_destination_free(
+        &self,
+        cluster: &ClusterName,
+        topic: &TopicName,
+        except: Option<&str>,
+    ) -> Result<(), CatalogError> {
+        let taken = self.store.list_contracts()?.into_iter().find(|c| {
+            c.state.is_live()
+                && Some(c.id.as_str()) != except
+                && &c.destination.cluster == cluster
+                && &c.destination.topic == topic
+        });
+        match taken {
+            Some(c) => Err(CatalogError::DestinationInUse {
+                cluster: cluster.to_string(),
+                topic: topic.to_string(),
+                used_by: format!("contract {}", c.id),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    pub async fn request_contract(
+        &self,
+        actor: &Principal,
+        new: NewContract,
+    ) -> Result<Contract, CatalogError> {
+        let consumer = Self::require_member(actor, "request contracts")?.clone();
+        check_text("purpose", &new.purpose, true)?;
+        self.require_cluster("destination.cluster", &new.destination.cluster)?;
+
+        let _guard = self.write_lock.lock().await;
+        let stream = self.get_stream(&new.stream)?;
+        if let Some(source) = self.store.list_streams()?.into_iter().find(|s| {
+            s.cluster == new.destination.cluster && s.topic == new.destination.topic
+        }) {
+            return Err(CatalogError::DestinationInUse {
+                cluster: new.destination.cluster.to_string(),
+                topic: new.destination.topic.to_string(),
+                used_by: format!("stream {}", source.name),
+            });
+        }
+        self.check_destination_free(&new.destination.cluster, &new.destination.topic, None)?;
+        let contract = Contract {
+            id: uuid::Uuid::now_v7().to_string(),
+            stream: stream.name,
+            consumer,
+            purpose: new.purpose,
+            destination: new.destination,
+            state: ContractState::Requested,
+            history: vec![],
+            created_at_ms: now_ms(),
+            link_status: String::new(),
+        };
+        self.commit(Commit {
+            changes: vec![Change::Contract(contract.clone())],
+            api_keys: vec![],
+        })
+        .await?;
+        Ok(contract)
+    }
+
+    pub fn get_contract(&self, id: &str) -> Result<Contract, CatalogError> {
+        self.store
+            .get_contract(id)?
+            .ok_or_else(|| CatalogError::ContractNotFound(id.chars().take(80).collect()))
+    }
+
+    /// All contracts and the revision they are consistent with. Taken under
+    /// the write lock so no commit lands between the two reads.
+    pub async fn list_contracts(&self) -> Result<(Vec<Contract>, u64), CatalogError> {
+        let _guard = self.write_lock.lock().await;
+        Ok((self.store.list_contracts()?, self.store.revision()?))
+    }
+
+    pub async fn transition_contract(
+        &self,
+        actor: &Principal,
+        id: &str,
+        action: ContractAction,
+        reason: String,
+    ) -> Result<Contract, CatalogError> {
+        if action == ContractAction::Activate {
+            return Err(CatalogError::Forbidden(
+                "only the link activates a contract".into(),
+            ));
+        }
+        Self::require_admin(actor, &format!("{} contracts", action.as_str()))?;
+        check_text("reason", &reason, false)?;
+        self.apply(id, action, actor.audit_name(), reason).await
+    }
+
+    async fn apply(
+        &self,
+        id: &str,
+        action: ContractAction,
+        actor: String,
+        reason: String,
+    ) -> Result<Contract, CatalogError> {
+        let _guard = self.write_lock.lock().await;
+        let mut contract = self.get_contract(id)?;
+        contract
+            .apply(action, actor, reason, now_ms())
+            .map_err(|(state, action)| CatalogError::IllegalTransition {
+                id: id.to_string(),
+                state,
+                action,
+            })?;
+        self.commit(Commit {
+            changes: vec![Change::Contract(contract.clone())],
+            api_keys: vec![],
+        })
+        .await?;
+        Ok(contract)
+    }
+
+    /// Records what the link says about a contract. The first `Running` on an
+    /// approved contract makes it active; reports on contracts that no
+    /// longer flow are ignored (the link may be behind the Watch stream).
+    pub async fn report_link_status(
+        &self,
+        id: &str,
+        status: LinkStatus,
+        detail: &str,
+    ) -> Result<Contract, CatalogError> {
+        let text = match status {
+            LinkStatus::Running => "running".to_string(),
+            LinkStatus::Stopped => "stopped".to_string(),
+            LinkStatus::Error => format!("error: {}", detail.chars().take(512).collect::<String>()),
+        };
+        let _guard = self.write_lock.lock().await;
+        let mut contract = self.get_contract(id)?;
+        if !contract.state.is_flowing() {
+            return Ok(contract);
+        }
+        let before = contract.clone();
+        if status == LinkStatus::Running && contract.state == ContractState::Approved {
+            contract
+                .apply(ContractAction::Activate, "service:link".into(), String::new(), now_ms())
+                .map_err(|(state, action)| CatalogError::IllegalTransition {
+                    id: id.to_string(),
+                    state,
+                    action,
+                })?;
+        }
+        contract.link_status = text;
+        if contract == before {
+            return Ok(contract);
+        }
+        self.commit(Commit {
+            changes: vec![Change::Contract(contract.clone())],
+            api_keys: vec![],
+        })
+        .await?;
+        Ok(contract)
+    }
+
+    // ---- watch ----
+
+    /// Every event after `after`, then live events, without gaps or repeats.
+    /// Ends when the catalog shuts down.
+    pub fn watch(
+        self: &Arc<Self>,
+        after: u64,
+    ) -> impl FuturesStream<Item = Result<Event, CatalogError>> + Send + 'static {
+        let mut live = self.events.subscribe();
+        let catalog = self.clone();
+        async_stream::try_stream! {
+            let mut last = after;
+            'outer: loop {
+                // Catch up from the change log: it holds everything committed,
+                // including what was broadcast before we subscribed.
+                loop {
+                    let store = catalog.store.clone();
+                    let page = tokio::task::spawn_blocking(move || store.events_after(last, CATCH_UP_PAGE))
+                        .await
+                        .map_err(|e| CatalogError::Store(crate::store::StoreError::Backend(e.to_string())))??;
+                    if page.is_empty() {
+                        break;
+                    }
+                    for event in page {
+                        last = event.revision;
+                        yield event;
+                    }
+                }
+                loop {
+                    let received = tokio::select! {
+                        _ = catalog.shutdown.cancelled() => break 'outer,
+                        received = live.recv() => received,
+                    };
+                    match received {
+                        Ok(event) if event.revision <= last => continue,
+                        Ok(event) if event.revision == last + 1 => {
+                            last = event.revision;
+                            yield event;
+                        }
+                        // A gap or an overflow: the log has what we missed.
+                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue 'outer,
+                        Err(broadcast::error::RecvError::Closed) => break 'outer,
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

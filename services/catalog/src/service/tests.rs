@@ -1,0 +1,261 @@
+use std::sync::Arc;
+
+use freeport_common::config::{ClusterConfig, Clusters};
+use freeport_common::names::{ClusterName, OrgName, StreamName, TopicName};
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use super::*;
+use crate::store::MemoryStore;
+
+fn clusters() -> Clusters {
+    ["a", "b"]
+        .into_iter()
+        .map(|n| {
+            (
+                ClusterName::parse(n).unwrap(),
+                ClusterConfig {
+                    bootstrap: format!("{n}:9092"),
+                    description: String::new(),
+                },
+            )
+        })
+        .collect()
+}
+
+struct Fixture {
+    catalog: Arc<Catalog>,
+    admin: Principal,
+    owner: Principal,
+    partner: Principal,
+}
+
+async fn fixture() -> Fixture {
+    let catalog = Arc::new(Catalog::new(
+        Arc::new(MemoryStore::default()),
+        clusters(),
+        CancellationToken::new(),
+    ));
+    let (_, admin_key) = catalog.bootstrap_admin_key().await.unwrap().unwrap();
+    assert!(catalog.bootstrap_admin_key().await.unwrap().is_none());
+    let admin = catalog.authenticate(&admin_key).unwrap();
+    let mut members = vec![];
+    for name in ["owner", "partner"] {
+        let org = OrgName::parse(name).unwrap();
+        catalog
+            .create_organization(&admin, org.clone(), OrgKind::Partner, String::new())
+            .await
+            .unwrap();
+        let (_, key) = catalog
+            .create_api_key(&admin, Role::Member, Some(org))
+            .await
+            .unwrap();
+        members.push(catalog.authenticate(&key).unwrap());
+    }
+    let partner = members.pop().unwrap();
+    let owner = members.pop().unwrap();
+    Fixture {
+        catalog,
+        admin,
+        owner,
+        partner,
+    }
+}
+
+fn orders() -> NewStream {
+    NewStream {
+        name: StreamName::parse("orders").unwrap(),
+        cluster: ClusterName::parse("a").unwrap(),
+        topic: TopicName::parse("orders").unwrap(),
+        title: "Orders".into(),
+        description: String::new(),
+        tags: vec!["sales".into(), "sales".into()],
+        value_schema: serde_json::json!({"type": "object"}),
+    }
+}
+
+fn request(topic: &str) -> NewContract {
+    NewContract {
+        stream: StreamName::parse("orders").unwrap(),
+        purpose: "analytics".into(),
+        destination: ClusterDestination {
+            cluster: ClusterName::parse("b").unwrap(),
+            topic: TopicName::parse(topic).unwrap(),
+        },
+    }
+}
+
+#[tokio::test]
+async fn api_keys_are_stored_hashed_and_resolve_to_their_principal() {
+    let f = fixture().await;
+    assert!(matches!(f.owner, Principal::Member { ref org, .. } if org.as_str() == "owner"));
+    assert!(f.admin.is_admin());
+    assert!(matches!(
+        f.catalog.authenticate("fpk_wrong"),
+        Err(CatalogError::Unauthenticated)
+    ));
+    for record in f.catalog.store.list_api_keys().unwrap() {
+        assert_eq!(record.key_sha256.len(), 64);
+        assert!(!record.key_sha256.starts_with("fpk_"));
+    }
+}
+
+#[tokio::test]
+async fn the_contract_lifecycle_records_who_and_refuses_illegal_moves() {
+    let f = fixture().await;
+    let stream = f.catalog.register_stream(&f.owner, orders()).await.unwrap();
+    assert_eq!(stream.tags, vec!["sales"]);
+    let c = f
+        .catalog
+        .request_contract(&f.partner, request("partner.orders"))
+        .await
+        .unwrap();
+    assert_eq!(c.state, ContractState::Requested);
+    assert!(matches!(
+        f.catalog
+            .transition_contract(&f.partner, &c.id, ContractAction::Approve, String::new())
+            .await,
+        Err(CatalogError::Forbidden(_))
+    ));
+    let c = f
+        .catalog
+        .transition_contract(&f.admin, &c.id, ContractAction::Approve, "ok".into())
+        .await
+        .unwrap();
+    assert_eq!(c.state, ContractState::Approved);
+    let c = f
+        .catalog
+        .report_link_status(&c.id, LinkStatus::Running, "")
+        .await
+        .unwrap();
+    assert_eq!(c.state, ContractState::Active);
+    assert_eq!(c.link_status, "running");
+    let c = f
+        .catalog
+        .transition_contract(&f.admin, &c.id, ContractAction::Revoke, "done".into())
+        .await
+        .unwrap();
+    assert_eq!(c.state, ContractState::Revoked);
+    let history: Vec<_> = c.history.iter().map(|t| (t.to, t.actor.as_str())).collect();
+    assert_eq!(history[0].0, ContractState::Approved);
+    assert!(history[0].1.starts_with("admin:key-"));
+    assert_eq!(history[1], (ContractState::Active, "service:link"));
+
+    let revision = f.catalog.store.revision().unwrap();
+    let err = f
+        .catalog
+        .transition_contract(&f.admin, &c.id, ContractAction::Approve, String::new())
+        .await
+        .unwrap_err();
+    assert_eq!(err.to_string(), format!("cannot approve contract {}: it is revoked", c.id));
+    assert_eq!(f.catalog.store.revision().unwrap(), revision, "a refusal wrote something");
+    // A late report from the link does not revive it.
+    let c = f
+        .catalog
+        .report_link_status(&c.id, LinkStatus::Running, "")
+        .await
+        .unwrap();
+    assert_eq!(c.state, ContractState::Revoked);
+}
+
+#[tokio::test]
+async fn destinations_cannot_be_shared_or_point_at_a_source() {
+    let f = fixture().await;
+    f.catalog.register_stream(&f.owner, orders()).await.unwrap();
+    let first = f
+        .catalog
+        .request_contract(&f.partner, request("copy"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        f.catalog.request_contract(&f.partner, request("copy")).await,
+        Err(CatalogError::DestinationInUse { .. })
+    ));
+    let mut into_source = request("orders");
+    into_source.destination.cluster = ClusterName::parse("a").unwrap();
+    assert!(matches!(
+        f.catalog.request_contract(&f.partner, into_source).await,
+        Err(CatalogError::DestinationInUse { .. })
+    ));
+    // Once the first is over, its destination is free again.
+    f.catalog
+        .transition_contract(&f.admin, &first.id, ContractAction::Reject, String::new())
+        .await
+        .unwrap();
+    f.catalog
+        .request_contract(&f.partner, request("copy"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn registration_validates_references_and_uniqueness() {
+    let f = fixture().await;
+    let mut unknown = orders();
+    unknown.cluster = ClusterName::parse("nowhere").unwrap();
+    let err = f.catalog.register_stream(&f.owner, unknown).await.unwrap_err();
+    assert!(err.to_string().contains("unknown cluster \"nowhere\""), "{err}");
+    assert!(matches!(
+        f.catalog.register_stream(&f.admin, orders()).await,
+        Err(CatalogError::Forbidden(_))
+    ));
+    f.catalog.register_stream(&f.owner, orders()).await.unwrap();
+    assert!(matches!(
+        f.catalog.register_stream(&f.owner, orders()).await,
+        Err(CatalogError::AlreadyExists(_))
+    ));
+    let mut same_topic = orders();
+    same_topic.name = StreamName::parse("orders2").unwrap();
+    assert!(matches!(
+        f.catalog.register_stream(&f.owner, same_topic).await,
+        Err(CatalogError::AlreadyExists(_))
+    ));
+}
+
+#[tokio::test]
+async fn watch_resumes_without_gaps_or_repeats() {
+    let f = fixture().await;
+    let start = f.catalog.store.revision().unwrap();
+    let mut watch = Box::pin(f.catalog.watch(start));
+    f.catalog.register_stream(&f.owner, orders()).await.unwrap();
+    let c = f
+        .catalog
+        .request_contract(&f.partner, request("t1"))
+        .await
+        .unwrap();
+    let first = watch.next().await.unwrap().unwrap();
+    assert_eq!(first.revision, start + 1);
+    let second = watch.next().await.unwrap().unwrap();
+    assert!(matches!(&second.change, Change::Contract(x) if x.id == c.id));
+    drop(watch);
+
+    // Changes made while nobody watches are replayed from the log.
+    f.catalog
+        .transition_contract(&f.admin, &c.id, ContractAction::Approve, String::new())
+        .await
+        .unwrap();
+    let mut resumed = Box::pin(f.catalog.watch(second.revision));
+    let third = resumed.next().await.unwrap().unwrap();
+    assert_eq!(third.revision, second.revision + 1);
+    assert!(matches!(&third.change, Change::Contract(x) if x.state == ContractState::Approved));
+    // And live ones follow.
+    f.catalog
+        .transition_contract(&f.admin, &c.id, ContractAction::Revoke, String::new())
+        .await
+        .unwrap();
+    let fourth = resumed.next().await.unwrap().unwrap();
+    assert_eq!(fourth.revision, third.revision + 1);
+}
+
+#[tokio::test]
+async fn watch_ends_on_shutdown() {
+    let shutdown = CancellationToken::new();
+    let catalog = Arc::new(Catalog::new(
+        Arc::new(MemoryStore::default()),
+        clusters(),
+        shutdown.clone(),
+    ));
+    let mut watch = Box::pin(catalog.watch(0));
+    shutdown.cancel();
+    assert!(watch.next().await.is_none());
+}

@@ -1,0 +1,207 @@
+use std::path::PathBuf;
+
+use freeport_common::names::{OrgName, StreamName};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional;
+
+use super::{number, Commit, Store, StoreError};
+use crate::domain::{ApiKeyRecord, Change, Contract, Event, Organization, Stream};
+
+const REVISION_KEY: &[u8] = b"revision";
+
+/// Which tree an entity of a commit goes to.
+#[derive(Clone, Copy)]
+enum Kind {
+    Org,
+    Stream,
+    Contract,
+}
+
+/// sled on local disk. One tree per entity kind, plus the change log keyed by
+/// big-endian revision and a `meta` tree holding the current revision.
+pub struct SledStore {
+    db: sled::Db,
+    orgs: sled::Tree,
+    streams: sled::Tree,
+    contracts: sled::Tree,
+    api_keys: sled::Tree,
+    events: sled::Tree,
+    meta: sled::Tree,
+}
+
+impl std::fmt::Debug for SledStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledStore").finish_non_exhaustive()
+    }
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(backend)
+}
+
+fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        reason: e.to_string(),
+    })
+}
+
+fn decode_revision(bytes: &[u8]) -> Result<u64, StoreError> {
+    let array: [u8; 8] = bytes.try_into().map_err(|_| StoreError::Corrupt {
+        key: "revision".into(),
+        reason: format!("{} bytes instead of 8", bytes.len()),
+    })?;
+    Ok(u64::from_be_bytes(array))
+}
+
+impl SledStore {
+    pub fn open(path: PathBuf) -> Result<SledStore, StoreError> {
+        let db = sled::Config::new().path(&path).open().map_err(|e| {
+            StoreError::Backend(format!("cannot open sled store at {}: {e}", path.display()))
+        })?;
+        let tree = |name: &str| db.open_tree(name).map_err(backend);
+        Ok(SledStore {
+            orgs: tree("orgs")?,
+            streams: tree("streams")?,
+            contracts: tree("contracts")?,
+            api_keys: tree("api_keys")?,
+            events: tree("events")?,
+            meta: tree("meta")?,
+            db,
+        })
+    }
+
+    fn get<T: DeserializeOwned>(tree: &sled::Tree, key: &[u8]) -> Result<Option<T>, StoreError> {
+        tree.get(key)
+            .map_err(backend)?
+            .map(|bytes| decode(key, &bytes))
+            .transpose()
+    }
+
+    fn list<T: DeserializeOwned>(tree: &sled::Tree) -> Result<Vec<T>, StoreError> {
+        tree.iter()
+            .map(|item| {
+                let (key, value) = item.map_err(backend)?;
+                decode(&key, &value)
+            })
+            .collect()
+    }
+}
+
+impl Store for SledStore {
+    fn get_org(&self, name: &OrgName) -> Result<Option<Organization>, StoreError> {
+        Self::get(&self.orgs, name.as_str().as_bytes())
+    }
+
+    fn list_orgs(&self) -> Result<Vec<Organization>, StoreError> {
+        Self::list(&self.orgs)
+    }
+
+    fn get_stream(&self, name: &StreamName) -> Result<Option<Stream>, StoreError> {
+        Self::get(&self.streams, name.as_str().as_bytes())
+    }
+
+    fn list_streams(&self) -> Result<Vec<Stream>, StoreError> {
+        Self::list(&self.streams)
+    }
+
+    fn get_contract(&self, id: &str) -> Result<Option<Contract>, StoreError> {
+        Self::get(&self.contracts, id.as_bytes())
+    }
+
+    fn list_contracts(&self) -> Result<Vec<Contract>, StoreError> {
+        Self::list(&self.contracts)
+    }
+
+    fn get_api_key(&self, key_sha256: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        Self::get(&self.api_keys, key_sha256.as_bytes())
+    }
+
+    fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        Self::list(&self.api_keys)
+    }
+
+    fn revision(&self) -> Result<u64, StoreError> {
+        self.meta
+            .get(REVISION_KEY)
+            .map_err(backend)?
+            .map_or(Ok(0), |bytes| decode_revision(&bytes))
+    }
+
+    fn commit(&self, commit: Commit) -> Result<Vec<Event>, StoreError> {
+        // Encode everything before the transaction so it cannot fail halfway
+        // for a reason that is not storage.
+        let mut entities = Vec::with_capacity(commit.changes.len());
+        for change in &commit.changes {
+            entities.push(match change {
+                Change::Organization(o) => (Kind::Org, o.name.as_str().as_bytes(), encode(o)?),
+                Change::Stream(s) => (Kind::Stream, s.name.as_str().as_bytes(), encode(s)?),
+                Change::Contract(c) => (Kind::Contract, c.id.as_bytes(), encode(c)?),
+            });
+        }
+        let keys = commit
+            .api_keys
+            .iter()
+            .map(|k| Ok((k.key_sha256.as_bytes().to_vec(), encode(k)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+
+        let result = (
+            &self.orgs,
+            &self.streams,
+            &self.contracts,
+            &self.api_keys,
+            &self.events,
+            &self.meta,
+        )
+            .transaction(|(orgs, streams, contracts, api_keys, events, meta)| {
+                let revision = match meta.get(REVISION_KEY)? {
+                    Some(bytes) => decode_revision(&bytes)
+                        .map_err(ConflictableTransactionError::Abort)?,
+                    None => 0,
+                };
+                let numbered = number(revision, commit.changes.clone());
+                for ((kind, key, value), event) in entities.iter().zip(&numbered) {
+                    let tree = match kind {
+                        Kind::Org => orgs,
+                        Kind::Stream => streams,
+                        Kind::Contract => contracts,
+                    };
+                    tree.insert(*key, value.as_slice())?;
+                    let encoded = encode(event).map_err(ConflictableTransactionError::Abort)?;
+                    events.insert(&event.revision.to_be_bytes(), encoded)?;
+                }
+                for (key, value) in &keys {
+                    api_keys.insert(key.as_slice(), value.as_slice())?;
+                }
+                let last = numbered.last().map_or(revision, |e| e.revision);
+                meta.insert(REVISION_KEY, &last.to_be_bytes())?;
+                Ok(numbered)
+            });
+        let events = match result {
+            Ok(events) => events,
+            Err(TransactionError::Abort(e)) => return Err(e),
+            Err(TransactionError::Storage(e)) => return Err(backend(e)),
+        };
+        // Acknowledged means on disk: a crash right after must not lose it.
+        self.db.flush().map_err(backend)?;
+        Ok(events)
+    }
+
+    fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
+        let start = after.saturating_add(1).to_be_bytes();
+        self.events
+            .range(start..)
+            .take(limit)
+            .map(|item| {
+                let (key, value) = item.map_err(backend)?;
+                decode(&key, &value)
+            })
+            .collect()
+    }
+}

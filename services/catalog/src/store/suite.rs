@@ -1,0 +1,154 @@
+//! One behaviour, two stores: every test here runs against both.
+
+use freeport_common::names::{ClusterName, OrgName, StreamName, TopicName};
+
+use super::{Commit, MemoryStore, SledStore, Store};
+use crate::domain::{
+    ApiKeyRecord, Change, ClusterDestination, Contract, ContractState, OrgKind, Organization,
+    Role, Stream,
+};
+
+fn org(name: &str) -> Organization {
+    Organization {
+        name: OrgName::parse(name).unwrap(),
+        kind: OrgKind::Partner,
+        display_name: name.to_uppercase(),
+        created_at_ms: 1,
+    }
+}
+
+fn stream(name: &str) -> Stream {
+    Stream {
+        name: StreamName::parse(name).unwrap(),
+        owner: OrgName::parse("owner").unwrap(),
+        cluster: ClusterName::parse("a").unwrap(),
+        topic: TopicName::parse(name).unwrap(),
+        title: String::new(),
+        description: String::new(),
+        tags: vec!["x".into()],
+        value_schema: serde_json::json!({"type": "object"}),
+        created_at_ms: 1,
+        updated_at_ms: 1,
+    }
+}
+
+fn contract(id: &str, state: ContractState) -> Contract {
+    Contract {
+        id: id.into(),
+        stream: StreamName::parse("orders").unwrap(),
+        consumer: OrgName::parse("partner").unwrap(),
+        purpose: "p".into(),
+        destination: ClusterDestination {
+            cluster: ClusterName::parse("b").unwrap(),
+            topic: TopicName::parse("t").unwrap(),
+        },
+        state,
+        history: vec![],
+        created_at_ms: 1,
+        link_status: String::new(),
+    }
+}
+
+fn commit_assigns_dense_revisions_and_stores_entities(store: &dyn Store) {
+    assert_eq!(store.revision().unwrap(), 0);
+    let events = store
+        .commit(Commit {
+            changes: vec![
+                Change::Organization(org("owner")),
+                Change::Stream(stream("orders")),
+            ],
+            api_keys: vec![ApiKeyRecord {
+                key_id: "k1".into(),
+                key_sha256: "ab".into(),
+                role: Role::Admin,
+                org: None,
+                created_at_ms: 1,
+            }],
+        })
+        .unwrap();
+    assert_eq!(
+        events.iter().map(|e| e.revision).collect::<Vec<_>>(),
+        [1, 2]
+    );
+    let more = store
+        .commit(Commit {
+            changes: vec![Change::Contract(contract("c1", ContractState::Requested))],
+            api_keys: vec![],
+        })
+        .unwrap();
+    assert_eq!(more[0].revision, 3);
+    assert_eq!(store.revision().unwrap(), 3);
+    assert_eq!(
+        store.get_org(&OrgName::parse("owner").unwrap()).unwrap(),
+        Some(org("owner"))
+    );
+    assert_eq!(
+        store.get_stream(&StreamName::parse("orders").unwrap()).unwrap(),
+        Some(stream("orders"))
+    );
+    assert_eq!(store.get_api_key("ab").unwrap().unwrap().key_id, "k1");
+    assert_eq!(store.get_api_key("zz").unwrap(), None);
+    assert_eq!(store.list_contracts().unwrap().len(), 1);
+}
+
+fn updates_replace_and_log_each_version(store: &dyn Store) {
+    store
+        .commit(Commit {
+            changes: vec![Change::Contract(contract("c1", ContractState::Requested))],
+            api_keys: vec![],
+        })
+        .unwrap();
+    store
+        .commit(Commit {
+            changes: vec![Change::Contract(contract("c1", ContractState::Approved))],
+            api_keys: vec![],
+        })
+        .unwrap();
+    assert_eq!(
+        store.get_contract("c1").unwrap().unwrap().state,
+        ContractState::Approved
+    );
+    let log = store.events_after(0, 100).unwrap();
+    assert_eq!(log.len(), 2);
+    assert!(matches!(&log[0].change, Change::Contract(c) if c.state == ContractState::Requested));
+    assert_eq!(store.events_after(1, 100).unwrap(), log[1..]);
+    assert_eq!(store.events_after(2, 100).unwrap(), vec![]);
+    assert_eq!(store.events_after(0, 1).unwrap(), log[..1]);
+}
+
+macro_rules! suite {
+    ($($test:ident),*) => {
+        mod memory {
+            $(#[test] fn $test() { super::$test(&super::MemoryStore::default()); })*
+        }
+        mod sled {
+            $(#[test] fn $test() {
+                let dir = tempfile::tempdir().unwrap();
+                let store = super::SledStore::open(dir.path().join("db")).unwrap();
+                super::$test(&store);
+            })*
+        }
+    };
+}
+
+suite!(
+    commit_assigns_dense_revisions_and_stores_entities,
+    updates_replace_and_log_each_version
+);
+
+#[test]
+fn sled_keeps_everything_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = SledStore::open(dir.path().join("db")).unwrap();
+        store
+            .commit(Commit {
+                changes: vec![Change::Stream(stream("orders"))],
+                api_keys: vec![],
+            })
+            .unwrap();
+    }
+    let store = SledStore::open(dir.path().join("db")).unwrap();
+    assert_eq!(store.revision().unwrap(), 1);
+    assert_eq!(store.list_streams().unwrap(), vec![stream("orders")]);
+}

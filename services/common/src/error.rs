@@ -1,0 +1,200 @@
+//! Stable error codes shared by every Freeport API.
+//!
+//! REST answers use the Kafka REST Proxy body shape
+//! `{"error_code": 40401, "message": "..."}` so existing REST Proxy clients
+//! understand them; gRPC answers carry the same code in the
+//! `freeport-error-code` metadata entry, so the portal can pass a catalog
+//! refusal through unchanged.
+
+use tonic::{Code, Status};
+
+/// gRPC metadata key carrying the numeric [`ErrorCode`].
+pub const ERROR_CODE_METADATA: &str = "freeport-error-code";
+
+/// Every error a caller can be shown. The numbers are public API: never
+/// reuse or renumber one. The first three digits are the HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorCode {
+    /// The body is not well-formed (JSON or YAML syntax).
+    MalformedBody,
+    /// No credentials, or credentials that are not valid.
+    Unauthenticated,
+    /// Valid credentials that do not allow this action.
+    Forbidden,
+    /// No such route.
+    RouteNotFound,
+    /// Kafka REST Proxy's "topic not found".
+    TopicNotFound,
+    /// Kafka REST Proxy's "partition not found".
+    PartitionNotFound,
+    StreamNotFound,
+    ContractNotFound,
+    ClusterNotFound,
+    OrganizationNotFound,
+    /// The entity exists already.
+    AlreadyExists,
+    /// The contract is not in a state that allows this action.
+    IllegalTransition,
+    /// Another live contract already mirrors into the same destination topic.
+    DestinationInUse,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    /// Well-formed input with a field that is missing, unknown or invalid.
+    InvalidField,
+    /// A Kafka REST Proxy request that does not fit the embedded format.
+    InvalidRecords,
+    /// Our fault: logged with context on the server side.
+    Internal,
+    /// The Kafka cluster refused or failed the operation.
+    KafkaError,
+    /// A service this one depends on (the catalog, a cluster) is unreachable.
+    Unavailable,
+}
+
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 20] = [
+        ErrorCode::MalformedBody,
+        ErrorCode::Unauthenticated,
+        ErrorCode::Forbidden,
+        ErrorCode::RouteNotFound,
+        ErrorCode::TopicNotFound,
+        ErrorCode::PartitionNotFound,
+        ErrorCode::StreamNotFound,
+        ErrorCode::ContractNotFound,
+        ErrorCode::ClusterNotFound,
+        ErrorCode::OrganizationNotFound,
+        ErrorCode::AlreadyExists,
+        ErrorCode::IllegalTransition,
+        ErrorCode::DestinationInUse,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::UnsupportedMediaType,
+        ErrorCode::InvalidField,
+        ErrorCode::InvalidRecords,
+        ErrorCode::Internal,
+        ErrorCode::KafkaError,
+        ErrorCode::Unavailable,
+    ];
+
+    /// The number shown to callers as `error_code`.
+    pub const fn code(self) -> u32 {
+        match self {
+            ErrorCode::MalformedBody => 40001,
+            ErrorCode::Unauthenticated => 40101,
+            ErrorCode::Forbidden => 40301,
+            ErrorCode::RouteNotFound => 40400,
+            ErrorCode::TopicNotFound => 40401,
+            ErrorCode::PartitionNotFound => 40402,
+            ErrorCode::StreamNotFound => 40410,
+            ErrorCode::ContractNotFound => 40411,
+            ErrorCode::ClusterNotFound => 40412,
+            ErrorCode::OrganizationNotFound => 40413,
+            ErrorCode::AlreadyExists => 40901,
+            ErrorCode::IllegalTransition => 40902,
+            ErrorCode::DestinationInUse => 40903,
+            ErrorCode::PayloadTooLarge => 41301,
+            ErrorCode::UnsupportedMediaType => 41501,
+            ErrorCode::InvalidField => 42201,
+            ErrorCode::InvalidRecords => 42202,
+            ErrorCode::Internal => 50001,
+            ErrorCode::KafkaError => 50002,
+            ErrorCode::Unavailable => 50301,
+        }
+    }
+
+    pub fn from_code(code: u32) -> Option<ErrorCode> {
+        Self::ALL.into_iter().find(|c| c.code() == code)
+    }
+
+    /// The HTTP status: the first three digits of the code.
+    pub const fn http_status(self) -> u16 {
+        (self.code() / 100) as u16
+    }
+
+    pub const fn grpc_code(self) -> Code {
+        match self {
+            ErrorCode::MalformedBody
+            | ErrorCode::InvalidField
+            | ErrorCode::InvalidRecords
+            | ErrorCode::UnsupportedMediaType => Code::InvalidArgument,
+            ErrorCode::Unauthenticated => Code::Unauthenticated,
+            ErrorCode::Forbidden => Code::PermissionDenied,
+            ErrorCode::RouteNotFound
+            | ErrorCode::TopicNotFound
+            | ErrorCode::PartitionNotFound
+            | ErrorCode::StreamNotFound
+            | ErrorCode::ContractNotFound
+            | ErrorCode::ClusterNotFound
+            | ErrorCode::OrganizationNotFound => Code::NotFound,
+            ErrorCode::AlreadyExists | ErrorCode::DestinationInUse => Code::AlreadyExists,
+            ErrorCode::IllegalTransition => Code::FailedPrecondition,
+            ErrorCode::PayloadTooLarge => Code::ResourceExhausted,
+            ErrorCode::Internal | ErrorCode::KafkaError => Code::Internal,
+            ErrorCode::Unavailable => Code::Unavailable,
+        }
+    }
+
+    /// A gRPC status carrying this code in its metadata.
+    pub fn to_status(self, message: impl Into<String>) -> Status {
+        let mut status = Status::new(self.grpc_code(), message);
+        if let Ok(value) = self.code().to_string().parse() {
+            status.metadata_mut().insert(ERROR_CODE_METADATA, value);
+        }
+        status
+    }
+
+    /// Recovers the code a Freeport service put on a status; statuses from
+    /// the transport itself (connection refused, deadline) map by gRPC code.
+    pub fn from_status(status: &Status) -> ErrorCode {
+        let carried = status
+            .metadata()
+            .get(ERROR_CODE_METADATA)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .and_then(ErrorCode::from_code);
+        carried.unwrap_or(match status.code() {
+            Code::InvalidArgument | Code::OutOfRange => ErrorCode::InvalidField,
+            Code::Unauthenticated => ErrorCode::Unauthenticated,
+            Code::PermissionDenied => ErrorCode::Forbidden,
+            Code::NotFound => ErrorCode::RouteNotFound,
+            Code::AlreadyExists => ErrorCode::AlreadyExists,
+            Code::FailedPrecondition => ErrorCode::IllegalTransition,
+            Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled => ErrorCode::Unavailable,
+            _ => ErrorCode::Internal,
+        })
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.code())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_and_round_trip() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            assert!(seen.insert(code.code()), "duplicate code {}", code.code());
+            assert_eq!(ErrorCode::from_code(code.code()), Some(code));
+            assert!((400..600).contains(&code.http_status()));
+        }
+    }
+
+    #[test]
+    fn code_survives_a_grpc_status() {
+        for code in ErrorCode::ALL {
+            let status = code.to_status("boom");
+            assert_eq!(ErrorCode::from_status(&status), code);
+        }
+    }
+
+    #[test]
+    fn transport_failures_read_as_unavailable() {
+        let status = Status::unavailable("connection refused");
+        assert_eq!(ErrorCode::from_status(&status), ErrorCode::Unavailable);
+    }
+}

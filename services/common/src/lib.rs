@@ -1,0 +1,37 @@
+//! Code every Freeport service shares.
+//!
+//! - [`proto`]: the gRPC types generated from `proto/freeport/**` at build time.
+//! - [`error`]: the one table of stable error codes, mapped to both HTTP
+//!   statuses and gRPC codes, so a caller sees the same code whichever service
+//!   refused it.
+//! - [`names`]: validated names (streams, organizations, clusters, topics),
+//!   parsed once at the edge.
+//! - [`tls`]: mutual TLS between the services, and the development CA that
+//!   `freeport up` generates.
+//! - [`config`]: loading TOML with `FREEPORT_` environment overrides.
+//! - [`telemetry`]: logging set-up.
+
+pub mod config;
+pub mod error;
+pub mod names;
+pub mod telemetry;
+pub mod tls;
+
+/// Generated gRPC types and stubs.
+pub mod proto {
+    pub mod catalog {
+        pub mod v1 {
+            #![allow(clippy::all, clippy::pedantic, missing_docs)]
+            tonic::include_proto!("freeport.catalog.v1");
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch, as every timestamp in the catalog.
+pub fn now_ms() -> i64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

@@ -1,0 +1,238 @@
+//! Mutual TLS between Freeport's services, and the development PKI.
+//!
+//! Every service presents a certificate signed by the hub's CA and accepts
+//! only peers that do the same. [`DevPki::ensure`] creates such a CA and one
+//! certificate per service in a folder, for `freeport up` and for tests; real
+//! deployments bring their own files and point [`TlsFiles`] at them.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose, SanType,
+};
+use serde::Deserialize;
+use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
+
+/// The services that get a certificate from the development CA. The portal's
+/// also serves its HTTPS listener.
+pub const SERVICE_NAMES: [&str; 3] = ["catalog", "link", "portal"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot generate certificates: {0}")]
+    Generate(#[from] rcgen::Error),
+}
+
+/// Where a service finds its own identity and the CA it trusts.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// PEM file of the CA that signs every Freeport service certificate.
+    pub ca: PathBuf,
+    /// PEM file of this service's certificate.
+    pub cert: PathBuf,
+    /// PEM file of this service's private key.
+    pub key: PathBuf,
+}
+
+/// PEM contents loaded from [`TlsFiles`].
+#[derive(Clone)]
+pub struct TlsMaterial {
+    pub ca_pem: Vec<u8>,
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for TlsMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key never prints.
+        f.debug_struct("TlsMaterial").finish_non_exhaustive()
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
+    fs::read(path).map_err(|source| TlsError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+impl TlsFiles {
+    pub fn load(&self) -> Result<TlsMaterial, TlsError> {
+        Ok(TlsMaterial {
+            ca_pem: read(&self.ca)?,
+            cert_pem: read(&self.cert)?,
+            key_pem: read(&self.key)?,
+        })
+    }
+}
+
+impl TlsMaterial {
+    /// Server side of mutual TLS: present our certificate, require a client
+    /// certificate signed by the CA.
+    pub fn server_config(&self) -> ServerTlsConfig {
+        ServerTlsConfig::new()
+            .identity(Identity::from_pem(&self.cert_pem, &self.key_pem))
+            .client_ca_root(Certificate::from_pem(&self.ca_pem))
+    }
+
+    /// Client side of mutual TLS towards a service whose certificate names
+    /// `server_name`.
+    pub fn client_config(&self, server_name: &str) -> ClientTlsConfig {
+        ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(&self.ca_pem))
+            .identity(Identity::from_pem(&self.cert_pem, &self.key_pem))
+            .domain_name(server_name)
+    }
+}
+
+/// A development CA and one certificate per service, kept in a folder:
+/// `ca.pem`, `ca.key`, and `<service>.pem` / `<service>.key`.
+#[derive(Debug, Clone)]
+pub struct DevPki {
+    dir: PathBuf,
+}
+
+impl DevPki {
+    /// Loads the PKI in `dir`, creating it on first use. Never overwrites a
+    /// file that exists, so certificates stay stable across restarts.
+    pub fn ensure(dir: &Path) -> Result<DevPki, TlsError> {
+        let pki = DevPki {
+            dir: dir.to_path_buf(),
+        };
+        let complete = std::iter::once("ca")
+            .chain(SERVICE_NAMES)
+            .all(|name| pki.cert_path(name).exists() && pki.key_path(name).exists());
+        if !complete {
+            pki.generate()?;
+        }
+        Ok(pki)
+    }
+
+    pub fn ca_path(&self) -> PathBuf {
+        self.cert_path("ca")
+    }
+
+    pub fn cert_path(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.pem"))
+    }
+
+    pub fn key_path(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.key"))
+    }
+
+    /// The files a service uses.
+    pub fn files_for(&self, service: &str) -> TlsFiles {
+        TlsFiles {
+            ca: self.ca_path(),
+            cert: self.cert_path(service),
+            key: self.key_path(service),
+        }
+    }
+
+    fn generate(&self) -> Result<(), TlsError> {
+        fs::create_dir_all(&self.dir).map_err(|source| TlsError::Write {
+            path: self.dir.clone(),
+            source,
+        })?;
+        let ca_key = KeyPair::generate()?;
+        let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+        ca_params.distinguished_name = distinguished_name("Freeport development CA");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca_cert = ca_params.self_signed(&ca_key)?;
+        self.write("ca", &ca_cert.pem(), &ca_key.serialize_pem())?;
+
+        for service in SERVICE_NAMES {
+            let key = KeyPair::generate()?;
+            let mut params =
+                CertificateParams::new(vec![service.to_string(), "localhost".to_string()])?;
+            params
+                .subject_alt_names
+                .push(SanType::IpAddress([127, 0, 0, 1].into()));
+            params.distinguished_name = distinguished_name(service);
+            params.key_usages = vec![
+                KeyUsagePurpose::DigitalSignature,
+                KeyUsagePurpose::KeyEncipherment,
+            ];
+            params.extended_key_usages = vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ];
+            let cert = params.signed_by(&key, &ca_cert, &ca_key)?;
+            self.write(service, &cert.pem(), &key.serialize_pem())?;
+        }
+        Ok(())
+    }
+
+    fn write(&self, name: &str, cert_pem: &str, key_pem: &str) -> Result<(), TlsError> {
+        write_file(&self.cert_path(name), cert_pem.as_bytes(), false)?;
+        write_file(&self.key_path(name), key_pem.as_bytes(), true)
+    }
+}
+
+fn distinguished_name(common_name: &str) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::OrganizationName, "Freeport");
+    dn.push(DnType::CommonName, common_name);
+    dn
+}
+
+/// Writes a file; private ones are readable by their owner only.
+pub fn write_file(path: &Path, contents: &[u8], private: bool) -> Result<(), TlsError> {
+    let failed = |source| TlsError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    #[cfg(not(unix))]
+    let _ = private;
+    use std::io::Write;
+    let mut file = options.open(path).map_err(failed)?;
+    file.write_all(contents).map_err(failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_pki_is_created_once_and_then_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = DevPki::ensure(dir.path()).unwrap();
+        let first = fs::read(pki.cert_path("portal")).unwrap();
+        let again = DevPki::ensure(dir.path()).unwrap();
+        assert_eq!(fs::read(again.cert_path("portal")).unwrap(), first);
+        let material = pki.files_for("catalog").load().unwrap();
+        assert!(String::from_utf8_lossy(&material.cert_pem).contains("BEGIN CERTIFICATE"));
+        assert_eq!(format!("{material:?}"), "TlsMaterial { .. }");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(pki.key_path("catalog")).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "private key readable by others");
+        }
+    }
+}
