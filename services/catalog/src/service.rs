@@ -476,8 +476,9 @@ impl Catalog {
     }
 
     /// Records what the link says about a contract. The first `Running` on an
-    /// approved contract makes it active; reports on contracts that no
-    /// longer flow are ignored (the link may be behind the Watch stream).
+    /// approved contract makes it active; `Running` on a contract that no
+    /// longer flows is ignored (the link may be behind the Watch stream),
+    /// while `Stopped` is kept, so callers can see the flow has ended.
     pub async fn report_link_status(
         &self,
         id: &str,
@@ -491,7 +492,8 @@ impl Catalog {
         };
         let _guard = self.write_lock.lock().await;
         let mut contract = self.get_contract(id)?;
-        if !contract.state.is_flowing() {
+        if !contract.state.is_flowing() && status == LinkStatus::Running {
+            // A late report from before the link saw the contract end.
             return Ok(contract);
         }
         let before = contract.clone();

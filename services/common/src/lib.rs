@@ -8,11 +8,13 @@
 //!   parsed once at the edge.
 //! - [`tls`]: mutual TLS between the services, and the development CA that
 //!   `freeport up` generates.
+//! - [`kafka`]: librdkafka client settings and topic helpers.
 //! - [`config`]: loading TOML with `FREEPORT_` environment overrides.
 //! - [`telemetry`]: logging set-up.
 
 pub mod config;
 pub mod error;
+pub mod kafka;
 pub mod names;
 pub mod telemetry;
 pub mod tls;

@@ -156,6 +156,13 @@ async fn the_contract_lifecycle_records_who_and_refuses_illegal_moves() {
         .await
         .unwrap();
     assert_eq!(c.state, ContractState::Revoked);
+    assert_eq!(c.link_status, "running");
+    let c = f
+        .catalog
+        .report_link_status(&c.id, LinkStatus::Stopped, "")
+        .await
+        .unwrap();
+    assert_eq!((c.state, c.link_status.as_str()), (ContractState::Revoked, "stopped"));
 }
 
 #[tokio::test]

@@ -1,0 +1,202 @@
+//! Freeport's link: the replicator.
+//!
+//! - [`plan`]: which mirrors should run, derived from the catalog's contracts.
+//! - [`mirror`]: one mirror, source topic to destination topic, exactly once.
+//! - [`status`]: reports each mirror's state back to the catalog.
+//!
+//! The link never polls: it takes a snapshot of the catalog, then follows
+//! the Watch stream, starting a mirror when a contract is approved and
+//! stopping it when the contract is revoked.
+
+pub mod config;
+pub mod mirror;
+pub mod plan;
+pub mod status;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use freeport_common::config::Clusters;
+use freeport_common::names::ClusterName;
+use freeport_common::proto::catalog::v1 as pb;
+use pb::catalog_service_client::CatalogServiceClient;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Channel, Endpoint};
+
+pub use config::LinkConfig;
+
+use crate::mirror::Mirror;
+use crate::plan::{CatalogView, MirrorSpec};
+use crate::status::StatusReporter;
+
+const RECONNECT_BACKOFF: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Tls(#[from] freeport_common::tls::TlsError),
+    #[error("invalid catalog_url: {0}")]
+    CatalogUrl(#[from] tonic::transport::Error),
+}
+
+/// Opens a mutual-TLS channel to the catalog; connects lazily and
+/// reconnects by itself.
+pub fn catalog_channel(
+    url: &str,
+    tls: &freeport_common::tls::TlsMaterial,
+) -> Result<Channel, tonic::transport::Error> {
+    Ok(Endpoint::from_shared(url.to_string())?
+        .tls_config(tls.client_config("catalog"))?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true)
+        .connect_lazy())
+}
+
+/// Runs the link from its config until `shutdown` fires.
+pub async fn run(
+    config: LinkConfig,
+    clusters: Clusters,
+    shutdown: CancellationToken,
+) -> Result<(), StartError> {
+    let tls = config.tls.load()?;
+    let channel = catalog_channel(&config.catalog_url, &tls)?;
+    Link::new(CatalogServiceClient::new(channel), clusters)
+        .run(shutdown)
+        .await;
+    Ok(())
+}
+
+struct Running {
+    spec: MirrorSpec,
+    cancel: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+pub struct Link {
+    catalog: CatalogServiceClient<Channel>,
+    clusters: Clusters,
+    running: HashMap<String, Running>,
+}
+
+impl Link {
+    pub fn new(catalog: CatalogServiceClient<Channel>, clusters: Clusters) -> Link {
+        Link {
+            catalog,
+            clusters,
+            running: HashMap::new(),
+        }
+    }
+
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        tracing::info!("link started");
+        loop {
+            match self.follow(&shutdown).await {
+                Ok(()) => break,
+                Err(status) => {
+                    tracing::warn!(code = ?status.code(), message = %status.message(), "lost the catalog; reconnecting");
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(RECONNECT_BACKOFF) => {}
+            }
+        }
+        let stopping: Vec<_> = self.running.drain().map(|(_, r)| r).collect();
+        for mirror in &stopping {
+            mirror.cancel.cancel();
+        }
+        for mirror in stopping {
+            let _ = mirror.task.await;
+        }
+        tracing::info!("link stopped");
+    }
+
+    /// Snapshot, then Watch from the snapshot's revision. Returns `Ok` on
+    /// shutdown and the error when the catalog connection is lost.
+    async fn follow(&mut self, shutdown: &CancellationToken) -> Result<(), tonic::Status> {
+        let snapshot = self
+            .catalog
+            .list_contracts(pb::ListContractsRequest {})
+            .await?
+            .into_inner();
+        let streams = self
+            .catalog
+            .list_streams(pb::ListStreamsRequest {})
+            .await?
+            .into_inner();
+        let mut view = CatalogView::default();
+        for stream in streams.streams {
+            view.apply(pb::watch_event::Change::Stream(stream));
+        }
+        for contract in snapshot.contracts {
+            view.apply(pb::watch_event::Change::Contract(contract));
+        }
+        self.reconcile(&view);
+        let mut watch = self
+            .catalog
+            .watch(pb::WatchRequest {
+                after_revision: snapshot.revision,
+            })
+            .await?
+            .into_inner();
+        loop {
+            let event = tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                event = watch.message() => event?,
+            };
+            let Some(event) = event else {
+                return Err(tonic::Status::unavailable("catalog closed the watch stream"));
+            };
+            if let Some(change) = event.change {
+                view.apply(change);
+                self.reconcile(&view);
+            }
+        }
+    }
+
+    /// Starts the mirrors that should run and stops the ones that should not.
+    fn reconcile(&mut self, view: &CatalogView) {
+        let desired = view.desired();
+        self.running.retain(|id, running| {
+            let keep = desired.get(id) == Some(&running.spec);
+            if !keep {
+                tracing::info!(contract = %id, "stopping mirror");
+                running.cancel.cancel();
+            }
+            keep
+        });
+        for (id, spec) in desired {
+            if self.running.contains_key(&id) {
+                continue;
+            }
+            let status = StatusReporter::new(self.catalog.clone(), id.clone());
+            let (Some(source), Some(destination)) = (
+                self.cluster(&spec.source_cluster),
+                self.cluster(&spec.destination_cluster),
+            ) else {
+                let missing = format!(
+                    "cluster {:?} or {:?} is not configured on this link",
+                    spec.source_cluster, spec.destination_cluster
+                );
+                tracing::warn!(contract = %id, "{missing}");
+                tokio::spawn(async move { status.error(&missing).await });
+                continue;
+            };
+            tracing::info!(contract = %id, "starting mirror");
+            let cancel = CancellationToken::new();
+            let mirror = Mirror {
+                spec: spec.clone(),
+                source,
+                destination,
+            };
+            let task = tokio::spawn(mirror.run(status, cancel.clone()));
+            self.running.insert(id, Running { spec, cancel, task });
+        }
+    }
+
+    fn cluster(&self, name: &str) -> Option<freeport_common::config::ClusterConfig> {
+        let name = ClusterName::parse(name).ok()?;
+        self.clusters.get(&name).cloned()
+    }
+}

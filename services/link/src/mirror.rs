@@ -1,0 +1,326 @@
+//! One mirror: copies a contract's source topic to its destination topic.
+//!
+//! Exactly once without broker transactions: every record written carries
+//! provenance headers naming its source partition and offset. On start the
+//! mirror reads the tail of each destination partition and resumes the
+//! source right after the last offset that arrived. The destination producer
+//! is idempotent, so within one run nothing is duplicated or reordered, and
+//! anything a crash left unacknowledged is either in the tail (and skipped)
+//! or not (and copied again).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use freeport_common::config::ClusterConfig;
+use freeport_common::kafka::{client_config, ensure_topic, partition_count, METADATA_TIMEOUT};
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::plan::MirrorSpec;
+use crate::status::StatusReporter;
+
+pub const HEADER_SOURCE_CLUSTER: &str = "freeport.source.cluster";
+pub const HEADER_SOURCE_TOPIC: &str = "freeport.source.topic";
+pub const HEADER_SOURCE_PARTITION: &str = "freeport.source.partition";
+pub const HEADER_SOURCE_OFFSET: &str = "freeport.source.offset";
+pub const HEADER_CONTRACT: &str = "freeport.contract";
+
+/// Records produced but not yet acknowledged; bounds memory when the
+/// destination is slower than the source.
+const MAX_IN_FLIGHT: usize = 10_000;
+/// How long stopping may wait for records in flight.
+const STOP_FLUSH: Duration = Duration::from_secs(1);
+/// Reading a destination tail ends after this long without a record.
+const TAIL_IDLE: Duration = Duration::from_millis(1500);
+const TAIL_DEADLINE: Duration = Duration::from_secs(20);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum MirrorError {
+    #[error("cluster {0:?} is not configured on this link")]
+    UnknownCluster(String),
+    #[error("source topic {0:?} does not exist")]
+    SourceTopicMissing(String),
+    #[error(
+        "destination topic {topic:?} has {destination} partitions, fewer than the source's {source_count}"
+    )]
+    PartitionMismatch {
+        topic: String,
+        destination: usize,
+        source_count: usize,
+    },
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+}
+
+pub struct Mirror {
+    pub spec: MirrorSpec,
+    pub source: ClusterConfig,
+    pub destination: ClusterConfig,
+}
+
+impl Mirror {
+    /// Mirrors until `cancel` fires, restarting with backoff after failures.
+    /// Each restart resumes from the destination's tail.
+    pub async fn run(self, status: StatusReporter, cancel: CancellationToken) {
+        let mut backoff = Duration::from_millis(250);
+        loop {
+            let started = Instant::now();
+            match self.run_once(&status, &cancel).await {
+                Ok(()) => {
+                    status.stopped().await;
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(contract = %self.spec.contract_id, error = %e, "mirror failed; retrying");
+                    status.error(&e.to_string()).await;
+                }
+            }
+            if started.elapsed() > MAX_BACKOFF {
+                backoff = Duration::from_millis(250);
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => {
+                    status.stopped().await;
+                    return;
+                }
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    async fn run_once(
+        &self,
+        status: &StatusReporter,
+        cancel: &CancellationToken,
+    ) -> Result<(), MirrorError> {
+        let spec = &self.spec;
+        let partitions = partition_count(&self.source, &spec.source_topic)
+            .await?
+            .ok_or_else(|| MirrorError::SourceTopicMissing(spec.source_topic.clone()))?;
+        let destination_partitions =
+            ensure_topic(&self.destination, &spec.destination_topic, partitions).await?;
+        if destination_partitions < partitions {
+            return Err(MirrorError::PartitionMismatch {
+                topic: spec.destination_topic.clone(),
+                destination: destination_partitions,
+                source_count: partitions,
+            });
+        }
+        let resume = resume_positions(
+            &self.destination,
+            &spec.destination_topic,
+            &spec.contract_id,
+            destination_partitions,
+        )
+        .await?;
+
+        let consumer: StreamConsumer = client_config(&self.source, "freeport-link")
+            .set("group.id", format!("freeport-link.{}", spec.contract_id))
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_committed")
+            .set("auto.offset.reset", "earliest")
+            .set("fetch.wait.max.ms", "50")
+            .create()?;
+        let mut assignment = TopicPartitionList::new();
+        for partition in 0..i32::try_from(partitions).unwrap_or(i32::MAX) {
+            let offset = resume
+                .get(&partition)
+                .map_or(Offset::Beginning, |&next| Offset::Offset(next));
+            assignment.add_partition_offset(&spec.source_topic, partition, offset)?;
+        }
+        consumer.assign(&assignment)?;
+        tracing::info!(
+            contract = %spec.contract_id,
+            source = %format!("{}/{}", spec.source_cluster, spec.source_topic),
+            destination = %format!("{}/{}", spec.destination_cluster, spec.destination_topic),
+            ?resume,
+            "mirror running"
+        );
+
+        let producer: FutureProducer = client_config(&self.destination, "freeport-link")
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "5")
+            .set("message.timeout.ms", "30000")
+            .create()?;
+        status.running().await;
+
+        let (in_flight, mut acknowledged) = mpsc::channel::<DeliveryFuture>(MAX_IN_FLIGHT);
+        let mut deliveries = tokio::spawn(async move {
+            while let Some(delivery) = acknowledged.recv().await {
+                match delivery.await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err((e, _))) => return Err(e),
+                    Err(_) => return Err(KafkaError::Canceled),
+                }
+            }
+            Ok(())
+        });
+
+        let result = loop {
+            tokio::select! {
+                _ = cancel.cancelled() => break Ok(()),
+                delivered = &mut deliveries => {
+                    // The delivery task only ends early on a failed delivery.
+                    break Err(match delivered {
+                        Ok(Err(e)) => MirrorError::Kafka(e),
+                        _ => MirrorError::Kafka(KafkaError::Canceled),
+                    });
+                }
+                message = consumer.recv() => {
+                    let message = message?;
+                    let delivery = self.forward(&producer, &message).await?;
+                    if in_flight.send(delivery).await.is_err() {
+                        continue; // the delivery task failed; the next turn reports it
+                    }
+                }
+            }
+        };
+        drop(in_flight);
+        let flushing = producer.clone();
+        let _ = tokio::task::spawn_blocking(move || flushing.flush(STOP_FLUSH)).await;
+        if result.is_ok() {
+            match tokio::time::timeout(STOP_FLUSH, &mut deliveries).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => tracing::warn!(contract = %spec.contract_id, error = %e, "delivery failed while stopping"),
+                _ => tracing::warn!(contract = %spec.contract_id, "records still in flight when the mirror stopped"),
+            }
+        }
+        deliveries.abort();
+        result
+    }
+
+    /// Queues one record for the destination: same partition, key, value,
+    /// headers and timestamp, plus provenance.
+    async fn forward(
+        &self,
+        producer: &FutureProducer,
+        message: &BorrowedMessage<'_>,
+    ) -> Result<DeliveryFuture, MirrorError> {
+        let spec = &self.spec;
+        let mut headers = OwnedHeaders::new();
+        if let Some(original) = message.headers() {
+            for header in original.iter() {
+                headers = headers.insert(header);
+            }
+        }
+        let partition = message.partition().to_string();
+        let offset = message.offset().to_string();
+        for (key, value) in [
+            (HEADER_SOURCE_CLUSTER, spec.source_cluster.as_str()),
+            (HEADER_SOURCE_TOPIC, spec.source_topic.as_str()),
+            (HEADER_SOURCE_PARTITION, partition.as_str()),
+            (HEADER_SOURCE_OFFSET, offset.as_str()),
+            (HEADER_CONTRACT, spec.contract_id.as_str()),
+        ] {
+            headers = headers.insert(Header {
+                key,
+                value: Some(value),
+            });
+        }
+        loop {
+            let mut record = FutureRecord::<[u8], [u8]>::to(&spec.destination_topic)
+                .partition(message.partition())
+                .headers(headers.clone());
+            if let Some(key) = message.key() {
+                record = record.key(key);
+            }
+            if let Some(payload) = message.payload() {
+                record = record.payload(payload);
+            }
+            if let Some(ms) = message.timestamp().to_millis() {
+                record = record.timestamp(ms);
+            }
+            match producer.send_result(record) {
+                Ok(delivery) => return Ok(delivery),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err((e, _)) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+/// For each destination partition, the next source offset to copy: one past
+/// the last source offset this contract wrote there.
+///
+/// Reads from just before the reported end and on until each partition
+/// reports its end or nothing arrives for a while, because some brokers
+/// report an end offset inside the last batch rather than after it.
+pub async fn resume_positions(
+    destination: &ClusterConfig,
+    topic: &str,
+    contract_id: &str,
+    partitions: usize,
+) -> Result<HashMap<i32, i64>, MirrorError> {
+    let consumer: BaseConsumer = client_config(destination, "freeport-link-resume")
+        .set("group.id", format!("freeport-link-resume.{contract_id}"))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("fetch.wait.max.ms", "50")
+        .create()?;
+    let topic = topic.to_string();
+    let contract_id = contract_id.to_string();
+    tokio::task::spawn_blocking(move || {
+        let mut assignment = TopicPartitionList::new();
+        let mut pending = 0;
+        for partition in 0..i32::try_from(partitions).unwrap_or(i32::MAX) {
+            let (low, high) = consumer.fetch_watermarks(&topic, partition, METADATA_TIMEOUT)?;
+            if high > low {
+                assignment.add_partition_offset(&topic, partition, Offset::Offset((high - 1).max(low)))?;
+                pending += 1;
+            }
+        }
+        let mut positions = HashMap::new();
+        if pending == 0 {
+            return Ok(positions);
+        }
+        consumer.assign(&assignment)?;
+        let deadline = Instant::now() + TAIL_DEADLINE;
+        let mut last_record = Instant::now();
+        while pending > 0 && last_record.elapsed() < TAIL_IDLE && Instant::now() < deadline {
+            match consumer.poll(Duration::from_millis(100)) {
+                None => {}
+                Some(Err(KafkaError::PartitionEOF(_))) => pending -= 1,
+                Some(Err(e)) => return Err(e.into()),
+                Some(Ok(message)) => {
+                    last_record = Instant::now();
+                    if let Some(offset) = provenance_offset(&message, &contract_id) {
+                        let next = positions.entry(message.partition()).or_insert(0);
+                        *next = (*next).max(offset + 1);
+                    }
+                }
+            }
+        }
+        Ok(positions)
+    })
+    .await
+    .map_err(|_| MirrorError::Kafka(KafkaError::Canceled))?
+}
+
+/// The source offset a mirrored record came from, if `contract_id` wrote it.
+fn provenance_offset(message: &BorrowedMessage<'_>, contract_id: &str) -> Option<i64> {
+    let headers = message.headers()?;
+    // The mirror appends its headers last; a record mirrored twice carries
+    // the earlier hop's too, so read from the end.
+    let mut contract = None;
+    let mut offset = None;
+    for header in headers.iter().collect::<Vec<_>>().into_iter().rev() {
+        match header.key {
+            HEADER_CONTRACT if contract.is_none() => contract = header.value,
+            HEADER_SOURCE_OFFSET if offset.is_none() => offset = header.value,
+            _ => {}
+        }
+    }
+    if contract? != contract_id.as_bytes() {
+        return None;
+    }
+    std::str::from_utf8(offset?).ok()?.parse().ok()
+}

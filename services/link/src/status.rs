@@ -1,0 +1,44 @@
+//! Tells the catalog what a mirror is doing.
+
+use freeport_common::proto::catalog::v1 as pb;
+use pb::catalog_service_client::CatalogServiceClient;
+use tonic::transport::Channel;
+
+#[derive(Clone)]
+pub struct StatusReporter {
+    client: CatalogServiceClient<Channel>,
+    contract_id: String,
+}
+
+impl StatusReporter {
+    pub fn new(client: CatalogServiceClient<Channel>, contract_id: String) -> StatusReporter {
+        StatusReporter {
+            client,
+            contract_id,
+        }
+    }
+
+    pub async fn running(&self) {
+        self.report(pb::LinkStatus::Running, "").await;
+    }
+
+    pub async fn stopped(&self) {
+        self.report(pb::LinkStatus::Stopped, "").await;
+    }
+
+    pub async fn error(&self, detail: &str) {
+        self.report(pb::LinkStatus::Error, detail).await;
+    }
+
+    async fn report(&self, status: pb::LinkStatus, detail: &str) {
+        let request = pb::ReportLinkStatusRequest {
+            contract_id: self.contract_id.clone(),
+            status: status.into(),
+            detail: detail.to_string(),
+        };
+        if let Err(e) = self.client.clone().report_link_status(request).await {
+            // The mirror goes on; the next report carries the truth.
+            tracing::warn!(contract = %self.contract_id, error = %e.message(), "cannot report link status");
+        }
+    }
+}
