@@ -23,6 +23,8 @@ pub enum ErrorCode {
     Forbidden,
     /// No such route.
     RouteNotFound,
+    /// The route exists but not for this HTTP method.
+    MethodNotAllowed,
     /// Kafka REST Proxy's "topic not found".
     TopicNotFound,
     /// Kafka REST Proxy's "partition not found".
@@ -52,13 +54,14 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 20] = [
+    pub const ALL: [ErrorCode; 21] = [
         ErrorCode::MalformedBody,
         ErrorCode::Unauthenticated,
         ErrorCode::Forbidden,
         ErrorCode::RouteNotFound,
         ErrorCode::TopicNotFound,
         ErrorCode::PartitionNotFound,
+        ErrorCode::MethodNotAllowed,
         ErrorCode::StreamNotFound,
         ErrorCode::ContractNotFound,
         ErrorCode::ClusterNotFound,
@@ -88,6 +91,7 @@ impl ErrorCode {
             ErrorCode::ContractNotFound => 40411,
             ErrorCode::ClusterNotFound => 40412,
             ErrorCode::OrganizationNotFound => 40413,
+            ErrorCode::MethodNotAllowed => 40501,
             ErrorCode::AlreadyExists => 40901,
             ErrorCode::IllegalTransition => 40902,
             ErrorCode::DestinationInUse => 40903,
@@ -128,6 +132,7 @@ impl ErrorCode {
             ErrorCode::AlreadyExists | ErrorCode::DestinationInUse => Code::AlreadyExists,
             ErrorCode::IllegalTransition => Code::FailedPrecondition,
             ErrorCode::PayloadTooLarge => Code::ResourceExhausted,
+            ErrorCode::MethodNotAllowed => Code::Unimplemented,
             ErrorCode::Internal | ErrorCode::KafkaError => Code::Internal,
             ErrorCode::Unavailable => Code::Unavailable,
         }

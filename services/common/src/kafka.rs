@@ -3,6 +3,8 @@
 //! librdkafka's calls for metadata and watermarks block, so the async
 //! helpers here run them on the blocking pool.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -16,6 +18,27 @@ use crate::config::ClusterConfig;
 
 /// How long a metadata or admin call may take before it counts as failed.
 pub const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Creates a topic with a partition count on a cluster that cannot do it
+/// through the Kafka protocol: librdkafka's in-process mock clusters, used by
+/// `freeport up`, have no CreateTopics.
+pub type TopicCreator = Arc<dyn Fn(&str, i32) -> Result<(), String> + Send + Sync>;
+
+fn topic_creators() -> &'static Mutex<HashMap<String, TopicCreator>> {
+    static CREATORS: OnceLock<Mutex<HashMap<String, TopicCreator>>> = OnceLock::new();
+    CREATORS.get_or_init(Default::default)
+}
+
+/// Routes [`ensure_topic`] for the cluster at `bootstrap` to `creator`.
+pub fn register_topic_creator(bootstrap: &str, creator: TopicCreator) {
+    if let Ok(mut creators) = topic_creators().lock() {
+        creators.insert(bootstrap.to_string(), creator);
+    }
+}
+
+fn topic_creator(bootstrap: &str) -> Option<TopicCreator> {
+    topic_creators().lock().ok()?.get(bootstrap).cloned()
+}
 
 /// Settings every client of `cluster` gets.
 pub fn client_config(cluster: &ClusterConfig, client_id: &str) -> ClientConfig {
@@ -78,9 +101,20 @@ pub async fn ensure_topic(
     if let Some(existing) = partition_count(cluster, topic).await? {
         return Ok(existing);
     }
+    let count = i32::try_from(partitions).unwrap_or(i32::MAX);
+    if let Some(creator) = topic_creator(&cluster.bootstrap) {
+        let name = topic.to_string();
+        blocking(move || {
+            creator(&name, count).map_err(|e| {
+                tracing::warn!(topic = %name, error = %e, "topic creation failed");
+                KafkaError::AdminOp(Code::Fail)
+            })
+        })
+        .await?;
+        return Ok(partitions);
+    }
     let admin: AdminClient<DefaultClientContext> =
         client_config(cluster, "freeport-admin").create()?;
-    let count = i32::try_from(partitions).unwrap_or(i32::MAX);
     let new_topic = NewTopic::new(topic, count, TopicReplication::Fixed(1));
     let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
     for result in admin.create_topics([&new_topic], &options).await? {

@@ -98,6 +98,19 @@ impl TlsMaterial {
     }
 }
 
+/// A lazily connecting mutual-TLS channel to the catalog at `url`
+/// (`https://host:port`); it reconnects by itself.
+pub fn catalog_channel(
+    url: &str,
+    tls: &TlsMaterial,
+) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    Ok(tonic::transport::Endpoint::from_shared(url.to_string())?
+        .tls_config(tls.client_config("catalog"))?
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .tcp_nodelay(true)
+        .connect_lazy())
+}
+
 /// A development CA and one certificate per service, kept in a folder:
 /// `ca.pem`, `ca.key`, and `<service>.pem` / `<service>.key`.
 #[derive(Debug, Clone)]

@@ -22,7 +22,7 @@ use freeport_common::proto::catalog::v1 as pb;
 use pb::catalog_service_client::CatalogServiceClient;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 pub use config::LinkConfig;
 
@@ -40,19 +40,6 @@ pub enum StartError {
     CatalogUrl(#[from] tonic::transport::Error),
 }
 
-/// Opens a mutual-TLS channel to the catalog; connects lazily and
-/// reconnects by itself.
-pub fn catalog_channel(
-    url: &str,
-    tls: &freeport_common::tls::TlsMaterial,
-) -> Result<Channel, tonic::transport::Error> {
-    Ok(Endpoint::from_shared(url.to_string())?
-        .tls_config(tls.client_config("catalog"))?
-        .connect_timeout(Duration::from_secs(5))
-        .tcp_nodelay(true)
-        .connect_lazy())
-}
-
 /// Runs the link from its config until `shutdown` fires.
 pub async fn run(
     config: LinkConfig,
@@ -60,7 +47,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), StartError> {
     let tls = config.tls.load()?;
-    let channel = catalog_channel(&config.catalog_url, &tls)?;
+    let channel = freeport_common::tls::catalog_channel(&config.catalog_url, &tls)?;
     Link::new(CatalogServiceClient::new(channel), clusters)
         .run(shutdown)
         .await;

@@ -1,0 +1,165 @@
+//! The `freeport` command. Parses arguments, loads configuration and hands
+//! over to a service's `run`; `up` runs all three in one process.
+
+mod topic;
+mod up;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use freeport_common::config::{self, Clusters};
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "freeport", version, about = "Freeport: a streaming data-exchange hub")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the catalog service (gRPC over mutual TLS).
+    Catalog(ConfigArg),
+    /// Run the link service (the replicator).
+    Link(ConfigArg),
+    /// Run the portal service (REST, AsyncAPI, REST Proxy data plane).
+    Portal(ConfigArg),
+    /// Run all three services in one process for development, on embedded defaults.
+    Up(up::UpArgs),
+    /// Create the catalog's first admin API key and print it (once).
+    BootstrapAdmin(ConfigArg),
+    /// Certificate tooling.
+    Certs {
+        #[command(subcommand)]
+        command: CertsCommand,
+    },
+    /// Kafka topic tools.
+    Topic {
+        #[command(subcommand)]
+        command: topic::TopicCommand,
+    },
+}
+
+#[derive(clap::Args)]
+struct ConfigArg {
+    /// The configuration file (TOML); `FREEPORT_` environment variables override it.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum CertsCommand {
+    /// Create a development CA and a certificate for each service in DIR
+    /// (kept if they exist).
+    Dev {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+}
+
+/// The configuration file: one format for every service.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default)]
+    clusters: Clusters,
+    catalog: Option<freeport_catalog::CatalogConfig>,
+    link: Option<freeport_link::LinkConfig>,
+    portal: Option<freeport_portal::PortalConfig>,
+}
+
+impl FileConfig {
+    fn load(arg: &ConfigArg) -> anyhow::Result<FileConfig> {
+        Ok(config::load(arg.config.as_deref(), &config::process_env())?)
+    }
+}
+
+fn section<T>(value: Option<T>, name: &str) -> anyhow::Result<T> {
+    value.with_context(|| format!("the configuration has no [{name}] section"))
+}
+
+/// Fires on Ctrl-C or SIGTERM.
+fn shutdown_on_signal() -> CancellationToken {
+    let token = CancellationToken::new();
+    let fire = token.clone();
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let Ok(mut term) = signal(SignalKind::terminate()) else {
+                let _ = tokio::signal::ctrl_c().await;
+                fire.cancel();
+                return;
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
+        fire.cancel();
+    });
+    token
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("freeport: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
+    freeport_common::telemetry::init();
+    // One process-wide TLS provider for every rustls user (tonic, HTTPS).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Catalog(arg) => {
+            let config = FileConfig::load(&arg)?;
+            let catalog = section(config.catalog, "catalog")?;
+            freeport_catalog::run(catalog, config.clusters, shutdown_on_signal()).await?;
+        }
+        Command::Link(arg) => {
+            let config = FileConfig::load(&arg)?;
+            let link = section(config.link, "link")?;
+            freeport_link::run(link, config.clusters, shutdown_on_signal()).await?;
+        }
+        Command::Portal(arg) => {
+            let config = FileConfig::load(&arg)?;
+            let portal = section(config.portal, "portal")?;
+            freeport_portal::run(portal, config.clusters, shutdown_on_signal()).await?;
+        }
+        Command::Up(args) => up::run(args, shutdown_on_signal()).await?,
+        Command::BootstrapAdmin(arg) => {
+            let config = FileConfig::load(&arg)?;
+            let catalog_config = section(config.catalog, "catalog")?;
+            let catalog =
+                freeport_catalog::open(&catalog_config, config.clusters, CancellationToken::new())?;
+            match catalog.bootstrap_admin_key().await? {
+                Some((key_id, api_key)) => {
+                    println!("{}", serde_json::json!({"key_id": key_id, "api_key": api_key}));
+                }
+                None => anyhow::bail!("the catalog has an admin key already; ask an admin for a new one"),
+            }
+        }
+        Command::Certs {
+            command: CertsCommand::Dev { dir },
+        } => {
+            let pki = freeport_common::tls::DevPki::ensure(&dir)?;
+            println!("development CA and service certificates in {}", dir.display());
+            println!("  CA: {}", pki.ca_path().display());
+        }
+        Command::Topic { command } => topic::run(command).await?,
+    }
+    Ok(())
+}

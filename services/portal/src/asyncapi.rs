@@ -1,0 +1,140 @@
+//! AsyncAPI 3.0 documents generated from the catalog.
+
+use freeport_common::config::ClusterConfig;
+use freeport_common::proto::catalog::v1 as pb;
+use serde_json::{json, Map, Value};
+
+/// Version of the Kafka bindings we emit.
+const KAFKA_BINDING_VERSION: &str = "0.5.0";
+
+/// AsyncAPI component keys allow only `[A-Za-z0-9_.-]`, server keys only
+/// `[A-Za-z0-9_-]`.
+fn key(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
+        .collect()
+}
+
+/// The first bootstrap server: AsyncAPI's `host` names one.
+fn host(cluster: &ClusterConfig) -> String {
+    cluster
+        .bootstrap
+        .split(',')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// A document describing one stream: the cluster that serves it, its
+/// channel (the topic), the receive operation and the message with its
+/// payload schema and Kafka bindings.
+pub fn stream_document(stream: &pb::Stream, cluster: &ClusterConfig, partitions: Option<usize>) -> Value {
+    let server = key(&stream.cluster);
+    let channel = key(&stream.name);
+    let message = format!("{}Record", key(&stream.name));
+    let payload: Value = serde_json::from_str(&stream.value_schema_json).unwrap_or_else(|_| json!({}));
+    let mut info = Map::new();
+    info.insert(
+        "title".into(),
+        json!(if stream.title.is_empty() { &stream.name } else { &stream.title }),
+    );
+    info.insert("version".into(), json!("1.0.0"));
+    if !stream.description.is_empty() {
+        info.insert("description".into(), json!(stream.description));
+    }
+    if !stream.tags.is_empty() {
+        info.insert(
+            "tags".into(),
+            Value::Array(stream.tags.iter().map(|t| json!({"name": t})).collect()),
+        );
+    }
+    info.insert("x-freeport-owner".into(), json!(stream.owner));
+
+    let mut channel_binding = Map::new();
+    channel_binding.insert("topic".into(), json!(stream.topic));
+    if let Some(p) = partitions {
+        channel_binding.insert("partitions".into(), json!(p));
+    }
+    channel_binding.insert("bindingVersion".into(), json!(KAFKA_BINDING_VERSION));
+
+    json!({
+        "asyncapi": "3.0.0",
+        "id": format!("urn:freeport:stream:{}", stream.name),
+        "info": info,
+        "defaultContentType": "application/json",
+        "servers": {
+            server.clone(): {
+                "host": host(cluster),
+                "protocol": "kafka",
+                "description": if cluster.description.is_empty() {
+                    format!("Kafka cluster {}", stream.cluster)
+                } else {
+                    cluster.description.clone()
+                },
+                "bindings": {"kafka": {"bindingVersion": KAFKA_BINDING_VERSION}},
+            }
+        },
+        "channels": {
+            channel.clone(): {
+                "address": stream.topic,
+                "title": stream.name,
+                "servers": [{"$ref": format!("#/servers/{server}")}],
+                "messages": {
+                    message.clone(): {"$ref": format!("#/components/messages/{message}")}
+                },
+                "bindings": {"kafka": channel_binding},
+            }
+        },
+        "operations": {
+            format!("receive_{channel}"): {
+                "action": "receive",
+                "title": format!("Receive {}", stream.name),
+                "channel": {"$ref": format!("#/channels/{channel}")},
+                "messages": [{"$ref": format!("#/channels/{channel}/messages/{message}")}],
+                "bindings": {"kafka": {"bindingVersion": KAFKA_BINDING_VERSION}},
+            }
+        },
+        "components": {
+            "messages": {
+                message.clone(): {
+                    "name": message,
+                    "contentType": "application/json",
+                    "payload": payload,
+                    "bindings": {"kafka": {
+                        "key": {"type": "string"},
+                        "bindingVersion": KAFKA_BINDING_VERSION,
+                    }},
+                }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_made_safe_and_the_first_bootstrap_is_the_host() {
+        let stream = pb::Stream {
+            name: "b2b.orders".into(),
+            cluster: "eu.main".into(),
+            topic: "orders".into(),
+            value_schema_json: r#"{"type":"object"}"#.into(),
+            ..Default::default()
+        };
+        let cluster = ClusterConfig {
+            bootstrap: "k1:9092, k2:9092".into(),
+            description: String::new(),
+        };
+        let doc = stream_document(&stream, &cluster, Some(3));
+        assert_eq!(doc["servers"]["eu_main"]["host"], "k1:9092");
+        assert_eq!(doc["channels"]["b2b_orders"]["address"], "orders");
+        assert_eq!(doc["channels"]["b2b_orders"]["bindings"]["kafka"]["partitions"], 3);
+        assert_eq!(
+            doc["components"]["messages"]["b2b_ordersRecord"]["payload"]["type"],
+            "object"
+        );
+    }
+}

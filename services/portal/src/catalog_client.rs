@@ -1,0 +1,101 @@
+//! The portal's handle on the catalog: a mutual-TLS gRPC client whose
+//! errors arrive as [`ApiError`]s carrying the catalog's own codes.
+
+use freeport_common::proto::catalog::v1 as pb;
+use pb::catalog_service_client::CatalogServiceClient;
+use tonic::transport::Channel;
+
+use crate::error::ApiResult;
+
+#[derive(Clone)]
+pub struct CatalogClient {
+    inner: CatalogServiceClient<Channel>,
+}
+
+impl CatalogClient {
+    pub fn new(channel: Channel) -> CatalogClient {
+        CatalogClient {
+            inner: CatalogServiceClient::new(channel),
+        }
+    }
+
+    fn client(&self) -> CatalogServiceClient<Channel> {
+        self.inner.clone()
+    }
+
+    pub async fn authenticate(&self, api_key: &str) -> ApiResult<pb::Principal> {
+        let request = pb::AuthenticateRequest {
+            api_key: api_key.to_string(),
+        };
+        Ok(self.client().authenticate(request).await?.into_inner())
+    }
+
+    pub async fn create_organization(
+        &self,
+        request: pb::CreateOrganizationRequest,
+    ) -> ApiResult<pb::Organization> {
+        Ok(self.client().create_organization(request).await?.into_inner())
+    }
+
+    pub async fn list_organizations(&self) -> ApiResult<Vec<pb::Organization>> {
+        let response = self
+            .client()
+            .list_organizations(pb::ListOrganizationsRequest {})
+            .await?;
+        Ok(response.into_inner().organizations)
+    }
+
+    pub async fn create_api_key(
+        &self,
+        request: pb::CreateApiKeyRequest,
+    ) -> ApiResult<pb::CreateApiKeyResponse> {
+        Ok(self.client().create_api_key(request).await?.into_inner())
+    }
+
+    pub async fn register_stream(&self, actor: pb::Principal, stream: pb::Stream) -> ApiResult<pb::Stream> {
+        let request = pb::RegisterStreamRequest {
+            actor: Some(actor),
+            stream: Some(stream),
+        };
+        Ok(self.client().register_stream(request).await?.into_inner())
+    }
+
+    pub async fn get_stream(&self, name: &str) -> ApiResult<pb::Stream> {
+        let request = pb::GetStreamRequest {
+            name: name.to_string(),
+        };
+        Ok(self.client().get_stream(request).await?.into_inner())
+    }
+
+    pub async fn list_streams(&self) -> ApiResult<Vec<pb::Stream>> {
+        let response = self.client().list_streams(pb::ListStreamsRequest {}).await?;
+        Ok(response.into_inner().streams)
+    }
+
+    pub async fn request_contract(
+        &self,
+        request: pb::RequestContractRequest,
+    ) -> ApiResult<pb::Contract> {
+        Ok(self.client().request_contract(request).await?.into_inner())
+    }
+
+    pub async fn get_contract(&self, id: &str) -> ApiResult<pb::Contract> {
+        let request = pb::GetContractRequest { id: id.to_string() };
+        Ok(self.client().get_contract(request).await?.into_inner())
+    }
+
+    pub async fn list_contracts(&self) -> ApiResult<Vec<pb::Contract>> {
+        let response = self
+            .client()
+            .list_contracts(pb::ListContractsRequest {})
+            .await?;
+        Ok(response.into_inner().contracts)
+    }
+
+    pub async fn transition_contract(
+        &self,
+        request: pb::TransitionContractRequest,
+    ) -> ApiResult<pb::Contract> {
+        Ok(self.client().transition_contract(request).await?.into_inner())
+    }
+}

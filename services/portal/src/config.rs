@@ -1,0 +1,28 @@
+use std::net::SocketAddr;
+
+use freeport_common::tls::TlsFiles;
+use serde::Deserialize;
+
+/// The `[portal]` section of the configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortalConfig {
+    /// Address of the HTTP listener.
+    pub listen: SocketAddr,
+    /// The catalog's gRPC address, `https://host:port`.
+    pub catalog_url: String,
+    /// This service's certificate and key (for HTTPS and for the catalog)
+    /// and the CA the catalog's certificate must be signed by.
+    pub tls: TlsFiles,
+    /// Serve plain HTTP instead of HTTPS. Development only: `freeport up`
+    /// sets it; anything else should not.
+    #[serde(default)]
+    pub dev_mode: bool,
+    /// Largest request body accepted, in bytes.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+}
+
+fn default_max_body_bytes() -> usize {
+    1024 * 1024
+}

@@ -1,0 +1,75 @@
+//! REST errors: the Kafka REST Proxy body shape, with Freeport's stable codes.
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use freeport_common::error::ErrorCode;
+
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn invalid(message: impl Into<String>) -> ApiError {
+        ApiError::new(ErrorCode::InvalidField, message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(ErrorCode::Forbidden, message)
+    }
+
+    /// A failure on our side: logged in full, shown as a code.
+    pub fn internal(context: &str, err: impl std::fmt::Display) -> ApiError {
+        tracing::error!(error = %err, "{context}");
+        ApiError::new(ErrorCode::Internal, format!("internal error: {context}"))
+    }
+
+    pub fn kafka(context: &str, err: impl std::fmt::Display) -> ApiError {
+        tracing::warn!(error = %err, "{context}");
+        ApiError::new(ErrorCode::KafkaError, format!("{context}: {err}"))
+    }
+}
+
+impl From<tonic::Status> for ApiError {
+    fn from(status: tonic::Status) -> ApiError {
+        let code = ErrorCode::from_status(&status);
+        match code {
+            ErrorCode::Internal => ApiError::internal("catalog request failed", status.message()),
+            ErrorCode::Unavailable => {
+                tracing::warn!(message = %status.message(), "catalog unavailable");
+                ApiError::new(code, "the catalog is unavailable; try again")
+            }
+            _ => ApiError::new(code, status.message()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.code.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::json!({
+            "error_code": self.code.code(),
+            "message": self.message,
+        });
+        let mut response = (status, axum::Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer realm=\"freeport\""),
+            );
+        }
+        response
+    }
+}

@@ -1,0 +1,130 @@
+//! Request extractors that turn every malformed input into an [`ApiError`]
+//! with a stable code instead of axum's plain-text rejections.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::request::Parts;
+use freeport_common::error::ErrorCode;
+use freeport_common::proto::catalog::v1 as pb;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// A JSON body: `application/json`, or any `application/*+json` type (the
+/// Kafka REST Proxy media types among them). Syntax errors are 400, a body
+/// of the wrong shape (unknown field, wrong type, missing field) is 422, an
+/// oversized body is 413, another content type is 415.
+pub struct ApiJson<T>(pub T);
+
+/// The essence of a request's media type, lowercased, if it has one.
+pub fn media_type(parts_headers: &axum::http::HeaderMap) -> Option<String> {
+    let value = parts_headers.get(CONTENT_TYPE)?.to_str().ok()?;
+    Some(value.split(';').next()?.trim().to_ascii_lowercase())
+}
+
+fn is_json(media_type: &str) -> bool {
+    media_type == "application/json"
+        || (media_type.starts_with("application/") && media_type.ends_with("+json"))
+}
+
+/// Reads the whole body, mapping the body limit to 413.
+pub async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(ErrorCode::PayloadTooLarge, "request body is too large")
+        } else {
+            ApiError::new(ErrorCode::MalformedBody, format!("cannot read request body: {rejection}"))
+        }
+    })
+}
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        use serde_json::error::Category;
+        match e.classify() {
+            Category::Data => ApiError::invalid(format!("invalid request: {e}")),
+            Category::Syntax | Category::Eof | Category::Io => {
+                ApiError::new(ErrorCode::MalformedBody, format!("malformed JSON: {e}"))
+            }
+        }
+    })
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match media_type(req.headers()) {
+            Some(m) if is_json(&m) => {}
+            Some(m) => {
+                return Err(ApiError::new(
+                    ErrorCode::UnsupportedMediaType,
+                    format!("content type {m:?} is not JSON; send application/json"),
+                ))
+            }
+            None => {
+                return Err(ApiError::new(
+                    ErrorCode::UnsupportedMediaType,
+                    "missing Content-Type; send application/json",
+                ))
+            }
+        }
+        let bytes = body_bytes(req, state).await?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// The authenticated caller, resolved by the catalog from
+/// `Authorization: Bearer <api key>`.
+pub struct Caller(pub pb::Principal);
+
+impl Caller {
+    pub fn is_admin(&self) -> bool {
+        self.0.role == i32::from(pb::Role::Admin)
+    }
+
+    /// The caller's organization; admins act for none.
+    pub fn org(&self) -> Option<&str> {
+        (self.0.role == i32::from(pb::Role::Member)).then_some(self.0.organization.as_str())
+    }
+
+    pub fn require_admin(&self, what: &str) -> Result<(), ApiError> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!("only an admin may {what}")))
+        }
+    }
+
+    pub fn require_org(&self, what: &str) -> Result<&str, ApiError> {
+        self.org().ok_or_else(|| {
+            ApiError::forbidden(format!(
+                "only an organization's key may {what}; admin keys act for no organization"
+            ))
+        })
+    }
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let unauthenticated =
+            |m: &str| ApiError::new(ErrorCode::Unauthenticated, m.to_string());
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .ok_or_else(|| unauthenticated("missing Authorization header; send 'Authorization: Bearer <api key>'"))?;
+        let key = header
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| unauthenticated("Authorization must be 'Bearer <api key>'"))?;
+        let principal = state.catalog().authenticate(key).await?;
+        Ok(Caller(principal))
+    }
+}

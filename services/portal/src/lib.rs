@@ -1,0 +1,214 @@
+//! Freeport's portal: what partners and admins touch.
+//!
+//! - [`rest`]: the REST API (discovery, contracts, administration) and the
+//!   Kafka REST Proxy v2-compatible produce endpoint.
+//! - [`asyncapi`]: AsyncAPI 3.0 documents generated from the catalog.
+//! - [`catalog_client`]: the mutual-TLS gRPC client to the catalog, which
+//!   holds every rule; the portal only authenticates callers and shapes
+//!   requests and answers.
+//! - [`extract`]: request extractors that turn malformed input into stable
+//!   error codes.
+
+pub mod asyncapi;
+pub mod catalog_client;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod rest;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use freeport_common::config::{ClusterConfig, Clusters};
+use freeport_common::error::ErrorCode;
+use freeport_common::kafka::{client_config, partition_count};
+use freeport_common::names::ClusterName;
+use freeport_common::tls::TlsMaterial;
+use rdkafka::producer::FutureProducer;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::catch_panic::CatchPanicLayer;
+
+pub use config::PortalConfig;
+
+use crate::catalog_client::CatalogClient;
+use crate::error::{ApiError, ApiResult};
+
+/// How long a topic's partition count is trusted before asking again.
+const PARTITION_CACHE_TTL: Duration = Duration::from_secs(10);
+/// How long open requests may take to finish once shutdown begins.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Tls(#[from] freeport_common::tls::TlsError),
+    #[error("invalid HTTPS certificate or key: {0}")]
+    HttpsConfig(std::io::Error),
+    #[error("invalid catalog_url: {0}")]
+    CatalogUrl(#[from] tonic::transport::Error),
+    #[error("cannot create a Kafka producer for cluster {cluster}: {source}")]
+    Producer {
+        cluster: String,
+        source: rdkafka::error::KafkaError,
+    },
+    #[error("HTTP server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Shared by every handler; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    catalog: CatalogClient,
+    clusters: Clusters,
+    producers: HashMap<ClusterName, FutureProducer>,
+    partitions: Mutex<HashMap<(ClusterName, String), (usize, Instant)>>,
+}
+
+impl AppState {
+    pub fn new(catalog: CatalogClient, clusters: Clusters) -> Result<AppState, StartError> {
+        let producers = clusters
+            .iter()
+            .map(|(name, cluster)| {
+                let producer = client_config(cluster, "freeport-portal")
+                    .set("enable.idempotence", "true")
+                    .set("linger.ms", "1")
+                    .set("message.timeout.ms", "15000")
+                    .create()
+                    .map_err(|source| StartError::Producer {
+                        cluster: name.to_string(),
+                        source,
+                    })?;
+                Ok((name.clone(), producer))
+            })
+            .collect::<Result<_, StartError>>()?;
+        Ok(AppState {
+            inner: Arc::new(Inner {
+                catalog,
+                clusters,
+                producers,
+                partitions: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    pub fn catalog(&self) -> &CatalogClient {
+        &self.inner.catalog
+    }
+
+    pub fn clusters(&self) -> &Clusters {
+        &self.inner.clusters
+    }
+
+    pub fn cluster(&self, name: &ClusterName) -> ApiResult<&ClusterConfig> {
+        self.inner.clusters.get(name).ok_or_else(|| {
+            ApiError::invalid(format!("unknown cluster {:?}", name.as_str()))
+        })
+    }
+
+    pub fn producer(&self, name: &ClusterName) -> ApiResult<&FutureProducer> {
+        self.inner
+            .producers
+            .get(name)
+            .ok_or_else(|| ApiError::new(ErrorCode::ClusterNotFound, format!("unknown cluster {:?}", name.as_str())))
+    }
+
+    /// The topic's partition count, cached briefly; `None` if it does not exist.
+    pub async fn partitions(&self, cluster: &ClusterName, topic: &str) -> ApiResult<Option<usize>> {
+        let key = (cluster.clone(), topic.to_string());
+        if let Ok(cache) = self.inner.partitions.lock() {
+            if let Some((count, at)) = cache.get(&key) {
+                if at.elapsed() < PARTITION_CACHE_TTL {
+                    return Ok(Some(*count));
+                }
+            }
+        }
+        let count = partition_count(self.cluster(cluster)?, topic)
+            .await
+            .map_err(|e| ApiError::kafka(&format!("cannot read metadata of {topic}"), e))?;
+        if let (Some(count), Ok(mut cache)) = (count, self.inner.partitions.lock()) {
+            cache.insert(key, (count, Instant::now()));
+        }
+        Ok(count)
+    }
+}
+
+/// The whole HTTP application, with body limits and panic containment.
+pub fn app(state: AppState, max_body_bytes: usize) -> Router {
+    rest::router(state)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| {
+            tracing::error!("handler panicked");
+            axum::response::IntoResponse::into_response(ApiError::new(
+                ErrorCode::Internal,
+                "internal error",
+            ))
+        }))
+}
+
+/// Runs the portal from its config until `shutdown` fires.
+pub async fn run(
+    config: PortalConfig,
+    clusters: Clusters,
+    shutdown: CancellationToken,
+) -> Result<(), StartError> {
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let tls = config.tls.load()?;
+    serve(&config, clusters, listener, tls, shutdown).await
+}
+
+/// Serves on `listener`: HTTPS with the portal's certificate, or plain HTTP
+/// in development mode only.
+pub async fn serve(
+    config: &PortalConfig,
+    clusters: Clusters,
+    listener: TcpListener,
+    tls: TlsMaterial,
+    shutdown: CancellationToken,
+) -> Result<(), StartError> {
+    let channel = freeport_common::tls::catalog_channel(&config.catalog_url, &tls)?;
+    let state = AppState::new(CatalogClient::new(channel), clusters)?;
+    let app = app(state, config.max_body_bytes);
+    let addr = listener.local_addr().map_err(StartError::Serve)?;
+    if config.dev_mode {
+        tracing::warn!(%addr, "portal listening on plain HTTP (development mode)");
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await
+            .map_err(StartError::Serve)?;
+        return Ok(());
+    }
+    let rustls = axum_server::tls_rustls::RustlsConfig::from_pem(tls.cert_pem.clone(), tls.key_pem.clone())
+        .await
+        .map_err(StartError::HttpsConfig)?;
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown.cancelled().await;
+        stopper.graceful_shutdown(Some(SHUTDOWN_GRACE));
+    });
+    tracing::info!(%addr, "portal listening on HTTPS");
+    let std_listener = listener.into_std().map_err(StartError::Serve)?;
+    axum_server::from_tcp_rustls(std_listener, rustls)
+        .handle(handle)
+        .serve(app.into_make_service())
+        .await
+        .map_err(StartError::Serve)
+}

@@ -1,0 +1,113 @@
+//! Hub administration: clusters, organizations and their API keys.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use freeport_common::proto::catalog::v1 as pb;
+use serde::Deserialize;
+
+use super::enum_name;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, Caller};
+use crate::AppState;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrg {
+    name: String,
+    kind: String,
+    #[serde(default)]
+    display_name: String,
+}
+
+pub async fn clusters(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<serde_json::Value>> {
+    caller.require_admin("list clusters")?;
+    let clusters: Vec<_> = state
+        .clusters()
+        .iter()
+        .map(|(name, c)| {
+            serde_json::json!({
+                "name": name,
+                "bootstrap": c.bootstrap,
+                "description": c.description,
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "clusters": clusters })))
+}
+
+fn org_view(o: pb::Organization) -> serde_json::Value {
+    let kind = pb::OrganizationKind::try_from(o.kind)
+        .map(|k| enum_name(k.as_str_name(), "ORGANIZATION_KIND_"))
+        .unwrap_or_default();
+    serde_json::json!({
+        "name": o.name,
+        "kind": kind,
+        "display_name": o.display_name,
+        "created_at_ms": o.created_at_ms,
+    })
+}
+
+pub async fn list_orgs(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<serde_json::Value>> {
+    caller.require_admin("list organizations")?;
+    let orgs: Vec<_> = state
+        .catalog()
+        .list_organizations()
+        .await?
+        .into_iter()
+        .map(org_view)
+        .collect();
+    Ok(Json(serde_json::json!({ "organizations": orgs })))
+}
+
+pub async fn create_org(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreateOrg>,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    caller.require_admin("create organizations")?;
+    let kind = match body.kind.as_str() {
+        "internal" => pb::OrganizationKind::Internal,
+        "partner" => pb::OrganizationKind::Partner,
+        other => {
+            return Err(ApiError::invalid(format!(
+                "kind must be \"internal\" or \"partner\", not {other:?}"
+            )))
+        }
+    };
+    let org = state
+        .catalog()
+        .create_organization(pb::CreateOrganizationRequest {
+            actor: Some(caller.0),
+            name: body.name,
+            kind: kind.into(),
+            display_name: body.display_name,
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(org_view(org))))
+}
+
+/// Issues a key for an organization. The key is in this answer only.
+pub async fn create_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(org): Path<String>,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    caller.require_admin("issue API keys")?;
+    let created = state
+        .catalog()
+        .create_api_key(pb::CreateApiKeyRequest {
+            actor: Some(caller.0),
+            role: pb::Role::Member.into(),
+            organization: org.clone(),
+        })
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({
+            "organization": org,
+            "key_id": created.key_id,
+            "api_key": created.api_key,
+        })),
+    ))
+}

@@ -1,0 +1,209 @@
+//! Contract requests by partners, decisions by admins.
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::Json;
+use freeport_common::error::ErrorCode;
+use freeport_common::proto::catalog::v1 as pb;
+use serde::{Deserialize, Serialize};
+
+use super::enum_name;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{body_bytes, media_type, parse_json, ApiJson, Caller};
+use crate::AppState;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequestContract {
+    stream: String,
+    purpose: String,
+    destination: Destination,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Destination {
+    cluster: String,
+    topic: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Decision {
+    #[serde(default)]
+    reason: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListFilter {
+    state: Option<String>,
+    stream: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TransitionView {
+    from: String,
+    to: String,
+    actor: String,
+    reason: String,
+    at_ms: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ContractView {
+    id: String,
+    stream: String,
+    consumer: String,
+    purpose: String,
+    destination: Option<Destination>,
+    state: String,
+    link_status: String,
+    history: Vec<TransitionView>,
+    created_at_ms: i64,
+}
+
+fn state_name(value: i32) -> String {
+    pb::ContractState::try_from(value)
+        .map(|s| enum_name(s.as_str_name(), "CONTRACT_STATE_"))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+impl From<pb::Contract> for ContractView {
+    fn from(c: pb::Contract) -> ContractView {
+        ContractView {
+            state: state_name(c.state),
+            destination: c.destination.map(|d| Destination {
+                cluster: d.cluster,
+                topic: d.topic,
+            }),
+            history: c
+                .history
+                .into_iter()
+                .map(|t| TransitionView {
+                    from: state_name(t.from),
+                    to: state_name(t.to),
+                    actor: t.actor,
+                    reason: t.reason,
+                    at_ms: t.at_ms,
+                })
+                .collect(),
+            id: c.id,
+            stream: c.stream,
+            consumer: c.consumer,
+            purpose: c.purpose,
+            link_status: c.link_status,
+            created_at_ms: c.created_at_ms,
+        }
+    }
+}
+
+/// Admins see every contract; an organization sees the contracts it holds
+/// and those on its streams.
+async fn visible(state: &AppState, caller: &Caller, contract: &pb::Contract) -> ApiResult<bool> {
+    let Some(org) = caller.org() else {
+        return Ok(caller.is_admin());
+    };
+    if contract.consumer == org {
+        return Ok(true);
+    }
+    let stream = state.catalog().get_stream(&contract.stream).await?;
+    Ok(stream.owner == org)
+}
+
+pub async fn request(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<RequestContract>,
+) -> ApiResult<(StatusCode, Json<ContractView>)> {
+    caller.require_org("request contracts")?;
+    let request = pb::RequestContractRequest {
+        actor: Some(caller.0),
+        stream: body.stream,
+        purpose: body.purpose,
+        destination: Some(pb::ClusterDestination {
+            cluster: body.destination.cluster,
+            topic: body.destination.topic,
+        }),
+    };
+    let contract = state.catalog().request_contract(request).await?;
+    Ok((StatusCode::CREATED, Json(contract.into())))
+}
+
+pub async fn get_one(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ContractView>> {
+    let contract = state.catalog().get_contract(&id).await?;
+    if !visible(&state, &caller, &contract).await? {
+        return Err(ApiError::new(
+            ErrorCode::ContractNotFound,
+            format!("contract {id:?} not found"),
+        ));
+    }
+    Ok(Json(contract.into()))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(filter): Query<ListFilter>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let mut views = Vec::new();
+    for contract in state.catalog().list_contracts().await? {
+        if filter.stream.as_ref().is_some_and(|s| *s != contract.stream)
+            || filter.state.as_ref().is_some_and(|s| *s != state_name(contract.state))
+        {
+            continue;
+        }
+        if visible(&state, &caller, &contract).await? {
+            views.push(ContractView::from(contract));
+        }
+    }
+    Ok(Json(serde_json::json!({ "contracts": views })))
+}
+
+/// `POST /v1/contracts/{id}/{approve|reject|revoke}`, with an optional
+/// `{"reason": "..."}` body.
+pub async fn act(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, action)): Path<(String, String)>,
+    request: Request,
+) -> ApiResult<Json<ContractView>> {
+    let action = match action.as_str() {
+        "approve" => pb::ContractAction::Approve,
+        "reject" => pb::ContractAction::Reject,
+        "revoke" => pb::ContractAction::Revoke,
+        _ => {
+            return Err(ApiError::new(
+                ErrorCode::RouteNotFound,
+                format!("unknown contract action {action:?}; use approve, reject or revoke"),
+            ))
+        }
+    };
+    caller.require_admin("decide on contracts")?;
+    let has_json_type = media_type(request.headers()).is_some_and(|m| m.contains("json"));
+    let body = body_bytes(request, &state).await?;
+    let decision: Decision = if body.iter().all(u8::is_ascii_whitespace) {
+        Decision::default()
+    } else if has_json_type {
+        parse_json(&body)?
+    } else {
+        return Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "a request body must be application/json",
+        ));
+    };
+    let contract = state
+        .catalog()
+        .transition_contract(pb::TransitionContractRequest {
+            actor: Some(caller.0),
+            id,
+            action: action.into(),
+            reason: decision.reason,
+        })
+        .await?;
+    Ok(Json(contract.into()))
+}

@@ -1,0 +1,42 @@
+//! The REST API, one file per area. Handlers parse input into valid values,
+//! call the catalog or Kafka, and shape the answer; rules live in the catalog.
+
+pub mod admin;
+pub mod contracts;
+pub mod produce;
+pub mod streams;
+
+use axum::routing::{get, post};
+use axum::Router;
+use freeport_common::error::ErrorCode;
+
+use crate::error::ApiError;
+use crate::AppState;
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/streams", get(streams::list).post(streams::register))
+        .route("/v1/streams/{name}", get(streams::get_one))
+        .route("/v1/streams/{name}/asyncapi", get(streams::asyncapi))
+        .route("/v1/contracts", get(contracts::list).post(contracts::request))
+        .route("/v1/contracts/{id}", get(contracts::get_one))
+        .route("/v1/contracts/{id}/{action}", post(contracts::act))
+        .route("/v1/clusters", get(admin::clusters))
+        .route("/v1/orgs", get(admin::list_orgs).post(admin::create_org))
+        .route("/v1/orgs/{org}/keys", post(admin::create_key))
+        .route("/topics/{topic}", post(produce::produce))
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(|| async { ApiError::new(ErrorCode::RouteNotFound, "no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(ErrorCode::MethodNotAllowed, "method not allowed on this route")
+        })
+        .with_state(state)
+}
+
+/// `CONTRACT_STATE_APPROVED` -> `approved`: proto enum names as the REST API shows them.
+pub fn enum_name(proto_name: &str, prefix: &str) -> String {
+    proto_name
+        .strip_prefix(prefix)
+        .unwrap_or(proto_name)
+        .to_ascii_lowercase()
+}
