@@ -8,7 +8,7 @@
 //! anything a crash left unacknowledged is either in the tail (and skipped)
 //! or not (and copied again).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use freeport_common::config::ClusterConfig;
@@ -54,6 +54,8 @@ pub enum MirrorError {
         destination: usize,
         source_count: usize,
     },
+    #[error("cannot read the tail of destination topic {topic:?} (partitions {partitions:?}) to find where to resume")]
+    TailUnreadable { topic: String, partitions: Vec<i32> },
     #[error("kafka: {0}")]
     Kafka(#[from] KafkaError),
 }
@@ -253,7 +255,9 @@ impl Mirror {
 ///
 /// Reads from just before the reported end and on until each partition
 /// reports its end or nothing arrives for a while, because some brokers
-/// report an end offset inside the last batch rather than after it.
+/// report an end offset inside the last batch rather than after it. A
+/// partition that holds data but shows none before the deadline is an
+/// error: guessing would lose or duplicate records.
 pub async fn resume_positions(
     destination: &ClusterConfig,
     topic: &str,
@@ -270,28 +274,46 @@ pub async fn resume_positions(
     let contract_id = contract_id.to_string();
     tokio::task::spawn_blocking(move || {
         let mut assignment = TopicPartitionList::new();
-        let mut pending = 0;
+        // Partitions holding data: each must show us at least its last
+        // record before we trust what we read.
+        let mut unread = HashSet::new();
         for partition in 0..i32::try_from(partitions).unwrap_or(i32::MAX) {
             let (low, high) = consumer.fetch_watermarks(&topic, partition, METADATA_TIMEOUT)?;
             if high > low {
                 assignment.add_partition_offset(&topic, partition, Offset::Offset((high - 1).max(low)))?;
-                pending += 1;
+                unread.insert(partition);
             }
         }
         let mut positions = HashMap::new();
-        if pending == 0 {
+        if unread.is_empty() {
             return Ok(positions);
         }
+        let mut at_end = 0;
+        let assigned = unread.len();
         consumer.assign(&assignment)?;
         let deadline = Instant::now() + TAIL_DEADLINE;
         let mut last_record = Instant::now();
-        while pending > 0 && last_record.elapsed() < TAIL_IDLE && Instant::now() < deadline {
+        loop {
+            let settled = unread.is_empty() && (at_end == assigned || last_record.elapsed() >= TAIL_IDLE);
+            if settled {
+                return Ok(positions);
+            }
+            if Instant::now() >= deadline {
+                return Err(MirrorError::TailUnreadable {
+                    topic: topic.clone(),
+                    partitions: unread.into_iter().collect(),
+                });
+            }
             match consumer.poll(Duration::from_millis(100)) {
                 None => {}
-                Some(Err(KafkaError::PartitionEOF(_))) => pending -= 1,
+                Some(Err(KafkaError::PartitionEOF(partition))) => {
+                    at_end += 1;
+                    unread.remove(&partition);
+                }
                 Some(Err(e)) => return Err(e.into()),
                 Some(Ok(message)) => {
                     last_record = Instant::now();
+                    unread.remove(&message.partition());
                     if let Some(offset) = provenance_offset(&message, &contract_id) {
                         let next = positions.entry(message.partition()).or_insert(0);
                         *next = (*next).max(offset + 1);
@@ -299,7 +321,6 @@ pub async fn resume_positions(
                 }
             }
         }
-        Ok(positions)
     })
     .await
     .map_err(|_| MirrorError::Kafka(KafkaError::Canceled))?

@@ -1,0 +1,479 @@
+//! The sandbox for end-to-end tests: real tansu brokers, real `freeport`
+//! processes on free ports with a temporary data folder, and an HTTPS client
+//! that trusts the sandbox's CA. Quiet unless `TEST_LOG` is set, in which
+//! case every child's output goes to the test's stderr.
+//!
+//! `tests/run.sh` builds the `freeport` binary and installs tansu before the
+//! tests run; `FREEPORT_BIN` and `TANSU_BIN` override where they are found.
+
+use std::future::Future;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use freeport_common::config::ClusterConfig;
+use freeport_common::tls::DevPki;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Headers;
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+pub use reqwest;
+pub use serde_json::{json, Value};
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+fn find_binary(env: &str, candidates: &[PathBuf], hint: &str) -> PathBuf {
+    if let Ok(path) = std::env::var(env) {
+        return PathBuf::from(path);
+    }
+    candidates
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .unwrap_or_else(|| panic!("cannot find {env}: {hint}"))
+}
+
+/// The `freeport` binary under test.
+pub fn freeport_bin() -> PathBuf {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| workspace().join("target"));
+    find_binary(
+        "FREEPORT_BIN",
+        &[target.join("debug/freeport")],
+        "run `cargo build -p freeport` first (tests/run.sh does)",
+    )
+}
+
+/// The tansu broker binary.
+pub fn tansu_bin() -> PathBuf {
+    let mut candidates = vec![];
+    if let Ok(home) = std::env::var("HOME") {
+        candidates.push(PathBuf::from(home).join(".cargo/bin/tansu"));
+    }
+    if let Ok(path) = std::env::var("PATH") {
+        candidates.extend(std::env::split_paths(&path).map(|p| p.join("tansu")));
+    }
+    find_binary("TANSU_BIN", &candidates, "install it with tests/run.sh")
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Retries `check` until it returns `Some`, or panics with `what` after `timeout`.
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A child process killed when dropped.
+pub struct Process {
+    name: String,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Process {
+    pub fn spawn(name: &str, command: &mut Command, log_dir: &Path) -> Process {
+        let log = log_dir.join(format!("{name}.log"));
+        if std::env::var_os("TEST_LOG").is_some() {
+            command.stdout(Stdio::inherit()).stderr(Stdio::inherit());
+        } else {
+            let file = std::fs::File::create(&log).expect("log file");
+            let err = file.try_clone().expect("log file");
+            command.stdout(file).stderr(err);
+        }
+        let child = command
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Process {
+            name: name.to_string(),
+            child,
+            log,
+        }
+    }
+
+    /// SIGKILL: no chance to clean up, as in a crash.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Panics with the process's log if it has exited.
+    pub fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            panic!("{} exited with {status}:\n{log}", self.name);
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A tansu broker on a free port with in-memory storage.
+pub struct Broker {
+    pub process: Process,
+    pub bootstrap: String,
+}
+
+impl Broker {
+    pub async fn start(name: &str, dir: &Path) -> Broker {
+        let port = free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let process = Process::spawn(
+            name,
+            Command::new(tansu_bin()).args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                "memory://tansu/",
+            ]),
+            dir,
+        );
+        let broker = Broker {
+            process,
+            bootstrap: format!("127.0.0.1:{port}"),
+        };
+        let cluster = broker.cluster();
+        eventually(Duration::from_secs(20), "the broker to answer", || {
+            let cluster = cluster.clone();
+            async move {
+                freeport_common::kafka::partition_count(&cluster, "probe")
+                    .await
+                    .ok()
+                    .map(|_| ())
+            }
+        })
+        .await;
+        broker
+    }
+
+    pub fn cluster(&self) -> ClusterConfig {
+        ClusterConfig {
+            bootstrap: self.bootstrap.clone(),
+            description: String::new(),
+        }
+    }
+}
+
+/// A record as read back from a broker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp: Option<i64>,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl Record {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.as_deref())
+            .and_then(|v| std::str::from_utf8(v).ok())
+    }
+}
+
+/// How long a fresh consumer may take to deliver the first record of a
+/// partition that holds data.
+const FIRST_RECORD_GRACE: Duration = Duration::from_secs(15);
+
+/// Every record of `topic` from the beginning, read until nothing new has
+/// arrived for `idle` (counted once every partition that holds data has
+/// delivered something). Ordered by partition, then offset.
+pub async fn read_topic(bootstrap: &str, topic: &str, idle: Duration) -> Vec<Record> {
+    let cluster = ClusterConfig {
+        bootstrap: bootstrap.to_string(),
+        description: String::new(),
+    };
+    let Some(partitions) = freeport_common::kafka::partition_count(&cluster, topic)
+        .await
+        .expect("metadata")
+    else {
+        return vec![];
+    };
+    let topic = topic.to_string();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = freeport_common::kafka::client_config(&cluster, "freeport-tests")
+            .set("group.id", "freeport-tests")
+            .set("enable.auto.commit", "false")
+            .set("fetch.wait.max.ms", "50")
+            .create()
+            .expect("consumer");
+        let mut assignment = TopicPartitionList::new();
+        let mut unread = std::collections::HashSet::new();
+        for p in 0..partitions as i32 {
+            let (low, high) = consumer
+                .fetch_watermarks(&topic, p, Duration::from_secs(10))
+                .expect("watermarks");
+            if high > low {
+                unread.insert(p);
+            }
+            assignment
+                .add_partition_offset(&topic, p, Offset::Beginning)
+                .expect("assignment");
+        }
+        consumer.assign(&assignment).expect("assign");
+        let mut records = vec![];
+        let started = Instant::now();
+        let mut last = Instant::now();
+        while !unread.is_empty() || last.elapsed() < idle {
+            assert!(
+                unread.is_empty() || started.elapsed() < FIRST_RECORD_GRACE,
+                "partitions {unread:?} of {topic} hold data but delivered none"
+            );
+            let Some(message) = consumer.poll(Duration::from_millis(50)) else {
+                continue;
+            };
+            let message = message.expect("consume");
+            last = Instant::now();
+            unread.remove(&message.partition());
+            records.push(Record {
+                partition: message.partition(),
+                offset: message.offset(),
+                timestamp: message.timestamp().to_millis(),
+                key: message.key().map(<[u8]>::to_vec),
+                value: message.payload().map(<[u8]>::to_vec),
+                headers: message
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            });
+        }
+        records.sort_by_key(|r| (r.partition, r.offset));
+        records
+    })
+    .await
+    .expect("reader")
+}
+
+/// The three services as separate `freeport` processes, configured for
+/// the given clusters, with a development PKI and an admin key.
+pub struct Hub {
+    pub dir: tempfile::TempDir,
+    pub catalog: Process,
+    pub link: Process,
+    pub portal: Process,
+    pub url: String,
+    pub http: reqwest::Client,
+    pub admin_key: String,
+    config: PathBuf,
+}
+
+impl Hub {
+    pub async fn start(clusters: &[(&str, &str)]) -> Hub {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let certs = dir.path().join("certs");
+        let pki = DevPki::ensure(&certs).expect("dev PKI");
+        let catalog_port = free_port();
+        let portal_port = free_port();
+        let mut config = String::new();
+        for (name, bootstrap) in clusters {
+            config.push_str(&format!("[clusters.{name}]\nbootstrap = \"{bootstrap}\"\n\n"));
+        }
+        let tls = |service: &str| {
+            let files = pki.files_for(service);
+            format!(
+                "tls = {{ ca = {:?}, cert = {:?}, key = {:?} }}\n",
+                files.ca, files.cert, files.key
+            )
+        };
+        config.push_str(&format!(
+            "[catalog]\nlisten = \"127.0.0.1:{catalog_port}\"\nstore = \"sled://{}\"\n{}\n",
+            dir.path().join("catalog-db").display(),
+            tls("catalog")
+        ));
+        config.push_str(&format!(
+            "[link]\ncatalog_url = \"https://127.0.0.1:{catalog_port}\"\n{}\n",
+            tls("link")
+        ));
+        config.push_str(&format!(
+            "[portal]\nlisten = \"127.0.0.1:{portal_port}\"\ncatalog_url = \"https://127.0.0.1:{catalog_port}\"\nmax_body_bytes = 65536\n{}\n",
+            tls("portal")
+        ));
+        let config_path = dir.path().join("freeport.toml");
+        std::fs::write(&config_path, config).expect("write config");
+
+        let output = Command::new(freeport_bin())
+            .args(["bootstrap-admin", "--config"])
+            .arg(&config_path)
+            .output()
+            .expect("bootstrap-admin");
+        assert!(output.status.success(), "bootstrap-admin: {}", String::from_utf8_lossy(&output.stderr));
+        let created: Value = serde_json::from_slice(&output.stdout).expect("bootstrap-admin prints JSON");
+        let admin_key = created["api_key"].as_str().expect("api_key").to_string();
+
+        let service = |name: &str| {
+            Process::spawn(
+                name,
+                Command::new(freeport_bin()).args([name, "--config"]).arg(&config_path),
+                dir.path(),
+            )
+        };
+        let catalog = service("catalog");
+        let link = service("link");
+        let portal = service("portal");
+
+        let ca = std::fs::read(pki.ca_path()).expect("CA");
+        let http = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("CA pem"))
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("http client");
+        let url = format!("https://localhost:{portal_port}");
+        let mut hub = Hub {
+            dir,
+            catalog,
+            link,
+            portal,
+            url,
+            http,
+            admin_key,
+            config: config_path,
+        };
+        // Ready when an authenticated call goes through the portal to the catalog.
+        let probe = hub.http.clone();
+        let orgs = format!("{}/v1/orgs", hub.url);
+        let key = hub.admin_key.clone();
+        eventually(Duration::from_secs(30), "the portal and the catalog to answer", || {
+            let request = probe.get(&orgs).bearer_auth(&key);
+            async move { request.send().await.ok().filter(|r| r.status().is_success()) }
+        })
+        .await;
+        hub.catalog.assert_running();
+        hub.link.assert_running();
+        hub
+    }
+
+    /// Starts the link again (after a kill).
+    pub fn restart_link(&mut self) {
+        self.link = Process::spawn(
+            "link",
+            Command::new(freeport_bin()).args(["link", "--config"]).arg(&self.config),
+            self.dir.path(),
+        );
+    }
+
+    /// Creates an organization and returns an API key for it.
+    pub async fn org(&self, name: &str, kind: &str) -> String {
+        let admin = self.admin_key.clone();
+        let created = self
+            .call("POST", "/v1/orgs", &admin, Some(json!({"name": name, "kind": kind})))
+            .await;
+        assert_eq!(created.0, 201, "create org: {}", created.1);
+        let key = self
+            .call("POST", &format!("/v1/orgs/{name}/keys"), &admin, None)
+            .await;
+        assert_eq!(key.0, 201, "create key: {}", key.1);
+        key.1["api_key"].as_str().expect("api_key").to_string()
+    }
+
+    /// A JSON call; returns the status and the parsed body (Null if empty).
+    pub async fn call(&self, method: &str, path: &str, key: &str, body: Option<Value>) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(key);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("request");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, value)
+    }
+
+    /// Produces through the REST Proxy v2 endpoint.
+    pub async fn produce(&self, topic: &str, key: &str, records: Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}/topics/{topic}", self.url))
+            .bearer_auth(key)
+            .header("content-type", "application/vnd.kafka.json.v2+json")
+            .body(json!({ "records": records }).to_string())
+            .send()
+            .await
+            .expect("produce");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("produce answer"))
+    }
+}
+
+/// The official AsyncAPI 3.0.0 JSON Schema, as published in the
+/// `@asyncapi/specs` npm package, which tests/run.sh installs.
+pub fn asyncapi_schema_path() -> PathBuf {
+    std::env::var("FREEPORT_ASYNCAPI_SCHEMA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            workspace().join("target/test-deps/asyncapi-specs/package/schemas/3.0.0-without-$id.json")
+        })
+}
+
+/// Validates a document against the official AsyncAPI 3.0.0 schema and
+/// returns every violation (empty when valid).
+pub fn asyncapi_violations(document: &Value) -> Vec<String> {
+    let path = asyncapi_schema_path();
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "cannot read the AsyncAPI 3.0 JSON Schema at {}: {e}; tests/run.sh installs it",
+            path.display()
+        )
+    });
+    let schema: Value = serde_json::from_str(&text).expect("the AsyncAPI schema is JSON");
+    let validator = jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft7)
+        .build(&schema)
+        .expect("the AsyncAPI schema compiles");
+    validator
+        .iter_errors(document)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect()
+}
