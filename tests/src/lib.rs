@@ -83,7 +83,10 @@ where
         if let Some(value) = check().await {
             return value;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -232,12 +235,13 @@ pub async fn read_topic(bootstrap: &str, topic: &str, idle: Duration) -> Vec<Rec
     };
     let topic = topic.to_string();
     tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = freeport_common::kafka::client_config(&cluster, "freeport-tests")
-            .set("group.id", "freeport-tests")
-            .set("enable.auto.commit", "false")
-            .set("fetch.wait.max.ms", "50")
-            .create()
-            .expect("consumer");
+        let consumer: BaseConsumer =
+            freeport_common::kafka::client_config(&cluster, "freeport-tests")
+                .set("group.id", "freeport-tests")
+                .set("enable.auto.commit", "false")
+                .set("fetch.wait.max.ms", "50")
+                .create()
+                .expect("consumer");
         let mut assignment = TopicPartitionList::new();
         let mut unread = std::collections::HashSet::new();
         for p in 0..partitions as i32 {
@@ -311,7 +315,9 @@ impl Hub {
         let portal_port = free_port();
         let mut config = String::new();
         for (name, bootstrap) in clusters {
-            config.push_str(&format!("[clusters.{name}]\nbootstrap = \"{bootstrap}\"\n\n"));
+            config.push_str(&format!(
+                "[clusters.{name}]\nbootstrap = \"{bootstrap}\"\n\n"
+            ));
         }
         let tls = |service: &str| {
             let files = pki.files_for(service);
@@ -341,14 +347,21 @@ impl Hub {
             .arg(&config_path)
             .output()
             .expect("bootstrap-admin");
-        assert!(output.status.success(), "bootstrap-admin: {}", String::from_utf8_lossy(&output.stderr));
-        let created: Value = serde_json::from_slice(&output.stdout).expect("bootstrap-admin prints JSON");
+        assert!(
+            output.status.success(),
+            "bootstrap-admin: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let created: Value =
+            serde_json::from_slice(&output.stdout).expect("bootstrap-admin prints JSON");
         let admin_key = created["api_key"].as_str().expect("api_key").to_string();
 
         let service = |name: &str| {
             Process::spawn(
                 name,
-                Command::new(freeport_bin()).args([name, "--config"]).arg(&config_path),
+                Command::new(freeport_bin())
+                    .args([name, "--config"])
+                    .arg(&config_path),
                 dir.path(),
             )
         };
@@ -377,10 +390,20 @@ impl Hub {
         let probe = hub.http.clone();
         let orgs = format!("{}/v1/orgs", hub.url);
         let key = hub.admin_key.clone();
-        eventually(Duration::from_secs(30), "the portal and the catalog to answer", || {
-            let request = probe.get(&orgs).bearer_auth(&key);
-            async move { request.send().await.ok().filter(|r| r.status().is_success()) }
-        })
+        eventually(
+            Duration::from_secs(30),
+            "the portal and the catalog to answer",
+            || {
+                let request = probe.get(&orgs).bearer_auth(&key);
+                async move {
+                    request
+                        .send()
+                        .await
+                        .ok()
+                        .filter(|r| r.status().is_success())
+                }
+            },
+        )
         .await;
         hub.catalog.assert_running();
         hub.link.assert_running();
@@ -391,7 +414,9 @@ impl Hub {
     pub fn restart_link(&mut self) {
         self.link = Process::spawn(
             "link",
-            Command::new(freeport_bin()).args(["link", "--config"]).arg(&self.config),
+            Command::new(freeport_bin())
+                .args(["link", "--config"])
+                .arg(&self.config),
             self.dir.path(),
         );
     }
@@ -400,7 +425,12 @@ impl Hub {
     pub async fn org(&self, name: &str, kind: &str) -> String {
         let admin = self.admin_key.clone();
         let created = self
-            .call("POST", "/v1/orgs", &admin, Some(json!({"name": name, "kind": kind})))
+            .call(
+                "POST",
+                "/v1/orgs",
+                &admin,
+                Some(json!({"name": name, "kind": kind})),
+            )
             .await;
         assert_eq!(created.0, 201, "create org: {}", created.1);
         let key = self
@@ -411,7 +441,13 @@ impl Hub {
     }
 
     /// A JSON call; returns the status and the parsed body (Null if empty).
-    pub async fn call(&self, method: &str, path: &str, key: &str, body: Option<Value>) -> (u16, Value) {
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        key: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let mut request = self
             .http
@@ -453,7 +489,8 @@ pub fn asyncapi_schema_path() -> PathBuf {
     std::env::var("FREEPORT_ASYNCAPI_SCHEMA")
         .map(PathBuf::from)
         .unwrap_or_else(|_| {
-            workspace().join("target/test-deps/asyncapi-specs/package/schemas/3.0.0-without-$id.json")
+            workspace()
+                .join("target/test-deps/asyncapi-specs/package/schemas/3.0.0-without-$id.json")
         })
 }
 

@@ -28,7 +28,11 @@ fn base64_of(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -42,22 +46,36 @@ fn base64_of(text: &str) -> String {
 }
 
 async fn wait_for_count(bootstrap: &str, topic: &str, count: usize) -> Vec<Record> {
-    eventually(MIRROR_TIMEOUT, &format!("{count} records on {topic}"), || async {
-        let found = read_topic(bootstrap, topic, Duration::from_millis(500)).await;
-        (found.len() >= count).then_some(found)
-    })
+    eventually(
+        MIRROR_TIMEOUT,
+        &format!("{count} records on {topic}"),
+        || async {
+            let found = read_topic(bootstrap, topic, Duration::from_millis(500)).await;
+            (found.len() >= count).then_some(found)
+        },
+    )
     .await
 }
 
 /// Every destination record matches its source record, and every source
 /// record arrived exactly once, in order per partition.
 fn assert_faithful_copy(source: &[Record], destination: &[Record], contract: &str) {
-    let by_position: BTreeMap<(i32, i64), &Record> =
-        source.iter().map(|r| ((r.partition, r.offset), r)).collect();
+    let by_position: BTreeMap<(i32, i64), &Record> = source
+        .iter()
+        .map(|r| ((r.partition, r.offset), r))
+        .collect();
     let mut copied: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
     for record in destination {
-        let partition: i32 = record.header("freeport.source.partition").unwrap().parse().unwrap();
-        let offset: i64 = record.header("freeport.source.offset").unwrap().parse().unwrap();
+        let partition: i32 = record
+            .header("freeport.source.partition")
+            .unwrap()
+            .parse()
+            .unwrap();
+        let offset: i64 = record
+            .header("freeport.source.offset")
+            .unwrap()
+            .parse()
+            .unwrap();
         assert_eq!(record.header("freeport.source.cluster"), Some("acme"));
         assert_eq!(record.header("freeport.source.topic"), Some("orders"));
         assert_eq!(record.header("freeport.contract"), Some(contract));
@@ -79,7 +97,10 @@ fn assert_faithful_copy(source: &[Record], destination: &[Record], contract: &st
             .filter(|r| r.partition == *partition)
             .map(|r| r.offset)
             .collect();
-        assert_eq!(offsets, &expected, "partition {partition}: each record once, in order");
+        assert_eq!(
+            offsets, &expected,
+            "partition {partition}: each record once, in order"
+        );
     }
     assert_eq!(destination.len(), source.len());
 }
@@ -125,7 +146,10 @@ async fn publish_request_approve_mirror_revoke_on_two_real_brokers() {
         .send()
         .await
         .unwrap();
-    assert!(yaml.headers()["content-type"].to_str().unwrap().contains("yaml"));
+    assert!(yaml.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .contains("yaml"));
     let yaml: serde_json::Value = serde_yaml_ng::from_str(&yaml.text().await.unwrap()).unwrap();
     let as_json: serde_json::Value = hub
         .http
@@ -141,7 +165,10 @@ async fn publish_request_approve_mirror_revoke_on_two_real_brokers() {
     assert_eq!(yaml, as_json);
     assert_eq!(asyncapi_violations(&as_json), Vec::<String>::new());
     assert_eq!(as_json["servers"]["acme"]["host"], owner_cluster.bootstrap);
-    assert_eq!(as_json["channels"]["orders"]["bindings"]["kafka"]["partitions"], 3);
+    assert_eq!(
+        as_json["channels"]["orders"]["bindings"]["kafka"]["partitions"],
+        3
+    );
 
     // Only the owner may produce.
     let (status, refused) = hub.produce("orders", &partner, records(0, 1)).await;
@@ -167,21 +194,42 @@ async fn publish_request_approve_mirror_revoke_on_two_real_brokers() {
     assert_eq!(status, 201, "{contract}");
     assert_eq!(contract["state"], "requested");
     let id = contract["id"].as_str().unwrap().to_string();
-    let (status, _) = hub.call("POST", &format!("/v1/contracts/{id}/approve"), &partner, None).await;
+    let (status, _) = hub
+        .call(
+            "POST",
+            &format!("/v1/contracts/{id}/approve"),
+            &partner,
+            None,
+        )
+        .await;
     assert_eq!(status, 403, "a partner cannot approve");
-    assert!(read_topic(&partner_cluster.bootstrap, "partner.orders", IDLE).await.is_empty());
+    assert!(
+        read_topic(&partner_cluster.bootstrap, "partner.orders", IDLE)
+            .await
+            .is_empty()
+    );
 
     // The admin approves: the records appear at the partner's broker.
     let (status, approved) = hub
-        .call("POST", &format!("/v1/contracts/{id}/approve"), &admin, Some(json!({"reason": "signed"})))
+        .call(
+            "POST",
+            &format!("/v1/contracts/{id}/approve"),
+            &admin,
+            Some(json!({"reason": "signed"})),
+        )
         .await;
-    assert_eq!((status, approved["state"].as_str()), (200, Some("approved")));
+    assert_eq!(
+        (status, approved["state"].as_str()),
+        (200, Some("approved"))
+    );
     let mirrored = wait_for_count(&partner_cluster.bootstrap, "partner.orders", 6).await;
     let source = read_topic(&owner_cluster.bootstrap, "orders", IDLE).await;
     assert_faithful_copy(&source, &mirrored, &id);
     assert_eq!(mirrored[0].header("seq"), Some("0"));
     eventually(MIRROR_TIMEOUT, "the contract to become active", || async {
-        let (_, c) = hub.call("GET", &format!("/v1/contracts/{id}"), &partner, None).await;
+        let (_, c) = hub
+            .call("GET", &format!("/v1/contracts/{id}"), &partner, None)
+            .await;
         (c["state"] == "active").then_some(())
     })
     .await;
@@ -200,26 +248,67 @@ async fn publish_request_approve_mirror_revoke_on_two_real_brokers() {
 
     // Revocation stops the flow.
     let (status, revoked) = hub
-        .call("POST", &format!("/v1/contracts/{id}/revoke"), &admin, Some(json!({"reason": "ended"})))
+        .call(
+            "POST",
+            &format!("/v1/contracts/{id}/revoke"),
+            &admin,
+            Some(json!({"reason": "ended"})),
+        )
         .await;
     assert_eq!((status, revoked["state"].as_str()), (200, Some("revoked")));
-    eventually(MIRROR_TIMEOUT, "the link to report the mirror stopped", || async {
-        let (_, c) = hub.call("GET", &format!("/v1/contracts/{id}"), &admin, None).await;
-        (c["link_status"] == "stopped").then_some(())
-    })
+    eventually(
+        MIRROR_TIMEOUT,
+        "the link to report the mirror stopped",
+        || async {
+            let (_, c) = hub
+                .call("GET", &format!("/v1/contracts/{id}"), &admin, None)
+                .await;
+            (c["link_status"] == "stopped").then_some(())
+        },
+    )
     .await;
     let (status, _) = hub.produce("orders", &owner, records(12, 15)).await;
     assert_eq!(status, 200);
-    assert_eq!(read_topic(&owner_cluster.bootstrap, "orders", IDLE).await.len(), 15);
-    let after = read_topic(&partner_cluster.bootstrap, "partner.orders", Duration::from_secs(3)).await;
-    assert_eq!(after.len(), 12, "records produced after revocation must not arrive");
+    assert_eq!(
+        read_topic(&owner_cluster.bootstrap, "orders", IDLE)
+            .await
+            .len(),
+        15
+    );
+    let after = read_topic(
+        &partner_cluster.bootstrap,
+        "partner.orders",
+        Duration::from_secs(3),
+    )
+    .await;
+    assert_eq!(
+        after.len(),
+        12,
+        "records produced after revocation must not arrive"
+    );
 
     // A revoked contract stays revoked.
-    let (status, refused) = hub.call("POST", &format!("/v1/contracts/{id}/approve"), &admin, None).await;
-    assert_eq!((status, refused["error_code"].as_u64()), (409, Some(40902)), "{refused}");
-    let (_, history) = hub.call("GET", &format!("/v1/contracts/{id}"), &admin, None).await;
-    let states: Vec<_> = history["history"].as_array().unwrap().iter().map(|t| t["to"].clone()).collect();
-    assert_eq!(states, [json!("approved"), json!("active"), json!("revoked")]);
+    let (status, refused) = hub
+        .call("POST", &format!("/v1/contracts/{id}/approve"), &admin, None)
+        .await;
+    assert_eq!(
+        (status, refused["error_code"].as_u64()),
+        (409, Some(40902)),
+        "{refused}"
+    );
+    let (_, history) = hub
+        .call("GET", &format!("/v1/contracts/{id}"), &admin, None)
+        .await;
+    let states: Vec<_> = history["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["to"].clone())
+        .collect();
+    assert_eq!(
+        states,
+        [json!("approved"), json!("active"), json!("revoked")]
+    );
     hub.catalog.assert_running();
     hub.portal.assert_running();
 }

@@ -226,7 +226,13 @@ mod tests {
     use ContractAction as A;
     use ContractState as S;
 
-    const STATES: [S; 5] = [S::Requested, S::Approved, S::Active, S::Rejected, S::Revoked];
+    const STATES: [S; 5] = [
+        S::Requested,
+        S::Approved,
+        S::Active,
+        S::Rejected,
+        S::Revoked,
+    ];
     const ACTIONS: [A; 4] = [A::Approve, A::Reject, A::Revoke, A::Activate];
 
     #[test]

@@ -190,10 +190,9 @@ impl pb::catalog_service_server::CatalogService for CatalogGrpc {
             Ok(pb::OrganizationKind::Internal) => OrgKind::Internal,
             Ok(pb::OrganizationKind::Partner) => OrgKind::Partner,
             _ => {
-                return Err(CatalogError::InvalidField(
-                    "kind must be internal or partner".into(),
+                return Err(
+                    CatalogError::InvalidField("kind must be internal or partner".into()).into(),
                 )
-                .into())
             }
         };
         let name = OrgName::parse(r.name).map_err(CatalogError::from)?;
@@ -214,7 +213,9 @@ impl pb::catalog_service_server::CatalogService for CatalogGrpc {
             .into_iter()
             .map(organization_pb)
             .collect();
-        Ok(Response::new(pb::ListOrganizationsResponse { organizations }))
+        Ok(Response::new(pb::ListOrganizationsResponse {
+            organizations,
+        }))
     }
 
     async fn create_api_key(
@@ -226,7 +227,11 @@ impl pb::catalog_service_server::CatalogService for CatalogGrpc {
         let role = match pb::Role::try_from(r.role) {
             Ok(pb::Role::Admin) => Role::Admin,
             Ok(pb::Role::Member) => Role::Member,
-            _ => return Err(CatalogError::InvalidField("role must be admin or member".into()).into()),
+            _ => {
+                return Err(
+                    CatalogError::InvalidField("role must be admin or member".into()).into(),
+                )
+            }
         };
         let org = if r.organization.is_empty() {
             None
@@ -243,7 +248,10 @@ impl pb::catalog_service_server::CatalogService for CatalogGrpc {
     ) -> Result<Response<pb::Stream>, Status> {
         let r = request.into_inner();
         let actor = actor(r.actor)?;
-        let stream = self.catalog.register_stream(&actor, new_stream(r.stream)?).await?;
+        let stream = self
+            .catalog
+            .register_stream(&actor, new_stream(r.stream)?)
+            .await?;
         Ok(Response::new(stream_pb(stream)))
     }
 
@@ -261,7 +269,12 @@ impl pb::catalog_service_server::CatalogService for CatalogGrpc {
         &self,
         _request: Request<pb::ListStreamsRequest>,
     ) -> Result<Response<pb::ListStreamsResponse>, Status> {
-        let streams = self.catalog.list_streams()?.into_iter().map(stream_pb).collect();
+        let streams = self
+            .catalog
+            .list_streams()?
+            .into_iter()
+            .map(stream_pb)
+            .collect();
         Ok(Response::new(pb::ListStreamsResponse { streams }))
     }
 

@@ -72,7 +72,9 @@ fn sha256_hex(text: &str) -> String {
 
 fn check_text(field: &str, value: &str, required: bool) -> Result<(), CatalogError> {
     if required && value.trim().is_empty() {
-        return Err(CatalogError::InvalidField(format!("{field} must not be empty")));
+        return Err(CatalogError::InvalidField(format!(
+            "{field} must not be empty"
+        )));
     }
     if value.len() > MAX_TEXT {
         return Err(CatalogError::InvalidField(format!(
@@ -213,7 +215,12 @@ impl Catalog {
     /// Issues the first admin key of an empty catalog; `None` when an admin
     /// key exists already.
     pub async fn bootstrap_admin_key(&self) -> Result<Option<(String, String)>, CatalogError> {
-        if self.store.list_api_keys()?.iter().any(|k| k.role == Role::Admin) {
+        if self
+            .store
+            .list_api_keys()?
+            .iter()
+            .any(|k| k.role == Role::Admin)
+        {
             return Ok(None);
         }
         self.issue_api_key(Role::Admin, None).await.map(Some)
@@ -392,9 +399,12 @@ impl Catalog {
 
         let _guard = self.write_lock.lock().await;
         let stream = self.get_stream(&new.stream)?;
-        if let Some(source) = self.store.list_streams()?.into_iter().find(|s| {
-            s.cluster == new.destination.cluster && s.topic == new.destination.topic
-        }) {
+        if let Some(source) = self
+            .store
+            .list_streams()?
+            .into_iter()
+            .find(|s| s.cluster == new.destination.cluster && s.topic == new.destination.topic)
+        {
             return Err(CatalogError::DestinationInUse {
                 cluster: new.destination.cluster.to_string(),
                 topic: new.destination.topic.to_string(),
@@ -499,7 +509,12 @@ impl Catalog {
         let before = contract.clone();
         if status == LinkStatus::Running && contract.state == ContractState::Approved {
             contract
-                .apply(ContractAction::Activate, "service:link".into(), String::new(), now_ms())
+                .apply(
+                    ContractAction::Activate,
+                    "service:link".into(),
+                    String::new(),
+                    now_ms(),
+                )
                 .map_err(|(state, action)| CatalogError::IllegalTransition {
                     id: id.to_string(),
                     state,

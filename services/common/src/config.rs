@@ -145,7 +145,10 @@ mod tests {
         )
         .unwrap();
         let env = HashMap::from([
-            ("FREEPORT_PORTAL__LISTEN".to_string(), "0.0.0.0:2".to_string()),
+            (
+                "FREEPORT_PORTAL__LISTEN".to_string(),
+                "0.0.0.0:2".to_string(),
+            ),
             ("FREEPORT_PORTAL__DEV_MODE".to_string(), "true".to_string()),
             ("OTHER".to_string(), "ignored".to_string()),
         ]);

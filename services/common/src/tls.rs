@@ -244,7 +244,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(pki.key_path("catalog")).unwrap().permissions().mode();
+            let mode = fs::metadata(pki.key_path("catalog"))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o077, 0, "private key readable by others");
         }
     }

@@ -13,7 +13,11 @@ use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
-#[command(name = "freeport", version, about = "Freeport: a streaming data-exchange hub")]
+#[command(
+    name = "freeport",
+    version,
+    about = "Freeport: a streaming data-exchange hub"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -147,16 +151,24 @@ async fn run() -> anyhow::Result<()> {
                 freeport_catalog::open(&catalog_config, config.clusters, CancellationToken::new())?;
             match catalog.bootstrap_admin_key().await? {
                 Some((key_id, api_key)) => {
-                    println!("{}", serde_json::json!({"key_id": key_id, "api_key": api_key}));
+                    println!(
+                        "{}",
+                        serde_json::json!({"key_id": key_id, "api_key": api_key})
+                    );
                 }
-                None => anyhow::bail!("the catalog has an admin key already; ask an admin for a new one"),
+                None => anyhow::bail!(
+                    "the catalog has an admin key already; ask an admin for a new one"
+                ),
             }
         }
         Command::Certs {
             command: CertsCommand::Dev { dir },
         } => {
             let pki = freeport_common::tls::DevPki::ensure(&dir)?;
-            println!("development CA and service certificates in {}", dir.display());
+            println!(
+                "development CA and service certificates in {}",
+                dir.display()
+            );
             println!("  CA: {}", pki.ca_path().display());
         }
         Command::Topic { command } => topic::run(command).await?,

@@ -13,9 +13,9 @@ use anyhow::Context;
 use freeport_catalog::domain::{OrgKind, Principal, Role};
 use freeport_catalog::{Catalog, CatalogConfig};
 use freeport_common::config::{ClusterConfig, Clusters};
+use freeport_common::kafka::register_topic_creator;
 use freeport_common::names::{ClusterName, OrgName};
 use freeport_common::proto::catalog::v1::catalog_service_client::CatalogServiceClient;
-use freeport_common::kafka::register_topic_creator;
 use freeport_common::tls::{catalog_channel, write_file, DevPki};
 use freeport_portal::PortalConfig;
 use rdkafka::mocking::MockCluster;
@@ -62,7 +62,12 @@ fn clusters(args: &UpArgs) -> anyhow::Result<Clusters> {
 }
 
 /// A request to the thread that owns the mock clusters.
-type CreateTopic = (String, String, i32, std::sync::mpsc::Sender<Result<(), String>>);
+type CreateTopic = (
+    String,
+    String,
+    i32,
+    std::sync::mpsc::Sender<Result<(), String>>,
+);
 
 /// Starts the two mock clusters on a thread of their own (a librdkafka mock
 /// cluster cannot move between threads) that lives as long as the process,
@@ -83,10 +88,15 @@ fn start_mock_clusters() -> anyhow::Result<Clusters> {
                     }
                 }
             }
-            let _ = ready_tx.send(Ok(mocks.iter().map(MockCluster::bootstrap_servers).collect::<Vec<_>>()));
+            let _ = ready_tx.send(Ok(mocks
+                .iter()
+                .map(MockCluster::bootstrap_servers)
+                .collect::<Vec<_>>()));
             for (bootstrap, topic, partitions, reply) in create_rx {
                 let result = match mocks.iter().find(|m| m.bootstrap_servers() == bootstrap) {
-                    Some(mock) => mock.create_topic(&topic, partitions, 1).map_err(|e| e.to_string()),
+                    Some(mock) => mock
+                        .create_topic(&topic, partitions, 1)
+                        .map_err(|e| e.to_string()),
                     None => Err(format!("no mock cluster at {bootstrap}")),
                 };
                 let _ = reply.send(result);
@@ -98,9 +108,12 @@ fn start_mock_clusters() -> anyhow::Result<Clusters> {
     let create_tx = std::sync::Mutex::new(create_tx);
     let create_tx = std::sync::Arc::new(create_tx);
     let mut clusters = Clusters::new();
-    for ((name, role), bootstrap) in [(OWNER_ORG, "the owner's cluster"), (PARTNER_ORG, "the partner's cluster")]
-        .into_iter()
-        .zip(bootstraps)
+    for ((name, role), bootstrap) in [
+        (OWNER_ORG, "the owner's cluster"),
+        (PARTNER_ORG, "the partner's cluster"),
+    ]
+    .into_iter()
+    .zip(bootstraps)
     {
         let sender = create_tx.clone();
         let at = bootstrap.clone();
@@ -113,7 +126,9 @@ fn start_mock_clusters() -> anyhow::Result<Clusters> {
                     .map_err(|_| "mock cluster thread is gone".to_string())?
                     .send((at.clone(), topic.to_string(), partitions, reply_tx))
                     .map_err(|_| "mock cluster thread is gone".to_string())?;
-                reply_rx.recv().map_err(|_| "mock cluster thread is gone".to_string())?
+                reply_rx
+                    .recv()
+                    .map_err(|_| "mock cluster thread is gone".to_string())?
             }),
         );
         clusters.insert(
@@ -140,10 +155,17 @@ async fn ensure_credentials(catalog: &Catalog, data_dir: &Path) -> anyhow::Resul
         key_id: "freeport-up".into(),
     };
     let known = catalog.list_organizations()?;
-    for (name, display) in [(OWNER_ORG, "Local A (data owner)"), (PARTNER_ORG, "Local B (partner)")] {
+    for (name, display) in [
+        (OWNER_ORG, "Local A (data owner)"),
+        (PARTNER_ORG, "Local B (partner)"),
+    ] {
         let org = OrgName::parse(name)?;
         if !known.iter().any(|o| o.name == org) {
-            let kind = if name == OWNER_ORG { OrgKind::Internal } else { OrgKind::Partner };
+            let kind = if name == OWNER_ORG {
+                OrgKind::Internal
+            } else {
+                OrgKind::Partner
+            };
             catalog
                 .create_organization(&setup, org, kind, display.into())
                 .await?;
@@ -213,9 +235,15 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
     let token = shutdown.clone();
     let portal_clusters = clusters.clone();
     tasks.spawn(async move {
-        freeport_portal::serve(&portal_config, portal_clusters, portal_listener, portal_tls, token)
-            .await
-            .context("portal")
+        freeport_portal::serve(
+            &portal_config,
+            portal_clusters,
+            portal_listener,
+            portal_tls,
+            token,
+        )
+        .await
+        .context("portal")
     });
 
     println!("Freeport is up (development mode: plain HTTP on loopback, generated certificates).");

@@ -133,7 +133,9 @@ impl Link {
                 event = watch.message() => event?,
             };
             let Some(event) = event else {
-                return Err(tonic::Status::unavailable("catalog closed the watch stream"));
+                return Err(tonic::Status::unavailable(
+                    "catalog closed the watch stream",
+                ));
             };
             if let Some(change) = event.change {
                 view.apply(change);

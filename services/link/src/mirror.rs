@@ -190,8 +190,12 @@ impl Mirror {
         if result.is_ok() {
             match tokio::time::timeout(STOP_FLUSH, &mut deliveries).await {
                 Ok(Ok(Ok(()))) => {}
-                Ok(Ok(Err(e))) => tracing::warn!(contract = %spec.contract_id, error = %e, "delivery failed while stopping"),
-                _ => tracing::warn!(contract = %spec.contract_id, "records still in flight when the mirror stopped"),
+                Ok(Ok(Err(e))) => {
+                    tracing::warn!(contract = %spec.contract_id, error = %e, "delivery failed while stopping")
+                }
+                _ => {
+                    tracing::warn!(contract = %spec.contract_id, "records still in flight when the mirror stopped")
+                }
             }
         }
         deliveries.abort();
@@ -280,7 +284,11 @@ pub async fn resume_positions(
         for partition in 0..i32::try_from(partitions).unwrap_or(i32::MAX) {
             let (low, high) = consumer.fetch_watermarks(&topic, partition, METADATA_TIMEOUT)?;
             if high > low {
-                assignment.add_partition_offset(&topic, partition, Offset::Offset((high - 1).max(low)))?;
+                assignment.add_partition_offset(
+                    &topic,
+                    partition,
+                    Offset::Offset((high - 1).max(low)),
+                )?;
                 unread.insert(partition);
             }
         }
@@ -294,7 +302,8 @@ pub async fn resume_positions(
         let deadline = Instant::now() + TAIL_DEADLINE;
         let mut last_record = Instant::now();
         loop {
-            let settled = unread.is_empty() && (at_end == assigned || last_record.elapsed() >= TAIL_IDLE);
+            let settled =
+                unread.is_empty() && (at_end == assigned || last_record.elapsed() >= TAIL_IDLE);
             if settled {
                 return Ok(positions);
             }

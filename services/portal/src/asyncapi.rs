@@ -11,7 +11,13 @@ const KAFKA_BINDING_VERSION: &str = "0.5.0";
 /// `[A-Za-z0-9_-]`.
 fn key(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -29,15 +35,24 @@ fn host(cluster: &ClusterConfig) -> String {
 /// A document describing one stream: the cluster that serves it, its
 /// channel (the topic), the receive operation and the message with its
 /// payload schema and Kafka bindings.
-pub fn stream_document(stream: &pb::Stream, cluster: &ClusterConfig, partitions: Option<usize>) -> Value {
+pub fn stream_document(
+    stream: &pb::Stream,
+    cluster: &ClusterConfig,
+    partitions: Option<usize>,
+) -> Value {
     let server = key(&stream.cluster);
     let channel = key(&stream.name);
     let message = format!("{}Record", key(&stream.name));
-    let payload: Value = serde_json::from_str(&stream.value_schema_json).unwrap_or_else(|_| json!({}));
+    let payload: Value =
+        serde_json::from_str(&stream.value_schema_json).unwrap_or_else(|_| json!({}));
     let mut info = Map::new();
     info.insert(
         "title".into(),
-        json!(if stream.title.is_empty() { &stream.name } else { &stream.title }),
+        json!(if stream.title.is_empty() {
+            &stream.name
+        } else {
+            &stream.title
+        }),
     );
     info.insert("version".into(), json!("1.0.0"));
     if !stream.description.is_empty() {
@@ -131,7 +146,10 @@ mod tests {
         let doc = stream_document(&stream, &cluster, Some(3));
         assert_eq!(doc["servers"]["eu_main"]["host"], "k1:9092");
         assert_eq!(doc["channels"]["b2b_orders"]["address"], "orders");
-        assert_eq!(doc["channels"]["b2b_orders"]["bindings"]["kafka"]["partitions"], 3);
+        assert_eq!(
+            doc["channels"]["b2b_orders"]["bindings"]["kafka"]["partitions"],
+            3
+        );
         assert_eq!(
             doc["components"]["messages"]["b2b_ordersRecord"]["payload"]["type"],
             "object"

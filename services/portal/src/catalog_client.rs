@@ -34,7 +34,11 @@ impl CatalogClient {
         &self,
         request: pb::CreateOrganizationRequest,
     ) -> ApiResult<pb::Organization> {
-        Ok(self.client().create_organization(request).await?.into_inner())
+        Ok(self
+            .client()
+            .create_organization(request)
+            .await?
+            .into_inner())
     }
 
     pub async fn list_organizations(&self) -> ApiResult<Vec<pb::Organization>> {
@@ -52,7 +56,11 @@ impl CatalogClient {
         Ok(self.client().create_api_key(request).await?.into_inner())
     }
 
-    pub async fn register_stream(&self, actor: pb::Principal, stream: pb::Stream) -> ApiResult<pb::Stream> {
+    pub async fn register_stream(
+        &self,
+        actor: pb::Principal,
+        stream: pb::Stream,
+    ) -> ApiResult<pb::Stream> {
         let request = pb::RegisterStreamRequest {
             actor: Some(actor),
             stream: Some(stream),
@@ -68,7 +76,10 @@ impl CatalogClient {
     }
 
     pub async fn list_streams(&self) -> ApiResult<Vec<pb::Stream>> {
-        let response = self.client().list_streams(pb::ListStreamsRequest {}).await?;
+        let response = self
+            .client()
+            .list_streams(pb::ListStreamsRequest {})
+            .await?;
         Ok(response.into_inner().streams)
     }
 
@@ -96,6 +107,10 @@ impl CatalogClient {
         &self,
         request: pb::TransitionContractRequest,
     ) -> ApiResult<pb::Contract> {
-        Ok(self.client().transition_contract(request).await?.into_inner())
+        Ok(self
+            .client()
+            .transition_contract(request)
+            .await?
+            .into_inner())
     }
 }

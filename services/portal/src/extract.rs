@@ -35,7 +35,10 @@ pub async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes
         if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::new(ErrorCode::PayloadTooLarge, "request body is too large")
         } else {
-            ApiError::new(ErrorCode::MalformedBody, format!("cannot read request body: {rejection}"))
+            ApiError::new(
+                ErrorCode::MalformedBody,
+                format!("cannot read request body: {rejection}"),
+            )
         }
     })
 }
@@ -111,12 +114,10 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let unauthenticated =
-            |m: &str| ApiError::new(ErrorCode::Unauthenticated, m.to_string());
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .ok_or_else(|| unauthenticated("missing Authorization header; send 'Authorization: Bearer <api key>'"))?;
+        let unauthenticated = |m: &str| ApiError::new(ErrorCode::Unauthenticated, m.to_string());
+        let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
+            unauthenticated("missing Authorization header; send 'Authorization: Bearer <api key>'")
+        })?;
         let key = header
             .to_str()
             .ok()

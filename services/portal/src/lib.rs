@@ -113,16 +113,19 @@ impl AppState {
     }
 
     pub fn cluster(&self, name: &ClusterName) -> ApiResult<&ClusterConfig> {
-        self.inner.clusters.get(name).ok_or_else(|| {
-            ApiError::invalid(format!("unknown cluster {:?}", name.as_str()))
-        })
+        self.inner
+            .clusters
+            .get(name)
+            .ok_or_else(|| ApiError::invalid(format!("unknown cluster {:?}", name.as_str())))
     }
 
     pub fn producer(&self, name: &ClusterName) -> ApiResult<&FutureProducer> {
-        self.inner
-            .producers
-            .get(name)
-            .ok_or_else(|| ApiError::new(ErrorCode::ClusterNotFound, format!("unknown cluster {:?}", name.as_str())))
+        self.inner.producers.get(name).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::ClusterNotFound,
+                format!("unknown cluster {:?}", name.as_str()),
+            )
+        })
     }
 
     /// The topic's partition count, cached briefly; `None` if it does not exist.
@@ -149,13 +152,15 @@ impl AppState {
 pub fn app(state: AppState, max_body_bytes: usize) -> Router {
     rest::router(state)
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| {
-            tracing::error!("handler panicked");
-            axum::response::IntoResponse::into_response(ApiError::new(
-                ErrorCode::Internal,
-                "internal error",
-            ))
-        }))
+        .layer(CatchPanicLayer::custom(
+            |_panic: Box<dyn std::any::Any + Send>| {
+                tracing::error!("handler panicked");
+                axum::response::IntoResponse::into_response(ApiError::new(
+                    ErrorCode::Internal,
+                    "internal error",
+                ))
+            },
+        ))
 }
 
 /// Runs the portal from its config until `shutdown` fires.
@@ -195,9 +200,10 @@ pub async fn serve(
             .map_err(StartError::Serve)?;
         return Ok(());
     }
-    let rustls = axum_server::tls_rustls::RustlsConfig::from_pem(tls.cert_pem.clone(), tls.key_pem.clone())
-        .await
-        .map_err(StartError::HttpsConfig)?;
+    let rustls =
+        axum_server::tls_rustls::RustlsConfig::from_pem(tls.cert_pem.clone(), tls.key_pem.clone())
+            .await
+            .map_err(StartError::HttpsConfig)?;
     let handle = axum_server::Handle::new();
     let stopper = handle.clone();
     tokio::spawn(async move {

@@ -147,8 +147,15 @@ async fn the_contract_lifecycle_records_who_and_refuses_illegal_moves() {
         .transition_contract(&f.admin, &c.id, ContractAction::Approve, String::new())
         .await
         .unwrap_err();
-    assert_eq!(err.to_string(), format!("cannot approve contract {}: it is revoked", c.id));
-    assert_eq!(f.catalog.store.revision().unwrap(), revision, "a refusal wrote something");
+    assert_eq!(
+        err.to_string(),
+        format!("cannot approve contract {}: it is revoked", c.id)
+    );
+    assert_eq!(
+        f.catalog.store.revision().unwrap(),
+        revision,
+        "a refusal wrote something"
+    );
     // A late report from the link does not revive it.
     let c = f
         .catalog
@@ -162,7 +169,10 @@ async fn the_contract_lifecycle_records_who_and_refuses_illegal_moves() {
         .report_link_status(&c.id, LinkStatus::Stopped, "")
         .await
         .unwrap();
-    assert_eq!((c.state, c.link_status.as_str()), (ContractState::Revoked, "stopped"));
+    assert_eq!(
+        (c.state, c.link_status.as_str()),
+        (ContractState::Revoked, "stopped")
+    );
 }
 
 #[tokio::test]
@@ -175,7 +185,9 @@ async fn destinations_cannot_be_shared_or_point_at_a_source() {
         .await
         .unwrap();
     assert!(matches!(
-        f.catalog.request_contract(&f.partner, request("copy")).await,
+        f.catalog
+            .request_contract(&f.partner, request("copy"))
+            .await,
         Err(CatalogError::DestinationInUse { .. })
     ));
     let mut into_source = request("orders");
@@ -200,8 +212,15 @@ async fn registration_validates_references_and_uniqueness() {
     let f = fixture().await;
     let mut unknown = orders();
     unknown.cluster = ClusterName::parse("nowhere").unwrap();
-    let err = f.catalog.register_stream(&f.owner, unknown).await.unwrap_err();
-    assert!(err.to_string().contains("unknown cluster \"nowhere\""), "{err}");
+    let err = f
+        .catalog
+        .register_stream(&f.owner, unknown)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("unknown cluster \"nowhere\""),
+        "{err}"
+    );
     assert!(matches!(
         f.catalog.register_stream(&f.admin, orders()).await,
         Err(CatalogError::Forbidden(_))

@@ -94,7 +94,9 @@ impl Store for MemoryStore {
     fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
         let state = self.state();
         // Revisions are dense from 1, so event N sits at index N - 1.
-        let start = usize::try_from(after).unwrap_or(usize::MAX).min(state.events.len());
+        let start = usize::try_from(after)
+            .unwrap_or(usize::MAX)
+            .min(state.events.len());
         Ok(state.events[start..].iter().take(limit).cloned().collect())
     }
 }

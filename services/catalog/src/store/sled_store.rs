@@ -161,8 +161,9 @@ impl Store for SledStore {
         )
             .transaction(|(orgs, streams, contracts, api_keys, events, meta)| {
                 let revision = match meta.get(REVISION_KEY)? {
-                    Some(bytes) => decode_revision(&bytes)
-                        .map_err(ConflictableTransactionError::Abort)?,
+                    Some(bytes) => {
+                        decode_revision(&bytes).map_err(ConflictableTransactionError::Abort)?
+                    }
                     None => 0,
                 };
                 let numbered = number(revision, commit.changes.clone());

@@ -4,8 +4,8 @@ use freeport_common::names::{ClusterName, OrgName, StreamName, TopicName};
 
 use super::{Commit, MemoryStore, SledStore, Store};
 use crate::domain::{
-    ApiKeyRecord, Change, ClusterDestination, Contract, ContractState, OrgKind, Organization,
-    Role, Stream,
+    ApiKeyRecord, Change, ClusterDestination, Contract, ContractState, OrgKind, Organization, Role,
+    Stream,
 };
 
 fn org(name: &str) -> Organization {
@@ -83,7 +83,9 @@ fn commit_assigns_dense_revisions_and_stores_entities(store: &dyn Store) {
         Some(org("owner"))
     );
     assert_eq!(
-        store.get_stream(&StreamName::parse("orders").unwrap()).unwrap(),
+        store
+            .get_stream(&StreamName::parse("orders").unwrap())
+            .unwrap(),
         Some(stream("orders"))
     );
     assert_eq!(store.get_api_key("ab").unwrap().unwrap().key_id, "k1");

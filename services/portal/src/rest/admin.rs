@@ -20,7 +20,10 @@ pub struct CreateOrg {
     display_name: String,
 }
 
-pub async fn clusters(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<serde_json::Value>> {
+pub async fn clusters(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<serde_json::Value>> {
     caller.require_admin("list clusters")?;
     let clusters: Vec<_> = state
         .clusters()
@@ -48,7 +51,10 @@ fn org_view(o: pb::Organization) -> serde_json::Value {
     })
 }
 
-pub async fn list_orgs(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<serde_json::Value>> {
+pub async fn list_orgs(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<serde_json::Value>> {
     caller.require_admin("list organizations")?;
     let orgs: Vec<_> = state
         .catalog()

@@ -152,8 +152,14 @@ pub async fn list(
 ) -> ApiResult<Json<serde_json::Value>> {
     let mut views = Vec::new();
     for contract in state.catalog().list_contracts().await? {
-        if filter.stream.as_ref().is_some_and(|s| *s != contract.stream)
-            || filter.state.as_ref().is_some_and(|s| *s != state_name(contract.state))
+        if filter
+            .stream
+            .as_ref()
+            .is_some_and(|s| *s != contract.stream)
+            || filter
+                .state
+                .as_ref()
+                .is_some_and(|s| *s != state_name(contract.state))
         {
             continue;
         }

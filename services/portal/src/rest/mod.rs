@@ -18,7 +18,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/streams", get(streams::list).post(streams::register))
         .route("/v1/streams/{name}", get(streams::get_one))
         .route("/v1/streams/{name}/asyncapi", get(streams::asyncapi))
-        .route("/v1/contracts", get(contracts::list).post(contracts::request))
+        .route(
+            "/v1/contracts",
+            get(contracts::list).post(contracts::request),
+        )
         .route("/v1/contracts/{id}", get(contracts::get_one))
         .route("/v1/contracts/{id}/{action}", post(contracts::act))
         .route("/v1/clusters", get(admin::clusters))
@@ -28,7 +31,10 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .fallback(|| async { ApiError::new(ErrorCode::RouteNotFound, "no such route") })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(ErrorCode::MethodNotAllowed, "method not allowed on this route")
+            ApiError::new(
+                ErrorCode::MethodNotAllowed,
+                "method not allowed on this route",
+            )
         })
         .with_state(state)
 }

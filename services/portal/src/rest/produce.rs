@@ -101,12 +101,18 @@ fn encode_field(
 
 fn encode(format: Format, request: ProduceRequest, partitions: usize) -> ApiResult<Vec<Encoded>> {
     if request.records.is_empty() {
-        return Err(ApiError::new(ErrorCode::InvalidRecords, "records must not be empty"));
+        return Err(ApiError::new(
+            ErrorCode::InvalidRecords,
+            "records must not be empty",
+        ));
     }
     if request.records.len() > MAX_RECORDS {
         return Err(ApiError::new(
             ErrorCode::InvalidRecords,
-            format!("{} records in one request; the limit is {MAX_RECORDS}", request.records.len()),
+            format!(
+                "{} records in one request; the limit is {MAX_RECORDS}",
+                request.records.len()
+            ),
         ));
     }
     request
@@ -118,7 +124,9 @@ fn encode(format: Format, request: ProduceRequest, partitions: usize) -> ApiResu
                 if p < 0 || p as usize >= partitions {
                     return Err(ApiError::new(
                         ErrorCode::PartitionNotFound,
-                        format!("records[{i}].partition {p} does not exist; the topic has {partitions}"),
+                        format!(
+                            "records[{i}].partition {p} does not exist; the topic has {partitions}"
+                        ),
                     ));
                 }
             }
@@ -132,7 +140,10 @@ fn encode(format: Format, request: ProduceRequest, partitions: usize) -> ApiResu
                             format!("records[{i}].headers: a header needs a name"),
                         ));
                     }
-                    let value = h.value.map(|v| decode_base64("headers", i, &v)).transpose()?;
+                    let value = h
+                        .value
+                        .map(|v| decode_base64("headers", i, &v))
+                        .transpose()?;
                     Ok((h.name, value))
                 })
                 .collect::<ApiResult<_>>()?;
@@ -173,9 +184,14 @@ pub async fn produce(
     let on_topic: Vec<_> = streams.into_iter().filter(|s| s.topic == topic).collect();
     let Some(stream) = on_topic.iter().find(|s| s.owner == org) else {
         return Err(if on_topic.is_empty() {
-            ApiError::new(ErrorCode::TopicNotFound, format!("topic {topic:?} not found"))
+            ApiError::new(
+                ErrorCode::TopicNotFound,
+                format!("topic {topic:?} not found"),
+            )
         } else {
-            ApiError::forbidden(format!("only the owner of topic {topic:?} may produce to it"))
+            ApiError::forbidden(format!(
+                "only the owner of topic {topic:?} may produce to it"
+            ))
         });
     };
     let cluster_name = ClusterName::parse(stream.cluster.clone())
@@ -183,7 +199,12 @@ pub async fn produce(
     let partitions = state
         .partitions(&cluster_name, &topic)
         .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::TopicNotFound, format!("topic {topic:?} not found on its cluster")))?;
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::TopicNotFound,
+                format!("topic {topic:?} not found on its cluster"),
+            )
+        })?;
     // Everything is checked before anything is sent: a bad record fails the
     // whole request and writes nothing.
     let records = encode(format, parsed, partitions)?;

@@ -69,7 +69,10 @@ impl From<pb::Stream> for StreamView {
     }
 }
 
-pub async fn list(State(state): State<AppState>, _caller: Caller) -> ApiResult<Json<serde_json::Value>> {
+pub async fn list(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> ApiResult<Json<serde_json::Value>> {
     let streams: Vec<StreamView> = state
         .catalog()
         .list_streams()
@@ -122,7 +125,9 @@ pub async fn register(
     }
     ensure_topic(cluster, topic.as_str(), partitions as usize)
         .await
-        .map_err(|e| ApiError::kafka(&format!("cannot create topic {topic} on {cluster_name}"), e))?;
+        .map_err(|e| {
+            ApiError::kafka(&format!("cannot create topic {topic} on {cluster_name}"), e)
+        })?;
     let stream = pb::Stream {
         name: name.to_string(),
         cluster: cluster_name.to_string(),
@@ -157,11 +162,7 @@ pub async fn asyncapi(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|accept| accept.contains("json"));
     if wants_json {
-        return Ok((
-            [(header::CONTENT_TYPE, "application/json")],
-            Json(document),
-        )
-            .into_response());
+        return Ok(([(header::CONTENT_TYPE, "application/json")], Json(document)).into_response());
     }
     let yaml = serde_yaml_ng::to_string(&document)
         .map_err(|e| ApiError::internal("cannot render AsyncAPI as YAML", e))?;

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Installs what the tests need on a fresh machine, then runs every check and
+# every test: formatting, clippy, unit tests and the end-to-end tests against
+# real tansu brokers. CI runs exactly this (.ci/run). Installs are cached:
+# tansu in ~/.cargo/bin, the AsyncAPI schema under target/test-deps.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TANSU_VERSION=0.6.0
+ASYNCAPI_SPECS_VERSION=6.11.1
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "system tools"
+missing=()
+for tool in curl jq bash; do
+  command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+if ((${#missing[@]})); then
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "missing ${missing[*]} and no apt-get to install them" >&2
+    exit 1
+  fi
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq "${missing[@]}"
+fi
+command -v npm >/dev/null 2>&1 || { echo "npm is needed to fetch the AsyncAPI JSON Schema" >&2; exit 1; }
+
+step "tansu ${TANSU_VERSION} (the Kafka-compatible broker the tests run against)"
+export PATH="$HOME/.cargo/bin:$PATH"
+if ! tansu --version 2>/dev/null | grep -qx "tansu ${TANSU_VERSION}"; then
+  echo "installing tansu ${TANSU_VERSION}; this takes several minutes once"
+  cargo install tansu --locked --version "${TANSU_VERSION}" --features dynostore
+fi
+export TANSU_BIN="$(command -v tansu)"
+tansu --version
+
+step "AsyncAPI 3.0 JSON Schema (@asyncapi/specs ${ASYNCAPI_SPECS_VERSION})"
+specs_dir="target/test-deps/asyncapi-specs"
+schema="$specs_dir/package/schemas/3.0.0-without-\$id.json"
+if [ "$(cat "$specs_dir/VERSION" 2>/dev/null)" != "${ASYNCAPI_SPECS_VERSION}" ] || [ ! -f "$schema" ]; then
+  rm -rf "$specs_dir" && mkdir -p "$specs_dir"
+  (cd "$specs_dir" && npm pack --silent "@asyncapi/specs@${ASYNCAPI_SPECS_VERSION}" >/dev/null \
+    && tar xzf "asyncapi-specs-${ASYNCAPI_SPECS_VERSION}.tgz")
+  echo "${ASYNCAPI_SPECS_VERSION}" > "$specs_dir/VERSION"
+fi
+export FREEPORT_ASYNCAPI_SCHEMA="$PWD/$schema"
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "build the freeport binary for the end-to-end tests"
+cargo build --workspace --bins
+export FREEPORT_BIN="$PWD/target/debug/freeport"
+
+step "tests"
+cargo test --workspace

@@ -1,0 +1,79 @@
+//! Generated AsyncAPI documents are valid AsyncAPI 3.0, checked against the
+//! official JSON Schema (from the `@asyncapi/specs` package).
+
+use freeport_common::config::ClusterConfig;
+use freeport_common::proto::catalog::v1 as pb;
+use freeport_portal::asyncapi::stream_document;
+use freeport_tests::{asyncapi_violations, json};
+
+fn cluster(bootstrap: &str, description: &str) -> ClusterConfig {
+    ClusterConfig {
+        bootstrap: bootstrap.into(),
+        description: description.into(),
+    }
+}
+
+#[test]
+fn generated_documents_are_valid_asyncapi_3() {
+    let cases = [
+        (
+            pb::Stream {
+                name: "orders".into(),
+                owner: "acme".into(),
+                cluster: "eu.main".into(),
+                topic: "Orders.V1".into(),
+                title: "Orders".into(),
+                description: "Every order".into(),
+                tags: vec!["sales".into(), "pii".into()],
+                value_schema_json: json!({
+                    "type": "object",
+                    "required": ["id"],
+                    "properties": {"id": {"type": "integer"}, "lines": {"type": "array", "items": {"type": "string"}}}
+                })
+                .to_string(),
+                ..Default::default()
+            },
+            cluster("k1:9092,k2:9092", "main cluster"),
+            Some(12),
+        ),
+        (
+            // The least a stream can have: no title, tags or schema details.
+            pb::Stream {
+                name: "b2b.x_y-z".into(),
+                owner: "o".into(),
+                cluster: "c".into(),
+                topic: "t".into(),
+                value_schema_json: "{}".into(),
+                ..Default::default()
+            },
+            cluster("localhost:1", ""),
+            None,
+        ),
+    ];
+    for (stream, cluster, partitions) in cases {
+        let document = stream_document(&stream, &cluster, partitions);
+        let violations = asyncapi_violations(&document);
+        assert!(
+            violations.is_empty(),
+            "{}: {violations:#?}\n{document:#}",
+            stream.name
+        );
+    }
+}
+
+#[test]
+fn the_validator_rejects_what_is_not_asyncapi_3() {
+    // Without this, a validator that accepts everything would pass the test above.
+    let stream = pb::Stream {
+        name: "orders".into(),
+        cluster: "a".into(),
+        topic: "orders".into(),
+        value_schema_json: "{}".into(),
+        ..Default::default()
+    };
+    let mut document = stream_document(&stream, &cluster("h:1", ""), None);
+    document["operations"]["receive_orders"]["action"] = json!("consume");
+    document.as_object_mut().unwrap().remove("info");
+    let violations = asyncapi_violations(&document);
+    assert!(violations.len() >= 2, "{violations:#?}");
+}
