@@ -175,3 +175,19 @@ async fn run() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_configuration_loads() {
+        let path =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/freeport.example.toml");
+        let config: FileConfig =
+            config::load(Some(&path), &std::collections::HashMap::new()).unwrap();
+        assert_eq!(config.clusters.len(), 2);
+        assert!(config.catalog.is_some() && config.link.is_some());
+        assert!(!config.portal.unwrap().dev_mode);
+    }
+}
