@@ -1,9 +1,11 @@
 //! Configuration loading shared by every service.
 //!
 //! One TOML file format serves all services. Values come from the file, then
-//! from `FREEPORT_` environment variables, where `__` separates nesting levels
-//! (`FREEPORT_PORTAL__LISTEN=0.0.0.0:8443` sets `portal.listen`). The loader
-//! takes the environment as a map so tests can pass one in.
+//! from `FREEPORT_<SECTION>__<KEY>` environment variables, where `__`
+//! separates nesting levels (`FREEPORT_PORTAL__LISTEN=0.0.0.0:8443` sets
+//! `portal.listen`). Every value lives inside a section, so a variable
+//! without `__` (`FREEPORT_LOG`, say) is not configuration and is left alone.
+//! The loader takes the environment as a map so tests can pass one in.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -66,7 +68,7 @@ pub fn load<T: DeserializeOwned>(
 fn apply_env(root: &mut toml::Table, env: &HashMap<String, String>) -> Result<(), ConfigError> {
     let mut keys: Vec<_> = env
         .keys()
-        .filter(|k| k.starts_with(ENV_PREFIX) && k.len() > ENV_PREFIX.len())
+        .filter(|k| k.starts_with(ENV_PREFIX) && k[ENV_PREFIX.len()..].contains("__"))
         .collect();
     // Deterministic order, so a conflict is reported the same way every time.
     keys.sort();
@@ -151,6 +153,7 @@ mod tests {
             ),
             ("FREEPORT_PORTAL__DEV_MODE".to_string(), "true".to_string()),
             ("OTHER".to_string(), "ignored".to_string()),
+            ("FREEPORT_LOG".to_string(), "not configuration".to_string()),
         ]);
         let cfg: Sample = load(Some(&path), &env).unwrap();
         assert_eq!(cfg.portal.listen, "0.0.0.0:2");
