@@ -571,6 +571,16 @@ async fn bad_input_gets_a_stable_code_and_writes_nothing() {
         .await,
     );
 
+    check(
+        Refusal {
+            what: "unknown query parameter",
+            status: 422,
+            code: 42201,
+        },
+        hub.call("GET", "/v1/contracts?colour=red", &admin, None)
+            .await,
+    );
+
     // Routing.
     check(
         Refusal {

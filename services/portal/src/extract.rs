@@ -79,6 +79,40 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// Query parameters; unknown or malformed ones are 422, not axum's plain text.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| ApiQuery(q.0))
+            .map_err(|e| ApiError::invalid(format!("invalid query: {}", e.body_text())))
+    }
+}
+
+/// Path parameters; a segment that is not valid (for example not UTF-8)
+/// is 404, not axum's plain text.
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| ApiPath(p.0))
+            .map_err(|e| {
+                ApiError::new(
+                    ErrorCode::RouteNotFound,
+                    format!("invalid path: {}", e.body_text()),
+                )
+            })
+    }
+}
+
 /// The authenticated caller, resolved by the catalog from
 /// `Authorization: Bearer <api key>`.
 pub struct Caller(pub pb::Principal);

@@ -1,6 +1,6 @@
 //! Hub administration: clusters, organizations and their API keys.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use freeport_common::proto::catalog::v1 as pb;
@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::enum_name;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, Caller};
+use crate::extract::{ApiJson, ApiPath, Caller};
 use crate::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -97,7 +97,7 @@ pub async fn create_org(
 pub async fn create_key(
     State(state): State<AppState>,
     caller: Caller,
-    Path(org): Path<String>,
+    ApiPath(org): ApiPath<String>,
 ) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
     caller.require_admin("issue API keys")?;
     let created = state

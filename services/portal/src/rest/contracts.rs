@@ -1,6 +1,8 @@
 //! Contract requests by partners, decisions by admins.
 
-use axum::extract::{Path, Query, Request, State};
+use std::collections::HashMap;
+
+use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::Json;
 use freeport_common::error::ErrorCode;
@@ -9,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::enum_name;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{body_bytes, media_type, parse_json, ApiJson, Caller};
+use crate::extract::{body_bytes, media_type, parse_json, ApiJson, ApiPath, ApiQuery, Caller};
 use crate::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -100,15 +102,11 @@ impl From<pb::Contract> for ContractView {
 
 /// Admins see every contract; an organization sees the contracts it holds
 /// and those on its streams.
-async fn visible(state: &AppState, caller: &Caller, contract: &pb::Contract) -> ApiResult<bool> {
-    let Some(org) = caller.org() else {
-        return Ok(caller.is_admin());
-    };
-    if contract.consumer == org {
-        return Ok(true);
+fn visible(caller: &Caller, contract: &pb::Contract, stream_owner: Option<&str>) -> bool {
+    match caller.org() {
+        None => caller.is_admin(),
+        Some(org) => contract.consumer == org || stream_owner == Some(org),
     }
-    let stream = state.catalog().get_stream(&contract.stream).await?;
-    Ok(stream.owner == org)
 }
 
 pub async fn request(
@@ -133,10 +131,16 @@ pub async fn request(
 pub async fn get_one(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<ContractView>> {
     let contract = state.catalog().get_contract(&id).await?;
-    if !visible(&state, &caller, &contract).await? {
+    let owner = match caller.org() {
+        Some(org) if contract.consumer != org => {
+            Some(state.catalog().get_stream(&contract.stream).await?.owner)
+        }
+        _ => None,
+    };
+    if !visible(&caller, &contract, owner.as_deref()) {
         return Err(ApiError::new(
             ErrorCode::ContractNotFound,
             format!("contract {id:?} not found"),
@@ -148,25 +152,29 @@ pub async fn get_one(
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Query(filter): Query<ListFilter>,
+    ApiQuery(filter): ApiQuery<ListFilter>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let mut views = Vec::new();
-    for contract in state.catalog().list_contracts().await? {
-        if filter
-            .stream
-            .as_ref()
-            .is_some_and(|s| *s != contract.stream)
-            || filter
-                .state
-                .as_ref()
-                .is_some_and(|s| *s != state_name(contract.state))
-        {
-            continue;
-        }
-        if visible(&state, &caller, &contract).await? {
-            views.push(ContractView::from(contract));
-        }
-    }
+    let owners: HashMap<String, String> = if caller.is_admin() {
+        HashMap::new()
+    } else {
+        let streams = state.catalog().list_streams().await?;
+        streams.into_iter().map(|s| (s.name, s.owner)).collect()
+    };
+    let views: Vec<ContractView> = state
+        .catalog()
+        .list_contracts()
+        .await?
+        .into_iter()
+        .filter(|c| {
+            filter.stream.as_ref().is_none_or(|s| *s == c.stream)
+                && filter
+                    .state
+                    .as_ref()
+                    .is_none_or(|s| *s == state_name(c.state))
+                && visible(&caller, c, owners.get(&c.stream).map(String::as_str))
+        })
+        .map(ContractView::from)
+        .collect();
     Ok(Json(serde_json::json!({ "contracts": views })))
 }
 
@@ -175,7 +183,7 @@ pub async fn list(
 pub async fn act(
     State(state): State<AppState>,
     caller: Caller,
-    Path((id, action)): Path<(String, String)>,
+    ApiPath((id, action)): ApiPath<(String, String)>,
     request: Request,
 ) -> ApiResult<Json<ContractView>> {
     let action = match action.as_str() {

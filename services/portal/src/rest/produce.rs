@@ -5,7 +5,7 @@
 //! Beyond v2, a record may carry `headers`: `[{"name": "...", "value":
 //! "<base64>"}]`, the shape of REST Proxy v3.
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -18,7 +18,7 @@ use rdkafka::producer::FutureRecord;
 use serde::Deserialize;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{body_bytes, media_type, parse_json, Caller};
+use crate::extract::{body_bytes, media_type, parse_json, ApiPath, Caller};
 use crate::AppState;
 
 pub const JSON_V2: &str = "application/vnd.kafka.json.v2+json";
@@ -160,7 +160,7 @@ fn encode(format: Format, request: ProduceRequest, partitions: usize) -> ApiResu
 pub async fn produce(
     State(state): State<AppState>,
     caller: Caller,
-    Path(topic): Path<String>,
+    ApiPath(topic): ApiPath<String>,
     request: Request,
 ) -> ApiResult<Response> {
     let format = match media_type(request.headers()).as_deref() {

@@ -1,6 +1,6 @@
 //! Discovery and registration of streams, and their AsyncAPI documents.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::asyncapi;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, Caller};
+use crate::extract::{ApiJson, ApiPath, Caller};
 use crate::AppState;
 
 /// Most partitions a registration may create a topic with.
@@ -86,7 +86,7 @@ pub async fn list(
 pub async fn get_one(
     State(state): State<AppState>,
     _caller: Caller,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<StreamView>> {
     Ok(Json(state.catalog().get_stream(&name).await?.into()))
 }
@@ -146,7 +146,7 @@ pub async fn register(
 pub async fn asyncapi(
     State(state): State<AppState>,
     _caller: Caller,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let stream = state.catalog().get_stream(&name).await?;
