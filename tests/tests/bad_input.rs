@@ -340,6 +340,7 @@ async fn bad_input_gets_a_stable_code_and_writes_nothing() {
         hub.call("POST", "/v1/contracts/nope/approve", &admin, None)
             .await,
     );
+    let stranger = hub.org("initech", "partner").await;
     let (status, created) = hub
         .call(
             "POST",
@@ -430,13 +431,26 @@ async fn bad_input_gets_a_stable_code_and_writes_nothing() {
             status: 404,
             code: 40411,
         },
-        hub.call(
+        hub.call("GET", &format!("/v1/contracts/{id}"), &stranger, None)
+            .await,
+    );
+    let (_, seen) = hub.call("GET", "/v1/contracts", &stranger, None).await;
+    assert_eq!(
+        seen["contracts"],
+        json!([]),
+        "a stranger lists no contracts"
+    );
+    let (_, seen) = hub
+        .call(
             "GET",
-            &format!("/v1/contracts/{id}"),
-            &hub.org("initech", "partner").await,
+            "/v1/contracts?stream=orders&state=requested",
+            &owner,
             None,
         )
-        .await,
+        .await;
+    assert_eq!(
+        seen["contracts"][0]["id"], id,
+        "the stream's owner sees contracts on it"
     );
     assert_eq!(
         hub.call("POST", &format!("/v1/contracts/{id}/revoke"), &admin, None)
