@@ -28,7 +28,7 @@ async fn list_streams(addr: std::net::SocketAddr, tls: ClientTlsConfig) -> Resul
 }
 
 #[tokio::test]
-async fn only_clients_with_a_certificate_from_the_hub_ca_get_in() {
+async fn only_clients_with_a_certificate_from_the_hub_ca_get_in_and_find_health_and_reflection() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let ours = tempfile::tempdir().unwrap();
     let theirs = tempfile::tempdir().unwrap();
@@ -69,6 +69,49 @@ async fn only_clients_with_a_certificate_from_the_hub_ca_get_in() {
     assert!(list_streams(addr, foreign.client_config("catalog"))
         .await
         .is_err());
+
+    // Standard gRPC health checking and server reflection, over the same mTLS.
+    let channel = Endpoint::from_shared(format!("https://{addr}"))
+        .unwrap()
+        .tls_config(link.client_config("catalog"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let health = tonic_health::pb::health_client::HealthClient::new(channel.clone())
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "freeport.catalog.v1.CatalogService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        health.status(),
+        tonic_health::pb::health_check_response::ServingStatus::Serving
+    );
+    use tonic_reflection::pb::v1 as reflection;
+    let request = reflection::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(
+            reflection::server_reflection_request::MessageRequest::ListServices(String::new()),
+        ),
+    };
+    let mut answers = reflection::server_reflection_client::ServerReflectionClient::new(channel)
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let answer = answers.message().await.unwrap().unwrap();
+    let Some(reflection::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        answer.message_response
+    else {
+        panic!("unexpected reflection answer {answer:?}");
+    };
+    let names: Vec<_> = list.service.iter().map(|s| s.name.as_str()).collect();
+    assert!(
+        names.contains(&"freeport.catalog.v1.CatalogService"),
+        "{names:?}"
+    );
 
     shutdown.cancel();
     server.await.unwrap().unwrap();

@@ -37,6 +37,8 @@ pub enum StartError {
     Tls(#[from] freeport_common::tls::TlsError),
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    #[error("cannot set up gRPC reflection: {0}")]
+    Reflection(String),
     #[error("gRPC server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
 }
@@ -77,8 +79,18 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "catalog listening (gRPC, mutual TLS)");
     }
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<freeport_common::proto::catalog::v1::catalog_service_server::CatalogServiceServer<grpc::CatalogGrpc>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(freeport_common::proto::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| StartError::Reflection(e.to_string()))?;
     tonic::transport::Server::builder()
         .tls_config(tls.server_config())?
+        .add_service(health_service)
+        .add_service(reflection)
         .add_service(grpc::CatalogGrpc::new(catalog).into_server())
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
         .await?;

@@ -21,6 +21,10 @@ pub mod tls;
 
 /// Generated gRPC types and stubs.
 pub mod proto {
+    /// Every Freeport proto file, encoded, for gRPC server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/freeport_descriptor.bin"));
+
     pub mod catalog {
         pub mod v1 {
             #![allow(clippy::all, clippy::pedantic, missing_docs)]
