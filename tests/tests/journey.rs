@@ -309,6 +309,30 @@ async fn publish_request_approve_mirror_revoke_on_two_real_brokers() {
         states,
         [json!("approved"), json!("active"), json!("revoked")]
     );
+    // The contract's audit trail, hash-chained, for whoever may see it.
+    let (status, audit) = hub
+        .call("GET", &format!("/v1/contracts/{id}/audit"), &partner, None)
+        .await;
+    assert_eq!(status, 200, "{audit}");
+    let entries = audit["entries"].as_array().unwrap();
+    let actions: Vec<&str> = entries
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .filter(|a| *a != "contract.link_status")
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "contract.request",
+            "contract.approve",
+            "contract.activate",
+            "contract.revoke"
+        ]
+    );
+    assert_eq!(entries[1]["detail"]["reason"], "signed");
+    assert!(entries
+        .windows(2)
+        .all(|w| w[0]["seq"].as_u64() < w[1]["seq"].as_u64()));
     hub.catalog.assert_running();
     hub.portal.assert_running();
 }

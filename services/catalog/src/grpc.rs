@@ -349,6 +349,48 @@ impl pb::catalog_service_server::CatalogService for CatalogGrpc {
         Ok(Response::new(contract_pb(contract)))
     }
 
+    async fn get_audit_trail(
+        &self,
+        request: Request<pb::GetAuditTrailRequest>,
+    ) -> Result<Response<pb::GetAuditTrailResponse>, Status> {
+        let entity = request.into_inner().entity;
+        let entries = self
+            .catalog
+            .audit_trail(&entity)?
+            .into_iter()
+            .map(|e| pb::AuditEntry {
+                seq: e.seq,
+                actor: e.record.actor,
+                action: e.record.action,
+                entity: e.record.entity,
+                detail_json: e.record.detail.to_string(),
+                at_ms: e.record.at_ms,
+                prev_hash: e.prev_hash,
+                hash: e.hash,
+            })
+            .collect();
+        Ok(Response::new(pb::GetAuditTrailResponse { entries }))
+    }
+
+    async fn verify_audit(
+        &self,
+        _request: Request<pb::VerifyAuditRequest>,
+    ) -> Result<Response<pb::VerifyAuditResponse>, Status> {
+        Ok(Response::new(match self.catalog.verify_audit()? {
+            Ok(entries) => pb::VerifyAuditResponse {
+                intact: true,
+                entries,
+                ..Default::default()
+            },
+            Err(broken) => pb::VerifyAuditResponse {
+                intact: false,
+                entries: broken.seq.saturating_sub(1),
+                first_broken: broken.seq,
+                reason: broken.reason,
+            },
+        }))
+    }
+
     type WatchStream = WatchStream;
 
     async fn watch(

@@ -2,11 +2,14 @@
 //! contracts and credentials.
 //!
 //! - [`domain`]: the types and the contract state machine, free of I/O.
+//! - [`audit`]: the hash-chained audit log, written in the same commit as
+//!   every change it records.
 //! - [`store`]: storage behind a trait, sled or in memory.
 //! - [`service`]: the operations and their rules; every write goes through
 //!   one lock and one atomic commit, and is broadcast to Watch subscribers.
 //! - [`grpc`]: the tonic adapter, served over mutual TLS by [`serve`].
 
+pub mod audit;
 pub mod config;
 pub mod domain;
 pub mod error;

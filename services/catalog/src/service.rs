@@ -10,10 +10,12 @@ use freeport_common::config::Clusters;
 use freeport_common::names::{ClusterName, OrgName, StreamName, TopicName};
 use freeport_common::now_ms;
 use futures::Stream as FuturesStream;
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use tokio::sync::{broadcast, Mutex};
 use tokio_util::sync::CancellationToken;
 
+use crate::audit::AuditRecord;
 use crate::domain::{
     ApiKeyRecord, Change, ClusterDestination, Contract, ContractAction, ContractState, Event,
     OrgKind, Organization, Principal, Role, Stream,
@@ -95,6 +97,24 @@ impl Catalog {
             events,
             shutdown,
         }
+    }
+
+    /// Checks the audit chain: its length, or the first broken entry.
+    pub fn verify_audit(&self) -> Result<Result<u64, crate::audit::AuditBreak>, CatalogError> {
+        Ok(crate::store::verify_audit(self.store.as_ref())?)
+    }
+
+    /// The audit entries about one entity (`contract:<id>`, ...), oldest first.
+    pub fn audit_trail(&self, entity: &str) -> Result<Vec<crate::audit::AuditEntry>, CatalogError> {
+        let mut trail = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = self.store.audit_after(after, CATCH_UP_PAGE)?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            trail.extend(page.into_iter().filter(|e| e.record.entity == entity));
+        }
+        Ok(trail)
     }
 
     pub fn clusters(&self) -> &Clusters {
@@ -191,6 +211,12 @@ impl Catalog {
         self.commit(Commit {
             changes: vec![Change::Organization(org.clone())],
             api_keys: vec![],
+            audit: vec![AuditRecord::new(
+                actor.audit_name(),
+                "organization.create",
+                format!("organization:{}", org.name),
+                json!({"kind": org.kind, "display_name": org.display_name}),
+            )],
         })
         .await?;
         Ok(org)
@@ -209,7 +235,7 @@ impl Catalog {
         org: Option<OrgName>,
     ) -> Result<(String, String), CatalogError> {
         Self::require_admin(actor, "issue API keys")?;
-        self.issue_api_key(role, org).await
+        self.issue_api_key(actor.audit_name(), role, org).await
     }
 
     /// Issues the first admin key of an empty catalog; `None` when an admin
@@ -223,11 +249,14 @@ impl Catalog {
         {
             return Ok(None);
         }
-        self.issue_api_key(Role::Admin, None).await.map(Some)
+        self.issue_api_key("system:bootstrap".into(), Role::Admin, None)
+            .await
+            .map(Some)
     }
 
     async fn issue_api_key(
         &self,
+        actor: String,
         role: Role,
         org: Option<OrgName>,
     ) -> Result<(String, String), CatalogError> {
@@ -259,9 +288,16 @@ impl Catalog {
             org,
             created_at_ms: now_ms(),
         };
+        let audit = AuditRecord::new(
+            actor,
+            "api_key.issue",
+            format!("api_key:{key_id}"),
+            json!({"role": record.role, "organization": record.org}),
+        );
         self.commit(Commit {
             changes: vec![],
             api_keys: vec![record],
+            audit: vec![audit],
         })
         .await?;
         Ok((key_id, key))
@@ -346,6 +382,12 @@ impl Catalog {
         self.commit(Commit {
             changes: vec![Change::Stream(stream.clone())],
             api_keys: vec![],
+            audit: vec![AuditRecord::new(
+                actor.audit_name(),
+                "stream.register",
+                format!("stream:{}", stream.name),
+                json!({"cluster": stream.cluster, "topic": stream.topic, "owner": stream.owner}),
+            )],
         })
         .await?;
         Ok(stream)
@@ -426,6 +468,17 @@ impl Catalog {
         self.commit(Commit {
             changes: vec![Change::Contract(contract.clone())],
             api_keys: vec![],
+            audit: vec![AuditRecord::new(
+                actor.audit_name(),
+                "contract.request",
+                format!("contract:{}", contract.id),
+                json!({
+                    "stream": contract.stream,
+                    "consumer": contract.consumer,
+                    "purpose": contract.purpose,
+                    "destination": contract.destination,
+                }),
+            )],
         })
         .await?;
         Ok(contract)
@@ -470,16 +523,24 @@ impl Catalog {
     ) -> Result<Contract, CatalogError> {
         let _guard = self.write_lock.lock().await;
         let mut contract = self.get_contract(id)?;
+        let from = contract.state;
         contract
-            .apply(action, actor, reason, now_ms())
+            .apply(action, actor.clone(), reason.clone(), now_ms())
             .map_err(|(state, action)| CatalogError::IllegalTransition {
                 id: id.to_string(),
                 state,
                 action,
             })?;
+        let audit = AuditRecord::new(
+            actor,
+            format!("contract.{}", action.as_str()),
+            format!("contract:{id}"),
+            json!({"from": from, "to": contract.state, "reason": reason}),
+        );
         self.commit(Commit {
             changes: vec![Change::Contract(contract.clone())],
             api_keys: vec![],
+            audit: vec![audit],
         })
         .await?;
         Ok(contract)
@@ -525,9 +586,21 @@ impl Catalog {
         if contract == before {
             return Ok(contract);
         }
+        let action = if contract.state == before.state {
+            "contract.link_status"
+        } else {
+            "contract.activate"
+        };
+        let audit = AuditRecord::new(
+            "service:link",
+            action,
+            format!("contract:{id}"),
+            json!({"state": contract.state, "link_status": contract.link_status}),
+        );
         self.commit(Commit {
             changes: vec![Change::Contract(contract.clone())],
             api_keys: vec![],
+            audit: vec![audit],
         })
         .await?;
         Ok(contract)

@@ -25,8 +25,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the catalog service (gRPC over mutual TLS).
-    Catalog(ConfigArg),
+    /// Run the catalog service (gRPC over mutual TLS), or a catalog tool.
+    Catalog {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(subcommand)]
+        action: Option<CatalogAction>,
+    },
     /// Run the link service (the replicator).
     Link(ConfigArg),
     /// Run the portal service (REST, AsyncAPI, REST Proxy data plane).
@@ -49,9 +54,18 @@ enum Command {
 
 #[derive(clap::Args)]
 struct ConfigArg {
-    /// The configuration file (TOML); `FREEPORT_` environment variables override it.
-    #[arg(long, short)]
+    /// The configuration file (TOML); `FREEPORT_<SECTION>__<KEY>` environment
+    /// variables override it.
+    #[arg(long, short, global = true)]
     config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum CatalogAction {
+    /// Check the hash chain of the audit log; names the first broken entry
+    /// and exits non-zero if there is one. Reads the store directly when the
+    /// catalog is stopped, and asks the running catalog otherwise.
+    VerifyAudit,
 }
 
 #[derive(Subcommand)]
@@ -83,6 +97,55 @@ impl FileConfig {
 
 fn section<T>(value: Option<T>, name: &str) -> anyhow::Result<T> {
     value.with_context(|| format!("the configuration has no [{name}] section"))
+}
+
+async fn verify_audit(
+    config: &freeport_catalog::CatalogConfig,
+    clusters: Clusters,
+) -> anyhow::Result<()> {
+    use freeport_common::proto::catalog::v1 as pb;
+    let answer = match freeport_catalog::open(config, clusters, CancellationToken::new()) {
+        Ok(catalog) => match catalog.verify_audit()? {
+            Ok(entries) => pb::VerifyAuditResponse {
+                intact: true,
+                entries,
+                ..Default::default()
+            },
+            Err(broken) => pb::VerifyAuditResponse {
+                intact: false,
+                entries: broken.seq.saturating_sub(1),
+                first_broken: broken.seq,
+                reason: broken.reason,
+            },
+        },
+        Err(offline) => {
+            // The store is locked by the running catalog: ask it.
+            let tls = config.tls.load()?;
+            let url = format!("https://{}", config.listen);
+            let channel = freeport_common::tls::catalog_channel(&url, &tls)?;
+            pb::catalog_service_client::CatalogServiceClient::new(channel)
+                .verify_audit(pb::VerifyAuditRequest {})
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot open the store ({offline}) nor ask the catalog at {url} ({})",
+                        e.message()
+                    )
+                })?
+                .into_inner()
+        }
+    };
+    if answer.intact {
+        println!("audit chain intact: {} entries", answer.entries);
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "audit chain broken at entry {}: {} ({} entries before it are intact)",
+            answer.first_broken,
+            answer.reason,
+            answer.entries
+        )
+    }
 }
 
 /// Fires on Ctrl-C or SIGTERM.
@@ -128,10 +191,21 @@ async fn run() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     match cli.command {
-        Command::Catalog(arg) => {
+        Command::Catalog {
+            config: arg,
+            action: None,
+        } => {
             let config = FileConfig::load(&arg)?;
             let catalog = section(config.catalog, "catalog")?;
             freeport_catalog::run(catalog, config.clusters, shutdown_on_signal()).await?;
+        }
+        Command::Catalog {
+            config: arg,
+            action: Some(CatalogAction::VerifyAudit),
+        } => {
+            let config = FileConfig::load(&arg)?;
+            let catalog = section(config.catalog, "catalog")?;
+            verify_audit(&catalog, config.clusters).await?;
         }
         Command::Link(arg) => {
             let config = FileConfig::load(&arg)?;

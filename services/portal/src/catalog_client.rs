@@ -113,4 +113,14 @@ impl CatalogClient {
             .await?
             .into_inner())
     }
+
+    pub async fn audit_trail(&self, entity: String) -> ApiResult<Vec<pb::AuditEntry>> {
+        let request = pb::GetAuditTrailRequest { entity };
+        Ok(self
+            .client()
+            .get_audit_trail(request)
+            .await?
+            .into_inner()
+            .entries)
+    }
 }

@@ -156,6 +156,36 @@ async fn the_contract_lifecycle_records_who_and_refuses_illegal_moves() {
         revision,
         "a refusal wrote something"
     );
+    let trail: Vec<_> = f
+        .catalog
+        .audit_trail(&format!("contract:{}", c.id))
+        .unwrap()
+        .into_iter()
+        .map(|e| {
+            (
+                e.record.action,
+                e.record.actor.split(':').next().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("contract.request", "org"),
+        ("contract.approve", "admin"),
+        ("contract.activate", "service"),
+        ("contract.revoke", "admin"),
+    ];
+    assert_eq!(
+        trail,
+        expected.map(|(a, b)| (a.to_string(), b.to_string())),
+        "one entry per change, none for the refusal"
+    );
+    // Organizations, keys and the stream are audited too, and the chain holds.
+    let length = f.catalog.verify_audit().unwrap().unwrap();
+    assert_eq!(
+        length,
+        f.catalog.store.audit_after(0, 1000).unwrap().len() as u64
+    );
+    assert!(length >= 9, "{length}");
     // A late report from the link does not revive it.
     let c = f
         .catalog

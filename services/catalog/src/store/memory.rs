@@ -4,6 +4,7 @@ use std::sync::Mutex;
 use freeport_common::names::{OrgName, StreamName};
 
 use super::{number, Commit, Store, StoreError};
+use crate::audit::{chain, AuditEntry, AuditHead};
 use crate::domain::{ApiKeyRecord, Change, Contract, Event, Organization, Stream};
 
 /// Everything in maps behind one lock; for tests and throw-away hubs.
@@ -19,6 +20,8 @@ struct State {
     contracts: BTreeMap<String, Contract>,
     api_keys: BTreeMap<String, ApiKeyRecord>,
     events: Vec<Event>,
+    audit: Vec<AuditEntry>,
+    audit_head: AuditHead,
 }
 
 impl MemoryStore {
@@ -88,6 +91,9 @@ impl Store for MemoryStore {
             state.api_keys.insert(key.key_sha256.clone(), key);
         }
         state.events.extend(events.iter().cloned());
+        let (entries, head) = chain(&state.audit_head, commit.audit);
+        state.audit.extend(entries);
+        state.audit_head = head;
         Ok(events)
     }
 
@@ -98,5 +104,13 @@ impl Store for MemoryStore {
             .unwrap_or(usize::MAX)
             .min(state.events.len());
         Ok(state.events[start..].iter().take(limit).cloned().collect())
+    }
+
+    fn audit_after(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        let state = self.state();
+        let start = usize::try_from(after)
+            .unwrap_or(usize::MAX)
+            .min(state.audit.len());
+        Ok(state.audit[start..].iter().take(limit).cloned().collect())
     }
 }

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use freeport_common::names::{OrgName, StreamName};
 
+use crate::audit::{AuditBreak, AuditEntry, AuditRecord};
 use crate::domain::{ApiKeyRecord, Change, Contract, Event, Organization, Stream};
 
 pub use memory::MemoryStore;
@@ -35,6 +36,8 @@ pub enum StoreError {
 pub struct Commit {
     pub changes: Vec<Change>,
     pub api_keys: Vec<ApiKeyRecord>,
+    /// Appended to the audit chain in the same atomic write.
+    pub audit: Vec<AuditRecord>,
 }
 
 pub trait Store: Send + Sync + 'static {
@@ -53,6 +56,22 @@ pub trait Store: Send + Sync + 'static {
     fn commit(&self, commit: Commit) -> Result<Vec<Event>, StoreError>;
     /// Up to `limit` events with a revision above `after`, in order.
     fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Event>, StoreError>;
+    /// Up to `limit` audit entries with a sequence number above `after`, in order.
+    fn audit_after(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
+}
+
+/// Checks the whole audit chain; returns its length or the first broken entry.
+pub fn verify_audit(store: &dyn Store) -> Result<Result<u64, AuditBreak>, StoreError> {
+    const PAGE: usize = 1024;
+    let mut entries = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = store.audit_after(after, PAGE)?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        entries.extend(page);
+    }
+    Ok(crate::audit::verify(entries))
 }
 
 /// Opens the store a URL names.

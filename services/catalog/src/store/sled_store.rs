@@ -7,9 +7,11 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
 use super::{number, Commit, Store, StoreError};
+use crate::audit::{chain, AuditEntry, AuditHead};
 use crate::domain::{ApiKeyRecord, Change, Contract, Event, Organization, Stream};
 
 const REVISION_KEY: &[u8] = b"revision";
+const AUDIT_HEAD_KEY: &[u8] = b"audit_head";
 
 /// Which tree an entity of a commit goes to.
 #[derive(Clone, Copy)]
@@ -28,6 +30,7 @@ pub struct SledStore {
     contracts: sled::Tree,
     api_keys: sled::Tree,
     events: sled::Tree,
+    audit: sled::Tree,
     meta: sled::Tree,
 }
 
@@ -72,6 +75,7 @@ impl SledStore {
             contracts: tree("contracts")?,
             api_keys: tree("api_keys")?,
             events: tree("events")?,
+            audit: tree("audit")?,
             meta: tree("meta")?,
             db,
         })
@@ -157,33 +161,48 @@ impl Store for SledStore {
             &self.contracts,
             &self.api_keys,
             &self.events,
+            &self.audit,
             &self.meta,
         )
-            .transaction(|(orgs, streams, contracts, api_keys, events, meta)| {
-                let revision = match meta.get(REVISION_KEY)? {
-                    Some(bytes) => {
-                        decode_revision(&bytes).map_err(ConflictableTransactionError::Abort)?
-                    }
-                    None => 0,
-                };
-                let numbered = number(revision, commit.changes.clone());
-                for ((kind, key, value), event) in entities.iter().zip(&numbered) {
-                    let tree = match kind {
-                        Kind::Org => orgs,
-                        Kind::Stream => streams,
-                        Kind::Contract => contracts,
+            .transaction(
+                |(orgs, streams, contracts, api_keys, events, audit, meta)| {
+                    let revision = match meta.get(REVISION_KEY)? {
+                        Some(bytes) => {
+                            decode_revision(&bytes).map_err(ConflictableTransactionError::Abort)?
+                        }
+                        None => 0,
                     };
-                    tree.insert(*key, value.as_slice())?;
-                    let encoded = encode(event).map_err(ConflictableTransactionError::Abort)?;
-                    events.insert(&event.revision.to_be_bytes(), encoded)?;
-                }
-                for (key, value) in &keys {
-                    api_keys.insert(key.as_slice(), value.as_slice())?;
-                }
-                let last = numbered.last().map_or(revision, |e| e.revision);
-                meta.insert(REVISION_KEY, &last.to_be_bytes())?;
-                Ok(numbered)
-            });
+                    let numbered = number(revision, commit.changes.clone());
+                    for ((kind, key, value), event) in entities.iter().zip(&numbered) {
+                        let tree = match kind {
+                            Kind::Org => orgs,
+                            Kind::Stream => streams,
+                            Kind::Contract => contracts,
+                        };
+                        tree.insert(*key, value.as_slice())?;
+                        let encoded = encode(event).map_err(ConflictableTransactionError::Abort)?;
+                        events.insert(&event.revision.to_be_bytes(), encoded)?;
+                    }
+                    for (key, value) in &keys {
+                        api_keys.insert(key.as_slice(), value.as_slice())?;
+                    }
+                    let last = numbered.last().map_or(revision, |e| e.revision);
+                    meta.insert(REVISION_KEY, &last.to_be_bytes())?;
+                    let head = match meta.get(AUDIT_HEAD_KEY)? {
+                        Some(bytes) => decode(AUDIT_HEAD_KEY, &bytes)
+                            .map_err(ConflictableTransactionError::Abort)?,
+                        None => AuditHead::default(),
+                    };
+                    let (entries, head) = chain(&head, commit.audit.clone());
+                    for entry in &entries {
+                        let encoded = encode(entry).map_err(ConflictableTransactionError::Abort)?;
+                        audit.insert(&entry.seq.to_be_bytes(), encoded)?;
+                    }
+                    let encoded = encode(&head).map_err(ConflictableTransactionError::Abort)?;
+                    meta.insert(AUDIT_HEAD_KEY, encoded)?;
+                    Ok(numbered)
+                },
+            );
         let events = match result {
             Ok(events) => events,
             Err(TransactionError::Abort(e)) => return Err(e),
@@ -192,6 +211,18 @@ impl Store for SledStore {
         // Acknowledged means on disk: a crash right after must not lose it.
         self.db.flush().map_err(backend)?;
         Ok(events)
+    }
+
+    fn audit_after(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        let start = after.saturating_add(1).to_be_bytes();
+        self.audit
+            .range(start..)
+            .take(limit)
+            .map(|item| {
+                let (key, value) = item.map_err(backend)?;
+                decode(&key, &value)
+            })
+            .collect()
     }
 
     fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {

@@ -3,6 +3,7 @@
 use freeport_common::names::{ClusterName, OrgName, StreamName, TopicName};
 
 use super::{Commit, MemoryStore, SledStore, Store};
+use crate::audit::AuditRecord;
 use crate::domain::{
     ApiKeyRecord, Change, ClusterDestination, Contract, ContractState, OrgKind, Organization, Role,
     Stream,
@@ -57,6 +58,7 @@ fn commit_assigns_dense_revisions_and_stores_entities(store: &dyn Store) {
                 Change::Organization(org("owner")),
                 Change::Stream(stream("orders")),
             ],
+            audit: vec![],
             api_keys: vec![ApiKeyRecord {
                 key_id: "k1".into(),
                 key_sha256: "ab".into(),
@@ -74,6 +76,7 @@ fn commit_assigns_dense_revisions_and_stores_entities(store: &dyn Store) {
         .commit(Commit {
             changes: vec![Change::Contract(contract("c1", ContractState::Requested))],
             api_keys: vec![],
+            audit: vec![],
         })
         .unwrap();
     assert_eq!(more[0].revision, 3);
@@ -98,12 +101,14 @@ fn updates_replace_and_log_each_version(store: &dyn Store) {
         .commit(Commit {
             changes: vec![Change::Contract(contract("c1", ContractState::Requested))],
             api_keys: vec![],
+            audit: vec![],
         })
         .unwrap();
     store
         .commit(Commit {
             changes: vec![Change::Contract(contract("c1", ContractState::Approved))],
             api_keys: vec![],
+            audit: vec![],
         })
         .unwrap();
     assert_eq!(
@@ -116,6 +121,31 @@ fn updates_replace_and_log_each_version(store: &dyn Store) {
     assert_eq!(store.events_after(1, 100).unwrap(), log[1..]);
     assert_eq!(store.events_after(2, 100).unwrap(), vec![]);
     assert_eq!(store.events_after(0, 1).unwrap(), log[..1]);
+}
+
+fn audit_entries_chain_across_commits_and_verify(store: &dyn Store) {
+    let record = |i: i64| {
+        AuditRecord::new(
+            "admin:k",
+            "contract.approve",
+            format!("contract:{i}"),
+            serde_json::json!({"i": i}),
+        )
+    };
+    for batch in [vec![record(1), record(2)], vec![], vec![record(3)]] {
+        store
+            .commit(Commit {
+                changes: vec![Change::Organization(org("owner"))],
+                api_keys: vec![],
+                audit: batch,
+            })
+            .unwrap();
+    }
+    let entries = store.audit_after(0, 100).unwrap();
+    assert_eq!(entries.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(entries[2].prev_hash, entries[1].hash);
+    assert_eq!(store.audit_after(2, 100).unwrap(), entries[2..]);
+    assert_eq!(super::verify_audit(store).unwrap(), Ok(3));
 }
 
 macro_rules! suite {
@@ -135,7 +165,8 @@ macro_rules! suite {
 
 suite!(
     commit_assigns_dense_revisions_and_stores_entities,
-    updates_replace_and_log_each_version
+    updates_replace_and_log_each_version,
+    audit_entries_chain_across_commits_and_verify
 );
 
 #[test]
@@ -147,6 +178,7 @@ fn sled_keeps_everything_across_reopen() {
             .commit(Commit {
                 changes: vec![Change::Stream(stream("orders"))],
                 api_keys: vec![],
+                audit: vec![],
             })
             .unwrap();
     }

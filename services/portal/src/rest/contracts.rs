@@ -149,6 +149,35 @@ pub async fn get_one(
     Ok(Json(contract.into()))
 }
 
+/// `GET /v1/contracts/{id}/audit`: the contract's audit trail, oldest first,
+/// for whoever may see the contract.
+pub async fn audit(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let contract = get_one(State(state.clone()), caller, ApiPath(id)).await?;
+    let entries: Vec<_> = state
+        .catalog()
+        .audit_trail(format!("contract:{}", contract.0.id))
+        .await?
+        .into_iter()
+        .map(|e| {
+            serde_json::json!({
+                "seq": e.seq,
+                "at_ms": e.at_ms,
+                "actor": e.actor,
+                "action": e.action,
+                "detail": serde_json::from_str::<serde_json::Value>(&e.detail_json)
+                    .unwrap_or(serde_json::Value::Null),
+                "hash": e.hash,
+                "prev_hash": e.prev_hash,
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "entries": entries })))
+}
+
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,

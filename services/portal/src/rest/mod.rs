@@ -23,6 +23,7 @@ pub fn router(state: AppState) -> Router {
             get(contracts::list).post(contracts::request),
         )
         .route("/v1/contracts/{id}", get(contracts::get_one))
+        .route("/v1/contracts/{id}/audit", get(contracts::audit))
         .route("/v1/contracts/{id}/{action}", post(contracts::act))
         .route("/v1/clusters", get(admin::clusters))
         .route("/v1/orgs", get(admin::list_orgs).post(admin::create_org))
