@@ -340,6 +340,27 @@ async fn bad_input_gets_a_stable_code_and_writes_nothing() {
         hub.call("POST", "/v1/contracts/nope/approve", &admin, None)
             .await,
     );
+    let with_terms = |terms: Value| json!({"stream": "orders", "purpose": "p", "destination": {"cluster": "globex", "topic": "t2"}, "terms": terms});
+    for (what, terms) in [
+        ("terms with unknown field", json!({"mask": ["/x"]})),
+        (
+            "terms with unknown operator",
+            json!({"row_filter": [{"field": "/x", "op": "like", "value": 1}]}),
+        ),
+        ("terms with a bad pointer", json!({"drop_fields": ["x"]})),
+        ("terms with an end in the past", json!({"end_time_ms": 1})),
+        ("terms with zero rate", json!({"max_records_per_second": 0})),
+    ] {
+        check(
+            Refusal {
+                what,
+                status: 422,
+                code: 42201,
+            },
+            hub.call("POST", "/v1/contracts", &partner, Some(with_terms(terms)))
+                .await,
+        );
+    }
     let stranger = hub.org("initech", "partner").await;
     let (status, created) = hub
         .call(
@@ -415,6 +436,20 @@ async fn bad_input_gets_a_stable_code_and_writes_nothing() {
             Some(&admin),
             Some("text/plain"),
             b"because".to_vec(),
+        )
+        .await,
+    );
+    check(
+        Refusal {
+            what: "terms on a rejection",
+            status: 422,
+            code: 42201,
+        },
+        hub.call(
+            "POST",
+            &format!("/v1/contracts/{id}/reject"),
+            &admin,
+            Some(json!({"terms": {}})),
         )
         .await,
     );

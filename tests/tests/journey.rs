@@ -246,6 +246,99 @@ async fn publish_request_approve_mirror_revoke_on_two_real_brokers() {
     let source = read_topic(&owner_cluster.bootstrap, "orders", IDLE).await;
     assert_faithful_copy(&source, &mirrored_settled, &id);
 
+    // Suspension pauses the flow; resuming continues where it stopped.
+    let (status, suspended) = hub
+        .call(
+            "POST",
+            &format!("/v1/contracts/{id}/suspend"),
+            &admin,
+            Some(json!({"reason": "incident"})),
+        )
+        .await;
+    assert_eq!(
+        (status, suspended["state"].as_str()),
+        (200, Some("suspended")),
+        "{suspended}"
+    );
+    eventually(
+        MIRROR_TIMEOUT,
+        "the link to stop the suspended mirror",
+        || async {
+            let (_, c) = hub
+                .call("GET", &format!("/v1/contracts/{id}"), &admin, None)
+                .await;
+            (c["link_status"] == "stopped").then_some(())
+        },
+    )
+    .await;
+    let (status, _) = hub.produce("orders", &owner, records(12, 15)).await;
+    assert_eq!(status, 200);
+    let paused = read_topic(
+        &partner_cluster.bootstrap,
+        "partner.orders",
+        Duration::from_secs(3),
+    )
+    .await;
+    assert_eq!(paused.len(), 12, "nothing flows while suspended");
+    let (status, resumed) = hub
+        .call("POST", &format!("/v1/contracts/{id}/resume"), &admin, None)
+        .await;
+    assert_eq!(
+        (status, resumed["state"].as_str()),
+        (200, Some("active")),
+        "{resumed}"
+    );
+    wait_for_count(&partner_cluster.bootstrap, "partner.orders", 15).await;
+    let source = read_topic(&owner_cluster.bootstrap, "orders", IDLE).await;
+    let mirrored = read_topic(&partner_cluster.bootstrap, "partner.orders", IDLE).await;
+    assert_faithful_copy(&source, &mirrored, &id);
+
+    // A contract whose terms reshape records is not mirrored unmasked by a
+    // link that cannot apply them yet: it says so instead.
+    let (status, masked) = hub
+        .call(
+            "POST",
+            "/v1/contracts",
+            &partner,
+            Some(json!({
+                "stream": "orders", "purpose": "masked copy",
+                "destination": {"cluster": "globex", "topic": "partner.masked"},
+                "terms": {"mask_fields": ["/id"]},
+            })),
+        )
+        .await;
+    assert_eq!(status, 201, "{masked}");
+    assert_eq!(masked["terms"]["mask_fields"], json!(["/id"]));
+    let masked_id = masked["id"].as_str().unwrap().to_string();
+    hub.call(
+        "POST",
+        &format!("/v1/contracts/{masked_id}/approve"),
+        &admin,
+        None,
+    )
+    .await;
+    eventually(
+        MIRROR_TIMEOUT,
+        "the link to refuse the reshaping contract",
+        || async {
+            let (_, c) = hub
+                .call("GET", &format!("/v1/contracts/{masked_id}"), &admin, None)
+                .await;
+            c["link_status"]
+                .as_str()
+                .is_some_and(|s| {
+                    s.starts_with("error: this link does not yet apply contract terms")
+                })
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(
+        read_topic(&partner_cluster.bootstrap, "partner.masked", IDLE)
+            .await
+            .is_empty()
+    );
+
     // Revocation stops the flow.
     let (status, revoked) = hub
         .call(
@@ -267,13 +360,13 @@ async fn publish_request_approve_mirror_revoke_on_two_real_brokers() {
         },
     )
     .await;
-    let (status, _) = hub.produce("orders", &owner, records(12, 15)).await;
+    let (status, _) = hub.produce("orders", &owner, records(15, 18)).await;
     assert_eq!(status, 200);
     assert_eq!(
         read_topic(&owner_cluster.bootstrap, "orders", IDLE)
             .await
             .len(),
-        15
+        18
     );
     let after = read_topic(
         &partner_cluster.bootstrap,
@@ -283,7 +376,7 @@ async fn publish_request_approve_mirror_revoke_on_two_real_brokers() {
     .await;
     assert_eq!(
         after.len(),
-        12,
+        15,
         "records produced after revocation must not arrive"
     );
 
@@ -307,7 +400,13 @@ async fn publish_request_approve_mirror_revoke_on_two_real_brokers() {
         .collect();
     assert_eq!(
         states,
-        [json!("approved"), json!("active"), json!("revoked")]
+        [
+            json!("approved"),
+            json!("active"),
+            json!("suspended"),
+            json!("active"),
+            json!("revoked")
+        ]
     );
     // The contract's audit trail, hash-chained, for whoever may see it.
     let (status, audit) = hub
@@ -326,6 +425,8 @@ async fn publish_request_approve_mirror_revoke_on_two_real_brokers() {
             "contract.request",
             "contract.approve",
             "contract.activate",
+            "contract.suspend",
+            "contract.resume",
             "contract.revoke"
         ]
     );

@@ -10,8 +10,8 @@ use futures::{Stream as FuturesStream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use crate::domain::{
-    Change, ClusterDestination, Contract, ContractAction, ContractState, Event, OrgKind,
-    Organization, Principal, Role, Stream,
+    Change, ClusterDestination, Contract, ContractAction, ContractState, ContractTerms, Event,
+    FilterOp, OrgKind, Organization, Principal, Role, RowCondition, Stream,
 };
 use crate::error::CatalogError;
 use crate::service::{Catalog, LinkStatus, NewContract, NewStream};
@@ -51,6 +51,77 @@ fn destination(d: Option<pb::ClusterDestination>) -> Result<ClusterDestination, 
         cluster: ClusterName::parse(d.cluster)?,
         topic: TopicName::parse(d.topic)?,
     })
+}
+
+pub fn terms_from_pb(t: Option<pb::ContractTerms>) -> Result<ContractTerms, CatalogError> {
+    let Some(t) = t else {
+        return Ok(ContractTerms::default());
+    };
+    let row_filter = t
+        .row_filter
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let op = match pb::FilterOp::try_from(c.op) {
+                Ok(pb::FilterOp::Eq) => FilterOp::Eq,
+                Ok(pb::FilterOp::Ne) => FilterOp::Ne,
+                Ok(pb::FilterOp::Lt) => FilterOp::Lt,
+                Ok(pb::FilterOp::Lte) => FilterOp::Lte,
+                Ok(pb::FilterOp::Gt) => FilterOp::Gt,
+                Ok(pb::FilterOp::Gte) => FilterOp::Gte,
+                Ok(pb::FilterOp::In) => FilterOp::In,
+                _ => {
+                    return Err(CatalogError::InvalidField(format!(
+                        "row_filter[{i}]: unknown operator"
+                    )))
+                }
+            };
+            let value = serde_json::from_str(&c.value_json).map_err(|e| {
+                CatalogError::InvalidField(format!("row_filter[{i}].value is not JSON: {e}"))
+            })?;
+            Ok(RowCondition {
+                field: c.field,
+                op,
+                value,
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(ContractTerms {
+        drop_fields: t.drop_fields,
+        mask_fields: t.mask_fields,
+        hash_fields: t.hash_fields,
+        row_filter,
+        end_time_ms: (t.end_time_ms != 0).then_some(t.end_time_ms),
+        max_records_per_second: (t.max_records_per_second != 0).then_some(t.max_records_per_second),
+    })
+}
+
+pub fn terms_pb(t: ContractTerms) -> pb::ContractTerms {
+    pb::ContractTerms {
+        drop_fields: t.drop_fields,
+        mask_fields: t.mask_fields,
+        hash_fields: t.hash_fields,
+        row_filter: t
+            .row_filter
+            .into_iter()
+            .map(|c| pb::RowCondition {
+                field: c.field,
+                op: match c.op {
+                    FilterOp::Eq => pb::FilterOp::Eq,
+                    FilterOp::Ne => pb::FilterOp::Ne,
+                    FilterOp::Lt => pb::FilterOp::Lt,
+                    FilterOp::Lte => pb::FilterOp::Lte,
+                    FilterOp::Gt => pb::FilterOp::Gt,
+                    FilterOp::Gte => pb::FilterOp::Gte,
+                    FilterOp::In => pb::FilterOp::In,
+                }
+                .into(),
+                value_json: c.value.to_string(),
+            })
+            .collect(),
+        end_time_ms: t.end_time_ms.unwrap_or(0),
+        max_records_per_second: t.max_records_per_second.unwrap_or(0),
+    }
 }
 
 fn new_stream(s: Option<pb::Stream>) -> Result<NewStream, CatalogError> {
@@ -127,6 +198,8 @@ fn state_pb(state: ContractState) -> pb::ContractState {
         ContractState::Active => pb::ContractState::Active,
         ContractState::Rejected => pb::ContractState::Rejected,
         ContractState::Revoked => pb::ContractState::Revoked,
+        ContractState::Suspended => pb::ContractState::Suspended,
+        ContractState::Expired => pb::ContractState::Expired,
     }
 }
 
@@ -154,6 +227,7 @@ pub fn contract_pb(c: Contract) -> pb::Contract {
             .collect(),
         created_at_ms: c.created_at_ms,
         link_status: c.link_status,
+        terms: Some(terms_pb(c.terms)),
     }
 }
 
@@ -288,6 +362,7 @@ impl pb::catalog_service_server::CatalogService for CatalogGrpc {
             stream: StreamName::parse(r.stream).map_err(CatalogError::from)?,
             purpose: r.purpose,
             destination: destination(r.destination)?,
+            terms: terms_from_pb(r.terms)?,
         };
         let contract = self.catalog.request_contract(&actor, new).await?;
         Ok(Response::new(contract_pb(contract)))
@@ -322,11 +397,14 @@ impl pb::catalog_service_server::CatalogService for CatalogGrpc {
             Ok(pb::ContractAction::Approve) => ContractAction::Approve,
             Ok(pb::ContractAction::Reject) => ContractAction::Reject,
             Ok(pb::ContractAction::Revoke) => ContractAction::Revoke,
+            Ok(pb::ContractAction::Suspend) => ContractAction::Suspend,
+            Ok(pb::ContractAction::Resume) => ContractAction::Resume,
             _ => return Err(CatalogError::InvalidField("unknown contract action".into()).into()),
         };
+        let terms = r.terms.map(|t| terms_from_pb(Some(t))).transpose()?;
         let contract = self
             .catalog
-            .transition_contract(&actor, &r.id, action, r.reason)
+            .transition_contract(&actor, &r.id, action, r.reason, terms)
             .await?;
         Ok(Response::new(contract_pb(contract)))
     }

@@ -82,6 +82,7 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "catalog listening (gRPC, mutual TLS)");
     }
+    tokio::spawn(catalog.clone().run_expiry());
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<freeport_common::proto::catalog::v1::catalog_service_server::CatalogServiceServer<grpc::CatalogGrpc>>()

@@ -17,8 +17,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::audit::AuditRecord;
 use crate::domain::{
-    ApiKeyRecord, Change, ClusterDestination, Contract, ContractAction, ContractState, Event,
-    OrgKind, Organization, Principal, Role, Stream,
+    ApiKeyRecord, Change, ClusterDestination, Contract, ContractAction, ContractState,
+    ContractTerms, Event, OrgKind, Organization, Principal, Role, Stream,
 };
 use crate::error::CatalogError;
 use crate::store::{Commit, Store};
@@ -50,6 +50,7 @@ pub struct NewContract {
     pub stream: StreamName,
     pub purpose: String,
     pub destination: ClusterDestination,
+    pub terms: ContractTerms,
 }
 
 /// How the link reports on a contract it mirrors.
@@ -441,6 +442,9 @@ impl Catalog {
 
         let _guard = self.write_lock.lock().await;
         let stream = self.get_stream(&new.stream)?;
+        new.terms
+            .validate(&stream.value_schema, now_ms())
+            .map_err(|e| CatalogError::InvalidField(e.to_string()))?;
         if let Some(source) = self
             .store
             .list_streams()?
@@ -460,6 +464,7 @@ impl Catalog {
             consumer,
             purpose: new.purpose,
             destination: new.destination,
+            terms: new.terms,
             state: ContractState::Requested,
             history: vec![],
             created_at_ms: now_ms(),
@@ -477,6 +482,7 @@ impl Catalog {
                     "consumer": contract.consumer,
                     "purpose": contract.purpose,
                     "destination": contract.destination,
+                    "terms": contract.terms,
                 }),
             )],
         })
@@ -497,32 +503,60 @@ impl Catalog {
         Ok((self.store.list_contracts()?, self.store.revision()?))
     }
 
+    /// An admin's decision. Approval may replace the requested terms.
     pub async fn transition_contract(
         &self,
         actor: &Principal,
         id: &str,
         action: ContractAction,
         reason: String,
+        terms: Option<ContractTerms>,
     ) -> Result<Contract, CatalogError> {
-        if action == ContractAction::Activate {
-            return Err(CatalogError::Forbidden(
-                "only the link activates a contract".into(),
-            ));
+        match action {
+            ContractAction::Activate => {
+                return Err(CatalogError::Forbidden(
+                    "only the link activates a contract".into(),
+                ))
+            }
+            ContractAction::Expire => {
+                return Err(CatalogError::Forbidden(
+                    "contracts expire at their end time; revoke to end one now".into(),
+                ))
+            }
+            _ => {}
         }
         Self::require_admin(actor, &format!("{} contracts", action.as_str()))?;
         check_text("reason", &reason, false)?;
-        self.apply(id, action, actor.audit_name(), reason).await
+        if terms.is_some() && action != ContractAction::Approve {
+            return Err(CatalogError::InvalidField(format!(
+                "terms can be set when approving, not on {}",
+                action.as_str()
+            )));
+        }
+        let _guard = self.write_lock.lock().await;
+        let mut contract = self.get_contract(id)?;
+        if let Some(terms) = terms {
+            let stream = self.get_stream(&contract.stream)?;
+            terms
+                .validate(&stream.value_schema, now_ms())
+                .map_err(|e| CatalogError::InvalidField(e.to_string()))?;
+            contract.terms = terms;
+        }
+        self.apply_locked(contract, action, actor.audit_name(), reason)
+            .await
     }
 
-    async fn apply(
+    /// Applies `action` to a contract read under the write lock, which the
+    /// caller holds; commits the change with its audit entry.
+    async fn apply_locked(
         &self,
-        id: &str,
+        mut contract: Contract,
         action: ContractAction,
         actor: String,
         reason: String,
     ) -> Result<Contract, CatalogError> {
-        let _guard = self.write_lock.lock().await;
-        let mut contract = self.get_contract(id)?;
+        let id = contract.id.clone();
+        let terms_before = self.get_contract(&id)?.terms;
         let from = contract.state;
         contract
             .apply(action, actor.clone(), reason.clone(), now_ms())
@@ -531,11 +565,15 @@ impl Catalog {
                 state,
                 action,
             })?;
+        let mut detail = json!({"from": from, "to": contract.state, "reason": reason});
+        if contract.terms != terms_before {
+            detail["terms"] = json!(contract.terms);
+        }
         let audit = AuditRecord::new(
             actor,
             format!("contract.{}", action.as_str()),
             format!("contract:{id}"),
-            json!({"from": from, "to": contract.state, "reason": reason}),
+            detail,
         );
         self.commit(Commit {
             changes: vec![Change::Contract(contract.clone())],
@@ -544,6 +582,87 @@ impl Catalog {
         })
         .await?;
         Ok(contract)
+    }
+
+    /// The earliest end time among live contracts.
+    fn next_expiry(&self) -> Result<Option<i64>, CatalogError> {
+        Ok(self
+            .store
+            .list_contracts()?
+            .iter()
+            .filter(|c| c.state.is_live())
+            .filter_map(|c| c.terms.end_time_ms)
+            .min())
+    }
+
+    /// Expires every live contract whose end time is at or before `now_ms`.
+    pub async fn expire_due(&self, now_ms: i64) -> Result<Vec<Contract>, CatalogError> {
+        let _guard = self.write_lock.lock().await;
+        let due: Vec<_> = self
+            .store
+            .list_contracts()?
+            .into_iter()
+            .filter(|c| c.state.is_live() && c.terms.end_time_ms.is_some_and(|end| end <= now_ms))
+            .collect();
+        let mut expired = Vec::with_capacity(due.len());
+        for contract in due {
+            let end = contract.terms.end_time_ms.unwrap_or_default();
+            let contract = self
+                .apply_locked(
+                    contract,
+                    ContractAction::Expire,
+                    "system:expiry".into(),
+                    format!("end time {end} ms reached"),
+                )
+                .await?;
+            expired.push(contract);
+        }
+        Ok(expired)
+    }
+
+    /// Expires contracts at their end time, woken by a timer set for the
+    /// earliest one and reset by every change; never by polling. Runs until
+    /// shutdown.
+    pub async fn run_expiry(self: Arc<Self>) {
+        let mut changes = self.events.subscribe();
+        loop {
+            let next = match self.next_expiry() {
+                Ok(next) => next,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot read contracts for expiry");
+                    None
+                }
+            };
+            // Sleep until the earliest end time; with none, until a change.
+            let wait = next.map(|end| {
+                std::time::Duration::from_millis(u64::try_from(end - now_ms()).unwrap_or(0))
+            });
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return,
+                _ = async {
+                    match wait {
+                        Some(wait) => tokio::time::sleep(wait).await,
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    match self.expire_due(now_ms()).await {
+                        Ok(expired) => for c in expired {
+                            tracing::info!(contract = %c.id, "contract expired");
+                        },
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot expire contracts");
+                            // Do not spin on a failing store.
+                            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                        }
+                    }
+                }
+                changed = changes.recv() => {
+                    if matches!(changed, Err(broadcast::error::RecvError::Closed)) {
+                        return;
+                    }
+                }
+            }
+        }
     }
 
     /// Records what the link says about a contract. The first `Running` on an

@@ -160,6 +160,14 @@ impl Link {
                 continue;
             }
             let status = StatusReporter::new(self.catalog.clone(), id.clone());
+            if spec.reshapes {
+                // Copying unmasked data under a contract that asks for
+                // masking would leak it: refuse until the link applies terms.
+                let refusal = "this link does not yet apply contract terms (dropped, masked or hashed fields, row filters, rate limits); nothing is mirrored";
+                tracing::warn!(contract = %id, "{refusal}");
+                tokio::spawn(async move { status.error(refusal).await });
+                continue;
+            }
             let (Some(source), Some(destination)) = (
                 self.cluster(&spec.source_cluster),
                 self.cluster(&spec.destination_cluster),

@@ -13,6 +13,9 @@ pub struct MirrorSpec {
     pub source_topic: String,
     pub destination_cluster: String,
     pub destination_topic: String,
+    /// The contract asks for records to be reshaped (fields dropped, masked
+    /// or hashed, rows filtered, rate limited).
+    pub reshapes: bool,
 }
 
 /// The link's view of the catalog, kept current from the Watch stream.
@@ -48,6 +51,13 @@ impl CatalogView {
             .filter_map(|c| {
                 let stream = self.streams.get(&c.stream)?;
                 let destination = c.destination.as_ref()?;
+                let reshapes = c.terms.as_ref().is_some_and(|t| {
+                    !t.drop_fields.is_empty()
+                        || !t.mask_fields.is_empty()
+                        || !t.hash_fields.is_empty()
+                        || !t.row_filter.is_empty()
+                        || t.max_records_per_second != 0
+                });
                 Some((
                     c.id.clone(),
                     MirrorSpec {
@@ -56,6 +66,7 @@ impl CatalogView {
                         source_topic: stream.topic.clone(),
                         destination_cluster: destination.cluster.clone(),
                         destination_topic: destination.topic.clone(),
+                        reshapes,
                     },
                 ))
             })

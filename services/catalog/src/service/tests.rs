@@ -70,7 +70,9 @@ fn orders() -> NewStream {
         title: "Orders".into(),
         description: String::new(),
         tags: vec!["sales".into(), "sales".into()],
-        value_schema: serde_json::json!({"type": "object"}),
+        value_schema: serde_json::json!({"type": "object", "properties": {
+            "id": {"type": "integer"}, "email": {"type": "string"}
+        }}),
     }
 }
 
@@ -82,6 +84,7 @@ fn request(topic: &str) -> NewContract {
             cluster: ClusterName::parse("b").unwrap(),
             topic: TopicName::parse(topic).unwrap(),
         },
+        terms: ContractTerms::default(),
     }
 }
 
@@ -113,13 +116,19 @@ async fn the_contract_lifecycle_records_who_and_refuses_illegal_moves() {
     assert_eq!(c.state, ContractState::Requested);
     assert!(matches!(
         f.catalog
-            .transition_contract(&f.partner, &c.id, ContractAction::Approve, String::new())
+            .transition_contract(
+                &f.partner,
+                &c.id,
+                ContractAction::Approve,
+                String::new(),
+                None
+            )
             .await,
         Err(CatalogError::Forbidden(_))
     ));
     let c = f
         .catalog
-        .transition_contract(&f.admin, &c.id, ContractAction::Approve, "ok".into())
+        .transition_contract(&f.admin, &c.id, ContractAction::Approve, "ok".into(), None)
         .await
         .unwrap();
     assert_eq!(c.state, ContractState::Approved);
@@ -132,7 +141,7 @@ async fn the_contract_lifecycle_records_who_and_refuses_illegal_moves() {
     assert_eq!(c.link_status, "running");
     let c = f
         .catalog
-        .transition_contract(&f.admin, &c.id, ContractAction::Revoke, "done".into())
+        .transition_contract(&f.admin, &c.id, ContractAction::Revoke, "done".into(), None)
         .await
         .unwrap();
     assert_eq!(c.state, ContractState::Revoked);
@@ -144,7 +153,13 @@ async fn the_contract_lifecycle_records_who_and_refuses_illegal_moves() {
     let revision = f.catalog.store.revision().unwrap();
     let err = f
         .catalog
-        .transition_contract(&f.admin, &c.id, ContractAction::Approve, String::new())
+        .transition_contract(
+            &f.admin,
+            &c.id,
+            ContractAction::Approve,
+            String::new(),
+            None,
+        )
         .await
         .unwrap_err();
     assert_eq!(
@@ -228,7 +243,13 @@ async fn destinations_cannot_be_shared_or_point_at_a_source() {
     ));
     // Once the first is over, its destination is free again.
     f.catalog
-        .transition_contract(&f.admin, &first.id, ContractAction::Reject, String::new())
+        .transition_contract(
+            &f.admin,
+            &first.id,
+            ContractAction::Reject,
+            String::new(),
+            None,
+        )
         .await
         .unwrap();
     f.catalog
@@ -287,7 +308,13 @@ async fn watch_resumes_without_gaps_or_repeats() {
 
     // Changes made while nobody watches are replayed from the log.
     f.catalog
-        .transition_contract(&f.admin, &c.id, ContractAction::Approve, String::new())
+        .transition_contract(
+            &f.admin,
+            &c.id,
+            ContractAction::Approve,
+            String::new(),
+            None,
+        )
         .await
         .unwrap();
     let mut resumed = Box::pin(f.catalog.watch(second.revision));
@@ -296,7 +323,7 @@ async fn watch_resumes_without_gaps_or_repeats() {
     assert!(matches!(&third.change, Change::Contract(x) if x.state == ContractState::Approved));
     // And live ones follow.
     f.catalog
-        .transition_contract(&f.admin, &c.id, ContractAction::Revoke, String::new())
+        .transition_contract(&f.admin, &c.id, ContractAction::Revoke, String::new(), None)
         .await
         .unwrap();
     let fourth = resumed.next().await.unwrap().unwrap();
@@ -314,4 +341,173 @@ async fn watch_ends_on_shutdown() {
     let mut watch = Box::pin(catalog.watch(0));
     shutdown.cancel();
     assert!(watch.next().await.is_none());
+}
+
+#[tokio::test]
+async fn suspension_pauses_and_resume_returns_to_where_it_was() {
+    let f = fixture().await;
+    f.catalog.register_stream(&f.owner, orders()).await.unwrap();
+    let c = f
+        .catalog
+        .request_contract(&f.partner, request("t"))
+        .await
+        .unwrap();
+    let act = |action| {
+        let catalog = f.catalog.clone();
+        let admin = f.admin.clone();
+        let id = c.id.clone();
+        async move {
+            catalog
+                .transition_contract(&admin, &id, action, "ops".into(), None)
+                .await
+        }
+    };
+    assert!(matches!(
+        act(ContractAction::Suspend).await,
+        Err(CatalogError::IllegalTransition { .. })
+    ));
+    act(ContractAction::Approve).await.unwrap();
+    f.catalog
+        .report_link_status(&c.id, LinkStatus::Running, "")
+        .await
+        .unwrap();
+    assert_eq!(
+        act(ContractAction::Suspend).await.unwrap().state,
+        ContractState::Suspended
+    );
+    assert_eq!(
+        act(ContractAction::Resume).await.unwrap().state,
+        ContractState::Active
+    );
+    assert!(matches!(
+        act(ContractAction::Resume).await,
+        Err(CatalogError::IllegalTransition { .. })
+    ));
+    assert!(matches!(
+        act(ContractAction::Activate).await,
+        Err(CatalogError::Forbidden(_))
+    ));
+    assert!(matches!(
+        act(ContractAction::Expire).await,
+        Err(CatalogError::Forbidden(_))
+    ));
+}
+
+#[tokio::test]
+async fn terms_are_checked_against_the_schema_and_may_be_set_on_approval() {
+    let f = fixture().await;
+    f.catalog.register_stream(&f.owner, orders()).await.unwrap();
+    let mut bad = request("t");
+    bad.terms.mask_fields = vec!["/phone".into()];
+    let err = f
+        .catalog
+        .request_contract(&f.partner, bad)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("\"/phone\" is not a field"),
+        "{err}"
+    );
+    assert!(
+        f.catalog.list_contracts().await.unwrap().0.is_empty(),
+        "nothing written"
+    );
+
+    let mut good = request("t");
+    good.terms.mask_fields = vec!["/email".into()];
+    let c = f.catalog.request_contract(&f.partner, good).await.unwrap();
+    assert_eq!(c.terms.mask_fields, ["/email"]);
+    let imposed = ContractTerms {
+        drop_fields: vec!["/email".into()],
+        max_records_per_second: Some(100),
+        ..Default::default()
+    };
+    let err = f
+        .catalog
+        .transition_contract(
+            &f.admin,
+            &c.id,
+            ContractAction::Reject,
+            String::new(),
+            Some(imposed.clone()),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("when approving"), "{err}");
+    let approved = f
+        .catalog
+        .transition_contract(
+            &f.admin,
+            &c.id,
+            ContractAction::Approve,
+            "with conditions".into(),
+            Some(imposed.clone()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(approved.terms, imposed);
+    let trail = f
+        .catalog
+        .audit_trail(&format!("contract:{}", c.id))
+        .unwrap();
+    assert_eq!(trail[1].record.detail["terms"]["drop_fields"][0], "/email");
+}
+
+#[tokio::test]
+async fn contracts_expire_at_their_end_time_by_timer() {
+    let f = fixture().await;
+    f.catalog.register_stream(&f.owner, orders()).await.unwrap();
+    tokio::spawn(f.catalog.clone().run_expiry());
+    let mut short = request("short");
+    short.terms.end_time_ms = Some(freeport_common::now_ms() + 300);
+    let short = f.catalog.request_contract(&f.partner, short).await.unwrap();
+    let mut long = request("long");
+    long.terms.end_time_ms = Some(freeport_common::now_ms() + 3_600_000);
+    let long = f.catalog.request_contract(&f.partner, long).await.unwrap();
+    f.catalog
+        .transition_contract(
+            &f.admin,
+            &short.id,
+            ContractAction::Approve,
+            String::new(),
+            None,
+        )
+        .await
+        .unwrap();
+
+    let mut watch = Box::pin(f.catalog.watch(f.catalog.store.revision().unwrap()));
+    let expired = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            let event = watch.next().await.unwrap().unwrap();
+            if let Change::Contract(c) = event.change {
+                if c.state == ContractState::Expired {
+                    return c;
+                }
+            }
+        }
+    })
+    .await
+    .expect("the contract expired in time");
+    assert_eq!(expired.id, short.id);
+    let last = expired.history.last().unwrap();
+    assert_eq!(
+        (last.from, last.actor.as_str()),
+        (ContractState::Approved, "system:expiry")
+    );
+    assert_eq!(
+        f.catalog.get_contract(&long.id).unwrap().state,
+        ContractState::Requested
+    );
+    let err = f
+        .catalog
+        .transition_contract(
+            &f.admin,
+            &short.id,
+            ContractAction::Resume,
+            String::new(),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CatalogError::IllegalTransition { .. }));
 }

@@ -43,6 +43,7 @@ fn contract(id: &str, state: ContractState) -> Contract {
             cluster: ClusterName::parse("b").unwrap(),
             topic: TopicName::parse("t").unwrap(),
         },
+        terms: Default::default(),
         state,
         history: vec![],
         created_at_ms: 1,

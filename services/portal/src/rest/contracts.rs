@@ -20,6 +20,102 @@ pub struct RequestContract {
     stream: String,
     purpose: String,
     destination: Destination,
+    #[serde(default)]
+    terms: Option<Terms>,
+}
+
+/// A contract's terms as the REST API shows and takes them. Fields are
+/// JSON pointers into the record value.
+#[derive(Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Terms {
+    #[serde(default)]
+    drop_fields: Vec<String>,
+    #[serde(default)]
+    mask_fields: Vec<String>,
+    #[serde(default)]
+    hash_fields: Vec<String>,
+    #[serde(default)]
+    row_filter: Vec<Condition>,
+    #[serde(default)]
+    end_time_ms: Option<i64>,
+    #[serde(default)]
+    max_records_per_second: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Condition {
+    field: String,
+    /// eq, ne, lt, lte, gt, gte or in.
+    op: String,
+    value: serde_json::Value,
+}
+
+impl Terms {
+    fn into_pb(self) -> ApiResult<pb::ContractTerms> {
+        let row_filter = self
+            .row_filter
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let op = match c.op.as_str() {
+                    "eq" => pb::FilterOp::Eq,
+                    "ne" => pb::FilterOp::Ne,
+                    "lt" => pb::FilterOp::Lt,
+                    "lte" => pb::FilterOp::Lte,
+                    "gt" => pb::FilterOp::Gt,
+                    "gte" => pb::FilterOp::Gte,
+                    "in" => pb::FilterOp::In,
+                    other => {
+                        return Err(ApiError::invalid(format!(
+                            "terms.row_filter[{i}].op {other:?} is not one of eq, ne, lt, lte, gt, gte, in"
+                        )))
+                    }
+                };
+                Ok(pb::RowCondition {
+                    field: c.field,
+                    op: op.into(),
+                    value_json: c.value.to_string(),
+                })
+            })
+            .collect::<ApiResult<_>>()?;
+        if self.end_time_ms == Some(0) || self.max_records_per_second == Some(0) {
+            return Err(ApiError::invalid(
+                "terms: omit end_time_ms or max_records_per_second instead of setting 0",
+            ));
+        }
+        Ok(pb::ContractTerms {
+            drop_fields: self.drop_fields,
+            mask_fields: self.mask_fields,
+            hash_fields: self.hash_fields,
+            row_filter,
+            end_time_ms: self.end_time_ms.unwrap_or(0),
+            max_records_per_second: self.max_records_per_second.unwrap_or(0),
+        })
+    }
+
+    fn from_pb(t: pb::ContractTerms) -> Terms {
+        Terms {
+            row_filter: t
+                .row_filter
+                .into_iter()
+                .map(|c| Condition {
+                    op: pb::FilterOp::try_from(c.op)
+                        .map(|op| enum_name(op.as_str_name(), "FILTER_OP_"))
+                        .unwrap_or_default(),
+                    field: c.field,
+                    value: serde_json::from_str(&c.value_json).unwrap_or(serde_json::Value::Null),
+                })
+                .collect(),
+            drop_fields: t.drop_fields,
+            mask_fields: t.mask_fields,
+            hash_fields: t.hash_fields,
+            end_time_ms: (t.end_time_ms != 0).then_some(t.end_time_ms),
+            max_records_per_second: (t.max_records_per_second != 0)
+                .then_some(t.max_records_per_second),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -34,6 +130,9 @@ pub struct Destination {
 pub struct Decision {
     #[serde(default)]
     reason: String,
+    /// With approve only: replaces the requested terms.
+    #[serde(default)]
+    terms: Option<Terms>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -59,6 +158,7 @@ pub struct ContractView {
     consumer: String,
     purpose: String,
     destination: Option<Destination>,
+    terms: Terms,
     state: String,
     link_status: String,
     history: Vec<TransitionView>,
@@ -75,6 +175,7 @@ impl From<pb::Contract> for ContractView {
     fn from(c: pb::Contract) -> ContractView {
         ContractView {
             state: state_name(c.state),
+            terms: Terms::from_pb(c.terms.unwrap_or_default()),
             destination: c.destination.map(|d| Destination {
                 cluster: d.cluster,
                 topic: d.topic,
@@ -123,6 +224,7 @@ pub async fn request(
             cluster: body.destination.cluster,
             topic: body.destination.topic,
         }),
+        terms: body.terms.map(Terms::into_pb).transpose()?,
     };
     let contract = state.catalog().request_contract(request).await?;
     Ok((StatusCode::CREATED, Json(contract.into())))
@@ -207,8 +309,9 @@ pub async fn list(
     Ok(Json(serde_json::json!({ "contracts": views })))
 }
 
-/// `POST /v1/contracts/{id}/{approve|reject|revoke}`, with an optional
-/// `{"reason": "..."}` body.
+/// `POST /v1/contracts/{id}/{approve|reject|suspend|resume|revoke}`, with
+/// an optional `{"reason": "...", "terms": {...}}` body (terms with approve
+/// only).
 pub async fn act(
     State(state): State<AppState>,
     caller: Caller,
@@ -219,10 +322,14 @@ pub async fn act(
         "approve" => pb::ContractAction::Approve,
         "reject" => pb::ContractAction::Reject,
         "revoke" => pb::ContractAction::Revoke,
+        "suspend" => pb::ContractAction::Suspend,
+        "resume" => pb::ContractAction::Resume,
         _ => {
             return Err(ApiError::new(
                 ErrorCode::RouteNotFound,
-                format!("unknown contract action {action:?}; use approve, reject or revoke"),
+                format!(
+                    "unknown contract action {action:?}; use approve, reject, suspend, resume or revoke"
+                ),
             ))
         }
     };
@@ -246,6 +353,7 @@ pub async fn act(
             id,
             action: action.into(),
             reason: decision.reason,
+            terms: decision.terms.map(Terms::into_pb).transpose()?,
         })
         .await?;
     Ok(Json(contract.into()))

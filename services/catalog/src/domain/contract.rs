@@ -1,0 +1,277 @@
+//! Contracts and their state machine.
+//!
+//! ```text
+//! requested --approve--> approved --activate (link)--> active
+//!     |                     |  ^                        |  ^
+//!     reject                suspend/resume              suspend/resume
+//!     v                     v  |                        v  |
+//! rejected               suspended <-------------------+  |
+//!                            +-- resume returns to the state it was suspended from
+//! any live state --revoke--> revoked      any live state --expire (timer)--> expired
+//! ```
+
+use freeport_common::names::{OrgName, StreamName};
+use serde::{Deserialize, Serialize};
+
+use super::{ClusterDestination, ContractTerms};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContractState {
+    Requested,
+    Approved,
+    /// Approved and reported running by the link.
+    Active,
+    /// Paused by an admin; resuming returns to the state before.
+    Suspended,
+    Rejected,
+    Revoked,
+    /// Its end time passed.
+    Expired,
+}
+
+impl ContractState {
+    pub const ALL: [ContractState; 7] = [
+        ContractState::Requested,
+        ContractState::Approved,
+        ContractState::Active,
+        ContractState::Suspended,
+        ContractState::Rejected,
+        ContractState::Revoked,
+        ContractState::Expired,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContractState::Requested => "requested",
+            ContractState::Approved => "approved",
+            ContractState::Active => "active",
+            ContractState::Suspended => "suspended",
+            ContractState::Rejected => "rejected",
+            ContractState::Revoked => "revoked",
+            ContractState::Expired => "expired",
+        }
+    }
+
+    /// States from which the contract may still carry data, now or later.
+    pub fn is_live(self) -> bool {
+        matches!(
+            self,
+            ContractState::Requested
+                | ContractState::Approved
+                | ContractState::Active
+                | ContractState::Suspended
+        )
+    }
+
+    /// States in which records flow to the destination.
+    pub fn is_flowing(self) -> bool {
+        matches!(self, ContractState::Approved | ContractState::Active)
+    }
+}
+
+/// What someone asks to do to a contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContractAction {
+    Approve,
+    Reject,
+    Suspend,
+    Resume,
+    Revoke,
+    /// The link reports the mirror running for the first time.
+    Activate,
+    /// The contract's end time passed.
+    Expire,
+}
+
+impl ContractAction {
+    pub const ALL: [ContractAction; 7] = [
+        ContractAction::Approve,
+        ContractAction::Reject,
+        ContractAction::Suspend,
+        ContractAction::Resume,
+        ContractAction::Revoke,
+        ContractAction::Activate,
+        ContractAction::Expire,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContractAction::Approve => "approve",
+            ContractAction::Reject => "reject",
+            ContractAction::Suspend => "suspend",
+            ContractAction::Resume => "resume",
+            ContractAction::Revoke => "revoke",
+            ContractAction::Activate => "activate",
+            ContractAction::Expire => "expire",
+        }
+    }
+}
+
+/// The state machine, for every action but `Resume`, whose target depends
+/// on the contract's history (see [`Contract::apply`]). `None` means the
+/// action is not allowed from `from`.
+pub fn next_state(from: ContractState, action: ContractAction) -> Option<ContractState> {
+    use ContractAction as A;
+    use ContractState as S;
+    match (from, action) {
+        (S::Requested, A::Approve) => Some(S::Approved),
+        (S::Requested, A::Reject) => Some(S::Rejected),
+        (S::Approved, A::Activate) => Some(S::Active),
+        (S::Approved | S::Active, A::Suspend) => Some(S::Suspended),
+        (S::Suspended, A::Resume) => Some(S::Approved),
+        (state, A::Revoke) if state.is_live() => Some(S::Revoked),
+        (state, A::Expire) if state.is_live() => Some(S::Expired),
+        _ => None,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transition {
+    pub from: ContractState,
+    pub to: ContractState,
+    pub actor: String,
+    pub reason: String,
+    pub at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contract {
+    pub id: String,
+    pub stream: StreamName,
+    pub consumer: OrgName,
+    pub purpose: String,
+    pub destination: ClusterDestination,
+    #[serde(default)]
+    pub terms: ContractTerms,
+    pub state: ContractState,
+    pub history: Vec<Transition>,
+    pub created_at_ms: i64,
+    /// Last status the link reported ("running", "error: ..."), if any.
+    pub link_status: String,
+}
+
+impl Contract {
+    /// Applies `action`, recording who, when and why. Leaves the contract
+    /// untouched when the state machine refuses.
+    pub fn apply(
+        &mut self,
+        action: ContractAction,
+        actor: String,
+        reason: String,
+        at_ms: i64,
+    ) -> Result<(), (ContractState, ContractAction)> {
+        let mut to = next_state(self.state, action).ok_or((self.state, action))?;
+        if action == ContractAction::Resume {
+            // Back to where the last suspension found it.
+            to = self
+                .history
+                .iter()
+                .rev()
+                .find(|t| t.to == ContractState::Suspended)
+                .map_or(ContractState::Approved, |t| t.from);
+        }
+        self.history.push(Transition {
+            from: self.state,
+            to,
+            actor,
+            reason,
+            at_ms,
+        });
+        self.state = to;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use freeport_common::names::{ClusterName, TopicName};
+
+    use super::*;
+    use ContractAction as A;
+    use ContractState as S;
+
+    fn contract(state: S) -> Contract {
+        Contract {
+            id: "c".into(),
+            stream: StreamName::parse("s").unwrap(),
+            consumer: OrgName::parse("o").unwrap(),
+            purpose: "p".into(),
+            destination: ClusterDestination {
+                cluster: ClusterName::parse("b").unwrap(),
+                topic: TopicName::parse("t").unwrap(),
+            },
+            terms: ContractTerms::default(),
+            state,
+            history: vec![],
+            created_at_ms: 0,
+            link_status: String::new(),
+        }
+    }
+
+    #[test]
+    fn terminal_states_allow_nothing() {
+        for action in ContractAction::ALL {
+            for terminal in [S::Revoked, S::Rejected, S::Expired] {
+                assert_eq!(
+                    next_state(terminal, action),
+                    None,
+                    "{terminal:?} {action:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn every_allowed_transition_is_listed() {
+        let allowed: Vec<_> = S::ALL
+            .iter()
+            .flat_map(|&s| A::ALL.iter().map(move |&a| (s, a)))
+            .filter_map(|(s, a)| next_state(s, a).map(|t| (s, a, t)))
+            .collect();
+        assert_eq!(
+            allowed,
+            vec![
+                (S::Requested, A::Approve, S::Approved),
+                (S::Requested, A::Reject, S::Rejected),
+                (S::Requested, A::Revoke, S::Revoked),
+                (S::Requested, A::Expire, S::Expired),
+                (S::Approved, A::Suspend, S::Suspended),
+                (S::Approved, A::Revoke, S::Revoked),
+                (S::Approved, A::Activate, S::Active),
+                (S::Approved, A::Expire, S::Expired),
+                (S::Active, A::Suspend, S::Suspended),
+                (S::Active, A::Revoke, S::Revoked),
+                (S::Active, A::Expire, S::Expired),
+                (S::Suspended, A::Resume, S::Approved),
+                (S::Suspended, A::Revoke, S::Revoked),
+                (S::Suspended, A::Expire, S::Expired),
+            ]
+        );
+    }
+
+    #[test]
+    fn resume_returns_to_the_state_before_the_suspension() {
+        for before in [S::Approved, S::Active] {
+            let mut c = contract(before);
+            c.apply(A::Suspend, "admin:a".into(), "incident".into(), 1)
+                .unwrap();
+            assert_eq!(c.state, S::Suspended);
+            c.apply(A::Resume, "admin:a".into(), String::new(), 2)
+                .unwrap();
+            assert_eq!(c.state, before);
+            assert_eq!(c.history.len(), 2);
+        }
+    }
+
+    #[test]
+    fn refused_action_leaves_the_contract_untouched() {
+        let mut c = contract(S::Revoked);
+        let before = c.clone();
+        assert_eq!(
+            c.apply(A::Approve, "admin:x".into(), String::new(), 1),
+            Err((S::Revoked, A::Approve))
+        );
+        assert_eq!(c, before);
+    }
+}

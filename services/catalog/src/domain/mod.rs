@@ -1,0 +1,111 @@
+//! The catalog's domain: pure types and rules, no I/O.
+
+mod contract;
+mod terms;
+
+use freeport_common::names::{ClusterName, OrgName, StreamName, TopicName};
+use serde::{Deserialize, Serialize};
+
+pub use contract::{next_state, Contract, ContractAction, ContractState, Transition};
+pub use terms::{ContractTerms, FilterOp, RowCondition, TermsError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OrgKind {
+    /// A business unit of the organization that runs the hub.
+    Internal,
+    /// An outside organization.
+    Partner,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Organization {
+    pub name: OrgName,
+    pub kind: OrgKind,
+    pub display_name: String,
+    pub created_at_ms: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Hub administrator: approves contracts, manages organizations.
+    Admin,
+    /// Acts for one organization.
+    Member,
+}
+
+/// Who is acting: resolved from a credential, never taken from a request body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    Admin { key_id: String },
+    Member { org: OrgName, key_id: String },
+}
+
+impl Principal {
+    pub fn org(&self) -> Option<&OrgName> {
+        match self {
+            Principal::Admin { .. } => None,
+            Principal::Member { org, .. } => Some(org),
+        }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        matches!(self, Principal::Admin { .. })
+    }
+
+    /// How this principal appears in a contract's history.
+    pub fn audit_name(&self) -> String {
+        match self {
+            Principal::Admin { key_id } => format!("admin:{key_id}"),
+            Principal::Member { org, .. } => format!("org:{org}"),
+        }
+    }
+}
+
+/// A credential as stored: only the SHA-256 of the key, never the key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyRecord {
+    pub key_id: String,
+    pub key_sha256: String,
+    pub role: Role,
+    pub org: Option<OrgName>,
+    pub created_at_ms: i64,
+}
+
+/// A Kafka topic on a named cluster, offered in the catalog.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stream {
+    pub name: StreamName,
+    pub owner: OrgName,
+    pub cluster: ClusterName,
+    pub topic: TopicName,
+    pub title: String,
+    pub description: String,
+    pub tags: Vec<String>,
+    /// JSON Schema of the record value.
+    pub value_schema: serde_json::Value,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// Where a contract's records go: a topic on a cluster the hub knows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterDestination {
+    pub cluster: ClusterName,
+    pub topic: TopicName,
+}
+
+/// One committed change, as kept in the change log and sent on Watch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Change {
+    Organization(Organization),
+    Stream(Stream),
+    Contract(Contract),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub revision: u64,
+    pub change: Change,
+}
