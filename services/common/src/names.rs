@@ -173,4 +173,42 @@ mod tests {
         assert_eq!(ok.as_str(), "orders");
         assert!(serde_json::from_str::<StreamName>("\"NO\"").is_err());
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        proptest! {
+            #[test]
+            fn parsing_never_panics_and_accepts_exactly_the_rule(value in "\\PC{0,80}") {
+                let valid = !value.is_empty()
+                    && value.len() <= 63
+                    && value.as_bytes()[0].is_ascii_alphanumeric()
+                    && !value.as_bytes()[0].is_ascii_uppercase()
+                    && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+                prop_assert_eq!(StreamName::parse(value.clone()).is_ok(), valid);
+                let topic_valid = !value.is_empty()
+                    && value.len() <= 249
+                    && value != "."
+                    && value != ".."
+                    && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+                prop_assert_eq!(TopicName::parse(value).is_ok(), topic_valid);
+            }
+
+            #[test]
+            fn valid_names_round_trip(value in "[a-z0-9][a-z0-9._-]{0,62}") {
+                let name = OrgName::parse(value.clone()).unwrap();
+                prop_assert_eq!(name.to_string(), value.clone());
+                let json = serde_json::to_string(&name).unwrap();
+                prop_assert_eq!(serde_json::from_str::<OrgName>(&json).unwrap(), name);
+            }
+
+            #[test]
+            fn refusals_name_the_value(value in "[A-Z /]{1,20}") {
+                let err = ClusterName::parse(value.clone()).unwrap_err();
+                prop_assert_eq!(err.value, value);
+            }
+        }
+    }
 }
