@@ -68,7 +68,7 @@ async fn bad_input_gets_a_stable_code_and_writes_nothing() {
     let partner = hub.org("globex", "partner").await;
     let admin = hub.admin_key.clone();
     let json_type = Some("application/json");
-    let stream = json!({"name": "orders", "cluster": "acme", "topic": "orders", "partitions": 2});
+    let stream = json!({"name": "orders", "cluster": "acme", "topic": "orders", "partitions": 2, "classification": "partner"});
 
     // Authentication.
     check(
@@ -269,6 +269,43 @@ async fn bad_input_gets_a_stable_code_and_writes_nothing() {
         },
         hub.call("GET", "/v1/streams/nope/asyncapi", &partner, None)
             .await,
+    );
+
+    check(
+        Refusal {
+            what: "unknown classification",
+            status: 422,
+            code: 42201,
+        },
+        post(
+            br#"{"name":"x","cluster":"acme","topic":"x","classification":"secret"}"#,
+            json_type,
+        )
+        .await,
+    );
+    // An internal stream does not exist for a partner.
+    assert_eq!(
+        hub.call(
+            "POST",
+            "/v1/streams",
+            &owner,
+            Some(json!({"name": "ledger", "cluster": "acme", "topic": "ledger"}))
+        )
+        .await
+        .0,
+        201
+    );
+    check(
+        Refusal {
+            what: "internal stream to a partner",
+            status: 404,
+            code: 40410,
+        },
+        hub.call("GET", "/v1/streams/ledger", &partner, None).await,
+    );
+    check(
+        Refusal { what: "contract on an internal stream", status: 404, code: 40410 },
+        hub.call("POST", "/v1/contracts", &partner, Some(json!({"stream": "ledger", "purpose": "p", "destination": {"cluster": "globex", "topic": "l"}}))).await,
     );
 
     // Contracts.
@@ -648,9 +685,12 @@ async fn bad_input_gets_a_stable_code_and_writes_nothing() {
         hub.call("DELETE", "/v1/streams", &owner, None).await,
     );
 
-    // Nothing was half-written: one stream, one (revoked) contract, an empty topic.
+    // Nothing was half-written: two streams (one the partner sees), one
+    // (revoked) contract, an empty topic.
     let (_, streams) = hub.call("GET", "/v1/streams", &partner, None).await;
     assert_eq!(streams["streams"].as_array().unwrap().len(), 1, "{streams}");
+    let (_, streams) = hub.call("GET", "/v1/streams", &admin, None).await;
+    assert_eq!(streams["streams"].as_array().unwrap().len(), 2, "{streams}");
     let (_, contracts) = hub.call("GET", "/v1/contracts", &admin, None).await;
     assert_eq!(
         contracts["contracts"].as_array().unwrap().len(),

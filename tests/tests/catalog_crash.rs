@@ -84,6 +84,11 @@ async fn acknowledged_writes_survive_sigkill_and_the_audit_chain_verifies() {
                     name: name.clone(),
                     kind: pb::OrganizationKind::Partner.into(),
                     display_name: format!("Organization {writer}/{n}"),
+                    contacts: vec![pb::Contact {
+                        name: "Ops".into(),
+                        email: format!("ops@{writer}-{n}.example"),
+                    }],
+                    trusted_cert_fingerprints: vec![],
                 };
                 match client.create_organization(request).await {
                     Ok(_) => {

@@ -128,6 +128,7 @@ async fn publish_request_approve_mirror_revoke_on_two_real_brokers() {
             Some(json!({
                 "name": "orders", "cluster": "acme", "topic": "orders", "partitions": 3,
                 "title": "Orders", "description": "Orders placed", "tags": ["sales"],
+                "classification": "partner", "personal_data_fields": ["/id"],
                 "schema": {"type": "object", "properties": {"id": {"type": "integer"}}},
             })),
         )

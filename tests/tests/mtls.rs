@@ -21,7 +21,7 @@ async fn list_streams(addr: std::net::SocketAddr, tls: ClientTlsConfig) -> Resul
         .await
         .map_err(|e| format!("connect: {e}"))?;
     CatalogServiceClient::new(channel)
-        .list_streams(pb::ListStreamsRequest {})
+        .list_streams(pb::ListStreamsRequest { viewer: None })
         .await
         .map(|r| r.into_inner().streams.len())
         .map_err(|e| format!("call: {e}"))

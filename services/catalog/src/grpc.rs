@@ -10,11 +10,11 @@ use futures::{Stream as FuturesStream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use crate::domain::{
-    Change, ClusterDestination, Contract, ContractAction, ContractState, ContractTerms, Event,
-    FilterOp, OrgKind, Organization, Principal, Role, RowCondition, Stream,
+    Change, Classification, ClusterDestination, Contact, Contract, ContractAction, ContractState,
+    ContractTerms, Event, FilterOp, OrgKind, Organization, Principal, Role, RowCondition, Stream,
 };
 use crate::error::CatalogError;
-use crate::service::{Catalog, LinkStatus, NewContract, NewStream};
+use crate::service::{Catalog, LinkStatus, NewContract, NewStream, OrgDetails};
 
 pub struct CatalogGrpc {
     catalog: Arc<Catalog>,
@@ -132,7 +132,19 @@ fn new_stream(s: Option<pb::Stream>) -> Result<NewStream, CatalogError> {
         serde_json::from_str(&s.value_schema_json)
             .map_err(|e| CatalogError::InvalidField(format!("schema is not valid JSON: {e}")))?
     };
+    let classification = match pb::Classification::try_from(s.classification) {
+        Ok(pb::Classification::Unspecified) => Classification::default(),
+        Ok(pb::Classification::Public) => Classification::Public,
+        Ok(pb::Classification::Partner) => Classification::Partner,
+        Ok(pb::Classification::Internal) => Classification::Internal,
+        Ok(pb::Classification::Restricted) => Classification::Restricted,
+        Err(_) => return Err(CatalogError::InvalidField("unknown classification".into())),
+    };
     Ok(NewStream {
+        classification,
+        personal_data_fields: s.personal_data_fields,
+        partitions: s.partitions,
+        retention_ms: (s.retention_ms != 0).then_some(s.retention_ms),
         name: StreamName::parse(s.name)?,
         cluster: ClusterName::parse(s.cluster)?,
         topic: TopicName::parse(s.topic)?,
@@ -158,6 +170,15 @@ fn organization_pb(o: Organization) -> pb::Organization {
         kind: org_kind(o.kind).into(),
         display_name: o.display_name,
         created_at_ms: o.created_at_ms,
+        contacts: o
+            .contacts
+            .into_iter()
+            .map(|c| pb::Contact {
+                name: c.name,
+                email: c.email,
+            })
+            .collect(),
+        trusted_cert_fingerprints: o.trusted_cert_fingerprints,
     }
 }
 
@@ -188,6 +209,16 @@ pub fn stream_pb(s: Stream) -> pb::Stream {
         value_schema_json: s.value_schema.to_string(),
         created_at_ms: s.created_at_ms,
         updated_at_ms: s.updated_at_ms,
+        classification: match s.classification {
+            Classification::Public => pb::Classification::Public,
+            Classification::Partner => pb::Classification::Partner,
+            Classification::Internal => pb::Classification::Internal,
+            Classification::Restricted => pb::Classification::Restricted,
+        }
+        .into(),
+        personal_data_fields: s.personal_data_fields,
+        partitions: s.partitions,
+        retention_ms: s.retention_ms.unwrap_or(0),
     }
 }
 
@@ -272,7 +303,23 @@ impl pb::catalog_service_server::CatalogService for CatalogGrpc {
         let name = OrgName::parse(r.name).map_err(CatalogError::from)?;
         let org = self
             .catalog
-            .create_organization(&actor, name, kind, r.display_name)
+            .create_organization(
+                &actor,
+                name,
+                kind,
+                OrgDetails {
+                    display_name: r.display_name,
+                    contacts: r
+                        .contacts
+                        .into_iter()
+                        .map(|c| Contact {
+                            name: c.name,
+                            email: c.email,
+                        })
+                        .collect(),
+                    trusted_cert_fingerprints: r.trusted_cert_fingerprints,
+                },
+            )
             .await?;
         Ok(Response::new(organization_pb(org)))
     }
@@ -333,22 +380,25 @@ impl pb::catalog_service_server::CatalogService for CatalogGrpc {
         &self,
         request: Request<pb::GetStreamRequest>,
     ) -> Result<Response<pb::Stream>, Status> {
-        let name = request.into_inner().name;
-        let name = StreamName::parse(name.clone())
-            .map_err(|_| CatalogError::StreamNotFound(name.chars().take(80).collect()))?;
-        Ok(Response::new(stream_pb(self.catalog.get_stream(&name)?)))
+        let r = request.into_inner();
+        let name = StreamName::parse(r.name.clone())
+            .map_err(|_| CatalogError::StreamNotFound(r.name.chars().take(80).collect()))?;
+        let stream = match r.viewer {
+            Some(viewer) => self.catalog.get_stream_for(&name, &actor(Some(viewer))?)?,
+            None => self.catalog.get_stream(&name)?,
+        };
+        Ok(Response::new(stream_pb(stream)))
     }
 
     async fn list_streams(
         &self,
-        _request: Request<pb::ListStreamsRequest>,
+        request: Request<pb::ListStreamsRequest>,
     ) -> Result<Response<pb::ListStreamsResponse>, Status> {
-        let streams = self
-            .catalog
-            .list_streams()?
-            .into_iter()
-            .map(stream_pb)
-            .collect();
+        let streams = match request.into_inner().viewer {
+            Some(viewer) => self.catalog.list_streams_for(&actor(Some(viewer))?)?,
+            None => self.catalog.list_streams()?,
+        };
+        let streams = streams.into_iter().map(stream_pb).collect();
         Ok(Response::new(pb::ListStreamsResponse { streams }))
     }
 

@@ -17,8 +17,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::audit::AuditRecord;
 use crate::domain::{
-    ApiKeyRecord, Change, ClusterDestination, Contract, ContractAction, ContractState,
-    ContractTerms, Event, OrgKind, Organization, Principal, Role, Stream,
+    ApiKeyRecord, Change, Classification, ClusterDestination, Contact, Contract, ContractAction,
+    ContractState, ContractTerms, Event, OrgKind, Organization, Principal, Role, Stream,
 };
 use crate::error::CatalogError;
 use crate::store::{Commit, Store};
@@ -42,6 +42,18 @@ pub struct NewStream {
     pub description: String,
     pub tags: Vec<String>,
     pub value_schema: serde_json::Value,
+    pub classification: Classification,
+    pub personal_data_fields: Vec<String>,
+    pub partitions: u32,
+    pub retention_ms: Option<i64>,
+}
+
+/// Who an organization is, beyond its name.
+#[derive(Debug, Clone, Default)]
+pub struct OrgDetails {
+    pub display_name: String,
+    pub contacts: Vec<Contact>,
+    pub trusted_cert_fingerprints: Vec<String>,
 }
 
 /// What a partner asks for.
@@ -192,10 +204,43 @@ impl Catalog {
         actor: &Principal,
         name: OrgName,
         kind: OrgKind,
-        display_name: String,
+        details: OrgDetails,
     ) -> Result<Organization, CatalogError> {
         Self::require_admin(actor, "create organizations")?;
-        check_text("display_name", &display_name, false)?;
+        check_text("display_name", &details.display_name, false)?;
+        if details.contacts.len() > 20 {
+            return Err(CatalogError::InvalidField("contacts: at most 20".into()));
+        }
+        for (i, contact) in details.contacts.iter().enumerate() {
+            check_text(&format!("contacts[{i}].name"), &contact.name, true)?;
+            let email = contact.email.as_str();
+            let plausible = email.len() <= 254
+                && !email.chars().any(char::is_whitespace)
+                && email
+                    .split_once('@')
+                    .is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.'));
+            if !plausible {
+                return Err(CatalogError::InvalidField(format!(
+                    "contacts[{i}].email {email:?} is not an email address"
+                )));
+            }
+        }
+        let mut fingerprints = Vec::with_capacity(details.trusted_cert_fingerprints.len());
+        for (i, raw) in details.trusted_cert_fingerprints.iter().enumerate() {
+            // Accept the common "AB:CD:..." form; keep lowercase hex.
+            let hex: String = raw
+                .chars()
+                .filter(|c| *c != ':')
+                .collect::<String>()
+                .to_ascii_lowercase();
+            if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(CatalogError::InvalidField(format!(
+                    "trusted_cert_fingerprints[{i}] {raw:?} is not a SHA-256 fingerprint (64 hex digits)"
+                )));
+            }
+            fingerprints.push(hex);
+        }
+        let display_name = details.display_name;
         let _guard = self.write_lock.lock().await;
         if self.store.get_org(&name)?.is_some() {
             return Err(CatalogError::AlreadyExists(format!(
@@ -208,6 +253,8 @@ impl Catalog {
             kind,
             display_name,
             created_at_ms: now_ms(),
+            contacts: details.contacts,
+            trusted_cert_fingerprints: fingerprints,
         };
         self.commit(Commit {
             changes: vec![Change::Organization(org.clone())],
@@ -333,6 +380,24 @@ impl Catalog {
                 "schema must be a JSON Schema object".into(),
             ));
         }
+        let mut problems = Vec::new();
+        for field in &new.personal_data_fields {
+            crate::domain::check_field(
+                "personal_data_fields",
+                field,
+                &new.value_schema,
+                &mut problems,
+            );
+        }
+        if new.partitions == 0 {
+            problems.push("partitions must be at least 1".into());
+        }
+        if new.retention_ms.is_some_and(|r| r <= 0) {
+            problems.push("retention_ms must be positive".into());
+        }
+        if !problems.is_empty() {
+            return Err(CatalogError::InvalidField(problems.join("; ")));
+        }
         let schema_len = serde_json::to_vec(&new.value_schema)
             .map(|v| v.len())
             .unwrap_or(usize::MAX);
@@ -379,6 +444,10 @@ impl Catalog {
             value_schema: new.value_schema,
             created_at_ms: now,
             updated_at_ms: now,
+            classification: new.classification,
+            personal_data_fields: new.personal_data_fields,
+            partitions: new.partitions,
+            retention_ms: new.retention_ms,
         };
         self.commit(Commit {
             changes: vec![Change::Stream(stream.clone())],
@@ -387,7 +456,13 @@ impl Catalog {
                 actor.audit_name(),
                 "stream.register",
                 format!("stream:{}", stream.name),
-                json!({"cluster": stream.cluster, "topic": stream.topic, "owner": stream.owner}),
+                json!({
+                    "cluster": stream.cluster,
+                    "topic": stream.topic,
+                    "owner": stream.owner,
+                    "classification": stream.classification,
+                    "personal_data_fields": stream.personal_data_fields,
+                }),
             )],
         })
         .await?;
@@ -402,6 +477,57 @@ impl Catalog {
 
     pub fn list_streams(&self) -> Result<Vec<Stream>, CatalogError> {
         Ok(self.store.list_streams()?)
+    }
+
+    /// Whether `viewer` may discover `stream`: admins and the owner always;
+    /// others by the stream's classification and their organization's kind,
+    /// or by holding a live contract on it.
+    fn visible(
+        &self,
+        stream: &Stream,
+        viewer: &Principal,
+        orgs: &[Organization],
+        contracts: &[Contract],
+    ) -> bool {
+        let Some(org) = viewer.org() else {
+            return viewer.is_admin();
+        };
+        if &stream.owner == org {
+            return true;
+        }
+        let kind = orgs.iter().find(|o| &o.name == org).map(|o| o.kind);
+        kind.is_some_and(|kind| stream.classification.visible_to(kind))
+            || contracts
+                .iter()
+                .any(|c| &c.consumer == org && c.stream == stream.name && c.state.is_live())
+    }
+
+    /// The streams `viewer` may discover.
+    pub fn list_streams_for(&self, viewer: &Principal) -> Result<Vec<Stream>, CatalogError> {
+        let orgs = self.store.list_orgs()?;
+        let contracts = self.store.list_contracts()?;
+        Ok(self
+            .store
+            .list_streams()?
+            .into_iter()
+            .filter(|s| self.visible(s, viewer, &orgs, &contracts))
+            .collect())
+    }
+
+    /// A stream `viewer` may discover; one it may not is not found.
+    pub fn get_stream_for(
+        &self,
+        name: &StreamName,
+        viewer: &Principal,
+    ) -> Result<Stream, CatalogError> {
+        let stream = self.get_stream(name)?;
+        let orgs = self.store.list_orgs()?;
+        let contracts = self.store.list_contracts()?;
+        if self.visible(&stream, viewer, &orgs, &contracts) {
+            Ok(stream)
+        } else {
+            Err(CatalogError::StreamNotFound(name.to_string()))
+        }
     }
 
     // ---- contracts ----
@@ -441,7 +567,7 @@ impl Catalog {
         self.require_cluster("destination.cluster", &new.destination.cluster)?;
 
         let _guard = self.write_lock.lock().await;
-        let stream = self.get_stream(&new.stream)?;
+        let stream = self.get_stream_for(&new.stream, actor)?;
         new.terms
             .validate(&stream.value_schema, now_ms())
             .map_err(|e| CatalogError::InvalidField(e.to_string()))?;

@@ -98,6 +98,17 @@ pub async fn ensure_topic(
     topic: &str,
     partitions: usize,
 ) -> Result<usize, KafkaError> {
+    ensure_topic_with(cluster, topic, partitions, &[]).await
+}
+
+/// [`ensure_topic`], with topic configs (`retention.ms`, ...) applied when
+/// the topic is created; an existing topic is left as it is.
+pub async fn ensure_topic_with(
+    cluster: &ClusterConfig,
+    topic: &str,
+    partitions: usize,
+    configs: &[(&str, &str)],
+) -> Result<usize, KafkaError> {
     if let Some(existing) = partition_count(cluster, topic).await? {
         return Ok(existing);
     }
@@ -115,7 +126,10 @@ pub async fn ensure_topic(
     }
     let admin: AdminClient<DefaultClientContext> =
         client_config(cluster, "freeport-admin").create()?;
-    let new_topic = NewTopic::new(topic, count, TopicReplication::Fixed(1));
+    let mut new_topic = NewTopic::new(topic, count, TopicReplication::Fixed(1));
+    for (key, value) in configs {
+        new_topic = new_topic.set(key, value);
+    }
     let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
     for result in admin.create_topics([&new_topic], &options).await? {
         match result {

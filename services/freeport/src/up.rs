@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use freeport_catalog::domain::{OrgKind, Principal, Role};
+use freeport_catalog::service::OrgDetails;
 use freeport_catalog::{Catalog, CatalogConfig};
 use freeport_common::config::{ClusterConfig, Clusters};
 use freeport_common::kafka::register_topic_creator;
@@ -167,7 +168,15 @@ async fn ensure_credentials(catalog: &Catalog, data_dir: &Path) -> anyhow::Resul
                 OrgKind::Partner
             };
             catalog
-                .create_organization(&setup, org, kind, display.into())
+                .create_organization(
+                    &setup,
+                    org,
+                    kind,
+                    OrgDetails {
+                        display_name: display.into(),
+                        ..Default::default()
+                    },
+                )
                 .await?;
         }
     }

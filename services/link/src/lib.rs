@@ -109,7 +109,7 @@ impl Link {
             .into_inner();
         let streams = self
             .catalog
-            .list_streams(pb::ListStreamsRequest {})
+            .list_streams(pb::ListStreamsRequest { viewer: None })
             .await?
             .into_inner();
         let mut view = CatalogView::default();

@@ -71,14 +71,38 @@ impl CatalogClient {
     pub async fn get_stream(&self, name: &str) -> ApiResult<pb::Stream> {
         let request = pb::GetStreamRequest {
             name: name.to_string(),
+            viewer: None,
         };
         Ok(self.client().get_stream(request).await?.into_inner())
     }
 
+    /// A stream as `viewer` may see it: one it may not see is not found.
+    pub async fn get_stream_for(&self, name: &str, viewer: pb::Principal) -> ApiResult<pb::Stream> {
+        let request = pb::GetStreamRequest {
+            name: name.to_string(),
+            viewer: Some(viewer),
+        };
+        Ok(self.client().get_stream(request).await?.into_inner())
+    }
+
+    /// The streams `viewer` may discover.
+    pub async fn list_streams_for(&self, viewer: pb::Principal) -> ApiResult<Vec<pb::Stream>> {
+        let request = pb::ListStreamsRequest {
+            viewer: Some(viewer),
+        };
+        Ok(self
+            .client()
+            .list_streams(request)
+            .await?
+            .into_inner()
+            .streams)
+    }
+
+    /// Every stream, for checks the portal makes on its own behalf.
     pub async fn list_streams(&self) -> ApiResult<Vec<pb::Stream>> {
         let response = self
             .client()
-            .list_streams(pb::ListStreamsRequest {})
+            .list_streams(pb::ListStreamsRequest { viewer: None })
             .await?;
         Ok(response.into_inner().streams)
     }

@@ -1,12 +1,14 @@
 //! The catalog's domain: pure types and rules, no I/O.
 
 mod contract;
+mod pointer;
 mod terms;
 
 use freeport_common::names::{ClusterName, OrgName, StreamName, TopicName};
 use serde::{Deserialize, Serialize};
 
 pub use contract::{next_state, Contract, ContractAction, ContractState, Transition};
+pub use pointer::check_field;
 pub use terms::{ContractTerms, FilterOp, RowCondition, TermsError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,11 +21,70 @@ pub enum OrgKind {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    pub name: String,
+    pub email: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Organization {
     pub name: OrgName,
     pub kind: OrgKind,
     pub display_name: String,
     pub created_at_ms: i64,
+    #[serde(default)]
+    pub contacts: Vec<Contact>,
+    /// SHA-256 fingerprints (lowercase hex) of client certificates that
+    /// identify this organization.
+    #[serde(default)]
+    pub trusted_cert_fingerprints: Vec<String>,
+}
+
+/// Who may discover a stream besides its owner, the hub's admins and the
+/// holders of a live contract on it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Classification {
+    /// Every organization.
+    Public,
+    /// Every organization, partners included; data flows under contract.
+    Partner,
+    /// Internal business units only. The default: nothing leaves by accident.
+    #[default]
+    Internal,
+    /// Nobody else.
+    Restricted,
+}
+
+impl Classification {
+    pub fn parse(text: &str) -> Option<Classification> {
+        Some(match text {
+            "public" => Classification::Public,
+            "partner" => Classification::Partner,
+            "internal" => Classification::Internal,
+            "restricted" => Classification::Restricted,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Classification::Public => "public",
+            Classification::Partner => "partner",
+            Classification::Internal => "internal",
+            Classification::Restricted => "restricted",
+        }
+    }
+
+    /// Whether an organization of `kind`, neither owner nor contract holder,
+    /// may discover a stream of this class.
+    pub fn visible_to(self, kind: OrgKind) -> bool {
+        match self {
+            Classification::Public | Classification::Partner => true,
+            Classification::Internal => kind == OrgKind::Internal,
+            Classification::Restricted => false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,6 +148,16 @@ pub struct Stream {
     pub value_schema: serde_json::Value,
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    #[serde(default)]
+    pub classification: Classification,
+    /// JSON pointers to the value's fields that hold personal data.
+    #[serde(default)]
+    pub personal_data_fields: Vec<String>,
+    /// The topic's partition count when it was registered.
+    #[serde(default)]
+    pub partitions: u32,
+    #[serde(default)]
+    pub retention_ms: Option<i64>,
 }
 
 /// Where a contract's records go: a topic on a cluster the hub knows.

@@ -6,9 +6,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::pointer::check_field;
+
 /// Most fields one contract may name across all its lists.
 const MAX_FIELDS: usize = 100;
-const MAX_POINTER: usize = 256;
 /// Highest rate limit one may set, in records per second.
 pub const MAX_RATE: u32 = 1_000_000;
 
@@ -86,45 +87,6 @@ pub struct ContractTerms {
 #[error("invalid contract terms: {}", .0.join("; "))]
 pub struct TermsError(pub Vec<String>);
 
-/// The segments of a JSON pointer, unescaped, or why it is not one.
-fn pointer_segments(pointer: &str) -> Result<Vec<String>, &'static str> {
-    if pointer.len() > MAX_POINTER {
-        return Err("is longer than 256 characters");
-    }
-    let Some(rest) = pointer.strip_prefix('/') else {
-        return Err("is not a JSON pointer (it must start with '/')");
-    };
-    rest.split('/')
-        .map(|segment| {
-            if segment.is_empty() {
-                return Err("has an empty segment");
-            }
-            // '~' must be followed by 0 or 1.
-            let mut chars = segment.chars().peekable();
-            while let Some(c) = chars.next() {
-                if c == '~' && !matches!(chars.next(), Some('0' | '1')) {
-                    return Err("has a '~' not followed by 0 or 1");
-                }
-            }
-            Ok(segment.replace("~1", "/").replace("~0", "~"))
-        })
-        .collect()
-}
-
-/// Whether the schema declares the field a pointer names. `None` when the
-/// schema says nothing about properties at that level (then anything goes).
-fn schema_declares(schema: &Value, segments: &[String]) -> Option<bool> {
-    let mut node = schema;
-    for segment in segments {
-        let properties = node.get("properties")?.as_object()?;
-        match properties.get(segment) {
-            Some(child) => node = child,
-            None => return Some(false),
-        }
-    }
-    Some(true)
-}
-
 impl ContractTerms {
     /// Checks the terms against the stream's value schema; reports every
     /// problem at once.
@@ -141,20 +103,9 @@ impl ContractTerms {
             problems.push(format!("{total} fields named; the limit is {MAX_FIELDS}"));
         }
         let mut seen: Vec<(&str, &str)> = Vec::new();
-        let check_field =
-            |list: &str, field: &str, problems: &mut Vec<String>| match pointer_segments(field) {
-                Err(why) => problems.push(format!("{list}: {field:?} {why}")),
-                Ok(segments) => {
-                    if schema_declares(value_schema, &segments) == Some(false) {
-                        problems.push(format!(
-                            "{list}: {field:?} is not a field of the stream's schema"
-                        ));
-                    }
-                }
-            };
         for (list, fields) in lists {
             for field in fields {
-                check_field(list, field, &mut problems);
+                check_field(list, field, value_schema, &mut problems);
                 if let Some((other, _)) = seen.iter().find(|(_, f)| *f == field.as_str()) {
                     problems.push(format!("{list}: {field:?} is already in {other}"));
                 } else {
@@ -164,7 +115,7 @@ impl ContractTerms {
         }
         for (i, condition) in self.row_filter.iter().enumerate() {
             let at = format!("row_filter[{i}]");
-            check_field(&at, &condition.field, &mut problems);
+            check_field(&at, &condition.field, value_schema, &mut problems);
             match (condition.op, &condition.value) {
                 (FilterOp::In, Value::Array(values)) if !values.is_empty() => {}
                 (FilterOp::In, _) => {

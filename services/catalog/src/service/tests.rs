@@ -43,7 +43,7 @@ async fn fixture() -> Fixture {
     for name in ["owner", "partner"] {
         let org = OrgName::parse(name).unwrap();
         catalog
-            .create_organization(&admin, org.clone(), OrgKind::Partner, String::new())
+            .create_organization(&admin, org.clone(), OrgKind::Partner, OrgDetails::default())
             .await
             .unwrap();
         let (_, key) = catalog
@@ -73,6 +73,10 @@ fn orders() -> NewStream {
         value_schema: serde_json::json!({"type": "object", "properties": {
             "id": {"type": "integer"}, "email": {"type": "string"}
         }}),
+        classification: Classification::Partner,
+        personal_data_fields: vec!["/email".into()],
+        partitions: 3,
+        retention_ms: None,
     }
 }
 
@@ -510,4 +514,138 @@ async fn contracts_expire_at_their_end_time_by_timer() {
         .await
         .unwrap_err();
     assert!(matches!(err, CatalogError::IllegalTransition { .. }));
+}
+
+#[tokio::test]
+async fn what_an_organization_may_discover_follows_classification() {
+    let f = fixture().await;
+    let unit = OrgName::parse("unit").unwrap();
+    f.catalog
+        .create_organization(
+            &f.admin,
+            unit.clone(),
+            OrgKind::Internal,
+            OrgDetails::default(),
+        )
+        .await
+        .unwrap();
+    let (_, key) = f
+        .catalog
+        .create_api_key(&f.admin, Role::Member, Some(unit))
+        .await
+        .unwrap();
+    let unit = f.catalog.authenticate(&key).unwrap();
+    for (name, classification) in [
+        ("public", Classification::Public),
+        ("shared", Classification::Partner),
+        ("inside", Classification::Internal),
+        ("secret", Classification::Restricted),
+    ] {
+        let mut stream = orders();
+        stream.name = StreamName::parse(name).unwrap();
+        stream.topic = TopicName::parse(name).unwrap();
+        stream.classification = classification;
+        f.catalog.register_stream(&f.owner, stream).await.unwrap();
+    }
+    let names = |viewer: &Principal| {
+        let mut names: Vec<_> = f
+            .catalog
+            .list_streams_for(viewer)
+            .unwrap()
+            .into_iter()
+            .map(|s| s.name.to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names(&f.owner), ["inside", "public", "secret", "shared"]);
+    assert_eq!(names(&f.admin), ["inside", "public", "secret", "shared"]);
+    assert_eq!(names(&unit), ["inside", "public", "shared"]);
+    assert_eq!(names(&f.partner), ["public", "shared"]);
+    let secret = StreamName::parse("secret").unwrap();
+    assert!(matches!(
+        f.catalog.get_stream_for(&secret, &f.partner),
+        Err(CatalogError::StreamNotFound(_))
+    ));
+    let mut request = request("t");
+    request.stream = StreamName::parse("inside").unwrap();
+    assert!(matches!(
+        f.catalog.request_contract(&f.partner, request).await,
+        Err(CatalogError::StreamNotFound(_)),
+    ));
+}
+
+#[tokio::test]
+async fn organizations_and_streams_carry_their_details_validated() {
+    let f = fixture().await;
+    let details = OrgDetails {
+        display_name: "Initech".into(),
+        contacts: vec![Contact {
+            name: "Peter".into(),
+            email: "peter@initech.example".into(),
+        }],
+        trusted_cert_fingerprints: vec![format!("{}:{}", "AB".repeat(16), "cd".repeat(16))],
+    };
+    let org = f
+        .catalog
+        .create_organization(
+            &f.admin,
+            OrgName::parse("initech").unwrap(),
+            OrgKind::Partner,
+            details.clone(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        org.trusted_cert_fingerprints,
+        [format!("{}{}", "ab".repeat(16), "cd".repeat(16))]
+    );
+    assert_eq!(org.contacts, details.contacts);
+    for bad in [
+        OrgDetails {
+            contacts: vec![Contact {
+                name: "x".into(),
+                email: "not-an-address".into(),
+            }],
+            ..Default::default()
+        },
+        OrgDetails {
+            trusted_cert_fingerprints: vec!["abc".into()],
+            ..Default::default()
+        },
+    ] {
+        let err = f
+            .catalog
+            .create_organization(
+                &f.admin,
+                OrgName::parse("other").unwrap(),
+                OrgKind::Partner,
+                bad,
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, CatalogError::InvalidField(_)), "{err}");
+    }
+
+    let mut stream = orders();
+    stream.personal_data_fields = vec!["/phone".into(), "email".into()];
+    stream.partitions = 0;
+    let err = f
+        .catalog
+        .register_stream(&f.owner, stream)
+        .await
+        .unwrap_err()
+        .to_string();
+    for needle in [
+        "\"/phone\" is not a field",
+        "\"email\" is not a JSON pointer",
+        "partitions must be at least 1",
+    ] {
+        assert!(err.contains(needle), "{needle} missing from {err}");
+    }
+    let stream = f.catalog.register_stream(&f.owner, orders()).await.unwrap();
+    assert_eq!(
+        (stream.partitions, stream.personal_data_fields.as_slice()),
+        (3, ["/email".to_string()].as_slice())
+    );
 }

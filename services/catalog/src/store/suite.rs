@@ -15,6 +15,8 @@ fn org(name: &str) -> Organization {
         kind: OrgKind::Partner,
         display_name: name.to_uppercase(),
         created_at_ms: 1,
+        contacts: vec![],
+        trusted_cert_fingerprints: vec![],
     }
 }
 
@@ -30,6 +32,10 @@ fn stream(name: &str) -> Stream {
         value_schema: serde_json::json!({"type": "object"}),
         created_at_ms: 1,
         updated_at_ms: 1,
+        classification: Default::default(),
+        personal_data_fields: vec![],
+        partitions: 1,
+        retention_ms: Some(1000),
     }
 }
 

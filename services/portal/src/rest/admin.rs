@@ -18,6 +18,18 @@ pub struct CreateOrg {
     kind: String,
     #[serde(default)]
     display_name: String,
+    #[serde(default)]
+    contacts: Vec<ContactBody>,
+    /// SHA-256 fingerprints of client certificates that identify the organization.
+    #[serde(default)]
+    trusted_cert_fingerprints: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactBody {
+    name: String,
+    email: String,
 }
 
 pub async fn clusters(
@@ -47,6 +59,8 @@ fn org_view(o: pb::Organization) -> serde_json::Value {
         "name": o.name,
         "kind": kind,
         "display_name": o.display_name,
+        "contacts": o.contacts.iter().map(|c| serde_json::json!({"name": c.name, "email": c.email})).collect::<Vec<_>>(),
+        "trusted_cert_fingerprints": o.trusted_cert_fingerprints,
         "created_at_ms": o.created_at_ms,
     })
 }
@@ -88,6 +102,15 @@ pub async fn create_org(
             name: body.name,
             kind: kind.into(),
             display_name: body.display_name,
+            contacts: body
+                .contacts
+                .into_iter()
+                .map(|c| pb::Contact {
+                    name: c.name,
+                    email: c.email,
+                })
+                .collect(),
+            trusted_cert_fingerprints: body.trusted_cert_fingerprints,
         })
         .await?;
     Ok((StatusCode::CREATED, Json(org_view(org))))

@@ -5,7 +5,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use freeport_common::error::ErrorCode;
-use freeport_common::kafka::{ensure_topic, partition_count};
+use freeport_common::kafka::{ensure_topic_with, partition_count};
 use freeport_common::names::{ClusterName, StreamName, TopicName};
 use freeport_common::proto::catalog::v1 as pb;
 use serde::{Deserialize, Serialize};
@@ -36,6 +36,15 @@ pub struct RegisterStream {
     /// Partitions to create the topic with when it does not exist yet.
     #[serde(default)]
     partitions: Option<u32>,
+    /// public, partner, internal (the default) or restricted.
+    #[serde(default)]
+    classification: Option<String>,
+    /// JSON pointers to the value's fields that hold personal data.
+    #[serde(default)]
+    personal_data_fields: Vec<String>,
+    /// Retention to create the topic with when it does not exist yet.
+    #[serde(default)]
+    retention_ms: Option<i64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -48,6 +57,10 @@ pub struct StreamView {
     description: String,
     tags: Vec<String>,
     schema: serde_json::Value,
+    classification: String,
+    personal_data_fields: Vec<String>,
+    partitions: u32,
+    retention_ms: Option<i64>,
     created_at_ms: i64,
     updated_at_ms: i64,
 }
@@ -56,6 +69,12 @@ impl From<pb::Stream> for StreamView {
     fn from(s: pb::Stream) -> StreamView {
         StreamView {
             schema: serde_json::from_str(&s.value_schema_json).unwrap_or(serde_json::Value::Null),
+            classification: pb::Classification::try_from(s.classification)
+                .map(|c| super::enum_name(c.as_str_name(), "CLASSIFICATION_"))
+                .unwrap_or_default(),
+            personal_data_fields: s.personal_data_fields,
+            partitions: s.partitions,
+            retention_ms: (s.retention_ms != 0).then_some(s.retention_ms),
             name: s.name,
             owner: s.owner,
             cluster: s.cluster,
@@ -71,11 +90,11 @@ impl From<pb::Stream> for StreamView {
 
 pub async fn list(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
 ) -> ApiResult<Json<serde_json::Value>> {
     let streams: Vec<StreamView> = state
         .catalog()
-        .list_streams()
+        .list_streams_for(caller.0)
         .await?
         .into_iter()
         .map(StreamView::from)
@@ -85,10 +104,16 @@ pub async fn list(
 
 pub async fn get_one(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<StreamView>> {
-    Ok(Json(state.catalog().get_stream(&name).await?.into()))
+    Ok(Json(
+        state
+            .catalog()
+            .get_stream_for(&name, caller.0)
+            .await?
+            .into(),
+    ))
 }
 
 pub async fn register(
@@ -111,6 +136,20 @@ pub async fn register(
     if !schema.is_object() {
         return Err(ApiError::invalid("schema must be a JSON Schema object"));
     }
+    let classification = match body.classification.as_deref() {
+        None | Some("internal") => pb::Classification::Internal,
+        Some("public") => pb::Classification::Public,
+        Some("partner") => pb::Classification::Partner,
+        Some("restricted") => pb::Classification::Restricted,
+        Some(other) => {
+            return Err(ApiError::invalid(format!(
+                "classification {other:?} is not one of public, partner, internal, restricted"
+            )))
+        }
+    };
+    if body.retention_ms.is_some_and(|r| r <= 0) {
+        return Err(ApiError::invalid("retention_ms must be positive"));
+    }
     let cluster = state.cluster(&cluster_name)?;
     // Refuse a duplicate before touching the cluster.
     match state.catalog().get_stream(name.as_str()).await {
@@ -123,7 +162,13 @@ pub async fn register(
         Err(e) if e.code == ErrorCode::StreamNotFound => {}
         Err(e) => return Err(e),
     }
-    ensure_topic(cluster, topic.as_str(), partitions as usize)
+    let retention = body.retention_ms.map(|r| r.to_string());
+    let configs: Vec<(&str, &str)> = retention
+        .as_deref()
+        .map(|r| ("retention.ms", r))
+        .into_iter()
+        .collect();
+    let partitions = ensure_topic_with(cluster, topic.as_str(), partitions as usize, &configs)
         .await
         .map_err(|e| {
             ApiError::kafka(&format!("cannot create topic {topic} on {cluster_name}"), e)
@@ -136,6 +181,10 @@ pub async fn register(
         description: body.description,
         tags: body.tags,
         value_schema_json: schema.to_string(),
+        classification: classification.into(),
+        personal_data_fields: body.personal_data_fields,
+        partitions: u32::try_from(partitions).unwrap_or(u32::MAX),
+        retention_ms: body.retention_ms.unwrap_or(0),
         ..Default::default()
     };
     let stream = state.catalog().register_stream(caller.0, stream).await?;
@@ -145,11 +194,11 @@ pub async fn register(
 /// YAML unless the caller asks for JSON.
 pub async fn asyncapi(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     ApiPath(name): ApiPath<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let stream = state.catalog().get_stream(&name).await?;
+    let stream = state.catalog().get_stream_for(&name, caller.0).await?;
     let cluster_name = ClusterName::parse(stream.cluster.clone())
         .map_err(|e| ApiError::internal("stream names an invalid cluster", e))?;
     let cluster = state.cluster(&cluster_name)?;
