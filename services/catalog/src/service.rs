@@ -137,10 +137,14 @@ impl Catalog {
     /// Commits and then broadcasts, under the write lock, so subscribers
     /// see events in revision order.
     async fn commit(&self, commit: Commit) -> Result<Vec<Event>, CatalogError> {
-        let store = self.store.clone();
-        let events = tokio::task::spawn_blocking(move || store.commit(commit))
-            .await
-            .map_err(|e| CatalogError::Store(crate::store::StoreError::Backend(e.to_string())))??;
+        let events = if self.store.blocks() {
+            let store = self.store.clone();
+            tokio::task::spawn_blocking(move || store.commit(commit))
+                .await
+                .map_err(|e| CatalogError::Store(crate::store::StoreError::Backend(e.to_string())))??
+        } else {
+            self.store.commit(commit)?
+        };
         for event in &events {
             // No subscriber is not an error.
             let _ = self.events.send(event.clone());

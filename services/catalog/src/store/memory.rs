@@ -106,6 +106,10 @@ impl Store for MemoryStore {
         Ok(state.events[start..].iter().take(limit).cloned().collect())
     }
 
+    fn blocks(&self) -> bool {
+        false
+    }
+
     fn audit_after(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
         let state = self.state();
         let start = usize::try_from(after)

@@ -58,6 +58,10 @@ pub trait Store: Send + Sync + 'static {
     fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Event>, StoreError>;
     /// Up to `limit` audit entries with a sequence number above `after`, in order.
     fn audit_after(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
+    /// Whether calls may block on I/O (then they run on the blocking pool).
+    fn blocks(&self) -> bool {
+        true
+    }
 }
 
 /// Checks the whole audit chain; returns its length or the first broken entry.
