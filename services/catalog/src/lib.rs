@@ -4,6 +4,7 @@
 //! - [`domain`]: the types and the contract state machine, free of I/O.
 //! - [`audit`]: the hash-chained audit log, written in the same commit as
 //!   every change it records.
+//! - [`schema`]: schema versions (JSON Schema, Avro) and their compatibility.
 //! - [`store`]: storage behind a trait, sled or in memory.
 //! - [`service`]: the operations and their rules; every write goes through
 //!   one lock and one atomic commit, and is broadcast to Watch subscribers.
@@ -14,6 +15,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod grpc;
+pub mod schema;
 pub mod service;
 pub mod store;
 

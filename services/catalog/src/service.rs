@@ -141,7 +141,9 @@ impl Catalog {
             let store = self.store.clone();
             tokio::task::spawn_blocking(move || store.commit(commit))
                 .await
-                .map_err(|e| CatalogError::Store(crate::store::StoreError::Backend(e.to_string())))??
+                .map_err(|e| {
+                    CatalogError::Store(crate::store::StoreError::Backend(e.to_string()))
+                })??
         } else {
             self.store.commit(commit)?
         };
