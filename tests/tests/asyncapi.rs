@@ -49,6 +49,24 @@ fn generated_documents_are_valid_asyncapi_3() {
             cluster("localhost:1", ""),
             None,
         ),
+        (
+            // An Avro stream: the payload is a multi-format schema object.
+            pb::Stream {
+                name: "payments".into(),
+                owner: "acme".into(),
+                cluster: "main".into(),
+                topic: "payments".into(),
+                schema_format: pb::SchemaFormat::Avro.into(),
+                value_schema_json: json!({
+                    "type": "record", "name": "Payment",
+                    "fields": [{"name": "id", "type": "long"}, {"name": "amount", "type": "double"}]
+                })
+                .to_string(),
+                ..Default::default()
+            },
+            cluster("k:9092", ""),
+            Some(1),
+        ),
     ];
     for (stream, cluster, partitions) in cases {
         let document = stream_document(&stream, &cluster, partitions);

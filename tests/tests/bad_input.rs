@@ -308,6 +308,160 @@ async fn bad_input_gets_a_stable_code_and_writes_nothing() {
         hub.call("POST", "/v1/contracts", &partner, Some(json!({"stream": "ledger", "purpose": "p", "destination": {"cluster": "globex", "topic": "l"}}))).await,
     );
 
+    // Schema versions.
+    let v1 =
+        json!({"type": "object", "properties": {"id": {"type": "integer"}}, "required": ["id"]});
+    let (status, events) = hub
+        .call("POST", "/v1/streams", &owner, Some(json!({"name": "events", "cluster": "acme", "topic": "events", "schema": v1, "classification": "partner"})))
+        .await;
+    assert_eq!(
+        (status, events["schema_version"].as_u64()),
+        (201, Some(1)),
+        "{events}"
+    );
+    let v2 = json!({"type": "object", "properties": {"id": {"type": "integer"}, "kind": {"type": "string"}}, "required": ["id"]});
+    let (status, version) = hub
+        .call(
+            "POST",
+            "/v1/streams/events/schemas",
+            &owner,
+            Some(json!({"schema": v2})),
+        )
+        .await;
+    assert_eq!(
+        (status, version["version"].as_u64()),
+        (201, Some(2)),
+        "{version}"
+    );
+    let v3 = json!({"type": "object", "properties": {"id": {"type": "string"}}, "required": ["id", "kind"]});
+    let (status, refused) = hub
+        .call(
+            "POST",
+            "/v1/streams/events/schemas",
+            &owner,
+            Some(json!({"schema": v3})),
+        )
+        .await;
+    check(
+        Refusal {
+            what: "incompatible schema",
+            status: 409,
+            code: 40904,
+        },
+        (status, refused.clone()),
+    );
+    let message = refused["message"].as_str().unwrap();
+    assert!(
+        message.contains("/properties/id: type integer is no longer allowed"),
+        "{message}"
+    );
+    assert!(message.contains("'kind' is now required"), "{message}");
+    check(
+        Refusal {
+            what: "schema by a partner",
+            status: 403,
+            code: 40301,
+        },
+        hub.call(
+            "POST",
+            "/v1/streams/events/schemas",
+            &partner,
+            Some(json!({"schema": {}})),
+        )
+        .await,
+    );
+    check(
+        Refusal {
+            what: "schema for unknown stream",
+            status: 404,
+            code: 40410,
+        },
+        hub.call(
+            "POST",
+            "/v1/streams/nope/schemas",
+            &owner,
+            Some(json!({"schema": {}})),
+        )
+        .await,
+    );
+    check(
+        Refusal {
+            what: "schema in another format",
+            status: 422,
+            code: 42201,
+        },
+        hub.call(
+            "POST",
+            "/v1/streams/events/schemas",
+            &owner,
+            Some(json!({"schema": "long", "format": "avro"})),
+        )
+        .await,
+    );
+    check(
+        Refusal {
+            what: "unknown schema format",
+            status: 422,
+            code: 42201,
+        },
+        hub.call(
+            "POST",
+            "/v1/streams/events/schemas",
+            &owner,
+            Some(json!({"schema": {}, "format": "protobuf"})),
+        )
+        .await,
+    );
+    check(
+        Refusal {
+            what: "malformed schema",
+            status: 422,
+            code: 42201,
+        },
+        hub.call(
+            "POST",
+            "/v1/streams/events/schemas",
+            &owner,
+            Some(json!({"schema": {"type": "text"}})),
+        )
+        .await,
+    );
+    check(
+        Refusal {
+            what: "unknown compatibility",
+            status: 422,
+            code: 42201,
+        },
+        hub.call(
+            "PUT",
+            "/v1/streams/events/compatibility",
+            &owner,
+            Some(json!({"compatibility": "SOMETIMES"})),
+        )
+        .await,
+    );
+    let (status, changed) = hub
+        .call(
+            "PUT",
+            "/v1/streams/events/compatibility",
+            &owner,
+            Some(json!({"compatibility": "NONE"})),
+        )
+        .await;
+    assert_eq!(
+        (status, changed["compatibility"].as_str()),
+        (200, Some("NONE")),
+        "{changed}"
+    );
+    let (_, versions) = hub
+        .call("GET", "/v1/streams/events/schemas", &partner, None)
+        .await;
+    assert_eq!(
+        versions["versions"].as_array().unwrap().len(),
+        2,
+        "{versions}"
+    );
+
     // Contracts.
     let contract = |stream: &str, topic: &str| json!({"stream": stream, "purpose": "p", "destination": {"cluster": "globex", "topic": topic}});
     check(
@@ -688,9 +842,9 @@ async fn bad_input_gets_a_stable_code_and_writes_nothing() {
     // Nothing was half-written: two streams (one the partner sees), one
     // (revoked) contract, an empty topic.
     let (_, streams) = hub.call("GET", "/v1/streams", &partner, None).await;
-    assert_eq!(streams["streams"].as_array().unwrap().len(), 1, "{streams}");
-    let (_, streams) = hub.call("GET", "/v1/streams", &admin, None).await;
     assert_eq!(streams["streams"].as_array().unwrap().len(), 2, "{streams}");
+    let (_, streams) = hub.call("GET", "/v1/streams", &admin, None).await;
+    assert_eq!(streams["streams"].as_array().unwrap().len(), 3, "{streams}");
     let (_, contracts) = hub.call("GET", "/v1/contracts", &admin, None).await;
     assert_eq!(
         contracts["contracts"].as_array().unwrap().len(),

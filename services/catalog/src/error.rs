@@ -34,6 +34,12 @@ pub enum CatalogError {
         topic: String,
         used_by: String,
     },
+    #[error("schema version for stream {stream} is not {mode} compatible: {}", .problems.join("; "))]
+    IncompatibleSchema {
+        stream: String,
+        mode: &'static str,
+        problems: Vec<String>,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -50,6 +56,7 @@ impl CatalogError {
             CatalogError::AlreadyExists(_) => ErrorCode::AlreadyExists,
             CatalogError::IllegalTransition { .. } => ErrorCode::IllegalTransition,
             CatalogError::DestinationInUse { .. } => ErrorCode::DestinationInUse,
+            CatalogError::IncompatibleSchema { .. } => ErrorCode::IncompatibleSchema,
             CatalogError::Store(_) => ErrorCode::Internal,
         }
     }

@@ -10,8 +10,9 @@ use futures::{Stream as FuturesStream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use crate::domain::{
-    Change, Classification, ClusterDestination, Contact, Contract, ContractAction, ContractState,
-    ContractTerms, Event, FilterOp, OrgKind, Organization, Principal, Role, RowCondition, Stream,
+    Change, Classification, ClusterDestination, Compatibility, Contact, Contract, ContractAction,
+    ContractState, ContractTerms, Event, FilterOp, OrgKind, Organization, Principal, Role,
+    RowCondition, SchemaFormat, SchemaVersion, Stream,
 };
 use crate::error::CatalogError;
 use crate::service::{Catalog, LinkStatus, NewContract, NewStream, OrgDetails};
@@ -124,6 +125,54 @@ pub fn terms_pb(t: ContractTerms) -> pb::ContractTerms {
     }
 }
 
+fn format_from_pb(value: i32) -> Result<Option<SchemaFormat>, CatalogError> {
+    match pb::SchemaFormat::try_from(value) {
+        Ok(pb::SchemaFormat::Unspecified) => Ok(None),
+        Ok(pb::SchemaFormat::JsonSchema) => Ok(Some(SchemaFormat::JsonSchema)),
+        Ok(pb::SchemaFormat::Avro) => Ok(Some(SchemaFormat::Avro)),
+        Err(_) => Err(CatalogError::InvalidField("unknown schema format".into())),
+    }
+}
+
+fn format_pb(format: SchemaFormat) -> pb::SchemaFormat {
+    match format {
+        SchemaFormat::JsonSchema => pb::SchemaFormat::JsonSchema,
+        SchemaFormat::Avro => pb::SchemaFormat::Avro,
+    }
+}
+
+fn compatibility_from_pb(value: i32) -> Result<Option<Compatibility>, CatalogError> {
+    match pb::Compatibility::try_from(value) {
+        Ok(pb::Compatibility::Unspecified) => Ok(None),
+        Ok(pb::Compatibility::Backward) => Ok(Some(Compatibility::Backward)),
+        Ok(pb::Compatibility::Forward) => Ok(Some(Compatibility::Forward)),
+        Ok(pb::Compatibility::Full) => Ok(Some(Compatibility::Full)),
+        Ok(pb::Compatibility::None) => Ok(Some(Compatibility::None)),
+        Err(_) => Err(CatalogError::InvalidField(
+            "unknown compatibility mode".into(),
+        )),
+    }
+}
+
+fn compatibility_pb(mode: Compatibility) -> pb::Compatibility {
+    match mode {
+        Compatibility::Backward => pb::Compatibility::Backward,
+        Compatibility::Forward => pb::Compatibility::Forward,
+        Compatibility::Full => pb::Compatibility::Full,
+        Compatibility::None => pb::Compatibility::None,
+    }
+}
+
+fn schema_version_pb(v: SchemaVersion) -> pb::SchemaVersion {
+    pb::SchemaVersion {
+        version: v.version,
+        format: format_pb(v.format).into(),
+        schema_json: v.schema.to_string(),
+        registered_at_ms: v.registered_at_ms,
+        registered_by: v.registered_by,
+    }
+}
+
 fn new_stream(s: Option<pb::Stream>) -> Result<NewStream, CatalogError> {
     let s = s.ok_or_else(|| CatalogError::InvalidField("stream is required".into()))?;
     let value_schema = if s.value_schema_json.is_empty() {
@@ -141,6 +190,8 @@ fn new_stream(s: Option<pb::Stream>) -> Result<NewStream, CatalogError> {
         Err(_) => return Err(CatalogError::InvalidField("unknown classification".into())),
     };
     Ok(NewStream {
+        schema_format: format_from_pb(s.schema_format)?.unwrap_or_default(),
+        compatibility: compatibility_from_pb(s.compatibility)?.unwrap_or_default(),
         classification,
         personal_data_fields: s.personal_data_fields,
         partitions: s.partitions,
@@ -219,6 +270,13 @@ pub fn stream_pb(s: Stream) -> pb::Stream {
         personal_data_fields: s.personal_data_fields,
         partitions: s.partitions,
         retention_ms: s.retention_ms.unwrap_or(0),
+        schema_format: format_pb(s.schema_format).into(),
+        compatibility: compatibility_pb(s.compatibility).into(),
+        schema_versions: s
+            .schema_versions
+            .into_iter()
+            .map(schema_version_pb)
+            .collect(),
     }
 }
 
@@ -400,6 +458,39 @@ impl pb::catalog_service_server::CatalogService for CatalogGrpc {
         };
         let streams = streams.into_iter().map(stream_pb).collect();
         Ok(Response::new(pb::ListStreamsResponse { streams }))
+    }
+
+    async fn register_schema(
+        &self,
+        request: Request<pb::RegisterSchemaRequest>,
+    ) -> Result<Response<pb::SchemaVersion>, Status> {
+        let r = request.into_inner();
+        let actor = actor(r.actor)?;
+        let name = StreamName::parse(r.stream.clone())
+            .map_err(|_| CatalogError::StreamNotFound(r.stream.chars().take(80).collect()))?;
+        let schema = serde_json::from_str(&r.schema_json)
+            .map_err(|e| CatalogError::InvalidField(format!("schema is not valid JSON: {e}")))?;
+        let stream = self.catalog.get_stream(&name)?;
+        let format = format_from_pb(r.format)?.unwrap_or(stream.schema_format);
+        let version = self
+            .catalog
+            .register_schema(&actor, &name, format, schema)
+            .await?;
+        Ok(Response::new(schema_version_pb(version)))
+    }
+
+    async fn set_compatibility(
+        &self,
+        request: Request<pb::SetCompatibilityRequest>,
+    ) -> Result<Response<pb::Stream>, Status> {
+        let r = request.into_inner();
+        let actor = actor(r.actor)?;
+        let name = StreamName::parse(r.stream.clone())
+            .map_err(|_| CatalogError::StreamNotFound(r.stream.chars().take(80).collect()))?;
+        let mode = compatibility_from_pb(r.compatibility)?
+            .ok_or_else(|| CatalogError::InvalidField("compatibility is required".into()))?;
+        let stream = self.catalog.set_compatibility(&actor, &name, mode).await?;
+        Ok(Response::new(stream_pb(stream)))
     }
 
     async fn request_contract(

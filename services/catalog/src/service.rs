@@ -17,8 +17,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::audit::AuditRecord;
 use crate::domain::{
-    ApiKeyRecord, Change, Classification, ClusterDestination, Contact, Contract, ContractAction,
-    ContractState, ContractTerms, Event, OrgKind, Organization, Principal, Role, Stream,
+    ApiKeyRecord, Change, Classification, ClusterDestination, Compatibility, Contact, Contract,
+    ContractAction, ContractState, ContractTerms, Event, OrgKind, Organization, Principal, Role,
+    SchemaFormat, SchemaVersion, Stream,
 };
 use crate::error::CatalogError;
 use crate::store::{Commit, Store};
@@ -46,6 +47,8 @@ pub struct NewStream {
     pub personal_data_fields: Vec<String>,
     pub partitions: u32,
     pub retention_ms: Option<i64>,
+    pub schema_format: SchemaFormat,
+    pub compatibility: Compatibility,
 }
 
 /// Who an organization is, beyond its name.
@@ -381,12 +384,15 @@ impl Catalog {
                 )));
             }
         }
-        if !new.value_schema.is_object() {
+        if new.schema_format == SchemaFormat::JsonSchema && !new.value_schema.is_object() {
             return Err(CatalogError::InvalidField(
                 "schema must be a JSON Schema object".into(),
             ));
         }
         let mut problems = Vec::new();
+        if let Err(errors) = crate::schema::check_schema(new.schema_format, &new.value_schema) {
+            problems.extend(errors.into_iter().map(|e| format!("schema {e}")));
+        }
         for field in &new.personal_data_fields {
             crate::domain::check_field(
                 "personal_data_fields",
@@ -447,13 +453,22 @@ impl Catalog {
             title: new.title,
             description: new.description,
             tags: tags.into_iter().collect(),
-            value_schema: new.value_schema,
             created_at_ms: now,
             updated_at_ms: now,
             classification: new.classification,
             personal_data_fields: new.personal_data_fields,
             partitions: new.partitions,
             retention_ms: new.retention_ms,
+            schema_format: new.schema_format,
+            compatibility: new.compatibility,
+            schema_versions: vec![SchemaVersion {
+                version: 1,
+                format: new.schema_format,
+                schema: new.value_schema.clone(),
+                registered_at_ms: now,
+                registered_by: actor.audit_name(),
+            }],
+            value_schema: new.value_schema,
         };
         self.commit(Commit {
             changes: vec![Change::Stream(stream.clone())],
@@ -469,6 +484,126 @@ impl Catalog {
                     "classification": stream.classification,
                     "personal_data_fields": stream.personal_data_fields,
                 }),
+            )],
+        })
+        .await?;
+        Ok(stream)
+    }
+
+    /// The stream's owner or an admin may change it.
+    fn require_owner(actor: &Principal, stream: &Stream, what: &str) -> Result<(), CatalogError> {
+        if actor.is_admin() || actor.org() == Some(&stream.owner) {
+            Ok(())
+        } else {
+            Err(CatalogError::Forbidden(format!(
+                "only the owner of stream {} or an admin may {what}",
+                stream.name
+            )))
+        }
+    }
+
+    /// Registers a new version of a stream's value schema, after checking
+    /// it against the latest under the stream's compatibility mode. The same
+    /// schema again returns the latest version and writes nothing.
+    pub async fn register_schema(
+        &self,
+        actor: &Principal,
+        name: &StreamName,
+        format: SchemaFormat,
+        schema: serde_json::Value,
+    ) -> Result<SchemaVersion, CatalogError> {
+        if let Err(errors) = crate::schema::check_schema(format, &schema) {
+            return Err(CatalogError::InvalidField(format!(
+                "schema {}",
+                errors.join("; schema ")
+            )));
+        }
+        let size = serde_json::to_vec(&schema)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX);
+        if size > MAX_SCHEMA_BYTES {
+            return Err(CatalogError::InvalidField(format!(
+                "schema is {size} bytes; the limit is {MAX_SCHEMA_BYTES}"
+            )));
+        }
+        let _guard = self.write_lock.lock().await;
+        let mut stream = self.get_stream(name)?;
+        Self::require_owner(actor, &stream, "register schema versions")?;
+        if format != stream.schema_format {
+            return Err(CatalogError::InvalidField(format!(
+                "stream {} uses {}; a version in {} cannot follow it",
+                stream.name,
+                stream.schema_format.as_str(),
+                format.as_str()
+            )));
+        }
+        if let Some(latest) = stream.schema_versions.last() {
+            if latest.schema == schema {
+                return Ok(latest.clone());
+            }
+        }
+        let problems = crate::schema::incompatibilities(
+            stream.compatibility,
+            format,
+            &stream.value_schema,
+            &schema,
+        );
+        if !problems.is_empty() {
+            return Err(CatalogError::IncompatibleSchema {
+                stream: stream.name.to_string(),
+                mode: stream.compatibility.as_str(),
+                problems,
+            });
+        }
+        let now = now_ms();
+        let version = SchemaVersion {
+            version: stream.schema_versions.last().map_or(1, |v| v.version + 1),
+            format,
+            schema: schema.clone(),
+            registered_at_ms: now,
+            registered_by: actor.audit_name(),
+        };
+        stream.schema_versions.push(version.clone());
+        stream.value_schema = schema;
+        stream.updated_at_ms = now;
+        self.commit(Commit {
+            changes: vec![Change::Stream(stream.clone())],
+            api_keys: vec![],
+            audit: vec![AuditRecord::new(
+                actor.audit_name(),
+                "stream.schema_register",
+                format!("stream:{}", stream.name),
+                json!({"version": version.version, "format": format, "compatibility": stream.compatibility}),
+            )],
+        })
+        .await?;
+        Ok(version)
+    }
+
+    /// Changes the mode later schema versions are checked under.
+    pub async fn set_compatibility(
+        &self,
+        actor: &Principal,
+        name: &StreamName,
+        mode: Compatibility,
+    ) -> Result<Stream, CatalogError> {
+        let _guard = self.write_lock.lock().await;
+        let mut stream = self.get_stream(name)?;
+        Self::require_owner(actor, &stream, "change its compatibility mode")?;
+        if stream.compatibility == mode {
+            return Ok(stream);
+        }
+        let before = stream.compatibility;
+        stream.compatibility = mode;
+        stream.updated_at_ms = now_ms();
+        self.commit(Commit {
+            changes: vec![Change::Stream(stream.clone())],
+            api_keys: vec![],
+            audit: vec![AuditRecord::new(
+                actor.audit_name(),
+                "stream.compatibility",
+                format!("stream:{}", stream.name),
+                json!({"from": before, "to": mode}),
             )],
         })
         .await?;

@@ -39,6 +39,8 @@ pub enum ErrorCode {
     IllegalTransition,
     /// Another live contract already mirrors into the same destination topic.
     DestinationInUse,
+    /// A schema version that breaks the stream's compatibility mode.
+    IncompatibleSchema,
     PayloadTooLarge,
     UnsupportedMediaType,
     /// Well-formed input with a field that is missing, unknown or invalid.
@@ -54,7 +56,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 21] = [
+    pub const ALL: [ErrorCode; 22] = [
         ErrorCode::MalformedBody,
         ErrorCode::Unauthenticated,
         ErrorCode::Forbidden,
@@ -69,6 +71,7 @@ impl ErrorCode {
         ErrorCode::AlreadyExists,
         ErrorCode::IllegalTransition,
         ErrorCode::DestinationInUse,
+        ErrorCode::IncompatibleSchema,
         ErrorCode::PayloadTooLarge,
         ErrorCode::UnsupportedMediaType,
         ErrorCode::InvalidField,
@@ -95,6 +98,7 @@ impl ErrorCode {
             ErrorCode::AlreadyExists => 40901,
             ErrorCode::IllegalTransition => 40902,
             ErrorCode::DestinationInUse => 40903,
+            ErrorCode::IncompatibleSchema => 40904,
             ErrorCode::PayloadTooLarge => 41301,
             ErrorCode::UnsupportedMediaType => 41501,
             ErrorCode::InvalidField => 42201,
@@ -130,7 +134,9 @@ impl ErrorCode {
             | ErrorCode::ClusterNotFound
             | ErrorCode::OrganizationNotFound => Code::NotFound,
             ErrorCode::AlreadyExists | ErrorCode::DestinationInUse => Code::AlreadyExists,
-            ErrorCode::IllegalTransition => Code::FailedPrecondition,
+            ErrorCode::IllegalTransition | ErrorCode::IncompatibleSchema => {
+                Code::FailedPrecondition
+            }
             ErrorCode::PayloadTooLarge => Code::ResourceExhausted,
             ErrorCode::MethodNotAllowed => Code::Unimplemented,
             ErrorCode::Internal | ErrorCode::KafkaError => Code::Internal,

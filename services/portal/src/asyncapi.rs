@@ -4,6 +4,9 @@ use freeport_common::config::ClusterConfig;
 use freeport_common::proto::catalog::v1 as pb;
 use serde_json::{json, Map, Value};
 
+/// How AsyncAPI names an Avro payload schema.
+const AVRO_SCHEMA_FORMAT: &str = "application/vnd.apache.avro+json;version=1.9.0";
+
 /// Version of the Kafka bindings we emit.
 const KAFKA_BINDING_VERSION: &str = "0.5.0";
 
@@ -43,8 +46,13 @@ pub fn stream_document(
     let server = key(&stream.cluster);
     let channel = key(&stream.name);
     let message = format!("{}Record", key(&stream.name));
-    let payload: Value =
+    let schema: Value =
         serde_json::from_str(&stream.value_schema_json).unwrap_or_else(|_| json!({}));
+    let payload = if stream.schema_format == i32::from(pb::SchemaFormat::Avro) {
+        json!({"schemaFormat": AVRO_SCHEMA_FORMAT, "schema": schema})
+    } else {
+        schema
+    };
     let mut info = Map::new();
     info.insert(
         "title".into(),

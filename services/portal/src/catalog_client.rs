@@ -107,6 +107,20 @@ impl CatalogClient {
         Ok(response.into_inner().streams)
     }
 
+    pub async fn register_schema(
+        &self,
+        request: pb::RegisterSchemaRequest,
+    ) -> ApiResult<pb::SchemaVersion> {
+        Ok(self.client().register_schema(request).await?.into_inner())
+    }
+
+    pub async fn set_compatibility(
+        &self,
+        request: pb::SetCompatibilityRequest,
+    ) -> ApiResult<pb::Stream> {
+        Ok(self.client().set_compatibility(request).await?.into_inner())
+    }
+
     pub async fn request_contract(
         &self,
         request: pb::RequestContractRequest,

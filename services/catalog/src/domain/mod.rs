@@ -7,6 +7,7 @@ mod terms;
 use freeport_common::names::{ClusterName, OrgName, StreamName, TopicName};
 use serde::{Deserialize, Serialize};
 
+pub use crate::schema::{Compatibility, SchemaFormat, SchemaVersion};
 pub use contract::{next_state, Contract, ContractAction, ContractState, Transition};
 pub use pointer::check_field;
 pub use terms::{ContractTerms, FilterOp, RowCondition, TermsError};
@@ -158,6 +159,14 @@ pub struct Stream {
     pub partitions: u32,
     #[serde(default)]
     pub retention_ms: Option<i64>,
+    #[serde(default)]
+    pub schema_format: SchemaFormat,
+    #[serde(default)]
+    pub compatibility: Compatibility,
+    /// Every registered version of the value schema, oldest first; the last
+    /// one is `value_schema`.
+    #[serde(default)]
+    pub schema_versions: Vec<SchemaVersion>,
 }
 
 /// Where a contract's records go: a topic on a cluster the hub knows.

@@ -77,6 +77,8 @@ fn orders() -> NewStream {
         personal_data_fields: vec!["/email".into()],
         partitions: 3,
         retention_ms: None,
+        schema_format: SchemaFormat::JsonSchema,
+        compatibility: Compatibility::Backward,
     }
 }
 
@@ -647,5 +649,159 @@ async fn organizations_and_streams_carry_their_details_validated() {
     assert_eq!(
         (stream.partitions, stream.personal_data_fields.as_slice()),
         (3, ["/email".to_string()].as_slice())
+    );
+}
+
+#[tokio::test]
+async fn schema_versions_are_checked_under_the_stream_mode() {
+    let f = fixture().await;
+    let stream = f.catalog.register_stream(&f.owner, orders()).await.unwrap();
+    assert_eq!(stream.schema_versions.len(), 1);
+    let name = stream.name.clone();
+    let v1 = stream.value_schema.clone();
+    let mut v2 = v1.clone();
+    v2["properties"]["channel"] = serde_json::json!({"type": "string"});
+    let registered = f
+        .catalog
+        .register_schema(&f.owner, &name, SchemaFormat::JsonSchema, v2.clone())
+        .await
+        .unwrap();
+    assert_eq!(registered.version, 2);
+    // The same schema again is the same version, and writes nothing.
+    let revision = f.catalog.store.revision().unwrap();
+    let again = f
+        .catalog
+        .register_schema(&f.owner, &name, SchemaFormat::JsonSchema, v2.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.version, f.catalog.store.revision().unwrap()),
+        (2, revision)
+    );
+
+    let mut breaking = v2.clone();
+    breaking["required"] = serde_json::json!(["channel"]);
+    let err = f
+        .catalog
+        .register_schema(&f.owner, &name, SchemaFormat::JsonSchema, breaking.clone())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CatalogError::IncompatibleSchema { .. }));
+    assert!(
+        err.to_string().contains("'channel' is now required"),
+        "{err}"
+    );
+    assert_eq!(
+        f.catalog.store.revision().unwrap(),
+        revision,
+        "a refusal wrote something"
+    );
+    assert!(matches!(
+        f.catalog
+            .register_schema(&f.partner, &name, SchemaFormat::JsonSchema, v2.clone())
+            .await,
+        Err(CatalogError::Forbidden(_))
+    ));
+    assert!(matches!(
+        f.catalog
+            .register_schema(
+                &f.owner,
+                &name,
+                SchemaFormat::Avro,
+                serde_json::json!("string")
+            )
+            .await,
+        Err(CatalogError::InvalidField(_))
+    ));
+
+    f.catalog
+        .set_compatibility(&f.owner, &name, Compatibility::None)
+        .await
+        .unwrap();
+    let v3 = f
+        .catalog
+        .register_schema(&f.owner, &name, SchemaFormat::JsonSchema, breaking.clone())
+        .await
+        .unwrap();
+    assert_eq!(v3.version, 3);
+    let stream = f.catalog.get_stream(&name).unwrap();
+    assert_eq!(stream.value_schema, breaking);
+    assert_eq!(
+        stream
+            .schema_versions
+            .iter()
+            .map(|v| v.version)
+            .collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
+    let actions: Vec<_> = f
+        .catalog
+        .audit_trail(&format!("stream:{name}"))
+        .unwrap()
+        .into_iter()
+        .map(|e| e.record.action)
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "stream.register",
+            "stream.schema_register",
+            "stream.compatibility",
+            "stream.schema_register"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn avro_streams_evolve_by_avro_rules() {
+    let f = fixture().await;
+    let record = |fields: serde_json::Value| serde_json::json!({"type": "record", "name": "Order", "fields": fields});
+    let mut stream = orders();
+    stream.schema_format = SchemaFormat::Avro;
+    stream.compatibility = Compatibility::Full;
+    stream.personal_data_fields = vec![];
+    stream.value_schema = record(serde_json::json!([{"name": "id", "type": "long"}]));
+    f.catalog
+        .register_stream(&f.owner, stream.clone())
+        .await
+        .unwrap();
+
+    let mut invalid = stream.clone();
+    invalid.name = StreamName::parse("broken").unwrap();
+    invalid.topic = TopicName::parse("broken").unwrap();
+    invalid.value_schema = serde_json::json!({"type": "record", "name": "X", "fields": [{"name": "a", "type": "nope"}]});
+    let err = f
+        .catalog
+        .register_stream(&f.owner, invalid)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("/fields/0/type: unknown type \"nope\""),
+        "{err}"
+    );
+
+    let added = record(serde_json::json!([
+        {"name": "id", "type": "long"},
+        {"name": "channel", "type": "string", "default": "web"}
+    ]));
+    f.catalog
+        .register_schema(&f.owner, &stream.name, SchemaFormat::Avro, added)
+        .await
+        .unwrap();
+    let no_default = record(serde_json::json!([
+        {"name": "id", "type": "long"},
+        {"name": "channel", "type": "string", "default": "web"},
+        {"name": "total", "type": "double"}
+    ]));
+    let err = f
+        .catalog
+        .register_schema(&f.owner, &stream.name, SchemaFormat::Avro, no_default)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("field 'total' was added without a default"),
+        "{err}"
     );
 }

@@ -36,6 +36,9 @@ fn stream(name: &str) -> Stream {
         personal_data_fields: vec![],
         partitions: 1,
         retention_ms: Some(1000),
+        schema_format: Default::default(),
+        compatibility: Default::default(),
+        schema_versions: vec![],
     }
 }
 

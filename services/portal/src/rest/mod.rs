@@ -6,7 +6,7 @@ pub mod contracts;
 pub mod produce;
 pub mod streams;
 
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::Router;
 use freeport_common::error::ErrorCode;
 
@@ -18,6 +18,14 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/streams", get(streams::list).post(streams::register))
         .route("/v1/streams/{name}", get(streams::get_one))
         .route("/v1/streams/{name}/asyncapi", get(streams::asyncapi))
+        .route(
+            "/v1/streams/{name}/schemas",
+            get(streams::schemas).post(streams::register_schema),
+        )
+        .route(
+            "/v1/streams/{name}/compatibility",
+            put(streams::set_compatibility),
+        )
         .route(
             "/v1/contracts",
             get(contracts::list).post(contracts::request),

@@ -45,6 +45,61 @@ pub struct RegisterStream {
     /// Retention to create the topic with when it does not exist yet.
     #[serde(default)]
     retention_ms: Option<i64>,
+    /// json_schema (the default) or avro.
+    #[serde(default)]
+    schema_format: Option<String>,
+    /// BACKWARD (the default), FORWARD, FULL or NONE.
+    #[serde(default)]
+    compatibility: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSchemaVersion {
+    schema: serde_json::Value,
+    /// Defaults to the stream's format.
+    #[serde(default)]
+    format: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CompatibilityBody {
+    compatibility: String,
+}
+
+fn schema_format(text: &str) -> ApiResult<pb::SchemaFormat> {
+    match text {
+        "json_schema" | "json" => Ok(pb::SchemaFormat::JsonSchema),
+        "avro" => Ok(pb::SchemaFormat::Avro),
+        other => Err(ApiError::invalid(format!(
+            "schema format {other:?} is not json_schema or avro"
+        ))),
+    }
+}
+
+fn compatibility(text: &str) -> ApiResult<pb::Compatibility> {
+    match text.to_ascii_uppercase().as_str() {
+        "BACKWARD" => Ok(pb::Compatibility::Backward),
+        "FORWARD" => Ok(pb::Compatibility::Forward),
+        "FULL" => Ok(pb::Compatibility::Full),
+        "NONE" => Ok(pb::Compatibility::None),
+        _ => Err(ApiError::invalid(format!(
+            "compatibility {text:?} is not BACKWARD, FORWARD, FULL or NONE"
+        ))),
+    }
+}
+
+fn version_view(v: pb::SchemaVersion) -> serde_json::Value {
+    serde_json::json!({
+        "version": v.version,
+        "format": pb::SchemaFormat::try_from(v.format)
+            .map(|f| super::enum_name(f.as_str_name(), "SCHEMA_FORMAT_"))
+            .unwrap_or_default(),
+        "schema": serde_json::from_str::<serde_json::Value>(&v.schema_json).unwrap_or(serde_json::Value::Null),
+        "registered_at_ms": v.registered_at_ms,
+        "registered_by": v.registered_by,
+    })
 }
 
 #[derive(Debug, Serialize)]
@@ -61,6 +116,10 @@ pub struct StreamView {
     personal_data_fields: Vec<String>,
     partitions: u32,
     retention_ms: Option<i64>,
+    schema_format: String,
+    compatibility: String,
+    /// The latest schema version's number.
+    schema_version: u32,
     created_at_ms: i64,
     updated_at_ms: i64,
 }
@@ -75,6 +134,17 @@ impl From<pb::Stream> for StreamView {
             personal_data_fields: s.personal_data_fields,
             partitions: s.partitions,
             retention_ms: (s.retention_ms != 0).then_some(s.retention_ms),
+            schema_format: pb::SchemaFormat::try_from(s.schema_format)
+                .map(|f| super::enum_name(f.as_str_name(), "SCHEMA_FORMAT_"))
+                .unwrap_or_default(),
+            compatibility: pb::Compatibility::try_from(s.compatibility)
+                .map(|c| {
+                    c.as_str_name()
+                        .trim_start_matches("COMPATIBILITY_")
+                        .to_string()
+                })
+                .unwrap_or_default(),
+            schema_version: s.schema_versions.last().map_or(0, |v| v.version),
             name: s.name,
             owner: s.owner,
             cluster: s.cluster,
@@ -132,8 +202,16 @@ pub async fn register(
             "partitions must be between 1 and {MAX_PARTITIONS}, not {partitions}"
         )));
     }
-    let schema = body.schema.unwrap_or_else(|| serde_json::json!({}));
-    if !schema.is_object() {
+    let format = schema_format(body.schema_format.as_deref().unwrap_or("json_schema"))?;
+    let mode = compatibility(body.compatibility.as_deref().unwrap_or("BACKWARD"))?;
+    let schema = match (body.schema, format) {
+        (Some(schema), _) => schema,
+        (None, pb::SchemaFormat::Avro) => {
+            return Err(ApiError::invalid("an avro stream needs its schema"))
+        }
+        (None, _) => serde_json::json!({}),
+    };
+    if format == pb::SchemaFormat::JsonSchema && !schema.is_object() {
         return Err(ApiError::invalid("schema must be a JSON Schema object"));
     }
     let classification = match body.classification.as_deref() {
@@ -185,10 +263,68 @@ pub async fn register(
         personal_data_fields: body.personal_data_fields,
         partitions: u32::try_from(partitions).unwrap_or(u32::MAX),
         retention_ms: body.retention_ms.unwrap_or(0),
+        schema_format: format.into(),
+        compatibility: mode.into(),
         ..Default::default()
     };
     let stream = state.catalog().register_stream(caller.0, stream).await?;
     Ok((StatusCode::CREATED, Json(stream.into())))
+}
+
+/// `GET /v1/streams/{name}/schemas`: every version, oldest first.
+pub async fn schemas(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(name): ApiPath<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let stream = state.catalog().get_stream_for(&name, caller.0).await?;
+    let versions: Vec<_> = stream
+        .schema_versions
+        .into_iter()
+        .map(version_view)
+        .collect();
+    Ok(Json(serde_json::json!({ "versions": versions })))
+}
+
+/// `POST /v1/streams/{name}/schemas`: a new version, checked under the
+/// stream's compatibility mode; 409 with every break when it does not fit.
+pub async fn register_schema(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(body): ApiJson<NewSchemaVersion>,
+) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+    caller.require_org("register schema versions")?;
+    let format = body.format.as_deref().map(schema_format).transpose()?;
+    let version = state
+        .catalog()
+        .register_schema(pb::RegisterSchemaRequest {
+            actor: Some(caller.0),
+            stream: name,
+            format: format.unwrap_or(pb::SchemaFormat::Unspecified).into(),
+            schema_json: body.schema.to_string(),
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(version_view(version))))
+}
+
+/// `PUT /v1/streams/{name}/compatibility`.
+pub async fn set_compatibility(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(body): ApiJson<CompatibilityBody>,
+) -> ApiResult<Json<StreamView>> {
+    let mode = compatibility(&body.compatibility)?;
+    let stream = state
+        .catalog()
+        .set_compatibility(pb::SetCompatibilityRequest {
+            actor: Some(caller.0),
+            stream: name,
+            compatibility: mode.into(),
+        })
+        .await?;
+    Ok(Json(stream.into()))
 }
 
 /// YAML unless the caller asks for JSON.
