@@ -3,7 +3,7 @@
 
 use freeport_common::config::ClusterConfig;
 use freeport_common::proto::catalog::v1 as pb;
-use freeport_portal::asyncapi::stream_document;
+use freeport_portal::asyncapi::{partner_document, stream_document, Delivery};
 use freeport_tests::{asyncapi_violations, json};
 
 fn cluster(bootstrap: &str, description: &str) -> ClusterConfig {
@@ -94,4 +94,100 @@ fn the_validator_rejects_what_is_not_asyncapi_3() {
     document.as_object_mut().unwrap().remove("info");
     let violations = asyncapi_violations(&document);
     assert!(violations.len() >= 2, "{violations:#?}");
+}
+
+#[test]
+fn the_partner_document_lists_what_it_receives_and_is_valid() {
+    let orders = pb::Stream {
+        name: "orders".into(),
+        owner: "acme".into(),
+        cluster: "acme".into(),
+        topic: "orders".into(),
+        title: "Orders".into(),
+        value_schema_json: json!({
+            "type": "object",
+            "required": ["id", "email"],
+            "properties": {
+                "id": {"type": "integer"},
+                "customer": {"type": "object", "properties": {"email": {"type": "string"}, "name": {"type": "string"}}},
+                "email": {"type": "string"}
+            }
+        })
+        .to_string(),
+        ..Default::default()
+    };
+    let payments = pb::Stream {
+        name: "payments".into(),
+        owner: "acme".into(),
+        cluster: "acme".into(),
+        topic: "payments".into(),
+        schema_format: pb::SchemaFormat::Avro.into(),
+        value_schema_json:
+            json!({"type": "record", "name": "Payment", "fields": [{"name": "id", "type": "long"}]})
+                .to_string(),
+        ..Default::default()
+    };
+    let contract = |id: &str, topic: &str, drop: &[&str]| pb::Contract {
+        id: id.into(),
+        consumer: "globex".into(),
+        destination: Some(pb::ClusterDestination {
+            cluster: "globex".into(),
+            topic: topic.into(),
+        }),
+        terms: Some(pb::ContractTerms {
+            drop_fields: drop.iter().map(|d| d.to_string()).collect(),
+            mask_fields: vec!["/customer/name".into()],
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let c1 = contract("c1", "partner.orders", &["/email", "/customer/email"]);
+    let c2 = contract("c2", "partner.payments", &[]);
+    let globex = cluster("kafka.globex.example:9093", "");
+    let document = partner_document(
+        "globex",
+        &[
+            Delivery {
+                contract: &c1,
+                stream: &orders,
+                destination: &globex,
+            },
+            Delivery {
+                contract: &c2,
+                stream: &payments,
+                destination: &globex,
+            },
+        ],
+    );
+    let violations = asyncapi_violations(&document);
+    assert!(violations.is_empty(), "{violations:#?}\n{document:#}");
+    assert_eq!(
+        document["servers"]["globex"]["host"],
+        "kafka.globex.example:9093"
+    );
+    assert_eq!(
+        document["components"]["securitySchemes"]["clientCertificate"]["type"],
+        "X509"
+    );
+    let channel = &document["channels"]["globex_partner_orders"];
+    assert_eq!(channel["address"], "partner.orders");
+    assert!(channel["description"]
+        .as_str()
+        .unwrap()
+        .contains("Masked fields: /customer/name"));
+    let payload = &document["components"]["messages"]["ordersRecord"]["payload"];
+    assert!(
+        payload["properties"].get("email").is_none(),
+        "dropped field still described: {payload}"
+    );
+    assert!(payload["properties"]["customer"]["properties"]
+        .get("email")
+        .is_none());
+    assert_eq!(payload["required"], json!(["id"]));
+    assert_eq!(
+        document["components"]["messages"]["paymentsRecord"]["payload"]["schemaFormat"],
+        "application/vnd.apache.avro+json;version=1.9.0"
+    );
+    // Nothing received, still a valid document.
+    assert!(asyncapi_violations(&partner_document("nobody", &[])).is_empty());
 }

@@ -235,6 +235,32 @@ async fn publish_request_approve_mirror_revoke_on_two_real_brokers() {
     })
     .await;
 
+    // The partner's own AsyncAPI document lists what it now receives.
+    let partner_doc: serde_json::Value = hub
+        .http
+        .get(format!("{}/v1/partners/globex/asyncapi", hub.url))
+        .bearer_auth(&partner)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(asyncapi_violations(&partner_doc), Vec::<String>::new());
+    assert_eq!(
+        partner_doc["servers"]["globex"]["host"],
+        partner_cluster.bootstrap
+    );
+    assert_eq!(
+        partner_doc["channels"]["globex_partner_orders"]["address"],
+        "partner.orders"
+    );
+    let (status, _) = hub
+        .call("GET", "/v1/partners/globex/asyncapi", &owner, None)
+        .await;
+    assert_eq!(status, 404, "another organization's document is not found");
+
     // The link dies without warning; records keep coming; a new link
     // resumes from what the destination holds: nothing lost, nothing twice.
     hub.link.kill();

@@ -134,6 +134,168 @@ pub fn stream_document(
     })
 }
 
+/// One stream a partner receives: the contract, its stream, and the
+/// cluster the records arrive on.
+pub struct Delivery<'a> {
+    pub contract: &'a pb::Contract,
+    pub stream: &'a pb::Stream,
+    pub destination: &'a ClusterConfig,
+}
+
+/// Removes the fields a contract drops from a JSON Schema payload, so the
+/// document describes what the partner actually receives.
+fn without_dropped(mut schema: Value, dropped: &[String]) -> Value {
+    for pointer in dropped {
+        let segments: Vec<String> = pointer
+            .trim_start_matches('/')
+            .split('/')
+            .map(|s| s.replace("~1", "/").replace("~0", "~"))
+            .collect();
+        let Some((last, parents)) = segments.split_last() else {
+            continue;
+        };
+        // The schema node holding the field: properties of properties.
+        let parent: String = parents
+            .iter()
+            .map(|p| format!("/properties/{}", p.replace('~', "~0").replace('/', "~1")))
+            .collect();
+        let Some(node) = schema.pointer_mut(&parent) else {
+            continue;
+        };
+        if let Some(properties) = node.get_mut("properties").and_then(Value::as_object_mut) {
+            properties.remove(last.as_str());
+        }
+        if let Some(required) = node.get_mut("required").and_then(Value::as_array_mut) {
+            required.retain(|r| r.as_str() != Some(last.as_str()));
+        }
+    }
+    schema
+}
+
+/// One document for a partner: every stream it receives, each as a channel
+/// on its own (destination) cluster, reached with its client certificate.
+pub fn partner_document(org: &str, deliveries: &[Delivery<'_>]) -> Value {
+    let mut servers = Map::new();
+    let mut channels = Map::new();
+    let mut operations = Map::new();
+    let mut messages = Map::new();
+    for delivery in deliveries {
+        let contract = delivery.contract;
+        let stream = delivery.stream;
+        let Some(destination) = contract.destination.as_ref() else {
+            continue;
+        };
+        let server = key(&destination.cluster);
+        servers.entry(server.clone()).or_insert_with(|| {
+            json!({
+                "host": host(delivery.destination),
+                "protocol": "kafka",
+                "description": format!("Kafka cluster {} (yours), where Freeport delivers", destination.cluster),
+                "security": [{"$ref": "#/components/securitySchemes/clientCertificate"}],
+                "bindings": {"kafka": {"bindingVersion": KAFKA_BINDING_VERSION}},
+            })
+        });
+        let channel = key(&format!("{}_{}", destination.cluster, destination.topic));
+        let message = format!("{}Record", key(&stream.name));
+        let schema: Value =
+            serde_json::from_str(&stream.value_schema_json).unwrap_or_else(|_| json!({}));
+        let dropped = contract
+            .terms
+            .as_ref()
+            .map(|t| t.drop_fields.clone())
+            .unwrap_or_default();
+        let payload = if stream.schema_format == i32::from(pb::SchemaFormat::Avro) {
+            json!({"schemaFormat": AVRO_SCHEMA_FORMAT, "schema": schema})
+        } else {
+            without_dropped(schema, &dropped)
+        };
+        messages.insert(
+            message.clone(),
+            json!({
+                "name": message,
+                "title": if stream.title.is_empty() { &stream.name } else { &stream.title },
+                "contentType": "application/json",
+                "payload": payload,
+                "headers": {
+                    "type": "object",
+                    "description": "Freeport adds provenance headers to every record.",
+                    "properties": {
+                        "freeport.source.cluster": {"type": "string"},
+                        "freeport.source.topic": {"type": "string"},
+                        "freeport.source.partition": {"type": "string"},
+                        "freeport.source.offset": {"type": "string"},
+                        "freeport.contract": {"type": "string", "const": contract.id},
+                    }
+                },
+                "bindings": {"kafka": {"key": {"type": "string"}, "bindingVersion": KAFKA_BINDING_VERSION}},
+            }),
+        );
+        let mut description = format!(
+            "Stream {} of {}, delivered under contract {}.",
+            stream.name, stream.owner, contract.id
+        );
+        if !dropped.is_empty() {
+            description.push_str(&format!(" Dropped fields: {}.", dropped.join(", ")));
+        }
+        if let Some(terms) = &contract.terms {
+            if !terms.mask_fields.is_empty() {
+                description.push_str(&format!(
+                    " Masked fields: {}.",
+                    terms.mask_fields.join(", ")
+                ));
+            }
+            if !terms.hash_fields.is_empty() {
+                description.push_str(&format!(
+                    " Hashed fields: {}.",
+                    terms.hash_fields.join(", ")
+                ));
+            }
+        }
+        channels.insert(
+            channel.clone(),
+            json!({
+                "address": destination.topic,
+                "title": stream.name,
+                "description": description,
+                "servers": [{"$ref": format!("#/servers/{server}")}],
+                "messages": {message.clone(): {"$ref": format!("#/components/messages/{message}")}},
+                "bindings": {"kafka": {"topic": destination.topic, "bindingVersion": KAFKA_BINDING_VERSION}},
+            }),
+        );
+        operations.insert(
+            format!("receive_{channel}"),
+            json!({
+                "action": "receive",
+                "title": format!("Receive {}", stream.name),
+                "channel": {"$ref": format!("#/channels/{channel}")},
+                "messages": [{"$ref": format!("#/channels/{channel}/messages/{message}")}],
+            }),
+        );
+    }
+    json!({
+        "asyncapi": "3.0.0",
+        "id": format!("urn:freeport:partner:{org}"),
+        "info": {
+            "title": format!("Freeport streams for {org}"),
+            "version": "1.0.0",
+            "description": format!("Every stream organization {org} receives under an approved contract."),
+        },
+        "defaultContentType": "application/json",
+        "servers": servers,
+        "channels": channels,
+        "operations": operations,
+        "components": {
+            "messages": messages,
+            "securitySchemes": {
+                "clientCertificate": {
+                    "type": "X509",
+                    "description": "Mutual TLS with a client certificate issued to your organization.",
+                }
+            }
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

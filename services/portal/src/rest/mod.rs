@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod contracts;
+pub mod partners;
 pub mod produce;
 pub mod streams;
 
@@ -10,7 +11,11 @@ use axum::routing::{get, post, put};
 use axum::Router;
 use freeport_common::error::ErrorCode;
 
-use crate::error::ApiError;
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use crate::error::{ApiError, ApiResult};
 use crate::AppState;
 
 pub fn router(state: AppState) -> Router {
@@ -33,6 +38,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/contracts/{id}", get(contracts::get_one))
         .route("/v1/contracts/{id}/audit", get(contracts::audit))
         .route("/v1/contracts/{id}/{action}", post(contracts::act))
+        .route("/v1/partners/{org}/asyncapi", get(partners::asyncapi))
         .route("/v1/clusters", get(admin::clusters))
         .route("/v1/orgs", get(admin::list_orgs).post(admin::create_org))
         .route("/v1/orgs/{org}/keys", post(admin::create_key))
@@ -46,6 +52,21 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .with_state(state)
+}
+
+/// An AsyncAPI document as YAML, or as JSON when the caller's `Accept`
+/// asks for it.
+pub fn asyncapi_response(document: serde_json::Value, headers: &HeaderMap) -> ApiResult<Response> {
+    let wants_json = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("json"));
+    if wants_json {
+        return Ok(([(header::CONTENT_TYPE, "application/json")], Json(document)).into_response());
+    }
+    let yaml = serde_yaml_ng::to_string(&document)
+        .map_err(|e| ApiError::internal("cannot render AsyncAPI as YAML", e))?;
+    Ok(([(header::CONTENT_TYPE, "application/yaml")], yaml).into_response())
 }
 
 /// `CONTRACT_STATE_APPROVED` -> `approved`: proto enum names as the REST API shows them.

@@ -1,8 +1,8 @@
 //! Discovery and registration of streams, and their AsyncAPI documents.
 
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::Json;
 use freeport_common::error::ErrorCode;
 use freeport_common::kafka::{ensure_topic_with, partition_count};
@@ -342,14 +342,5 @@ pub async fn asyncapi(
     // must not make the document unavailable.
     let partitions = partition_count(cluster, &stream.topic).await.ok().flatten();
     let document = asyncapi::stream_document(&stream, cluster, partitions);
-    let wants_json = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.contains("json"));
-    if wants_json {
-        return Ok(([(header::CONTENT_TYPE, "application/json")], Json(document)).into_response());
-    }
-    let yaml = serde_yaml_ng::to_string(&document)
-        .map_err(|e| ApiError::internal("cannot render AsyncAPI as YAML", e))?;
-    Ok(([(header::CONTENT_TYPE, "application/yaml")], yaml).into_response())
+    super::asyncapi_response(document, &headers)
 }
