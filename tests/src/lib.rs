@@ -327,8 +327,9 @@ impl Hub {
             )
         };
         config.push_str(&format!(
-            "[catalog]\nlisten = \"127.0.0.1:{catalog_port}\"\nstore = \"sled://{}\"\n{}\n",
+            "[catalog]\nlisten = \"127.0.0.1:{catalog_port}\"\nstore = \"sled://{}\"\nasyncapi_schema = {:?}\n{}\n",
             dir.path().join("catalog-db").display(),
+            asyncapi_schema_path(),
             tls("catalog")
         ));
         config.push_str(&format!(

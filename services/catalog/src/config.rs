@@ -13,4 +13,9 @@ pub struct CatalogConfig {
     pub store: String,
     /// This service's certificate, key and the CA its clients must present.
     pub tls: TlsFiles,
+    /// The official AsyncAPI 3.0 JSON Schema (`schemas/3.0.0-without-$id.json`
+    /// of the `@asyncapi/specs` npm package). Publishing AsyncAPI documents
+    /// needs it; without it, publishing answers "unavailable".
+    #[serde(default)]
+    pub asyncapi_schema: Option<std::path::PathBuf>,
 }

@@ -40,6 +40,8 @@ pub enum CatalogError {
         mode: &'static str,
         problems: Vec<String>,
     },
+    #[error("{0}")]
+    Unavailable(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -57,6 +59,7 @@ impl CatalogError {
             CatalogError::IllegalTransition { .. } => ErrorCode::IllegalTransition,
             CatalogError::DestinationInUse { .. } => ErrorCode::DestinationInUse,
             CatalogError::IncompatibleSchema { .. } => ErrorCode::IncompatibleSchema,
+            CatalogError::Unavailable(_) => ErrorCode::Unavailable,
             CatalogError::Store(_) => ErrorCode::Internal,
         }
     }

@@ -493,6 +493,34 @@ impl pb::catalog_service_server::CatalogService for CatalogGrpc {
         Ok(Response::new(stream_pb(stream)))
     }
 
+    async fn publish_async_api(
+        &self,
+        request: Request<pb::PublishAsyncApiRequest>,
+    ) -> Result<Response<pb::PublishAsyncApiResponse>, Status> {
+        let r = request.into_inner();
+        let actor = actor(r.actor)?;
+        let outcome = self
+            .catalog
+            .publish_asyncapi(&actor, &r.document, r.dry_run)
+            .await?;
+        Ok(Response::new(match outcome {
+            Ok(streams) => pb::PublishAsyncApiResponse {
+                streams: streams.into_iter().map(stream_pb).collect(),
+                problems: vec![],
+            },
+            Err(problems) => pb::PublishAsyncApiResponse {
+                streams: vec![],
+                problems: problems
+                    .into_iter()
+                    .map(|p| pb::DocumentProblem {
+                        pointer: p.pointer,
+                        message: p.message,
+                    })
+                    .collect(),
+            },
+        }))
+    }
+
     async fn request_contract(
         &self,
         request: Request<pb::RequestContractRequest>,

@@ -2,6 +2,8 @@
 //! contracts and credentials.
 //!
 //! - [`domain`]: the types and the contract state machine, free of I/O.
+//! - [`asyncapi`]: publishing AsyncAPI 3.0 documents: validation and the
+//!   streams they describe.
 //! - [`audit`]: the hash-chained audit log, written in the same commit as
 //!   every change it records.
 //! - [`schema`]: schema versions (JSON Schema, Avro) and their compatibility.
@@ -10,6 +12,7 @@
 //!   one lock and one atomic commit, and is broadcast to Watch subscribers.
 //! - [`grpc`]: the tonic adapter, served over mutual TLS by [`serve`].
 
+pub mod asyncapi;
 pub mod audit;
 pub mod config;
 pub mod domain;
@@ -42,6 +45,8 @@ pub enum StartError {
     Tls(#[from] freeport_common::tls::TlsError),
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    #[error("{0}")]
+    AsyncApiSchema(String),
     #[error("cannot set up gRPC reflection: {0}")]
     Reflection(String),
     #[error("gRPC server failed: {0}")]
@@ -55,7 +60,13 @@ pub fn open(
     shutdown: CancellationToken,
 ) -> Result<Arc<Catalog>, StartError> {
     let store = store::open(&config.store)?;
-    Ok(Arc::new(Catalog::new(store, clusters, shutdown)))
+    let mut catalog = Catalog::new(store, clusters, shutdown);
+    if let Some(path) = &config.asyncapi_schema {
+        catalog.set_asyncapi_validator(
+            asyncapi::AsyncApiValidator::load(path).map_err(StartError::AsyncApiSchema)?,
+        );
+    }
+    Ok(Arc::new(catalog))
 }
 
 /// Runs the catalog from its config until `shutdown` fires.

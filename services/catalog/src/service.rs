@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{broadcast, Mutex};
 use tokio_util::sync::CancellationToken;
 
+use crate::asyncapi::{AsyncApiValidator, Problem};
 use crate::audit::AuditRecord;
 use crate::domain::{
     ApiKeyRecord, Change, Classification, ClusterDestination, Compatibility, Contact, Contract,
@@ -77,6 +78,7 @@ pub enum LinkStatus {
 }
 
 pub struct Catalog {
+    asyncapi: Option<AsyncApiValidator>,
     store: Arc<dyn Store>,
     clusters: Clusters,
     write_lock: Mutex<()>,
@@ -107,12 +109,191 @@ impl Catalog {
     pub fn new(store: Arc<dyn Store>, clusters: Clusters, shutdown: CancellationToken) -> Catalog {
         let (events, _) = broadcast::channel(LIVE_EVENT_BUFFER);
         Catalog {
+            asyncapi: None,
             store,
             clusters,
             write_lock: Mutex::new(()),
             events,
             shutdown,
         }
+    }
+
+    /// Enables AsyncAPI publishing, validated against this schema.
+    pub fn set_asyncapi_validator(&mut self, validator: AsyncApiValidator) {
+        self.asyncapi = Some(validator);
+    }
+
+    /// Publishes an AsyncAPI 3.0 document: registers the streams it
+    /// describes, or updates those the caller owns (a new schema version,
+    /// checked under the stream's mode). All or nothing: when anything is
+    /// wrong, every problem comes back with its JSON pointer and nothing is
+    /// written. A dry run checks and plans without writing.
+    pub async fn publish_asyncapi(
+        &self,
+        actor: &Principal,
+        text: &str,
+        dry_run: bool,
+    ) -> Result<Result<Vec<Stream>, Vec<Problem>>, CatalogError> {
+        let owner = Self::require_member(actor, "publish AsyncAPI documents")?.clone();
+        let validator = self.asyncapi.as_ref().ok_or_else(|| {
+            CatalogError::Unavailable(
+                "AsyncAPI publishing is not configured on this catalog: set catalog.asyncapi_schema to the official AsyncAPI 3.0 JSON Schema".into(),
+            )
+        })?;
+        let document = match crate::asyncapi::parse(text) {
+            Ok(document) => document,
+            Err(problem) => return Ok(Err(vec![problem])),
+        };
+        let planned =
+            match crate::asyncapi::plan(&document, validator, |c| self.clusters.contains_key(c)) {
+                Ok(planned) => planned,
+                Err(problems) => return Ok(Err(problems)),
+            };
+
+        let _guard = self.write_lock.lock().await;
+        let now = now_ms();
+        let existing_streams = self.store.list_streams()?;
+        let mut problems = Vec::new();
+        let mut streams = Vec::new();
+        let mut audit = Vec::new();
+        for plan in planned {
+            let at = plan.pointer.clone();
+            let mut refuse = |message: String| {
+                problems.push(Problem {
+                    pointer: at.clone(),
+                    message,
+                })
+            };
+            match existing_streams.iter().find(|s| s.name == plan.name) {
+                None => {
+                    if let Some(other) = existing_streams
+                        .iter()
+                        .find(|s| s.cluster == plan.cluster && s.topic == plan.topic)
+                    {
+                        refuse(format!(
+                            "topic {} on {} is already offered as stream {}",
+                            plan.topic, plan.cluster, other.name
+                        ));
+                        continue;
+                    }
+                    if let Err(e) = self.check_destination_free(&plan.cluster, &plan.topic, None) {
+                        refuse(e.to_string());
+                        continue;
+                    }
+                    let stream = Stream {
+                        name: plan.name.clone(),
+                        owner: owner.clone(),
+                        cluster: plan.cluster,
+                        topic: plan.topic,
+                        title: plan.title,
+                        description: plan.description,
+                        tags: plan.tags,
+                        value_schema: plan.schema.clone(),
+                        created_at_ms: now,
+                        updated_at_ms: now,
+                        classification: plan.classification,
+                        personal_data_fields: vec![],
+                        partitions: plan.partitions.unwrap_or(1),
+                        retention_ms: None,
+                        schema_format: plan.schema_format,
+                        compatibility: Compatibility::default(),
+                        schema_versions: vec![SchemaVersion {
+                            version: 1,
+                            format: plan.schema_format,
+                            schema: plan.schema,
+                            registered_at_ms: now,
+                            registered_by: actor.audit_name(),
+                        }],
+                    };
+                    audit.push(AuditRecord::new(
+                        actor.audit_name(),
+                        "stream.publish",
+                        format!("stream:{}", stream.name),
+                        json!({"created": true, "cluster": stream.cluster, "topic": stream.topic, "version": 1}),
+                    ));
+                    streams.push(stream);
+                }
+                Some(current) => {
+                    if current.owner != owner {
+                        refuse(format!(
+                            "stream {} belongs to {}",
+                            current.name, current.owner
+                        ));
+                        continue;
+                    }
+                    if current.cluster != plan.cluster || current.topic != plan.topic {
+                        refuse(format!(
+                            "stream {} is topic {} on {}; a document cannot move it",
+                            current.name, current.topic, current.cluster
+                        ));
+                        continue;
+                    }
+                    if current.schema_format != plan.schema_format {
+                        refuse(format!(
+                            "stream {} uses {}, not {}",
+                            current.name,
+                            current.schema_format.as_str(),
+                            plan.schema_format.as_str()
+                        ));
+                        continue;
+                    }
+                    let mut stream = current.clone();
+                    if plan.schema != current.value_schema {
+                        let breaks = crate::schema::incompatibilities(
+                            current.compatibility,
+                            current.schema_format,
+                            &current.value_schema,
+                            &plan.schema,
+                        );
+                        if !breaks.is_empty() {
+                            for b in breaks {
+                                refuse(format!(
+                                    "payload is not {} compatible: {b}",
+                                    current.compatibility.as_str()
+                                ));
+                            }
+                            continue;
+                        }
+                        let version = current.schema_versions.last().map_or(1, |v| v.version + 1);
+                        stream.schema_versions.push(SchemaVersion {
+                            version,
+                            format: plan.schema_format,
+                            schema: plan.schema.clone(),
+                            registered_at_ms: now,
+                            registered_by: actor.audit_name(),
+                        });
+                        stream.value_schema = plan.schema;
+                    }
+                    stream.title = plan.title;
+                    stream.description = plan.description;
+                    stream.tags = plan.tags;
+                    stream.classification = plan.classification;
+                    if stream == *current {
+                        continue;
+                    }
+                    stream.updated_at_ms = now;
+                    audit.push(AuditRecord::new(
+                        actor.audit_name(),
+                        "stream.publish",
+                        format!("stream:{}", stream.name),
+                        json!({"created": false, "version": stream.schema_versions.last().map(|v| v.version)}),
+                    ));
+                    streams.push(stream);
+                }
+            }
+        }
+        if !problems.is_empty() {
+            return Ok(Err(problems));
+        }
+        if !dry_run && !streams.is_empty() {
+            self.commit(Commit {
+                changes: streams.iter().cloned().map(Change::Stream).collect(),
+                api_keys: vec![],
+                audit,
+            })
+            .await?;
+        }
+        Ok(Ok(streams))
     }
 
     /// Checks the audit chain: its length, or the first broken entry.

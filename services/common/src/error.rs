@@ -47,6 +47,8 @@ pub enum ErrorCode {
     InvalidField,
     /// A Kafka REST Proxy request that does not fit the embedded format.
     InvalidRecords,
+    /// A document (AsyncAPI) with problems, each listed with its JSON pointer.
+    InvalidDocument,
     /// Our fault: logged with context on the server side.
     Internal,
     /// The Kafka cluster refused or failed the operation.
@@ -56,7 +58,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 22] = [
+    pub const ALL: [ErrorCode; 23] = [
         ErrorCode::MalformedBody,
         ErrorCode::Unauthenticated,
         ErrorCode::Forbidden,
@@ -76,6 +78,7 @@ impl ErrorCode {
         ErrorCode::UnsupportedMediaType,
         ErrorCode::InvalidField,
         ErrorCode::InvalidRecords,
+        ErrorCode::InvalidDocument,
         ErrorCode::Internal,
         ErrorCode::KafkaError,
         ErrorCode::Unavailable,
@@ -103,6 +106,7 @@ impl ErrorCode {
             ErrorCode::UnsupportedMediaType => 41501,
             ErrorCode::InvalidField => 42201,
             ErrorCode::InvalidRecords => 42202,
+            ErrorCode::InvalidDocument => 42203,
             ErrorCode::Internal => 50001,
             ErrorCode::KafkaError => 50002,
             ErrorCode::Unavailable => 50301,
@@ -123,6 +127,7 @@ impl ErrorCode {
             ErrorCode::MalformedBody
             | ErrorCode::InvalidField
             | ErrorCode::InvalidRecords
+            | ErrorCode::InvalidDocument
             | ErrorCode::UnsupportedMediaType => Code::InvalidArgument,
             ErrorCode::Unauthenticated => Code::Unauthenticated,
             ErrorCode::Forbidden => Code::PermissionDenied,

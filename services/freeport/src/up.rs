@@ -40,6 +40,10 @@ pub struct UpArgs {
     /// in-process mock clusters named local-a and local-b are started.
     #[arg(long = "cluster", value_name = "NAME=BOOTSTRAP")]
     clusters: Vec<String>,
+    /// The official AsyncAPI 3.0 JSON Schema (`schemas/3.0.0-without-$id.json`
+    /// of the `@asyncapi/specs` npm package); enables `POST /v1/asyncapi`.
+    #[arg(long, env = "FREEPORT_ASYNCAPI_SCHEMA")]
+    asyncapi_schema: Option<PathBuf>,
 }
 
 fn clusters(args: &UpArgs) -> anyhow::Result<Clusters> {
@@ -207,6 +211,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         listen: catalog_addr,
         store: format!("sled://{}", data_dir.join("catalog").display()),
         tls: pki.files_for("catalog"),
+        asyncapi_schema: args.asyncapi_schema.clone(),
     };
     let catalog = freeport_catalog::open(&catalog_config, clusters.clone(), shutdown.clone())?;
     let credentials = ensure_credentials(&catalog, &data_dir).await?;

@@ -121,6 +121,13 @@ impl CatalogClient {
         Ok(self.client().set_compatibility(request).await?.into_inner())
     }
 
+    pub async fn publish_asyncapi(
+        &self,
+        request: pb::PublishAsyncApiRequest,
+    ) -> ApiResult<pb::PublishAsyncApiResponse> {
+        Ok(self.client().publish_async_api(request).await?.into_inner())
+    }
+
     pub async fn request_contract(
         &self,
         request: pb::RequestContractRequest,

@@ -9,6 +9,9 @@ use freeport_common::error::ErrorCode;
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
+    /// Itemized problems (for example each with its JSON pointer), shown
+    /// as `problems` beside the message.
+    pub problems: Option<serde_json::Value>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -18,6 +21,7 @@ impl ApiError {
         ApiError {
             code,
             message: message.into(),
+            problems: None,
         }
     }
 
@@ -59,10 +63,13 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.code.http_status())
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "error_code": self.code.code(),
             "message": self.message,
         });
+        if let Some(problems) = self.problems {
+            body["problems"] = problems;
+        }
         let mut response = (status, axum::Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod contracts;
 pub mod partners;
 pub mod produce;
+pub mod publish;
 pub mod streams;
 
 use axum::routing::{get, post, put};
@@ -39,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/contracts/{id}/audit", get(contracts::audit))
         .route("/v1/contracts/{id}/{action}", post(contracts::act))
         .route("/v1/partners/{org}/asyncapi", get(partners::asyncapi))
+        .route("/v1/asyncapi", post(publish::publish))
         .route("/v1/clusters", get(admin::clusters))
         .route("/v1/orgs", get(admin::list_orgs).post(admin::create_org))
         .route("/v1/orgs/{org}/keys", post(admin::create_key))

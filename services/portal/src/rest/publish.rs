@@ -1,0 +1,98 @@
+//! `POST /v1/asyncapi`: an owner publishes an AsyncAPI 3.0 document (YAML
+//! or JSON) and the streams it describes appear in the catalog.
+
+use axum::extract::{Request, State};
+use axum::Json;
+use freeport_common::error::ErrorCode;
+use freeport_common::kafka::ensure_topic;
+use freeport_common::names::ClusterName;
+use freeport_common::proto::catalog::v1 as pb;
+
+use super::streams::StreamView;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{body_bytes, media_type, Caller};
+use crate::AppState;
+
+fn is_document_type(media_type: &str) -> bool {
+    matches!(
+        media_type,
+        "application/json"
+            | "application/yaml"
+            | "application/x-yaml"
+            | "text/yaml"
+            | "text/x-yaml"
+    ) || (media_type.starts_with("application/")
+        && (media_type.ends_with("+json") || media_type.ends_with("+yaml")))
+}
+
+fn refused(problems: Vec<pb::DocumentProblem>) -> ApiError {
+    let count = problems.len();
+    let list: Vec<_> = problems
+        .into_iter()
+        .map(|p| serde_json::json!({"pointer": p.pointer, "message": p.message}))
+        .collect();
+    let mut error = ApiError::new(
+        ErrorCode::InvalidDocument,
+        format!("the AsyncAPI document has {count} problem(s); nothing was published"),
+    );
+    error.problems = Some(serde_json::Value::Array(list));
+    error
+}
+
+pub async fn publish(
+    State(state): State<AppState>,
+    caller: Caller,
+    request: Request,
+) -> ApiResult<Json<serde_json::Value>> {
+    caller.require_org("publish AsyncAPI documents")?;
+    match media_type(request.headers()) {
+        Some(m) if is_document_type(&m) => {}
+        other => {
+            return Err(ApiError::new(
+                ErrorCode::UnsupportedMediaType,
+                format!(
+                    "content type {:?} is not an AsyncAPI document; send application/yaml or application/json",
+                    other.unwrap_or_default()
+                ),
+            ))
+        }
+    }
+    let body = body_bytes(request, &state).await?;
+    let document = String::from_utf8(body.to_vec())
+        .map_err(|_| ApiError::new(ErrorCode::MalformedBody, "the document is not UTF-8 text"))?;
+    let publish = |dry_run: bool| pb::PublishAsyncApiRequest {
+        actor: Some(caller.0.clone()),
+        document: document.clone(),
+        dry_run,
+    };
+
+    // Check first, then make sure every topic exists, then publish: a
+    // refused document touches no cluster and writes nothing.
+    let plan = state.catalog().publish_asyncapi(publish(true)).await?;
+    if !plan.problems.is_empty() {
+        return Err(refused(plan.problems));
+    }
+    for stream in &plan.streams {
+        let cluster_name = ClusterName::parse(stream.cluster.clone())
+            .map_err(|e| ApiError::internal("planned stream names an invalid cluster", e))?;
+        let cluster = state.cluster(&cluster_name)?;
+        ensure_topic(cluster, &stream.topic, stream.partitions.max(1) as usize)
+            .await
+            .map_err(|e| {
+                ApiError::kafka(
+                    &format!("cannot create topic {} on {}", stream.topic, stream.cluster),
+                    e,
+                )
+            })?;
+    }
+    let published = state.catalog().publish_asyncapi(publish(false)).await?;
+    if !published.problems.is_empty() {
+        return Err(refused(published.problems));
+    }
+    let streams: Vec<StreamView> = published
+        .streams
+        .into_iter()
+        .map(StreamView::from)
+        .collect();
+    Ok(Json(serde_json::json!({ "streams": streams })))
+}
