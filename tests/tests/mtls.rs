@@ -27,6 +27,19 @@ async fn list_streams(addr: std::net::SocketAddr, tls: ClientTlsConfig) -> Resul
         .map_err(|e| format!("call: {e}"))
 }
 
+async fn channel_for(
+    addr: std::net::SocketAddr,
+    tls: &freeport_common::tls::TlsMaterial,
+) -> tonic::transport::Channel {
+    Endpoint::from_shared(format!("https://{addr}"))
+        .unwrap()
+        .tls_config(tls.client_config("catalog"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn only_clients_with_a_certificate_from_the_hub_ca_get_in_and_find_health_and_reflection() {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -111,6 +124,55 @@ async fn only_clients_with_a_certificate_from_the_hub_ca_get_in_and_find_health_
     assert!(
         names.contains(&"freeport.catalog.v1.CatalogService"),
         "{names:?}"
+    );
+
+    // Watch over gRPC: a client that reconnects with the last revision it saw
+    // misses nothing and sees nothing twice.
+    let mut client = CatalogServiceClient::new(channel_for(addr, &link).await);
+    let create = |name: &str| pb::CreateOrganizationRequest {
+        actor: Some(pb::Principal {
+            role: pb::Role::Admin.into(),
+            organization: String::new(),
+            key_id: "test".into(),
+        }),
+        name: name.into(),
+        kind: pb::OrganizationKind::Partner.into(),
+        ..Default::default()
+    };
+    client.create_organization(create("first")).await.unwrap();
+    let mut watch = client
+        .watch(pb::WatchRequest { after_revision: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    let seen = watch.message().await.unwrap().unwrap();
+    assert_eq!(seen.revision, 1);
+    drop(watch);
+    for name in ["second", "third"] {
+        client.create_organization(create(name)).await.unwrap();
+    }
+    let mut resumed = client
+        .watch(pb::WatchRequest {
+            after_revision: seen.revision,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut names = vec![];
+    for expected in [2, 3] {
+        let event = resumed.message().await.unwrap().unwrap();
+        assert_eq!(event.revision, expected);
+        let Some(pb::watch_event::Change::Organization(org)) = event.change else {
+            panic!("unexpected change {event:?}");
+        };
+        names.push(org.name);
+    }
+    assert_eq!(names, ["second", "third"]);
+    client.create_organization(create("fourth")).await.unwrap();
+    assert_eq!(
+        resumed.message().await.unwrap().unwrap().revision,
+        4,
+        "live events follow"
     );
 
     shutdown.cancel();

@@ -334,7 +334,25 @@ async fn publishing_through_the_portal_creates_streams_and_topics() {
         body["problems"][0]["pointer"], "/operations/receiveOrders/action",
         "{body}"
     );
-    let unsupported = post("text/plain", document).await.unwrap();
+    let unsupported = post("text/plain", document.clone()).await.unwrap();
     assert_eq!(unsupported.status(), 415);
+    let (_, listed) = hub.call("GET", "/v1/asyncapi", &owner, None).await;
+    let id = listed["documents"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(id, "acme:Shop events");
+    let text = hub
+        .http
+        .get(format!(
+            "{}/v1/asyncapi/{}",
+            hub.url,
+            id.replace(' ', "%20")
+        ))
+        .bearer_auth(&owner)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(text, document, "the document comes back as published");
     tokio::time::sleep(Duration::from_millis(10)).await;
 }

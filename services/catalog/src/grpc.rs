@@ -10,9 +10,9 @@ use futures::{Stream as FuturesStream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use crate::domain::{
-    Change, Classification, ClusterDestination, Compatibility, Contact, Contract, ContractAction,
-    ContractState, ContractTerms, Event, FilterOp, OrgKind, Organization, Principal, Role,
-    RowCondition, SchemaFormat, SchemaVersion, Stream,
+    AsyncApiDocument, Change, Classification, ClusterDestination, Compatibility, Contact, Contract,
+    ContractAction, ContractState, ContractTerms, Event, FilterOp, OrgKind, Organization,
+    Principal, Role, RowCondition, SchemaFormat, SchemaVersion, Stream,
 };
 use crate::error::CatalogError;
 use crate::service::{Catalog, LinkStatus, NewContract, NewStream, OrgDetails};
@@ -327,7 +327,21 @@ fn event_pb(e: Event) -> pb::WatchEvent {
             Change::Organization(o) => pb::watch_event::Change::Organization(organization_pb(o)),
             Change::Stream(s) => pb::watch_event::Change::Stream(stream_pb(s)),
             Change::Contract(c) => pb::watch_event::Change::Contract(contract_pb(c)),
+            Change::Document(d) => pb::watch_event::Change::Document(document_pb(d)),
         }),
+    }
+}
+
+fn document_pb(d: AsyncApiDocument) -> pb::AsyncApiDocument {
+    pb::AsyncApiDocument {
+        id: d.id,
+        owner: d.owner.to_string(),
+        title: d.title,
+        version: d.version,
+        text: d.text,
+        streams: d.streams.iter().map(ToString::to_string).collect(),
+        published_at_ms: d.published_at_ms,
+        published_by: d.published_by,
     }
 }
 
@@ -518,6 +532,23 @@ impl pb::catalog_service_server::CatalogService for CatalogGrpc {
                     })
                     .collect(),
             },
+        }))
+    }
+
+    async fn list_async_api_documents(
+        &self,
+        request: Request<pb::ListAsyncApiDocumentsRequest>,
+    ) -> Result<Response<pb::ListAsyncApiDocumentsResponse>, Status> {
+        let owner = request.into_inner().owner;
+        let documents = self
+            .catalog
+            .list_documents()?
+            .into_iter()
+            .filter(|d| owner.is_empty() || d.owner.as_str() == owner)
+            .map(document_pb)
+            .collect();
+        Ok(Response::new(pb::ListAsyncApiDocumentsResponse {
+            documents,
         }))
     }
 

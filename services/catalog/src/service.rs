@@ -18,9 +18,9 @@ use tokio_util::sync::CancellationToken;
 use crate::asyncapi::{AsyncApiValidator, Problem};
 use crate::audit::AuditRecord;
 use crate::domain::{
-    ApiKeyRecord, Change, Classification, ClusterDestination, Compatibility, Contact, Contract,
-    ContractAction, ContractState, ContractTerms, Event, OrgKind, Organization, Principal, Role,
-    SchemaFormat, SchemaVersion, Stream,
+    ApiKeyRecord, AsyncApiDocument, Change, Classification, ClusterDestination, Compatibility,
+    Contact, Contract, ContractAction, ContractState, ContractTerms, Event, OrgKind, Organization,
+    Principal, Role, SchemaFormat, SchemaVersion, Stream,
 };
 use crate::error::CatalogError;
 use crate::store::{Commit, Store};
@@ -90,6 +90,15 @@ fn sha256_hex(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 
+/// A string at a JSON pointer, or empty.
+fn text_at(document: &serde_json::Value, pointer: &str) -> String {
+    document
+        .pointer(pointer)
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
+
 fn check_text(field: &str, value: &str, required: bool) -> Result<(), CatalogError> {
     if required && value.trim().is_empty() {
         return Err(CatalogError::InvalidField(format!(
@@ -150,6 +159,7 @@ impl Catalog {
                 Err(problems) => return Ok(Err(problems)),
             };
 
+        let described: Vec<StreamName> = planned.iter().map(|p| p.name.clone()).collect();
         let _guard = self.write_lock.lock().await;
         let now = now_ms();
         let existing_streams = self.store.list_streams()?;
@@ -285,15 +295,50 @@ impl Catalog {
         if !problems.is_empty() {
             return Ok(Err(problems));
         }
-        if !dry_run && !streams.is_empty() {
-            self.commit(Commit {
-                changes: streams.iter().cloned().map(Change::Stream).collect(),
-                api_keys: vec![],
-                audit,
-            })
-            .await?;
+        let title = text_at(&document, "/info/title");
+        let id = format!(
+            "{owner}:{}",
+            document
+                .get("id")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or(&title)
+        );
+        let unchanged = self
+            .store
+            .get_document(&id)?
+            .is_some_and(|d| d.text == text);
+        if dry_run || (streams.is_empty() && unchanged) {
+            return Ok(Ok(streams));
         }
+        let record = AsyncApiDocument {
+            id: id.clone(),
+            owner: owner.clone(),
+            title,
+            version: text_at(&document, "/info/version"),
+            text: text.to_string(),
+            streams: described,
+            published_at_ms: now,
+            published_by: actor.audit_name(),
+        };
+        audit.push(AuditRecord::new(
+            actor.audit_name(),
+            "asyncapi.publish",
+            format!("asyncapi:{id}"),
+            json!({"streams": record.streams, "version": record.version, "bytes": text.len()}),
+        ));
+        let mut changes: Vec<Change> = streams.iter().cloned().map(Change::Stream).collect();
+        changes.push(Change::Document(record));
+        self.commit(Commit {
+            changes,
+            api_keys: vec![],
+            audit,
+        })
+        .await?;
         Ok(Ok(streams))
+    }
+
+    pub fn list_documents(&self) -> Result<Vec<AsyncApiDocument>, CatalogError> {
+        Ok(self.store.list_documents()?)
     }
 
     /// Checks the audit chain: its length, or the first broken entry.

@@ -34,7 +34,7 @@ impl CatalogView {
             pb::watch_event::Change::Stream(s) => {
                 self.streams.insert(s.name.clone(), s);
             }
-            pb::watch_event::Change::Organization(_) => {}
+            pb::watch_event::Change::Organization(_) | pb::watch_event::Change::Document(_) => {}
         }
     }
 

@@ -128,6 +128,16 @@ impl CatalogClient {
         Ok(self.client().publish_async_api(request).await?.into_inner())
     }
 
+    pub async fn asyncapi_documents(&self, owner: String) -> ApiResult<Vec<pb::AsyncApiDocument>> {
+        let request = pb::ListAsyncApiDocumentsRequest { owner };
+        Ok(self
+            .client()
+            .list_async_api_documents(request)
+            .await?
+            .into_inner()
+            .documents)
+    }
+
     pub async fn request_contract(
         &self,
         request: pb::RequestContractRequest,

@@ -176,12 +176,28 @@ pub struct ClusterDestination {
     pub topic: TopicName,
 }
 
+/// An AsyncAPI document as its owner published it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AsyncApiDocument {
+    /// `<owner>:<document id or info.title>`; publishing again replaces it.
+    pub id: String,
+    pub owner: OrgName,
+    pub title: String,
+    pub version: String,
+    /// The document exactly as published (YAML or JSON).
+    pub text: String,
+    pub streams: Vec<StreamName>,
+    pub published_at_ms: i64,
+    pub published_by: String,
+}
+
 /// One committed change, as kept in the change log and sent on Watch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Change {
     Organization(Organization),
     Stream(Stream),
     Contract(Contract),
+    Document(AsyncApiDocument),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

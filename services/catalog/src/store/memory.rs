@@ -5,7 +5,9 @@ use freeport_common::names::{OrgName, StreamName};
 
 use super::{number, Commit, Store, StoreError};
 use crate::audit::{chain, AuditEntry, AuditHead};
-use crate::domain::{ApiKeyRecord, Change, Contract, Event, Organization, Stream};
+use crate::domain::{
+    ApiKeyRecord, AsyncApiDocument, Change, Contract, Event, Organization, Stream,
+};
 
 /// Everything in maps behind one lock; for tests and throw-away hubs.
 #[derive(Debug, Default)]
@@ -18,6 +20,7 @@ struct State {
     orgs: BTreeMap<OrgName, Organization>,
     streams: BTreeMap<StreamName, Stream>,
     contracts: BTreeMap<String, Contract>,
+    documents: BTreeMap<String, AsyncApiDocument>,
     api_keys: BTreeMap<String, ApiKeyRecord>,
     events: Vec<Event>,
     audit: Vec<AuditEntry>,
@@ -58,6 +61,14 @@ impl Store for MemoryStore {
         Ok(self.state().contracts.values().cloned().collect())
     }
 
+    fn get_document(&self, id: &str) -> Result<Option<AsyncApiDocument>, StoreError> {
+        Ok(self.state().documents.get(id).cloned())
+    }
+
+    fn list_documents(&self) -> Result<Vec<AsyncApiDocument>, StoreError> {
+        Ok(self.state().documents.values().cloned().collect())
+    }
+
     fn get_api_key(&self, key_sha256: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
         Ok(self.state().api_keys.get(key_sha256).cloned())
     }
@@ -84,6 +95,9 @@ impl Store for MemoryStore {
                 }
                 Change::Contract(c) => {
                     state.contracts.insert(c.id.clone(), c.clone());
+                }
+                Change::Document(d) => {
+                    state.documents.insert(d.id.clone(), d.clone());
                 }
             }
         }

@@ -16,7 +16,9 @@ use std::sync::Arc;
 use freeport_common::names::{OrgName, StreamName};
 
 use crate::audit::{AuditBreak, AuditEntry, AuditRecord};
-use crate::domain::{ApiKeyRecord, Change, Contract, Event, Organization, Stream};
+use crate::domain::{
+    ApiKeyRecord, AsyncApiDocument, Change, Contract, Event, Organization, Stream,
+};
 
 pub use memory::MemoryStore;
 pub use sled_store::SledStore;
@@ -47,6 +49,8 @@ pub trait Store: Send + Sync + 'static {
     fn list_streams(&self) -> Result<Vec<Stream>, StoreError>;
     fn get_contract(&self, id: &str) -> Result<Option<Contract>, StoreError>;
     fn list_contracts(&self) -> Result<Vec<Contract>, StoreError>;
+    fn get_document(&self, id: &str) -> Result<Option<AsyncApiDocument>, StoreError>;
+    fn list_documents(&self) -> Result<Vec<AsyncApiDocument>, StoreError>;
     fn get_api_key(&self, key_sha256: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
     fn list_api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError>;
     /// The revision of the last commit; 0 before the first.

@@ -8,7 +8,9 @@ use sled::Transactional;
 
 use super::{number, Commit, Store, StoreError};
 use crate::audit::{chain, AuditEntry, AuditHead};
-use crate::domain::{ApiKeyRecord, Change, Contract, Event, Organization, Stream};
+use crate::domain::{
+    ApiKeyRecord, AsyncApiDocument, Change, Contract, Event, Organization, Stream,
+};
 
 const REVISION_KEY: &[u8] = b"revision";
 const AUDIT_HEAD_KEY: &[u8] = b"audit_head";
@@ -19,6 +21,7 @@ enum Kind {
     Org,
     Stream,
     Contract,
+    Document,
 }
 
 /// sled on local disk. One tree per entity kind, plus the change log keyed by
@@ -28,6 +31,7 @@ pub struct SledStore {
     orgs: sled::Tree,
     streams: sled::Tree,
     contracts: sled::Tree,
+    documents: sled::Tree,
     api_keys: sled::Tree,
     events: sled::Tree,
     audit: sled::Tree,
@@ -73,6 +77,7 @@ impl SledStore {
             orgs: tree("orgs")?,
             streams: tree("streams")?,
             contracts: tree("contracts")?,
+            documents: tree("documents")?,
             api_keys: tree("api_keys")?,
             events: tree("events")?,
             audit: tree("audit")?,
@@ -123,6 +128,14 @@ impl Store for SledStore {
         Self::list(&self.contracts)
     }
 
+    fn get_document(&self, id: &str) -> Result<Option<AsyncApiDocument>, StoreError> {
+        Self::get(&self.documents, id.as_bytes())
+    }
+
+    fn list_documents(&self) -> Result<Vec<AsyncApiDocument>, StoreError> {
+        Self::list(&self.documents)
+    }
+
     fn get_api_key(&self, key_sha256: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
         Self::get(&self.api_keys, key_sha256.as_bytes())
     }
@@ -147,6 +160,7 @@ impl Store for SledStore {
                 Change::Organization(o) => (Kind::Org, o.name.as_str().as_bytes(), encode(o)?),
                 Change::Stream(s) => (Kind::Stream, s.name.as_str().as_bytes(), encode(s)?),
                 Change::Contract(c) => (Kind::Contract, c.id.as_bytes(), encode(c)?),
+                Change::Document(d) => (Kind::Document, d.id.as_bytes(), encode(d)?),
             });
         }
         let keys = commit
@@ -159,13 +173,14 @@ impl Store for SledStore {
             &self.orgs,
             &self.streams,
             &self.contracts,
+            &self.documents,
             &self.api_keys,
             &self.events,
             &self.audit,
             &self.meta,
         )
             .transaction(
-                |(orgs, streams, contracts, api_keys, events, audit, meta)| {
+                |(orgs, streams, contracts, documents, api_keys, events, audit, meta)| {
                     let revision = match meta.get(REVISION_KEY)? {
                         Some(bytes) => {
                             decode_revision(&bytes).map_err(ConflictableTransactionError::Abort)?
@@ -178,6 +193,7 @@ impl Store for SledStore {
                             Kind::Org => orgs,
                             Kind::Stream => streams,
                             Kind::Contract => contracts,
+                            Kind::Document => documents,
                         };
                         tree.insert(*key, value.as_slice())?;
                         let encoded = encode(event).map_err(ConflictableTransactionError::Abort)?;

@@ -10,7 +10,7 @@ use freeport_common::proto::catalog::v1 as pb;
 
 use super::streams::StreamView;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{body_bytes, media_type, Caller};
+use crate::extract::{body_bytes, media_type, ApiPath, Caller};
 use crate::AppState;
 
 fn is_document_type(media_type: &str) -> bool {
@@ -95,4 +95,66 @@ pub async fn publish(
         .map(StreamView::from)
         .collect();
     Ok(Json(serde_json::json!({ "streams": streams })))
+}
+
+/// The documents the caller may see: its organization's, or all for admins.
+async fn documents(state: &AppState, caller: &Caller) -> ApiResult<Vec<pb::AsyncApiDocument>> {
+    let owner = match caller.org() {
+        Some(org) => org.to_string(),
+        None if caller.is_admin() => String::new(),
+        None => return Err(ApiError::forbidden("no organization")),
+    };
+    state.catalog().asyncapi_documents(owner).await
+}
+
+/// `GET /v1/asyncapi`: published documents, without their text.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<serde_json::Value>> {
+    let documents: Vec<_> = documents(&state, &caller)
+        .await?
+        .into_iter()
+        .map(|d| {
+            serde_json::json!({
+                "id": d.id,
+                "owner": d.owner,
+                "title": d.title,
+                "version": d.version,
+                "streams": d.streams,
+                "published_at_ms": d.published_at_ms,
+                "published_by": d.published_by,
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({ "documents": documents })))
+}
+
+/// `GET /v1/asyncapi/{id}`: a document exactly as it was published.
+pub async fn get_one(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let document = documents(&state, &caller)
+        .await?
+        .into_iter()
+        .find(|d| d.id == id)
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::RouteNotFound,
+                format!("document {id:?} not found"),
+            )
+        })?;
+    let content_type = if document.text.trim_start().starts_with('{') {
+        "application/json"
+    } else {
+        "application/yaml"
+    };
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, content_type)],
+        document.text,
+    )
+        .into_response())
 }
