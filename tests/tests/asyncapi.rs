@@ -1,9 +1,9 @@
 //! Generated AsyncAPI documents are valid AsyncAPI 3.0, checked against the
 //! official JSON Schema (from the `@asyncapi/specs` package).
 
+use freeport_catalog::asyncapi::{partner_document, stream_document, Delivery};
 use freeport_common::config::ClusterConfig;
 use freeport_common::proto::catalog::v1 as pb;
-use freeport_portal::asyncapi::{partner_document, stream_document, Delivery};
 use freeport_tests::{asyncapi_violations, json};
 
 fn cluster(bootstrap: &str, description: &str) -> ClusterConfig {

@@ -4,6 +4,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
+use freeport_common::config::ClusterConfig;
 use freeport_common::names::{ClusterName, OrgName, StreamName, TopicName};
 use freeport_common::proto::catalog::v1 as pb;
 use futures::{Stream as FuturesStream, StreamExt};
@@ -532,6 +533,78 @@ impl pb::catalog_service_server::CatalogService for CatalogGrpc {
                     })
                     .collect(),
             },
+        }))
+    }
+
+    async fn get_stream_async_api(
+        &self,
+        request: Request<pb::GetStreamAsyncApiRequest>,
+    ) -> Result<Response<pb::GeneratedAsyncApi>, Status> {
+        let r = request.into_inner();
+        let name = StreamName::parse(r.name.clone())
+            .map_err(|_| CatalogError::StreamNotFound(r.name.chars().take(80).collect()))?;
+        let stream = match r.viewer {
+            Some(viewer) => self.catalog.get_stream_for(&name, &actor(Some(viewer))?)?,
+            None => self.catalog.get_stream(&name)?,
+        };
+        let cluster = self
+            .catalog
+            .clusters()
+            .get(&stream.cluster)
+            .cloned()
+            .unwrap_or_else(|| ClusterConfig {
+                bootstrap: String::new(),
+                description: format!("cluster {} is no longer configured", stream.cluster),
+            });
+        let partitions = (stream.partitions > 0).then_some(stream.partitions as usize);
+        let document = crate::asyncapi::stream_document(&stream_pb(stream), &cluster, partitions);
+        Ok(Response::new(pb::GeneratedAsyncApi {
+            document_json: document.to_string(),
+        }))
+    }
+
+    async fn get_partner_async_api(
+        &self,
+        request: Request<pb::GetPartnerAsyncApiRequest>,
+    ) -> Result<Response<pb::GeneratedAsyncApi>, Status> {
+        let org = request.into_inner().organization;
+        let known = self
+            .catalog
+            .list_organizations()?
+            .into_iter()
+            .any(|o| o.name.as_str() == org);
+        if !known {
+            return Err(CatalogError::OrganizationNotFound(org.chars().take(80).collect()).into());
+        }
+        let (contracts, _) = self.catalog.list_contracts().await?;
+        let contracts: Vec<pb::Contract> = contracts
+            .into_iter()
+            .filter(|c| c.consumer.as_str() == org && c.state.is_flowing())
+            .map(contract_pb)
+            .collect();
+        let streams: Vec<pb::Stream> = self
+            .catalog
+            .list_streams()?
+            .into_iter()
+            .map(stream_pb)
+            .collect();
+        let clusters = self.catalog.clusters();
+        let deliveries: Vec<crate::asyncapi::Delivery<'_>> = contracts
+            .iter()
+            .filter_map(|contract| {
+                let stream = streams.iter().find(|s| s.name == contract.stream)?;
+                let cluster =
+                    ClusterName::parse(contract.destination.as_ref()?.cluster.clone()).ok()?;
+                Some(crate::asyncapi::Delivery {
+                    contract,
+                    stream,
+                    destination: clusters.get(&cluster)?,
+                })
+            })
+            .collect();
+        let document = crate::asyncapi::partner_document(&org, &deliveries);
+        Ok(Response::new(pb::GeneratedAsyncApi {
+            document_json: document.to_string(),
         }))
     }
 

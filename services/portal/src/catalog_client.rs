@@ -128,6 +128,41 @@ impl CatalogClient {
         Ok(self.client().publish_async_api(request).await?.into_inner())
     }
 
+    /// A stream's AsyncAPI document as `viewer` may see it.
+    pub async fn stream_asyncapi(
+        &self,
+        name: &str,
+        viewer: pb::Principal,
+    ) -> ApiResult<serde_json::Value> {
+        let request = pb::GetStreamAsyncApiRequest {
+            name: name.to_string(),
+            viewer: Some(viewer),
+        };
+        let generated = self
+            .client()
+            .get_stream_async_api(request)
+            .await?
+            .into_inner();
+        serde_json::from_str(&generated.document_json).map_err(|e| {
+            crate::error::ApiError::internal("the catalog sent an unreadable document", e)
+        })
+    }
+
+    /// The AsyncAPI document of everything `org` receives.
+    pub async fn partner_asyncapi(&self, org: &str) -> ApiResult<serde_json::Value> {
+        let request = pb::GetPartnerAsyncApiRequest {
+            organization: org.to_string(),
+        };
+        let generated = self
+            .client()
+            .get_partner_async_api(request)
+            .await?
+            .into_inner();
+        serde_json::from_str(&generated.document_json).map_err(|e| {
+            crate::error::ApiError::internal("the catalog sent an unreadable document", e)
+        })
+    }
+
     pub async fn asyncapi_documents(&self, owner: String) -> ApiResult<Vec<pb::AsyncApiDocument>> {
         let request = pb::ListAsyncApiDocumentsRequest { owner };
         Ok(self

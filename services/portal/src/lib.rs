@@ -2,14 +2,12 @@
 //!
 //! - [`rest`]: the REST API (discovery, contracts, administration) and the
 //!   Kafka REST Proxy v2-compatible produce endpoint.
-//! - [`asyncapi`]: AsyncAPI 3.0 documents generated from the catalog.
 //! - [`catalog_client`]: the mutual-TLS gRPC client to the catalog, which
 //!   holds every rule; the portal only authenticates callers and shapes
 //!   requests and answers.
 //! - [`extract`]: request extractors that turn malformed input into stable
 //!   error codes.
 
-pub mod asyncapi;
 pub mod catalog_client;
 pub mod config;
 pub mod error;

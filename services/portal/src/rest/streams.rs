@@ -5,12 +5,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::Json;
 use freeport_common::error::ErrorCode;
-use freeport_common::kafka::{ensure_topic_with, partition_count};
+use freeport_common::kafka::ensure_topic_with;
 use freeport_common::names::{ClusterName, StreamName, TopicName};
 use freeport_common::proto::catalog::v1 as pb;
 use serde::{Deserialize, Serialize};
 
-use crate::asyncapi;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, Caller};
 use crate::AppState;
@@ -334,13 +333,6 @@ pub async fn asyncapi(
     ApiPath(name): ApiPath<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let stream = state.catalog().get_stream_for(&name, caller.0).await?;
-    let cluster_name = ClusterName::parse(stream.cluster.clone())
-        .map_err(|e| ApiError::internal("stream names an invalid cluster", e))?;
-    let cluster = state.cluster(&cluster_name)?;
-    // The partition count is a nicety; a cluster that cannot be reached
-    // must not make the document unavailable.
-    let partitions = partition_count(cluster, &stream.topic).await.ok().flatten();
-    let document = asyncapi::stream_document(&stream, cluster, partitions);
+    let document = state.catalog().stream_asyncapi(&name, caller.0).await?;
     super::asyncapi_response(document, &headers)
 }

@@ -23,6 +23,10 @@ use serde_json::Value;
 
 use crate::domain::{Classification, SchemaFormat};
 
+mod generate;
+
+pub use generate::{partner_document, stream_document, Delivery};
+
 /// The largest document accepted, in bytes.
 pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;
 

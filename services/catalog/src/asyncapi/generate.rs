@@ -1,4 +1,5 @@
-//! AsyncAPI 3.0 documents generated from the catalog.
+//! AsyncAPI 3.0 documents generated from the catalog: one per stream, and
+//! one per partner listing everything it receives.
 
 use freeport_common::config::ClusterConfig;
 use freeport_common::proto::catalog::v1 as pb;
