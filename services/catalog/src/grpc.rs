@@ -346,6 +346,23 @@ fn document_pb(d: AsyncApiDocument) -> pb::AsyncApiDocument {
     }
 }
 
+/// The outcome of checking the audit chain, as the API reports it.
+pub fn verification_pb(outcome: Result<u64, crate::audit::AuditBreak>) -> pb::VerifyAuditResponse {
+    match outcome {
+        Ok(entries) => pb::VerifyAuditResponse {
+            intact: true,
+            entries,
+            ..Default::default()
+        },
+        Err(broken) => pb::VerifyAuditResponse {
+            intact: false,
+            entries: broken.seq.saturating_sub(1),
+            first_broken: broken.seq,
+            reason: broken.reason,
+        },
+    }
+}
+
 type WatchStream = Pin<Box<dyn FuturesStream<Item = Result<pb::WatchEvent, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -727,19 +744,7 @@ impl pb::catalog_service_server::CatalogService for CatalogGrpc {
         &self,
         _request: Request<pb::VerifyAuditRequest>,
     ) -> Result<Response<pb::VerifyAuditResponse>, Status> {
-        Ok(Response::new(match self.catalog.verify_audit()? {
-            Ok(entries) => pb::VerifyAuditResponse {
-                intact: true,
-                entries,
-                ..Default::default()
-            },
-            Err(broken) => pb::VerifyAuditResponse {
-                intact: false,
-                entries: broken.seq.saturating_sub(1),
-                first_broken: broken.seq,
-                reason: broken.reason,
-            },
-        }))
+        Ok(Response::new(verification_pb(self.catalog.verify_audit()?)))
     }
 
     type WatchStream = WatchStream;

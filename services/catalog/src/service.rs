@@ -159,7 +159,7 @@ impl Catalog {
                 Err(problems) => return Ok(Err(problems)),
             };
 
-        let described: Vec<StreamName> = planned.iter().map(|p| p.name.clone()).collect();
+        let described: Vec<StreamName> = planned.iter().map(|p| p.new.name.clone()).collect();
         let _guard = self.write_lock.lock().await;
         let now = now_ms();
         let existing_streams = self.store.list_streams()?;
@@ -174,47 +174,19 @@ impl Catalog {
                     message,
                 })
             };
-            match existing_streams.iter().find(|s| s.name == plan.name) {
+            match existing_streams.iter().find(|s| s.name == plan.new.name) {
                 None => {
-                    if let Some(other) = existing_streams
-                        .iter()
-                        .find(|s| s.cluster == plan.cluster && s.topic == plan.topic)
-                    {
-                        refuse(format!(
-                            "topic {} on {} is already offered as stream {}",
-                            plan.topic, plan.cluster, other.name
-                        ));
-                        continue;
-                    }
-                    if let Err(e) = self.check_destination_free(&plan.cluster, &plan.topic, None) {
+                    let stream = match Self::build_stream(actor, owner.clone(), plan.new, now) {
+                        Ok(stream) => stream,
+                        Err(e) => {
+                            refuse(e.to_string());
+                            continue;
+                        }
+                    };
+                    if let Err(e) = self.check_stream_free(&stream, &existing_streams) {
                         refuse(e.to_string());
                         continue;
                     }
-                    let stream = Stream {
-                        name: plan.name.clone(),
-                        owner: owner.clone(),
-                        cluster: plan.cluster,
-                        topic: plan.topic,
-                        title: plan.title,
-                        description: plan.description,
-                        tags: plan.tags,
-                        value_schema: plan.schema.clone(),
-                        created_at_ms: now,
-                        updated_at_ms: now,
-                        classification: plan.classification,
-                        personal_data_fields: vec![],
-                        partitions: plan.partitions.unwrap_or(1),
-                        retention_ms: None,
-                        schema_format: plan.schema_format,
-                        compatibility: Compatibility::default(),
-                        schema_versions: vec![SchemaVersion {
-                            version: 1,
-                            format: plan.schema_format,
-                            schema: plan.schema,
-                            registered_at_ms: now,
-                            registered_by: actor.audit_name(),
-                        }],
-                    };
                     audit.push(AuditRecord::new(
                         actor.audit_name(),
                         "stream.publish",
@@ -231,29 +203,29 @@ impl Catalog {
                         ));
                         continue;
                     }
-                    if current.cluster != plan.cluster || current.topic != plan.topic {
+                    if current.cluster != plan.new.cluster || current.topic != plan.new.topic {
                         refuse(format!(
                             "stream {} is topic {} on {}; a document cannot move it",
                             current.name, current.topic, current.cluster
                         ));
                         continue;
                     }
-                    if current.schema_format != plan.schema_format {
+                    if current.schema_format != plan.new.schema_format {
                         refuse(format!(
                             "stream {} uses {}, not {}",
                             current.name,
                             current.schema_format.as_str(),
-                            plan.schema_format.as_str()
+                            plan.new.schema_format.as_str()
                         ));
                         continue;
                     }
                     let mut stream = current.clone();
-                    if plan.schema != current.value_schema {
+                    if plan.new.value_schema != current.value_schema {
                         let breaks = crate::schema::incompatibilities(
                             current.compatibility,
                             current.schema_format,
                             &current.value_schema,
-                            &plan.schema,
+                            &plan.new.value_schema,
                         );
                         if !breaks.is_empty() {
                             for b in breaks {
@@ -267,17 +239,17 @@ impl Catalog {
                         let version = current.schema_versions.last().map_or(1, |v| v.version + 1);
                         stream.schema_versions.push(SchemaVersion {
                             version,
-                            format: plan.schema_format,
-                            schema: plan.schema.clone(),
+                            format: plan.new.schema_format,
+                            schema: plan.new.value_schema.clone(),
                             registered_at_ms: now,
                             registered_by: actor.audit_name(),
                         });
-                        stream.value_schema = plan.schema;
+                        stream.value_schema = plan.new.value_schema;
                     }
-                    stream.title = plan.title;
-                    stream.description = plan.description;
-                    stream.tags = plan.tags;
-                    stream.classification = plan.classification;
+                    stream.title = plan.new.title;
+                    stream.description = plan.new.description;
+                    stream.tags = plan.new.tags;
+                    stream.classification = plan.new.classification;
                     if stream == *current {
                         continue;
                     }
@@ -588,36 +560,45 @@ impl Catalog {
 
     // ---- streams ----
 
-    pub async fn register_stream(
-        &self,
+    /// Checks a new stream's own fields, all at once, and builds it with its
+    /// first schema version. Uniqueness is [`Self::check_stream_free`]'s job.
+    fn build_stream(
         actor: &Principal,
+        owner: OrgName,
         new: NewStream,
+        now: i64,
     ) -> Result<Stream, CatalogError> {
-        let owner = Self::require_member(actor, "register streams")?.clone();
-        self.require_cluster("cluster", &new.cluster)?;
-        check_text("title", &new.title, false)?;
-        check_text("description", &new.description, false)?;
+        let mut problems = Vec::new();
+        for (field, value) in [("title", &new.title), ("description", &new.description)] {
+            if let Err(e) = check_text(field, value, false) {
+                problems.push(e.to_string());
+            }
+        }
         if new.tags.len() > MAX_TAGS {
-            return Err(CatalogError::InvalidField(format!(
+            problems.push(format!(
                 "tags: {} given; the limit is {MAX_TAGS}",
                 new.tags.len()
-            )));
+            ));
         }
         for tag in &new.tags {
             if tag.is_empty() || tag.len() > 64 || tag.chars().any(char::is_control) {
-                return Err(CatalogError::InvalidField(format!(
+                problems.push(format!(
                     "tags: {tag:?} must be 1 to 64 printable characters"
-                )));
+                ));
             }
         }
         if new.schema_format == SchemaFormat::JsonSchema && !new.value_schema.is_object() {
-            return Err(CatalogError::InvalidField(
-                "schema must be a JSON Schema object".into(),
-            ));
-        }
-        let mut problems = Vec::new();
-        if let Err(errors) = crate::schema::check_schema(new.schema_format, &new.value_schema) {
+            problems.push("schema must be a JSON Schema object".into());
+        } else if let Err(errors) =
+            crate::schema::check_schema(new.schema_format, &new.value_schema)
+        {
             problems.extend(errors.into_iter().map(|e| format!("schema {e}")));
+        }
+        let schema_len = serde_json::to_vec(&new.value_schema).map_or(usize::MAX, |v| v.len());
+        if schema_len > MAX_SCHEMA_BYTES {
+            problems.push(format!(
+                "schema is {schema_len} bytes; the limit is {MAX_SCHEMA_BYTES}"
+            ));
         }
         for field in &new.personal_data_fields {
             crate::domain::check_field(
@@ -636,42 +617,8 @@ impl Catalog {
         if !problems.is_empty() {
             return Err(CatalogError::InvalidField(problems.join("; ")));
         }
-        let schema_len = serde_json::to_vec(&new.value_schema)
-            .map(|v| v.len())
-            .unwrap_or(usize::MAX);
-        if schema_len > MAX_SCHEMA_BYTES {
-            return Err(CatalogError::InvalidField(format!(
-                "schema is {schema_len} bytes; the limit is {MAX_SCHEMA_BYTES}"
-            )));
-        }
-
-        let _guard = self.write_lock.lock().await;
-        if self.store.get_org(&owner)?.is_none() {
-            return Err(CatalogError::OrganizationNotFound(owner.to_string()));
-        }
-        if self.store.get_stream(&new.name)?.is_some() {
-            return Err(CatalogError::AlreadyExists(format!(
-                "stream {:?} already exists",
-                new.name.as_str()
-            )));
-        }
-        if let Some(other) = self
-            .store
-            .list_streams()?
-            .into_iter()
-            .find(|s| s.cluster == new.cluster && s.topic == new.topic)
-        {
-            return Err(CatalogError::AlreadyExists(format!(
-                "topic {:?} on cluster {:?} is already offered as stream {:?}",
-                new.topic.as_str(),
-                new.cluster.as_str(),
-                other.name.as_str()
-            )));
-        }
-        self.check_destination_free(&new.cluster, &new.topic, None)?;
-        let now = now_ms();
         let tags: BTreeSet<String> = new.tags.into_iter().collect();
-        let stream = Stream {
+        Ok(Stream {
             name: new.name,
             owner,
             cluster: new.cluster,
@@ -695,7 +642,46 @@ impl Catalog {
                 registered_by: actor.audit_name(),
             }],
             value_schema: new.value_schema,
-        };
+        })
+    }
+
+    /// A new stream's name and topic must be free, and its topic no
+    /// contract's destination. Call under the write lock.
+    fn check_stream_free(&self, stream: &Stream, existing: &[Stream]) -> Result<(), CatalogError> {
+        if existing.iter().any(|s| s.name == stream.name) {
+            return Err(CatalogError::AlreadyExists(format!(
+                "stream {:?} already exists",
+                stream.name.as_str()
+            )));
+        }
+        if let Some(other) = existing
+            .iter()
+            .find(|s| s.cluster == stream.cluster && s.topic == stream.topic)
+        {
+            return Err(CatalogError::AlreadyExists(format!(
+                "topic {:?} on cluster {:?} is already offered as stream {:?}",
+                stream.topic.as_str(),
+                stream.cluster.as_str(),
+                other.name.as_str()
+            )));
+        }
+        self.check_destination_free(&stream.cluster, &stream.topic, None)
+    }
+
+    pub async fn register_stream(
+        &self,
+        actor: &Principal,
+        new: NewStream,
+    ) -> Result<Stream, CatalogError> {
+        let owner = Self::require_member(actor, "register streams")?.clone();
+        self.require_cluster("cluster", &new.cluster)?;
+        let stream = Self::build_stream(actor, owner, new, now_ms())?;
+
+        let _guard = self.write_lock.lock().await;
+        if self.store.get_org(&stream.owner)?.is_none() {
+            return Err(CatalogError::OrganizationNotFound(stream.owner.to_string()));
+        }
+        self.check_stream_free(&stream, &self.store.list_streams()?)?;
         self.commit(Commit {
             changes: vec![Change::Stream(stream.clone())],
             api_keys: vec![],

@@ -105,19 +105,7 @@ async fn verify_audit(
 ) -> anyhow::Result<()> {
     use freeport_common::proto::catalog::v1 as pb;
     let answer = match freeport_catalog::open(config, clusters, CancellationToken::new()) {
-        Ok(catalog) => match catalog.verify_audit()? {
-            Ok(entries) => pb::VerifyAuditResponse {
-                intact: true,
-                entries,
-                ..Default::default()
-            },
-            Err(broken) => pb::VerifyAuditResponse {
-                intact: false,
-                entries: broken.seq.saturating_sub(1),
-                first_broken: broken.seq,
-                reason: broken.reason,
-            },
-        },
+        Ok(catalog) => freeport_catalog::grpc::verification_pb(catalog.verify_audit()?),
         Err(offline) => {
             // The store is locked by the running catalog: ask it.
             let tls = config.tls.load()?;

@@ -21,7 +21,8 @@ use std::path::Path;
 use freeport_common::names::{ClusterName, StreamName, TopicName};
 use serde_json::Value;
 
-use crate::domain::{Classification, SchemaFormat};
+use crate::domain::{Classification, Compatibility, SchemaFormat};
+use crate::service::NewStream;
 
 mod generate;
 
@@ -152,21 +153,12 @@ pub fn parse(text: &str) -> Result<Value, Problem> {
     }
 }
 
-/// A stream a document describes.
-#[derive(Debug, Clone, PartialEq)]
+/// A stream a document describes, and where.
+#[derive(Debug, Clone)]
 pub struct PlannedStream {
     /// Where the channel describing it is in the document.
     pub pointer: String,
-    pub name: StreamName,
-    pub cluster: ClusterName,
-    pub topic: TopicName,
-    pub title: String,
-    pub description: String,
-    pub tags: Vec<String>,
-    pub classification: Classification,
-    pub schema_format: SchemaFormat,
-    pub schema: Value,
-    pub partitions: Option<u32>,
+    pub new: NewStream,
 }
 
 /// Follows a local reference (`#/...`) once; other references are problems.
@@ -377,29 +369,34 @@ pub fn plan(
         {
             planned.push(PlannedStream {
                 pointer: at.clone(),
-                title: channel
-                    .get("title")
-                    .map_or_else(|| text(info.get("title")), |t| text(Some(t))),
-                description: channel
-                    .get("description")
-                    .map_or_else(|| text(info.get("description")), |d| text(Some(d))),
-                name,
-                cluster,
-                topic,
-                tags,
-                classification,
-                schema_format,
-                schema,
-                partitions,
+                new: NewStream {
+                    title: channel
+                        .get("title")
+                        .map_or_else(|| text(info.get("title")), |t| text(Some(t))),
+                    description: channel
+                        .get("description")
+                        .map_or_else(|| text(info.get("description")), |d| text(Some(d))),
+                    name,
+                    cluster,
+                    topic,
+                    tags,
+                    value_schema: schema,
+                    classification,
+                    personal_data_fields: vec![],
+                    partitions: partitions.unwrap_or(1),
+                    retention_ms: None,
+                    schema_format,
+                    compatibility: Compatibility::default(),
+                },
             });
         }
     }
     let mut names = BTreeSet::new();
     for stream in &planned {
-        if !names.insert(stream.name.clone()) {
+        if !names.insert(stream.new.name.clone()) {
             problems.push(problem(
                 "/channels",
-                format!("stream {} is described twice", stream.name),
+                format!("stream {} is described twice", stream.new.name),
             ));
         }
     }

@@ -93,6 +93,21 @@ impl SledStore {
             .transpose()
     }
 
+    /// Up to `limit` values keyed by a big-endian number above `after`.
+    fn after<T: DeserializeOwned>(
+        tree: &sled::Tree,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<T>, StoreError> {
+        tree.range(after.saturating_add(1).to_be_bytes()..)
+            .take(limit)
+            .map(|item| {
+                let (key, value) = item.map_err(backend)?;
+                decode(&key, &value)
+            })
+            .collect()
+    }
+
     fn list<T: DeserializeOwned>(tree: &sled::Tree) -> Result<Vec<T>, StoreError> {
         tree.iter()
             .map(|item| {
@@ -230,26 +245,10 @@ impl Store for SledStore {
     }
 
     fn audit_after(&self, after: u64, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
-        let start = after.saturating_add(1).to_be_bytes();
-        self.audit
-            .range(start..)
-            .take(limit)
-            .map(|item| {
-                let (key, value) = item.map_err(backend)?;
-                decode(&key, &value)
-            })
-            .collect()
+        Self::after(&self.audit, after, limit)
     }
 
     fn events_after(&self, after: u64, limit: usize) -> Result<Vec<Event>, StoreError> {
-        let start = after.saturating_add(1).to_be_bytes();
-        self.events
-            .range(start..)
-            .take(limit)
-            .map(|item| {
-                let (key, value) = item.map_err(backend)?;
-                decode(&key, &value)
-            })
-            .collect()
+        Self::after(&self.events, after, limit)
     }
 }
