@@ -158,6 +158,16 @@ impl ErrorCode {
         status
     }
 
+    /// [`Self::to_status`], with machine-readable details (an encoded
+    /// protobuf message the caller knows how to read).
+    pub fn to_status_with_details(self, message: impl Into<String>, details: Vec<u8>) -> Status {
+        let mut metadata = tonic::metadata::MetadataMap::new();
+        if let Ok(value) = self.code().to_string().parse() {
+            metadata.insert(ERROR_CODE_METADATA, value);
+        }
+        Status::with_details_and_metadata(self.grpc_code(), message, details.into(), metadata)
+    }
+
     /// Recovers the code a Freeport service put on a status; statuses from
     /// the transport itself (connection refused, deadline) map by gRPC code.
     pub fn from_status(status: &Status) -> ErrorCode {
@@ -206,6 +216,14 @@ mod tests {
             let status = code.to_status("boom");
             assert_eq!(ErrorCode::from_status(&status), code);
         }
+    }
+
+    #[test]
+    fn details_travel_with_the_code() {
+        let status = ErrorCode::InvalidDocument.to_status_with_details("bad", vec![1, 2, 3]);
+        assert_eq!(ErrorCode::from_status(&status), ErrorCode::InvalidDocument);
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(status.details(), &[1, 2, 3]);
     }
 
     #[test]

@@ -68,11 +68,12 @@ pub async fn publish(
 
     // Check first, then make sure every topic exists, then publish: a
     // refused document touches no cluster and writes nothing.
-    let plan = state.catalog().publish_asyncapi(publish(true)).await?;
-    if !plan.problems.is_empty() {
-        return Err(refused(plan.problems));
-    }
-    for stream in &plan.streams {
+    let planned = state
+        .catalog()
+        .publish_asyncapi(publish(true))
+        .await?
+        .map_err(refused)?;
+    for stream in &planned {
         let cluster_name = ClusterName::parse(stream.cluster.clone())
             .map_err(|e| ApiError::internal("planned stream names an invalid cluster", e))?;
         let cluster = state.cluster(&cluster_name)?;
@@ -85,15 +86,12 @@ pub async fn publish(
                 )
             })?;
     }
-    let published = state.catalog().publish_asyncapi(publish(false)).await?;
-    if !published.problems.is_empty() {
-        return Err(refused(published.problems));
-    }
-    let streams: Vec<StreamView> = published
-        .streams
-        .into_iter()
-        .map(StreamView::from)
-        .collect();
+    let published = state
+        .catalog()
+        .publish_asyncapi(publish(false))
+        .await?
+        .map_err(refused)?;
+    let streams: Vec<StreamView> = published.into_iter().map(StreamView::from).collect();
     Ok(Json(serde_json::json!({ "streams": streams })))
 }
 
