@@ -6,11 +6,15 @@ use std::time::Duration;
 
 use freeport_tests::{eventually, freeport_bin, workspace, Process};
 
-/// The shell blocks of the README's `## Tour` section, in order.
-fn tour_blocks(readme: &str) -> Vec<String> {
+/// Both README walkthroughs use the portal port the README names; one at a time.
+static README_PORT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The `sh` blocks of a README section, in order (`bash` blocks, which
+/// start the hub, are the reader's to run in another terminal).
+fn section_blocks(readme: &str, heading: &str) -> Vec<String> {
     let tour = readme
-        .split_once("\n## Tour\n")
-        .expect("README has a Tour section")
+        .split_once(&format!("\n## {heading}\n"))
+        .unwrap_or_else(|| panic!("README has a {heading} section"))
         .1;
     let tour = tour.split("\n## ").next().unwrap_or(tour);
     let mut blocks = vec![];
@@ -26,12 +30,13 @@ fn tour_blocks(readme: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readme_tour_works_when_pasted_verbatim() {
+    let _port = README_PORT.lock().await;
     let readme = std::fs::read_to_string(workspace().join("README.md")).unwrap();
     assert!(
         readme.contains("freeport up --data-dir freeport-data"),
         "the README's run command is what the tour assumes"
     );
-    let blocks = tour_blocks(&readme);
+    let blocks = section_blocks(&readme, "Tour");
     assert!(blocks.len() >= 8, "the tour lost its steps: {blocks:#?}");
 
     assert!(
@@ -122,4 +127,69 @@ async fn the_readme_tour_works_when_pasted_verbatim() {
         "after revocation the partner still has 3 records: {stdout}"
     );
     assert!(stdout.contains(r#""error_code":40902"#), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_publishing_section_works_when_pasted_verbatim() {
+    let _port = README_PORT.lock().await;
+    let readme = std::fs::read_to_string(workspace().join("README.md")).unwrap();
+    let blocks = section_blocks(&readme, "Publishing an AsyncAPI document");
+    assert_eq!(blocks.len(), 2, "{blocks:#?}");
+    assert!(readme.contains("--asyncapi-schema 'package/schemas/3.0.0-without-$id.json'"));
+    assert!(
+        std::net::TcpStream::connect("127.0.0.1:8080").is_err(),
+        "port 8080 is taken (another freeport up?); the README uses it as written"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let bin_dir = freeport_bin().parent().unwrap().to_path_buf();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    // The same schema file the README has the reader unpack from npm.
+    let mut hub = Process::spawn(
+        "freeport-up",
+        Command::new(freeport_bin())
+            .args(["up", "--data-dir", "freeport-data", "--asyncapi-schema"])
+            .arg(freeport_tests::asyncapi_schema_path())
+            .current_dir(dir.path()),
+        dir.path(),
+    );
+    let credentials = dir.path().join("freeport-data/dev-credentials.json");
+    eventually(Duration::from_secs(30), "freeport up to be ready", || {
+        let ready = credentials.exists() && std::net::TcpStream::connect("127.0.0.1:8080").is_ok();
+        async move { ready.then_some(()) }
+    })
+    .await;
+    hub.assert_running();
+    let output = tokio::task::spawn_blocking({
+        let dir = dir.path().to_path_buf();
+        let script = blocks.join("\n");
+        move || {
+            Command::new("bash")
+                .args(["-euo", "pipefail", "-c", &script])
+                .current_dir(dir)
+                .env("PATH", path)
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines[0], r#"{"name":"payments","topic":"payments","schema_version":1}"#,
+        "{stdout}"
+    );
+    assert!(
+        lines[1].contains(r#""pointer":"/operations/receivePayments/action""#),
+        "{stdout}"
+    );
 }
