@@ -53,9 +53,11 @@ async fn tansu_0_6_quirks_still_hold() {
     let (low, high) = consumer
         .fetch_watermarks("batch", 0, Duration::from_secs(10))
         .unwrap();
-    assert_eq!(
-        (low, high),
-        (0, 1),
+    // The records went out in one or a few batches; the reported end falls
+    // inside the last one instead of after it.
+    assert_eq!(low, 0);
+    assert!(
+        high < 5,
         "end offset quirk fixed? it now says {high} after records 0..=4; resume_positions may simplify"
     );
     let records = read_topic(&broker.bootstrap, "batch", Duration::from_secs(1)).await;
