@@ -58,3 +58,9 @@ for run in $(seq "$RUNS"); do
   t4=$(ms)
   echo "run $run: approve->active $((t1 - t0)) ms; approve->first record read at the partner $((t2 - t0)) ms (includes starting a reader); revoke->stopped $((t4 - t3)) ms"
 done
+# Baseline, same run: a fresh reader fetching a record that is already there.
+for i in 1 2 3; do
+  t0=$(ms)
+  "$FREEPORT" topic read --bootstrap "127.0.0.1:$b" --topic copy1 --max 1 --idle-secs 1 >/dev/null 2>&1
+  echo "baseline $i: a fresh reader fetching an existing record takes $(($(ms) - t0)) ms (part of the figure above)"
+done
