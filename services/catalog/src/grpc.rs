@@ -23,6 +23,18 @@ pub struct CatalogGrpc {
 }
 
 impl CatalogGrpc {
+    /// A stream as the viewer may see it, or as a service (no viewer) sees it.
+    fn stream_for(
+        &self,
+        name: &StreamName,
+        viewer: Option<pb::Principal>,
+    ) -> Result<Stream, CatalogError> {
+        match viewer {
+            Some(viewer) => self.catalog.get_stream_for(name, &actor(Some(viewer))?),
+            None => self.catalog.get_stream(name),
+        }
+    }
+
     pub fn new(catalog: Arc<Catalog>) -> CatalogGrpc {
         CatalogGrpc { catalog }
     }
@@ -172,6 +184,12 @@ fn schema_version_pb(v: SchemaVersion) -> pb::SchemaVersion {
         registered_at_ms: v.registered_at_ms,
         registered_by: v.registered_by,
     }
+}
+
+/// A stream named in a request: a name that cannot be valid names no stream.
+fn existing_stream_name(text: &str) -> Result<StreamName, CatalogError> {
+    StreamName::parse(text)
+        .map_err(|_| CatalogError::StreamNotFound(text.chars().take(80).collect()))
 }
 
 fn new_stream(s: Option<pb::Stream>) -> Result<NewStream, CatalogError> {
@@ -471,12 +489,8 @@ impl pb::catalog_service_server::CatalogService for CatalogGrpc {
         request: Request<pb::GetStreamRequest>,
     ) -> Result<Response<pb::Stream>, Status> {
         let r = request.into_inner();
-        let name = StreamName::parse(r.name.clone())
-            .map_err(|_| CatalogError::StreamNotFound(r.name.chars().take(80).collect()))?;
-        let stream = match r.viewer {
-            Some(viewer) => self.catalog.get_stream_for(&name, &actor(Some(viewer))?)?,
-            None => self.catalog.get_stream(&name)?,
-        };
+        let name = existing_stream_name(&r.name)?;
+        let stream = self.stream_for(&name, r.viewer)?;
         Ok(Response::new(stream_pb(stream)))
     }
 
@@ -498,8 +512,7 @@ impl pb::catalog_service_server::CatalogService for CatalogGrpc {
     ) -> Result<Response<pb::SchemaVersion>, Status> {
         let r = request.into_inner();
         let actor = actor(r.actor)?;
-        let name = StreamName::parse(r.stream.clone())
-            .map_err(|_| CatalogError::StreamNotFound(r.stream.chars().take(80).collect()))?;
+        let name = existing_stream_name(&r.stream)?;
         let schema = serde_json::from_str(&r.schema_json)
             .map_err(|e| CatalogError::InvalidField(format!("schema is not valid JSON: {e}")))?;
         let stream = self.catalog.get_stream(&name)?;
@@ -517,8 +530,7 @@ impl pb::catalog_service_server::CatalogService for CatalogGrpc {
     ) -> Result<Response<pb::Stream>, Status> {
         let r = request.into_inner();
         let actor = actor(r.actor)?;
-        let name = StreamName::parse(r.stream.clone())
-            .map_err(|_| CatalogError::StreamNotFound(r.stream.chars().take(80).collect()))?;
+        let name = existing_stream_name(&r.stream)?;
         let mode = compatibility_from_pb(r.compatibility)?
             .ok_or_else(|| CatalogError::InvalidField("compatibility is required".into()))?;
         let stream = self.catalog.set_compatibility(&actor, &name, mode).await?;
@@ -571,12 +583,8 @@ impl pb::catalog_service_server::CatalogService for CatalogGrpc {
         request: Request<pb::GetStreamAsyncApiRequest>,
     ) -> Result<Response<pb::GeneratedAsyncApi>, Status> {
         let r = request.into_inner();
-        let name = StreamName::parse(r.name.clone())
-            .map_err(|_| CatalogError::StreamNotFound(r.name.chars().take(80).collect()))?;
-        let stream = match r.viewer {
-            Some(viewer) => self.catalog.get_stream_for(&name, &actor(Some(viewer))?)?,
-            None => self.catalog.get_stream(&name)?,
-        };
+        let name = existing_stream_name(&r.name)?;
+        let stream = self.stream_for(&name, r.viewer)?;
         let cluster = self
             .catalog
             .clusters()
