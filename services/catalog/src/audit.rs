@@ -5,6 +5,7 @@
 //! canonical JSON form of the record (object keys sorted at every level), so
 //! it does not depend on how a serializer orders fields.
 
+use freeport_common::json::canonical_json;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -63,27 +64,6 @@ impl Default for AuditHead {
             seq: 0,
             hash: GENESIS_HASH.to_string(),
         }
-    }
-}
-
-/// JSON with object keys sorted at every level and no insignificant space.
-pub fn canonical_json(value: &serde_json::Value) -> String {
-    use serde_json::Value;
-    match value {
-        Value::Object(map) => {
-            let mut keys: Vec<_> = map.keys().collect();
-            keys.sort();
-            let fields: Vec<String> = keys
-                .into_iter()
-                .map(|k| format!("{}:{}", Value::String(k.clone()), canonical_json(&map[k])))
-                .collect();
-            format!("{{{}}}", fields.join(","))
-        }
-        Value::Array(items) => {
-            let items: Vec<String> = items.iter().map(canonical_json).collect();
-            format!("[{}]", items.join(","))
-        }
-        other => other.to_string(),
     }
 }
 
@@ -197,14 +177,5 @@ mod tests {
         let mut relinked = entries;
         relinked[4].prev_hash = GENESIS_HASH.into();
         assert_eq!(verify(relinked).unwrap_err().seq, 5);
-    }
-
-    #[test]
-    fn canonical_json_sorts_keys_at_every_level() {
-        let value = serde_json::json!({"b": 1, "a": {"d": [2, {"f": 0, "e": 1}], "c": "x"}});
-        assert_eq!(
-            canonical_json(&value),
-            r#"{"a":{"c":"x","d":[2,{"e":1,"f":0}]},"b":1}"#
-        );
     }
 }

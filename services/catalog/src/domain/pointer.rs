@@ -1,34 +1,8 @@
 //! JSON pointers (RFC 6901) into record values, checked against a stream's
 //! JSON Schema.
 
+use freeport_common::json::pointer_segments;
 use serde_json::Value;
-
-const MAX_POINTER: usize = 256;
-
-/// The segments of a JSON pointer, unescaped, or why it is not one.
-pub(crate) fn pointer_segments(pointer: &str) -> Result<Vec<String>, &'static str> {
-    if pointer.len() > MAX_POINTER {
-        return Err("is longer than 256 characters");
-    }
-    let Some(rest) = pointer.strip_prefix('/') else {
-        return Err("is not a JSON pointer (it must start with '/')");
-    };
-    rest.split('/')
-        .map(|segment| {
-            if segment.is_empty() {
-                return Err("has an empty segment");
-            }
-            // '~' must be followed by 0 or 1.
-            let mut chars = segment.chars().peekable();
-            while let Some(c) = chars.next() {
-                if c == '~' && !matches!(chars.next(), Some('0' | '1')) {
-                    return Err("has a '~' not followed by 0 or 1");
-                }
-            }
-            Ok(segment.replace("~1", "/").replace("~0", "~"))
-        })
-        .collect()
-}
 
 /// Whether the schema declares the field a pointer names. `None` when the
 /// schema says nothing about properties at that level (then anything goes).
