@@ -3,6 +3,7 @@
 //! - [`plan`]: which mirrors should run, derived from the catalog's contracts.
 //! - [`mirror`]: one mirror, source topic to destination topic, exactly once.
 //! - [`status`]: reports each mirror's state back to the catalog.
+//! - [`terms`]: a contract's terms applied to each record.
 //!
 //! The link never polls: it takes a snapshot of the catalog, then follows
 //! the Watch stream, starting a mirror when a contract is approved and
@@ -12,6 +13,7 @@ pub mod config;
 pub mod mirror;
 pub mod plan;
 pub mod status;
+pub mod terms;
 
 use std::collections::HashMap;
 use std::time::Duration;
