@@ -333,7 +333,7 @@ impl Hub {
             tls("catalog")
         ));
         config.push_str(&format!(
-            "[link]\ncatalog_url = \"https://127.0.0.1:{catalog_port}\"\n{}\n",
+            "[link]\ncatalog_url = \"https://127.0.0.1:{catalog_port}\"\nhash_key = \"sandbox-hash-key-of-at-least-32-characters\"\n{}\n",
             tls("link")
         ));
         config.push_str(&format!(

@@ -197,6 +197,17 @@ async fn ensure_credentials(catalog: &Catalog, data_dir: &Path) -> anyhow::Resul
     Ok(path)
 }
 
+/// The link's key for hashed fields, created once and kept in the data
+/// folder (readable by its owner only), so hashes stay stable across restarts.
+fn ensure_hash_key(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
+    let path = data_dir.join("link-hash-key");
+    if !path.exists() {
+        let key = hex::encode(rand::random::<[u8; 32]>());
+        write_file(&path, key.as_bytes(), true)?;
+    }
+    Ok(std::fs::read(&path)?)
+}
+
 pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
@@ -239,6 +250,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
     let link = freeport_link::Link::new(
         CatalogServiceClient::new(catalog_channel(&catalog_url, &link_tls)?),
         clusters.clone(),
+        Some(ensure_hash_key(&data_dir)?),
     );
     let token = shutdown.clone();
     tasks.spawn(async move {

@@ -1,3 +1,4 @@
+use freeport_common::config::Secret;
 use freeport_common::tls::TlsFiles;
 use serde::Deserialize;
 
@@ -9,4 +10,9 @@ pub struct LinkConfig {
     pub catalog_url: String,
     /// This service's certificate, key and the CA the catalog's must be signed by.
     pub tls: TlsFiles,
+    /// Key of the HMAC that replaces hashed fields (at least 32 characters).
+    /// Contracts that hash fields cannot be served without it. Keep it
+    /// stable: a new key changes every hash.
+    #[serde(default)]
+    pub hash_key: Option<Secret>,
 }

@@ -40,6 +40,8 @@ pub enum StartError {
     Tls(#[from] freeport_common::tls::TlsError),
     #[error("invalid catalog_url: {0}")]
     CatalogUrl(#[from] tonic::transport::Error),
+    #[error("link.hash_key must be at least 32 characters")]
+    HashKey,
 }
 
 /// Runs the link from its config until `shutdown` fires.
@@ -50,7 +52,12 @@ pub async fn run(
 ) -> Result<(), StartError> {
     let tls = config.tls.load()?;
     let channel = freeport_common::tls::catalog_channel(&config.catalog_url, &tls)?;
-    Link::new(CatalogServiceClient::new(channel), clusters)
+    let hash_key = match &config.hash_key {
+        Some(key) if key.expose().len() < 32 => return Err(StartError::HashKey),
+        Some(key) => Some(key.expose().as_bytes().to_vec()),
+        None => None,
+    };
+    Link::new(CatalogServiceClient::new(channel), clusters, hash_key)
         .run(shutdown)
         .await;
     Ok(())
@@ -65,14 +72,20 @@ struct Running {
 pub struct Link {
     catalog: CatalogServiceClient<Channel>,
     clusters: Clusters,
+    hash_key: Option<Vec<u8>>,
     running: HashMap<String, Running>,
 }
 
 impl Link {
-    pub fn new(catalog: CatalogServiceClient<Channel>, clusters: Clusters) -> Link {
+    pub fn new(
+        catalog: CatalogServiceClient<Channel>,
+        clusters: Clusters,
+        hash_key: Option<Vec<u8>>,
+    ) -> Link {
         Link {
             catalog,
             clusters,
+            hash_key,
             running: HashMap::new(),
         }
     }
@@ -162,14 +175,19 @@ impl Link {
                 continue;
             }
             let status = StatusReporter::new(self.catalog.clone(), id.clone());
-            if spec.reshapes {
-                // Copying unmasked data under a contract that asks for
-                // masking would leak it: refuse until the link applies terms.
-                let refusal = "this link does not yet apply contract terms (dropped, masked or hashed fields, row filters, rate limits); nothing is mirrored";
-                tracing::warn!(contract = %id, "{refusal}");
-                tokio::spawn(async move { status.error(refusal).await });
-                continue;
-            }
+            let reshaper = match crate::terms::Reshaper::new(&spec.terms, self.hash_key.as_deref())
+            {
+                Ok(reshaper) => reshaper,
+                Err(refusal) => {
+                    // Copying data the terms cannot be applied to would leak it.
+                    let refusal = format!(
+                        "cannot apply the contract's terms: {refusal}; nothing is mirrored"
+                    );
+                    tracing::warn!(contract = %id, "{refusal}");
+                    tokio::spawn(async move { status.error(&refusal).await });
+                    continue;
+                }
+            };
             let (Some(source), Some(destination)) = (
                 self.cluster(&spec.source_cluster),
                 self.cluster(&spec.destination_cluster),
@@ -185,9 +203,11 @@ impl Link {
             tracing::info!(contract = %id, "starting mirror");
             let cancel = CancellationToken::new();
             let mirror = Mirror {
+                rate: std::num::NonZeroU32::new(spec.terms.max_records_per_second),
                 spec: spec.clone(),
                 source,
                 destination,
+                reshaper,
             };
             let task = tokio::spawn(mirror.run(status, cancel.clone()));
             self.running.insert(id, Running { spec, cancel, task });

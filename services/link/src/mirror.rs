@@ -9,6 +9,7 @@
 //! or not (and copied again).
 
 use std::collections::{HashMap, HashSet};
+use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 use freeport_common::config::ClusterConfig;
@@ -23,12 +24,21 @@ use tokio_util::sync::CancellationToken;
 
 use crate::plan::MirrorSpec;
 use crate::status::StatusReporter;
+use crate::terms::{Outcome, Reshaper};
 
 pub const HEADER_SOURCE_CLUSTER: &str = "freeport.source.cluster";
 pub const HEADER_SOURCE_TOPIC: &str = "freeport.source.topic";
 pub const HEADER_SOURCE_PARTITION: &str = "freeport.source.partition";
 pub const HEADER_SOURCE_OFFSET: &str = "freeport.source.offset";
 pub const HEADER_CONTRACT: &str = "freeport.contract";
+/// Why a record went to the dead-letter topic.
+pub const HEADER_DEAD_LETTER_REASON: &str = "freeport.dead_letter.reason";
+
+/// The dead-letter topic of a contract, on the source (owner's) cluster: a
+/// record that could not be reshaped must not reach the partner.
+pub fn dead_letter_topic(contract_id: &str) -> String {
+    format!("freeport.dlq.{contract_id}")
+}
 
 /// Records produced but not yet acknowledged; bounds memory when the
 /// destination is slower than the source.
@@ -64,6 +74,32 @@ pub struct Mirror {
     pub spec: MirrorSpec,
     pub source: ClusterConfig,
     pub destination: ClusterConfig,
+    /// The contract's terms, when they reshape records.
+    pub reshaper: Option<Reshaper>,
+    /// The contract's maximum rate, in records per second.
+    pub rate: Option<NonZeroU32>,
+}
+
+/// At most `per_second` records in each one-second window.
+struct RateLimit {
+    per_second: u32,
+    window: Instant,
+    used: u32,
+}
+
+impl RateLimit {
+    async fn acquire(&mut self) {
+        if self.window.elapsed() >= Duration::from_secs(1) {
+            self.window = Instant::now();
+            self.used = 0;
+        }
+        if self.used >= self.per_second {
+            tokio::time::sleep(Duration::from_secs(1).saturating_sub(self.window.elapsed())).await;
+            self.window = Instant::now();
+            self.used = 0;
+        }
+        self.used += 1;
+    }
 }
 
 impl Mirror {
@@ -165,6 +201,21 @@ impl Mirror {
             Ok(())
         });
 
+        let mut limit = self.rate.map(|r| RateLimit {
+            per_second: r.get(),
+            window: Instant::now(),
+            used: 0,
+        });
+        let dead_letters: Option<FutureProducer> = match &self.reshaper {
+            Some(_) => Some(
+                client_config(&self.source, "freeport-link-dead-letters")
+                    .set("enable.idempotence", "true")
+                    .set("message.timeout.ms", "30000")
+                    .create()?,
+            ),
+            None => None,
+        };
+        let mut dead_letter_topic_ready = false;
         let result = loop {
             tokio::select! {
                 _ = cancel.cancelled() => break Ok(()),
@@ -177,7 +228,30 @@ impl Mirror {
                 }
                 message = consumer.recv() => {
                     let message = message?;
-                    let delivery = self.forward(&producer, &message).await?;
+                    let payload = match &self.reshaper {
+                        None => None,
+                        Some(reshaper) => match reshaper.apply(message.payload()) {
+                            Outcome::Deliver(payload) => Some(payload),
+                            // Filtered out. Its offset is re-read after a
+                            // restart and filtered again: nothing reaches the
+                            // partner twice.
+                            Outcome::Skip => continue,
+                            Outcome::DeadLetter(reason) => {
+                                if let Some(dead_letters) = &dead_letters {
+                                    if !dead_letter_topic_ready {
+                                        ensure_topic(&self.source, &dead_letter_topic(&spec.contract_id), 1).await?;
+                                        dead_letter_topic_ready = true;
+                                    }
+                                    self.dead_letter(dead_letters, &message, &reason).await?;
+                                }
+                                continue;
+                            }
+                        },
+                    };
+                    if let Some(limit) = limit.as_mut() {
+                        limit.acquire().await;
+                    }
+                    let delivery = self.forward(&producer, &message, payload).await?;
                     if in_flight.send(delivery).await.is_err() {
                         continue; // the delivery task failed; the next turn reports it
                     }
@@ -202,13 +276,37 @@ impl Mirror {
         result
     }
 
-    /// Queues one record for the destination: same partition, key, value,
-    /// headers and timestamp, plus provenance.
-    async fn forward(
+    /// The record as it came, with provenance and the reason, to the
+    /// contract's dead-letter topic on the source cluster. Waits for the
+    /// broker: a dead letter is never lost silently.
+    async fn dead_letter(
         &self,
         producer: &FutureProducer,
         message: &BorrowedMessage<'_>,
-    ) -> Result<DeliveryFuture, MirrorError> {
+        reason: &str,
+    ) -> Result<(), MirrorError> {
+        tracing::warn!(contract = %self.spec.contract_id, partition = message.partition(), offset = message.offset(), %reason, "record to the dead-letter topic");
+        let headers = self.provenance(message).insert(Header {
+            key: HEADER_DEAD_LETTER_REASON,
+            value: Some(reason),
+        });
+        let topic = dead_letter_topic(&self.spec.contract_id);
+        let mut record = FutureRecord::<[u8], [u8]>::to(&topic).headers(headers);
+        if let Some(key) = message.key() {
+            record = record.key(key);
+        }
+        if let Some(payload) = message.payload() {
+            record = record.payload(payload);
+        }
+        producer
+            .send(record, Duration::from_secs(30))
+            .await
+            .map(|_| ())
+            .map_err(|(e, _)| MirrorError::Kafka(e))
+    }
+
+    /// The record's own headers followed by the provenance headers.
+    fn provenance(&self, message: &BorrowedMessage<'_>) -> OwnedHeaders {
         let spec = &self.spec;
         let mut headers = OwnedHeaders::new();
         if let Some(original) = message.headers() {
@@ -230,6 +328,23 @@ impl Mirror {
                 value: Some(value),
             });
         }
+        headers
+    }
+
+    /// Queues one record for the destination: same partition, key, value
+    /// (or the reshaped `payload`), headers and timestamp, plus provenance.
+    async fn forward(
+        &self,
+        producer: &FutureProducer,
+        message: &BorrowedMessage<'_>,
+        payload: Option<Option<Vec<u8>>>,
+    ) -> Result<DeliveryFuture, MirrorError> {
+        let spec = &self.spec;
+        let headers = self.provenance(message);
+        let value: Option<&[u8]> = match &payload {
+            Some(reshaped) => reshaped.as_deref(),
+            None => message.payload(),
+        };
         loop {
             let mut record = FutureRecord::<[u8], [u8]>::to(&spec.destination_topic)
                 .partition(message.partition())
@@ -237,8 +352,8 @@ impl Mirror {
             if let Some(key) = message.key() {
                 record = record.key(key);
             }
-            if let Some(payload) = message.payload() {
-                record = record.payload(payload);
+            if let Some(value) = value {
+                record = record.payload(value);
             }
             if let Some(ms) = message.timestamp().to_millis() {
                 record = record.timestamp(ms);

@@ -6,16 +6,15 @@ use std::collections::{BTreeMap, HashMap};
 use freeport_common::proto::catalog::v1 as pb;
 
 /// One mirror: a source topic copied to a destination topic for a contract.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MirrorSpec {
     pub contract_id: String,
     pub source_cluster: String,
     pub source_topic: String,
     pub destination_cluster: String,
     pub destination_topic: String,
-    /// The contract asks for records to be reshaped (fields dropped, masked
-    /// or hashed, rows filtered, rate limited).
-    pub reshapes: bool,
+    /// What the partner receives of each record.
+    pub terms: pb::ContractTerms,
 }
 
 /// The link's view of the catalog, kept current from the Watch stream.
@@ -51,13 +50,7 @@ impl CatalogView {
             .filter_map(|c| {
                 let stream = self.streams.get(&c.stream)?;
                 let destination = c.destination.as_ref()?;
-                let reshapes = c.terms.as_ref().is_some_and(|t| {
-                    !t.drop_fields.is_empty()
-                        || !t.mask_fields.is_empty()
-                        || !t.hash_fields.is_empty()
-                        || !t.row_filter.is_empty()
-                        || t.max_records_per_second != 0
-                });
+
                 Some((
                     c.id.clone(),
                     MirrorSpec {
@@ -66,7 +59,7 @@ impl CatalogView {
                         source_topic: stream.topic.clone(),
                         destination_cluster: destination.cluster.clone(),
                         destination_topic: destination.topic.clone(),
-                        reshapes,
+                        terms: c.terms.clone().unwrap_or_default(),
                     },
                 ))
             })
