@@ -1,0 +1,293 @@
+//! The link against the raw hop, on two tansu brokers, in one run:
+//!
+//! (a) raw hop: produce N records of 1 KiB to broker A and consume them back
+//!     from A with rdkafka: the baseline;
+//! (b) the link's mirrored throughput: the same N records copied from A to
+//!     B by a `freeport link` process, from approval to the last record;
+//! (c) end-to-end delay p50/p99 (produce at A to consume at B) at half the
+//!     link's rate and at 1,000 records/s, and the link process's CPU use.
+//!
+//! Run: `cargo build -p freeport && cargo bench -p freeport-tests --bench link`
+//! (`-- --records N` to change N, default 50,000).
+
+use std::time::{Duration, Instant};
+
+use freeport_common::kafka::{client_config, ensure_topic};
+use freeport_tests::{json, Broker, Hub};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+const VALUE_BYTES: usize = 1024;
+const PARTITIONS: usize = 3;
+
+fn producer(bootstrap: &str) -> FutureProducer {
+    let cluster = freeport_common::config::ClusterConfig {
+        bootstrap: bootstrap.into(),
+        description: String::new(),
+    };
+    client_config(&cluster, "bench-producer")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .set("batch.size", "1000000")
+        .create()
+        .expect("producer")
+}
+
+/// Produces `count` records of 1 KiB round robin over the partitions.
+async fn produce(bootstrap: &str, topic: &str, count: usize) -> Duration {
+    let producer = producer(bootstrap);
+    let value = vec![b'x'; VALUE_BYTES];
+    let started = Instant::now();
+    let mut pending = Vec::with_capacity(10_000);
+    for i in 0..count {
+        let key = i.to_string();
+        let mut record = FutureRecord::to(topic)
+            .partition((i % PARTITIONS) as i32)
+            .key(&key)
+            .payload(&value);
+        loop {
+            match producer.send_result(record) {
+                Ok(delivery) => {
+                    pending.push(delivery);
+                    break;
+                }
+                // The queue is full: wait for room and try the same record again.
+                Err((_, returned)) => {
+                    record = returned;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+        }
+        if pending.len() == 10_000 {
+            for d in pending.drain(..) {
+                d.await
+                    .expect("delivery")
+                    .map_err(|(e, _)| e)
+                    .expect("produce");
+            }
+        }
+    }
+    for d in pending {
+        d.await
+            .expect("delivery")
+            .map_err(|(e, _)| e)
+            .expect("produce");
+    }
+    started.elapsed()
+}
+
+/// Consumes until `count` records have been read from `topic`; returns the
+/// time from the first record to the last, and each record's delay from its
+/// timestamp (when `delays` is set).
+fn consume(bootstrap: &str, topic: &str, count: usize, delays: bool) -> (Duration, Vec<Duration>) {
+    let cluster = freeport_common::config::ClusterConfig {
+        bootstrap: bootstrap.into(),
+        description: String::new(),
+    };
+    let consumer: BaseConsumer = client_config(&cluster, "bench-consumer")
+        .set("group.id", "bench")
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .expect("consumer");
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..PARTITIONS as i32 {
+        assignment
+            .add_partition_offset(topic, p, Offset::Beginning)
+            .expect("assignment");
+    }
+    consumer.assign(&assignment).expect("assign");
+    let mut first = None;
+    let mut seen = 0;
+    let mut measured = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while seen < count {
+        assert!(
+            Instant::now() < deadline,
+            "only {seen} of {count} records arrived"
+        );
+        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+            let message = message.expect("consume");
+            first.get_or_insert_with(Instant::now);
+            seen += 1;
+            if delays {
+                let produced = message.timestamp().to_millis().unwrap_or_default();
+                let now = freeport_common::now_ms();
+                measured.push(Duration::from_millis((now - produced).max(0) as u64));
+            }
+        }
+    }
+    (first.map_or(Duration::ZERO, |f| f.elapsed()), measured)
+}
+
+/// The process's CPU time so far (user + system), from /proc.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+    let ticks: u64 = fields.get(11).and_then(|u| u.parse().ok()).unwrap_or(0)
+        + fields.get(12).and_then(|s| s.parse().ok()).unwrap_or(0);
+    Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux
+}
+
+fn rate(count: usize, elapsed: Duration) -> f64 {
+    count as f64 / elapsed.as_secs_f64()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+async fn approve(hub: &Hub, stream: &str, destination: &str) -> String {
+    let partner = hub.org(&format!("partner-{stream}"), "partner").await;
+    let (_, contract) = hub
+        .call(
+            "POST",
+            "/v1/contracts",
+            &partner,
+            Some(json!({"stream": stream, "purpose": "bench", "destination": {"cluster": "b", "topic": destination}})),
+        )
+        .await;
+    let id = contract["id"].as_str().expect("contract id").to_string();
+    let (status, _) = hub
+        .call(
+            "POST",
+            &format!("/v1/contracts/{id}/approve"),
+            &hub.admin_key,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    id
+}
+
+/// Produces at `per_second` for about ten seconds through the link and
+/// reports the delay from produce at A to consume at B, and the link's CPU.
+async fn delay(hub: &Hub, a: &Broker, b: &Broker, stream: &str, per_second: f64, most: usize) {
+    let id = approve(hub, stream, &format!("{stream}-copy")).await;
+    // Measure a running mirror, not its start.
+    loop {
+        let (_, contract) = hub
+            .call("GET", &format!("/v1/contracts/{id}"), &hub.admin_key, None)
+            .await;
+        if contract["state"] == "active" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let total = ((per_second * 10.0) as usize).clamp(1_000, most);
+    let bootstrap = b.bootstrap.clone();
+    let topic = format!("{stream}-copy");
+    let reader = tokio::task::spawn_blocking(move || consume(&bootstrap, &topic, total, true));
+    let link_pid = hub.link.pid();
+    let cpu_before = cpu_time(link_pid);
+    let started = Instant::now();
+    let producer = producer(&a.bootstrap);
+    let value = vec![b'x'; VALUE_BYTES];
+    let interval = Duration::from_secs_f64(1.0 / per_second);
+    let mut next = Instant::now();
+    for i in 0..total {
+        let key = i.to_string();
+        let record = FutureRecord::to(stream)
+            .partition((i % PARTITIONS) as i32)
+            .key(&key)
+            .payload(&value);
+        let _ = producer.send_result(record);
+        next += interval;
+        if let Some(wait) = next.checked_duration_since(Instant::now()) {
+            tokio::time::sleep(wait).await;
+        }
+    }
+    let (_, mut delays) = reader.await.expect("reader");
+    let wall = started.elapsed();
+    let cpu = cpu_time(link_pid).saturating_sub(cpu_before);
+    delays.sort();
+    println!(
+        "delay     at {:>6.0} records/s: p50 {:>9.2?}  p99 {:>9.2?}  max {:>9.2?}   link CPU {:>3.0}% of one core",
+        per_second,
+        percentile(&delays, 0.5),
+        percentile(&delays, 0.99),
+        delays[delays.len() - 1],
+        100.0 * cpu.as_secs_f64() / wall.as_secs_f64()
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let count: usize = args
+        .iter()
+        .position(|a| a == "--records")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(50_000);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async move {
+        let logs = tempfile::tempdir().expect("temp dir");
+        let a = Broker::start("broker-a", logs.path()).await;
+        let b = Broker::start("broker-b", logs.path()).await;
+        println!("command: cargo bench -p freeport-tests --bench link -- --records {count}");
+        println!("{count} records of {VALUE_BYTES} bytes over {PARTITIONS} partitions, two tansu brokers, 2 cores");
+
+        // (a) the raw hop.
+        ensure_topic(&a.cluster(), "raw", PARTITIONS).await.expect("topic");
+        let produced = produce(&a.bootstrap, "raw", count).await;
+        let bootstrap = a.bootstrap.clone();
+        let (consumed, _) = tokio::task::spawn_blocking(move || consume(&bootstrap, "raw", count, false))
+            .await
+            .expect("consume");
+        // A hop is a produce and a consume: it goes as fast as the slower.
+        let raw = rate(count, produced).min(rate(count, consumed));
+        println!(
+            "raw hop   produce to A {:>8.0} records/s   consume from A {:>8.0} records/s   hop {:>8.0} records/s ({:.1} MiB/s)",
+            rate(count, produced),
+            rate(count, consumed),
+            raw,
+            raw * VALUE_BYTES as f64 / 1048576.0
+        );
+
+        // (b) the link's mirrored throughput, from approval to the last record.
+        let hub = Hub::start(&[("a", a.bootstrap.as_str()), ("b", b.bootstrap.as_str())]).await;
+        let owner = hub.org("owner", "internal").await;
+        for stream in ["bulk", "live", "calm"] {
+            let (status, _) = hub
+                .call(
+                    "POST",
+                    "/v1/streams",
+                    &owner,
+                    Some(json!({"name": stream, "cluster": "a", "topic": stream, "partitions": PARTITIONS, "classification": "partner"})),
+                )
+                .await;
+            assert_eq!(status, 201);
+        }
+        produce(&a.bootstrap, "bulk", count).await;
+        // The reader waits on the destination before the link starts, so it
+        // sees records as they arrive; it reads three times faster than the
+        // link copies, so the link is what it measures.
+        for topic in ["bulk-copy", "live-copy", "calm-copy"] {
+            ensure_topic(&b.cluster(), topic, PARTITIONS).await.expect("topic");
+        }
+        let bootstrap = b.bootstrap.clone();
+        let reader = tokio::task::spawn_blocking(move || consume(&bootstrap, "bulk-copy", count, false));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let started = Instant::now();
+        approve(&hub, "bulk", "bulk-copy").await;
+        let (steady, _) = reader.await.expect("consume");
+        let total = started.elapsed();
+        let linked = rate(count, steady);
+        println!(
+            "link      mirrored A -> B {:>8.0} records/s ({:.1} MiB/s), first to last record; {:.2?} from approval to the first   link/raw = {:.2}",
+            linked,
+            linked * VALUE_BYTES as f64 / 1048576.0,
+            total.saturating_sub(steady),
+            linked / raw
+        );
+
+        // (c) delay at half the link's rate, and at a calm 1,000 records/s.
+        for (stream, per_second) in [("live", (linked / 2.0).max(1.0)), ("calm", 1_000.0)] {
+            delay(&hub, &a, &b, stream, per_second, count).await;
+        }
+    });
+}
