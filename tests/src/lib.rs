@@ -519,3 +519,93 @@ pub fn asyncapi_violations(document: &Value) -> Vec<String> {
         .map(|e| format!("{} at {}", e, e.instance_path))
         .collect()
 }
+
+/// Checks a mirrored copy of a numbered sequence: `produced` records whose
+/// values are their sequence numbers, partition `n % partitions`. Every
+/// source offset of every partition must be there once, in order.
+pub fn assert_exactly_once(copied: &[Record], produced: u64, partitions: i32) {
+    assert_eq!(
+        copied.len() as u64,
+        produced,
+        "{} copied, {produced} produced",
+        copied.len()
+    );
+    let mut per_partition: std::collections::BTreeMap<i32, Vec<(i64, u64)>> = Default::default();
+    for record in copied {
+        let offset: i64 = record
+            .header("freeport.source.offset")
+            .expect("provenance")
+            .parse()
+            .expect("offset");
+        let value: u64 = std::str::from_utf8(record.value.as_deref().expect("value"))
+            .expect("utf-8")
+            .parse()
+            .expect("a number");
+        assert_eq!(
+            value % partitions as u64,
+            record.partition as u64,
+            "record {value} in the wrong partition"
+        );
+        per_partition
+            .entry(record.partition)
+            .or_default()
+            .push((offset, value));
+    }
+    for (partition, records) in &per_partition {
+        let offsets: Vec<i64> = records.iter().map(|(o, _)| *o).collect();
+        let expected: Vec<i64> = (0..offsets.len() as i64).collect();
+        assert_eq!(
+            offsets, expected,
+            "partition {partition}: every source offset once, in order"
+        );
+        assert!(
+            records.windows(2).all(|w| w[0].1 < w[1].1),
+            "partition {partition}: values out of order"
+        );
+    }
+}
+
+/// Produces a numbered sequence to `topic` (value = number, partition =
+/// number % partitions) until `stop` fires; returns how many were produced.
+pub async fn produce_sequence(
+    cluster: ClusterConfig,
+    topic: String,
+    partitions: i32,
+    stop: tokio_util::sync::CancellationToken,
+) -> u64 {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let producer: FutureProducer =
+        freeport_common::kafka::client_config(&cluster, "sequence-producer")
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "5")
+            .create()
+            .expect("producer");
+    let mut n: u64 = 0;
+    while !stop.is_cancelled() {
+        let mut batch = Vec::new();
+        for _ in 0..20 {
+            let value = n.to_string();
+            let key = format!("k{n}");
+            let record = FutureRecord::to(&topic)
+                .partition((n % partitions as u64) as i32)
+                .key(&key)
+                .payload(&value);
+            batch.push(
+                producer
+                    .send_result(record)
+                    .map_err(|(e, _)| e)
+                    .expect("queue"),
+            );
+            n += 1;
+        }
+        for delivery in batch {
+            delivery
+                .await
+                .expect("delivery")
+                .map_err(|(e, _)| e)
+                .expect("produce");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    n
+}

@@ -7,12 +7,11 @@
 //! tests/bench/soak-exactly-once.sh runs many more), `FREEPORT_SEED` the
 //! random seed (printed, so a failure can be replayed).
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use freeport_common::kafka::client_config;
-use freeport_tests::{eventually, json, read_topic, Broker, Hub};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use freeport_tests::{
+    assert_exactly_once, eventually, json, produce_sequence, read_topic, Broker, Hub,
+};
 
 const PARTITIONS: i32 = 3;
 
@@ -78,44 +77,14 @@ async fn every_record_arrives_once_and_in_order_across_link_crashes() {
     assert_eq!(status, 200);
 
     // The producer: a numbered sequence, round robin over the partitions,
-    // in small batches, for as long as the kills go on.
+    // for as long as the kills go on.
     let producing = tokio_util::sync::CancellationToken::new();
-    let producer: FutureProducer = client_config(&owner_cluster.cluster(), "exactly-once-test")
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "5")
-        .create()
-        .unwrap();
-    let stop = producing.clone();
-    let writer = tokio::spawn(async move {
-        let mut n: u64 = 0;
-        while !stop.is_cancelled() {
-            let mut batch = Vec::new();
-            for _ in 0..20 {
-                let value = n.to_string();
-                let key = format!("k{n}");
-                let record = FutureRecord::to("sequence")
-                    .partition((n % PARTITIONS as u64) as i32)
-                    .key(&key)
-                    .payload(&value);
-                batch.push(
-                    producer
-                        .send_result(record)
-                        .map_err(|(e, _)| e)
-                        .expect("queue"),
-                );
-                n += 1;
-            }
-            for delivery in batch {
-                delivery
-                    .await
-                    .expect("delivery")
-                    .map_err(|(e, _)| e)
-                    .expect("produce");
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        n
-    });
+    let writer = tokio::spawn(produce_sequence(
+        owner_cluster.cluster(),
+        "sequence".into(),
+        PARTITIONS,
+        producing.clone(),
+    ));
 
     for kill in 0..kills {
         tokio::time::sleep(Duration::from_millis(200 + random.next(1300))).await;
@@ -157,39 +126,6 @@ async fn every_record_arrives_once_and_in_order_across_link_crashes() {
         settled.len()
     );
 
-    let mut per_partition: BTreeMap<i32, Vec<(i64, u64)>> = BTreeMap::new();
-    for record in &settled {
-        let offset: i64 = record
-            .header("freeport.source.offset")
-            .unwrap()
-            .parse()
-            .unwrap();
-        let value: u64 = std::str::from_utf8(record.value.as_deref().unwrap())
-            .unwrap()
-            .parse()
-            .unwrap();
-        assert_eq!(
-            value % PARTITIONS as u64,
-            record.partition as u64,
-            "record {value} in the wrong partition"
-        );
-        per_partition
-            .entry(record.partition)
-            .or_default()
-            .push((offset, value));
-    }
-    for (partition, records) in &per_partition {
-        let offsets: Vec<i64> = records.iter().map(|(o, _)| *o).collect();
-        let expected: Vec<i64> = (0..offsets.len() as i64).collect();
-        assert_eq!(
-            offsets, expected,
-            "partition {partition}: every source offset once, in order"
-        );
-        let values: Vec<u64> = records.iter().map(|(_, v)| *v).collect();
-        assert!(
-            values.windows(2).all(|w| w[0] < w[1]),
-            "partition {partition}: values out of order"
-        );
-    }
+    assert_exactly_once(&settled, produced, PARTITIONS);
     hub.catalog.assert_running();
 }
