@@ -1,0 +1,142 @@
+//! The partner's broker goes away for 30 seconds under load: the link keeps
+//! its memory bounded while it cannot deliver, and afterwards every record
+//! arrives once, in order. The broker is frozen (SIGSTOP), not killed: the
+//! test broker keeps its data in memory.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use freeport_tests::{
+    assert_exactly_once, eventually, json, produce_sequence, read_topic, Broker, Hub,
+};
+
+const PARTITIONS: i32 = 3;
+const OUTAGE: Duration = Duration::from_secs(30);
+/// Far above what a link holding at most 10,000 small records in flight
+/// needs, far below what an unbounded buffer reaches in 30 s.
+const MEMORY_BOUND_KIB: u64 = 512 * 1024;
+
+fn signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {signal} {pid}");
+}
+
+/// Resident memory of a process, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_30_second_destination_outage_loses_and_doubles_nothing() {
+    let logs = tempfile::tempdir().unwrap();
+    let owner_cluster = Broker::start("broker-acme", logs.path()).await;
+    let partner_cluster = Broker::start("broker-globex", logs.path()).await;
+    let hub = Hub::start(&[
+        ("acme", owner_cluster.bootstrap.as_str()),
+        ("globex", partner_cluster.bootstrap.as_str()),
+    ])
+    .await;
+    let owner = hub.org("acme", "internal").await;
+    let partner = hub.org("globex", "partner").await;
+    let (status, _) = hub
+        .call(
+            "POST",
+            "/v1/streams",
+            &owner,
+            Some(json!({"name": "sequence", "cluster": "acme", "topic": "sequence", "partitions": PARTITIONS, "classification": "partner"})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (_, contract) = hub
+        .call(
+            "POST",
+            "/v1/contracts",
+            &partner,
+            Some(json!({"stream": "sequence", "purpose": "outage test", "destination": {"cluster": "globex", "topic": "copy"}})),
+        )
+        .await;
+    let id = contract["id"].as_str().unwrap().to_string();
+    hub.call(
+        "POST",
+        &format!("/v1/contracts/{id}/approve"),
+        &hub.admin_key,
+        None,
+    )
+    .await;
+    eventually(Duration::from_secs(30), "the mirror to run", || async {
+        let (_, c) = hub
+            .call("GET", &format!("/v1/contracts/{id}"), &hub.admin_key, None)
+            .await;
+        (c["state"] == "active").then_some(())
+    })
+    .await;
+
+    let producing = tokio_util::sync::CancellationToken::new();
+    let writer = tokio::spawn(produce_sequence(
+        owner_cluster.cluster(),
+        "sequence".into(),
+        PARTITIONS,
+        producing.clone(),
+    ));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // The partner's broker stops answering, while records keep coming.
+    let broker = partner_cluster.process.pid();
+    let link = hub.link.pid();
+    signal(broker, "-STOP");
+    let started = Instant::now();
+    let mut peak = rss_kib(link);
+    while started.elapsed() < OUTAGE {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        peak = peak.max(rss_kib(link));
+    }
+    signal(broker, "-CONT");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    producing.cancel();
+    let produced = writer.await.unwrap();
+    println!(
+        "produced {produced} records; link resident memory peaked at {peak} KiB during the outage"
+    );
+    assert!(peak > 0, "could not read the link's memory");
+    assert!(
+        peak < MEMORY_BOUND_KIB,
+        "link memory grew to {peak} KiB during the outage"
+    );
+
+    let copied = eventually(
+        Duration::from_secs(120),
+        "every record to arrive after the outage",
+        || async {
+            let found = read_topic(
+                &partner_cluster.bootstrap,
+                "copy",
+                Duration::from_millis(800),
+            )
+            .await;
+            (found.len() as u64 >= produced).then_some(found)
+        },
+    )
+    .await;
+    let settled = read_topic(&partner_cluster.bootstrap, "copy", Duration::from_secs(3)).await;
+    assert_eq!(
+        settled.len(),
+        copied.len(),
+        "records still arriving after all were there"
+    );
+    assert_exactly_once(&settled, produced, PARTITIONS);
+    let (_, c) = hub
+        .call("GET", &format!("/v1/contracts/{id}"), &hub.admin_key, None)
+        .await;
+    assert_eq!(
+        c["link_status"], "running",
+        "the link is back to running: {c}"
+    );
+}
