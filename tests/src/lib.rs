@@ -609,3 +609,104 @@ pub async fn produce_sequence(
     }
     n
 }
+
+/// The usual cast of an end-to-end test: the owner organization `acme` on
+/// its broker (cluster `acme`), the partner `globex` on another (cluster
+/// `globex`), and the three services.
+pub struct TwoOrgs {
+    pub owner_cluster: Broker,
+    pub partner_cluster: Broker,
+    pub hub: Hub,
+    /// API keys.
+    pub owner: String,
+    pub partner: String,
+    /// Keeps the brokers' logs for as long as the sandbox lives.
+    pub logs: tempfile::TempDir,
+}
+
+impl TwoOrgs {
+    pub async fn start() -> TwoOrgs {
+        let logs = tempfile::tempdir().expect("temp dir");
+        let owner_cluster = Broker::start("broker-acme", logs.path()).await;
+        let partner_cluster = Broker::start("broker-globex", logs.path()).await;
+        let hub = Hub::start(&[
+            ("acme", owner_cluster.bootstrap.as_str()),
+            ("globex", partner_cluster.bootstrap.as_str()),
+        ])
+        .await;
+        let owner = hub.org("acme", "internal").await;
+        let partner = hub.org("globex", "partner").await;
+        TwoOrgs {
+            owner_cluster,
+            partner_cluster,
+            hub,
+            owner,
+            partner,
+            logs,
+        }
+    }
+
+    /// Registers a stream of the owner's, shared with partners; `extra`
+    /// fields are merged into the request.
+    pub async fn stream(&self, name: &str, partitions: i32, extra: Value) -> Value {
+        let mut body = json!({
+            "name": name, "cluster": "acme", "topic": name,
+            "partitions": partitions, "classification": "partner",
+        });
+        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+            body.extend(extra.clone());
+        }
+        let (status, stream) = self
+            .hub
+            .call("POST", "/v1/streams", &self.owner, Some(body))
+            .await;
+        assert_eq!(status, 201, "register {name}: {stream}");
+        stream
+    }
+
+    /// The partner requests `stream` into `topic` on its cluster (with
+    /// `terms`, when not null) and an admin approves; returns the contract id.
+    pub async fn approved_contract(&self, stream: &str, topic: &str, terms: Value) -> String {
+        let mut body = json!({
+            "stream": stream, "purpose": "test",
+            "destination": {"cluster": "globex", "topic": topic},
+        });
+        if !terms.is_null() {
+            body["terms"] = terms;
+        }
+        let (status, contract) = self
+            .hub
+            .call("POST", "/v1/contracts", &self.partner, Some(body))
+            .await;
+        assert_eq!(status, 201, "request: {contract}");
+        let id = contract["id"].as_str().expect("contract id").to_string();
+        let (status, approved) = self
+            .hub
+            .call(
+                "POST",
+                &format!("/v1/contracts/{id}/approve"),
+                &self.hub.admin_key,
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "approve: {approved}");
+        id
+    }
+
+    /// Waits for the link to run the contract's mirror.
+    pub async fn until_active(&self, id: &str) {
+        eventually(Duration::from_secs(30), "the mirror to run", || async {
+            let (_, c) = self
+                .hub
+                .call(
+                    "GET",
+                    &format!("/v1/contracts/{id}"),
+                    &self.hub.admin_key,
+                    None,
+                )
+                .await;
+            (c["state"] == "active").then_some(())
+        })
+        .await;
+    }
+}

@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use freeport_tests::{
-    assert_exactly_once, eventually, json, produce_sequence, read_topic, Broker, Hub,
+    assert_exactly_once, eventually, json, produce_sequence, read_topic, TwoOrgs,
 };
 
 const PARTITIONS: i32 = 3;
@@ -42,45 +42,17 @@ async fn every_record_arrives_once_and_in_order_across_link_crashes() {
     println!("exactly-once: {kills} kills, seed {seed} (FREEPORT_SEED={seed} replays it)");
     let mut random = Lcg(seed);
 
-    let logs = tempfile::tempdir().unwrap();
-    let owner_cluster = Broker::start("broker-acme", logs.path()).await;
-    let partner_cluster = Broker::start("broker-globex", logs.path()).await;
-    let mut hub = Hub::start(&[
-        ("acme", owner_cluster.bootstrap.as_str()),
-        ("globex", partner_cluster.bootstrap.as_str()),
-    ])
-    .await;
-    let owner = hub.org("acme", "internal").await;
-    let partner = hub.org("globex", "partner").await;
-    let admin = hub.admin_key.clone();
-    let (status, _) = hub
-        .call(
-            "POST",
-            "/v1/streams",
-            &owner,
-            Some(json!({"name": "sequence", "cluster": "acme", "topic": "sequence", "partitions": PARTITIONS, "classification": "partner"})),
-        )
+    let mut sandbox = TwoOrgs::start().await;
+    sandbox.stream("sequence", PARTITIONS, json!({})).await;
+    sandbox
+        .approved_contract("sequence", "copy", json!(null))
         .await;
-    assert_eq!(status, 201);
-    let (_, contract) = hub
-        .call(
-            "POST",
-            "/v1/contracts",
-            &partner,
-            Some(json!({"stream": "sequence", "purpose": "crash test", "destination": {"cluster": "globex", "topic": "copy"}})),
-        )
-        .await;
-    let id = contract["id"].as_str().unwrap().to_string();
-    let (status, _) = hub
-        .call("POST", &format!("/v1/contracts/{id}/approve"), &admin, None)
-        .await;
-    assert_eq!(status, 200);
 
     // The producer: a numbered sequence, round robin over the partitions,
     // for as long as the kills go on.
     let producing = tokio_util::sync::CancellationToken::new();
     let writer = tokio::spawn(produce_sequence(
-        owner_cluster.cluster(),
+        sandbox.owner_cluster.cluster(),
         "sequence".into(),
         PARTITIONS,
         producing.clone(),
@@ -88,9 +60,9 @@ async fn every_record_arrives_once_and_in_order_across_link_crashes() {
 
     for kill in 0..kills {
         tokio::time::sleep(Duration::from_millis(200 + random.next(1300))).await;
-        hub.link.kill();
+        sandbox.hub.link.kill();
         tokio::time::sleep(Duration::from_millis(random.next(300))).await;
-        hub.restart_link();
+        sandbox.hub.restart_link();
         println!("kill {} of {kills} done", kill + 1);
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -103,7 +75,7 @@ async fn every_record_arrives_once_and_in_order_across_link_crashes() {
         "every record to arrive",
         || async {
             let found = read_topic(
-                &partner_cluster.bootstrap,
+                &sandbox.partner_cluster.bootstrap,
                 "copy",
                 Duration::from_millis(800),
             )
@@ -113,7 +85,12 @@ async fn every_record_arrives_once_and_in_order_across_link_crashes() {
     )
     .await;
     // Nothing more trickles in afterwards.
-    let settled = read_topic(&partner_cluster.bootstrap, "copy", Duration::from_secs(3)).await;
+    let settled = read_topic(
+        &sandbox.partner_cluster.bootstrap,
+        "copy",
+        Duration::from_secs(3),
+    )
+    .await;
     assert_eq!(
         settled.len(),
         copied.len(),
@@ -127,5 +104,5 @@ async fn every_record_arrives_once_and_in_order_across_link_crashes() {
     );
 
     assert_exactly_once(&settled, produced, PARTITIONS);
-    hub.catalog.assert_running();
+    sandbox.hub.catalog.assert_running();
 }

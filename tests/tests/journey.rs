@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use freeport_tests::{asyncapi_violations, eventually, json, read_topic, Broker, Hub, Record};
+use freeport_tests::{asyncapi_violations, eventually, json, read_topic, Record, TwoOrgs};
 
 const MIRROR_TIMEOUT: Duration = Duration::from_secs(30);
 const IDLE: Duration = Duration::from_millis(1500);
@@ -107,16 +107,14 @@ fn assert_faithful_copy(source: &[Record], destination: &[Record], contract: &st
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_request_approve_mirror_revoke_on_two_real_brokers() {
-    let logs = tempfile::tempdir().unwrap();
-    let owner_cluster = Broker::start("broker-acme", logs.path()).await;
-    let partner_cluster = Broker::start("broker-globex", logs.path()).await;
-    let mut hub = Hub::start(&[
-        ("acme", owner_cluster.bootstrap.as_str()),
-        ("globex", partner_cluster.bootstrap.as_str()),
-    ])
-    .await;
-    let owner = hub.org("acme", "internal").await;
-    let partner = hub.org("globex", "partner").await;
+    let TwoOrgs {
+        owner_cluster,
+        partner_cluster,
+        mut hub,
+        owner,
+        partner,
+        logs: _logs,
+    } = TwoOrgs::start().await;
     let admin = hub.admin_key.clone();
 
     // The owner publishes the stream.

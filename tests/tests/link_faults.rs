@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use freeport_tests::{
-    assert_exactly_once, eventually, json, produce_sequence, read_topic, Broker, Hub,
+    assert_exactly_once, eventually, json, produce_sequence, read_topic, TwoOrgs,
 };
 
 const PARTITIONS: i32 = 3;
@@ -36,52 +36,17 @@ fn rss_kib(pid: u32) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_30_second_destination_outage_loses_and_doubles_nothing() {
-    let logs = tempfile::tempdir().unwrap();
-    let owner_cluster = Broker::start("broker-acme", logs.path()).await;
-    let partner_cluster = Broker::start("broker-globex", logs.path()).await;
-    let hub = Hub::start(&[
-        ("acme", owner_cluster.bootstrap.as_str()),
-        ("globex", partner_cluster.bootstrap.as_str()),
-    ])
-    .await;
-    let owner = hub.org("acme", "internal").await;
-    let partner = hub.org("globex", "partner").await;
-    let (status, _) = hub
-        .call(
-            "POST",
-            "/v1/streams",
-            &owner,
-            Some(json!({"name": "sequence", "cluster": "acme", "topic": "sequence", "partitions": PARTITIONS, "classification": "partner"})),
-        )
+    let sandbox = TwoOrgs::start().await;
+    sandbox.stream("sequence", PARTITIONS, json!({})).await;
+    let id = sandbox
+        .approved_contract("sequence", "copy", json!(null))
         .await;
-    assert_eq!(status, 201);
-    let (_, contract) = hub
-        .call(
-            "POST",
-            "/v1/contracts",
-            &partner,
-            Some(json!({"stream": "sequence", "purpose": "outage test", "destination": {"cluster": "globex", "topic": "copy"}})),
-        )
-        .await;
-    let id = contract["id"].as_str().unwrap().to_string();
-    hub.call(
-        "POST",
-        &format!("/v1/contracts/{id}/approve"),
-        &hub.admin_key,
-        None,
-    )
-    .await;
-    eventually(Duration::from_secs(30), "the mirror to run", || async {
-        let (_, c) = hub
-            .call("GET", &format!("/v1/contracts/{id}"), &hub.admin_key, None)
-            .await;
-        (c["state"] == "active").then_some(())
-    })
-    .await;
+    sandbox.until_active(&id).await;
+    let (hub, partner_cluster) = (&sandbox.hub, &sandbox.partner_cluster);
 
     let producing = tokio_util::sync::CancellationToken::new();
     let writer = tokio::spawn(produce_sequence(
-        owner_cluster.cluster(),
+        sandbox.owner_cluster.cluster(),
         "sequence".into(),
         PARTITIONS,
         producing.clone(),

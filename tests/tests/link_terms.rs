@@ -4,37 +4,25 @@
 
 use std::time::Duration;
 
-use freeport_tests::{eventually, json, read_topic, Broker, Hub};
+use freeport_tests::{eventually, json, read_topic, TwoOrgs};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_partner_receives_only_what_its_terms_allow() {
-    let logs = tempfile::tempdir().unwrap();
-    let owner_cluster = Broker::start("broker-acme", logs.path()).await;
-    let partner_cluster = Broker::start("broker-globex", logs.path()).await;
-    let hub = Hub::start(&[
-        ("acme", owner_cluster.bootstrap.as_str()),
-        ("globex", partner_cluster.bootstrap.as_str()),
-    ])
-    .await;
-    let owner = hub.org("acme", "internal").await;
-    let partner = hub.org("globex", "partner").await;
-    let admin = hub.admin_key.clone();
-    let (status, _) = hub
-        .call(
-            "POST",
-            "/v1/streams",
-            &owner,
-            Some(json!({
-                "name": "customers", "cluster": "acme", "topic": "customers", "partitions": 2,
-                "classification": "partner", "personal_data_fields": ["/email", "/name"],
+    let sandbox = TwoOrgs::start().await;
+    let (hub, owner) = (&sandbox.hub, &sandbox.owner);
+    sandbox
+        .stream(
+            "customers",
+            2,
+            json!({
+                "personal_data_fields": ["/email", "/name"],
                 "schema": {"type": "object", "properties": {
                     "id": {"type": "integer"}, "total": {"type": "number"}, "country": {"type": "string"},
                     "email": {"type": "string"}, "name": {"type": "string"}
                 }},
-            })),
+            }),
         )
         .await;
-    assert_eq!(status, 201);
     let record = |id: i64, total: i64, country: &str, name: &str, partition: i32| {
         json!({
             "key": format!("c-{id}"), "partition": partition,
@@ -44,7 +32,7 @@ async fn the_partner_receives_only_what_its_terms_allow() {
     let (status, _) = hub
         .produce(
             "customers",
-            &owner,
+            owner,
             json!([
                 record(1, 5, "NL", "ann", 0),
                 record(2, 50, "DE", "dirk", 1),
@@ -57,7 +45,7 @@ async fn the_partner_receives_only_what_its_terms_allow() {
     let not_json = hub
         .http
         .post(format!("{}/topics/customers", hub.url))
-        .bearer_auth(&owner)
+        .bearer_auth(owner)
         .header("content-type", "application/vnd.kafka.binary.v2+json")
         .body(
             json!({"records": [{"key": "Yy05", "value": "bm90IGpzb24=", "partition": 0}]})
@@ -68,32 +56,21 @@ async fn the_partner_receives_only_what_its_terms_allow() {
         .unwrap();
     assert_eq!(not_json.status(), 200);
 
-    let (status, contract) = hub
-        .call(
-            "POST",
-            "/v1/contracts",
-            &partner,
-            Some(json!({
-                "stream": "customers", "purpose": "regional analytics",
-                "destination": {"cluster": "globex", "topic": "partner.customers"},
-                "terms": {
-                    "drop_fields": ["/total"], "mask_fields": ["/name"], "hash_fields": ["/email"],
-                    "row_filter": [{"field": "/country", "op": "in", "value": ["NL", "BE"]}],
-                    "max_records_per_second": 100
-                },
-            })),
+    let id = sandbox
+        .approved_contract(
+            "customers",
+            "partner.customers",
+            json!({
+                "drop_fields": ["/total"], "mask_fields": ["/name"], "hash_fields": ["/email"],
+                "row_filter": [{"field": "/country", "op": "in", "value": ["NL", "BE"]}],
+                "max_records_per_second": 100
+            }),
         )
         .await;
-    assert_eq!(status, 201, "{contract}");
-    let id = contract["id"].as_str().unwrap().to_string();
-    let (status, _) = hub
-        .call("POST", &format!("/v1/contracts/{id}/approve"), &admin, None)
-        .await;
-    assert_eq!(status, 200);
 
     let received = eventually(Duration::from_secs(30), "the reshaped records", || async {
         let found = read_topic(
-            &partner_cluster.bootstrap,
+            &sandbox.partner_cluster.bootstrap,
             "partner.customers",
             Duration::from_millis(500),
         )
@@ -102,7 +79,7 @@ async fn the_partner_receives_only_what_its_terms_allow() {
     })
     .await;
     let settled = read_topic(
-        &partner_cluster.bootstrap,
+        &sandbox.partner_cluster.bootstrap,
         "partner.customers",
         Duration::from_secs(2),
     )
@@ -136,7 +113,7 @@ async fn the_partner_receives_only_what_its_terms_allow() {
     // The record that could not be reshaped is on the owner's cluster, with why.
     let dead = eventually(Duration::from_secs(30), "the dead letter", || {
         let topic = format!("freeport.dlq.{id}");
-        let bootstrap = owner_cluster.bootstrap.clone();
+        let bootstrap = sandbox.owner_cluster.bootstrap.clone();
         async move {
             let found = read_topic(&bootstrap, &topic, Duration::from_millis(500)).await;
             (!found.is_empty()).then_some(found)
@@ -150,14 +127,14 @@ async fn the_partner_receives_only_what_its_terms_allow() {
         .unwrap()
         .contains("not valid JSON"));
     assert!(read_topic(
-        &partner_cluster.bootstrap,
+        &sandbox.partner_cluster.bootstrap,
         &format!("freeport.dlq.{id}"),
         Duration::from_millis(500)
     )
     .await
     .is_empty());
     let (_, contract) = hub
-        .call("GET", &format!("/v1/contracts/{id}"), &admin, None)
+        .call("GET", &format!("/v1/contracts/{id}"), &hub.admin_key, None)
         .await;
     assert_eq!(
         (contract["state"].as_str(), contract["link_status"].as_str()),
