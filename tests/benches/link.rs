@@ -168,15 +168,7 @@ async fn approve(hub: &Hub, stream: &str, destination: &str) -> String {
 async fn delay(hub: &Hub, a: &Broker, b: &Broker, stream: &str, per_second: f64, most: usize) {
     let id = approve(hub, stream, &format!("{stream}-copy")).await;
     // Measure a running mirror, not its start.
-    loop {
-        let (_, contract) = hub
-            .call("GET", &format!("/v1/contracts/{id}"), &hub.admin_key, None)
-            .await;
-        if contract["state"] == "active" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    hub.until_contract(&id, "state", "active").await;
     let total = ((per_second * 10.0) as usize).clamp(1_000, most);
     let bootstrap = b.bootstrap.clone();
     let topic = format!("{stream}-copy");

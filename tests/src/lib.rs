@@ -472,6 +472,25 @@ impl Hub {
         (status, value)
     }
 
+    /// Waits until the contract's `field` (`state`, `link_status`) reads `value`.
+    pub async fn until_contract(&self, id: &str, field: &str, value: &str) {
+        let admin = self.admin_key.clone();
+        eventually(
+            Duration::from_secs(30),
+            &format!("contract {id} to have {field} {value:?}"),
+            || {
+                let admin = admin.clone();
+                async move {
+                    let (_, c) = self
+                        .call("GET", &format!("/v1/contracts/{id}"), &admin, None)
+                        .await;
+                    (c[field] == value).then_some(())
+                }
+            },
+        )
+        .await;
+    }
+
     /// Produces through the REST Proxy v2 endpoint.
     pub async fn produce(&self, topic: &str, key: &str, records: Value) -> (u16, Value) {
         let response = self
@@ -695,18 +714,6 @@ impl TwoOrgs {
 
     /// Waits for the link to run the contract's mirror.
     pub async fn until_active(&self, id: &str) {
-        eventually(Duration::from_secs(30), "the mirror to run", || async {
-            let (_, c) = self
-                .hub
-                .call(
-                    "GET",
-                    &format!("/v1/contracts/{id}"),
-                    &self.hub.admin_key,
-                    None,
-                )
-                .await;
-            (c["state"] == "active").then_some(())
-        })
-        .await;
+        self.hub.until_contract(id, "state", "active").await;
     }
 }

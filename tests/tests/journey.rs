@@ -2,6 +2,8 @@
 //! per organization) and the three services as separate processes.
 
 use std::collections::BTreeMap;
+
+use base64::Engine;
 use std::time::Duration;
 
 use freeport_tests::{asyncapi_violations, eventually, json, read_topic, Record, TwoOrgs};
@@ -23,26 +25,7 @@ fn records(from: usize, to: usize) -> serde_json::Value {
 }
 
 fn base64_of(text: &str) -> String {
-    // Tiny, dependency-free base64 for header values in requests.
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let bytes = text.as_bytes();
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    base64::engine::general_purpose::STANDARD.encode(text)
 }
 
 async fn wait_for_count(bootstrap: &str, topic: &str, count: usize) -> Vec<Record> {
@@ -225,13 +208,7 @@ async fn publish_request_approve_mirror_revoke_on_two_real_brokers() {
     let source = read_topic(&owner_cluster.bootstrap, "orders", IDLE).await;
     assert_faithful_copy(&source, &mirrored, &id);
     assert_eq!(mirrored[0].header("seq"), Some("0"));
-    eventually(MIRROR_TIMEOUT, "the contract to become active", || async {
-        let (_, c) = hub
-            .call("GET", &format!("/v1/contracts/{id}"), &partner, None)
-            .await;
-        (c["state"] == "active").then_some(())
-    })
-    .await;
+    hub.until_contract(&id, "state", "active").await;
 
     // The partner's own AsyncAPI document lists what it now receives.
     let partner_doc: serde_json::Value = hub
@@ -285,17 +262,7 @@ async fn publish_request_approve_mirror_revoke_on_two_real_brokers() {
         (200, Some("suspended")),
         "{suspended}"
     );
-    eventually(
-        MIRROR_TIMEOUT,
-        "the link to stop the suspended mirror",
-        || async {
-            let (_, c) = hub
-                .call("GET", &format!("/v1/contracts/{id}"), &admin, None)
-                .await;
-            (c["link_status"] == "stopped").then_some(())
-        },
-    )
-    .await;
+    hub.until_contract(&id, "link_status", "stopped").await;
     let (status, _) = hub.produce("orders", &owner, records(12, 15)).await;
     assert_eq!(status, 200);
     let paused = read_topic(
@@ -328,17 +295,7 @@ async fn publish_request_approve_mirror_revoke_on_two_real_brokers() {
         )
         .await;
     assert_eq!((status, revoked["state"].as_str()), (200, Some("revoked")));
-    eventually(
-        MIRROR_TIMEOUT,
-        "the link to report the mirror stopped",
-        || async {
-            let (_, c) = hub
-                .call("GET", &format!("/v1/contracts/{id}"), &admin, None)
-                .await;
-            (c["link_status"] == "stopped").then_some(())
-        },
-    )
-    .await;
+    hub.until_contract(&id, "link_status", "stopped").await;
     let (status, _) = hub.produce("orders", &owner, records(15, 18)).await;
     assert_eq!(status, 200);
     assert_eq!(
