@@ -1013,29 +1013,33 @@ impl Catalog {
             )));
         }
         let _guard = self.write_lock.lock().await;
-        let mut contract = self.get_contract(id)?;
-        if let Some(terms) = terms {
+        let contract = self.get_contract(id)?;
+        if let Some(terms) = &terms {
             let stream = self.get_stream(&contract.stream)?;
             terms
                 .validate(&stream.value_schema, now_ms())
                 .map_err(|e| CatalogError::InvalidField(e.to_string()))?;
-            contract.terms = terms;
         }
-        self.apply_locked(contract, action, actor.audit_name(), reason)
+        self.apply_locked(contract, action, actor.audit_name(), reason, terms)
             .await
     }
 
     /// Applies `action` to a contract read under the write lock, which the
-    /// caller holds; commits the change with its audit entry.
+    /// caller holds, with `imposed` terms replacing its own (checked by the
+    /// caller); commits the change with its audit entry.
     async fn apply_locked(
         &self,
         mut contract: Contract,
         action: ContractAction,
         actor: String,
         reason: String,
+        imposed: Option<ContractTerms>,
     ) -> Result<Contract, CatalogError> {
         let id = contract.id.clone();
-        let terms_before = self.get_contract(&id)?.terms;
+        let terms_before = contract.terms.clone();
+        if let Some(terms) = imposed {
+            contract.terms = terms;
+        }
         let from = contract.state;
         contract
             .apply(action, actor.clone(), reason.clone(), now_ms())
@@ -1092,6 +1096,7 @@ impl Catalog {
                     ContractAction::Expire,
                     "system:expiry".into(),
                     format!("end time {end} ms reached"),
+                    None,
                 )
                 .await?;
             expired.push(contract);
