@@ -210,41 +210,25 @@ impl Catalog {
                         ));
                         continue;
                     }
-                    if current.schema_format != plan.new.schema_format {
-                        refuse(format!(
-                            "stream {} uses {}, not {}",
-                            current.name,
-                            current.schema_format.as_str(),
-                            plan.new.schema_format.as_str()
-                        ));
-                        continue;
-                    }
                     let mut stream = current.clone();
-                    if plan.new.value_schema != current.value_schema {
-                        let breaks = crate::schema::incompatibilities(
-                            current.compatibility,
-                            current.schema_format,
-                            &current.value_schema,
-                            &plan.new.value_schema,
-                        );
-                        if !breaks.is_empty() {
-                            for b in breaks {
-                                refuse(format!(
-                                    "payload is not {} compatible: {b}",
-                                    current.compatibility.as_str()
-                                ));
+                    match Self::evolve_schema(
+                        &mut stream,
+                        plan.new.schema_format,
+                        plan.new.value_schema,
+                        actor,
+                        now,
+                    ) {
+                        Ok(_) => {}
+                        Err(CatalogError::IncompatibleSchema { mode, problems, .. }) => {
+                            for b in problems {
+                                refuse(format!("payload is not {mode} compatible: {b}"));
                             }
                             continue;
                         }
-                        let version = current.schema_versions.last().map_or(1, |v| v.version + 1);
-                        stream.schema_versions.push(SchemaVersion {
-                            version,
-                            format: plan.new.schema_format,
-                            schema: plan.new.value_schema.clone(),
-                            registered_at_ms: now,
-                            registered_by: actor.audit_name(),
-                        });
-                        stream.value_schema = plan.new.value_schema;
+                        Err(e) => {
+                            refuse(e.to_string());
+                            continue;
+                        }
                     }
                     stream.title = plan.new.title;
                     stream.description = plan.new.description;
@@ -714,6 +698,57 @@ impl Catalog {
         }
     }
 
+    /// Makes `schema` the stream's next version, checked against the latest
+    /// under the stream's compatibility mode; `None` when it is the latest
+    /// already. Leaves the stream untouched when it refuses.
+    fn evolve_schema(
+        stream: &mut Stream,
+        format: SchemaFormat,
+        schema: serde_json::Value,
+        actor: &Principal,
+        now: i64,
+    ) -> Result<Option<SchemaVersion>, CatalogError> {
+        if format != stream.schema_format {
+            return Err(CatalogError::InvalidField(format!(
+                "stream {} uses {}; a version in {} cannot follow it",
+                stream.name,
+                stream.schema_format.as_str(),
+                format.as_str()
+            )));
+        }
+        if stream
+            .schema_versions
+            .last()
+            .is_some_and(|latest| latest.schema == schema)
+        {
+            return Ok(None);
+        }
+        let problems = crate::schema::incompatibilities(
+            stream.compatibility,
+            format,
+            &stream.value_schema,
+            &schema,
+        );
+        if !problems.is_empty() {
+            return Err(CatalogError::IncompatibleSchema {
+                stream: stream.name.to_string(),
+                mode: stream.compatibility.as_str(),
+                problems,
+            });
+        }
+        let version = SchemaVersion {
+            version: stream.schema_versions.last().map_or(1, |v| v.version + 1),
+            format,
+            schema: schema.clone(),
+            registered_at_ms: now,
+            registered_by: actor.audit_name(),
+        };
+        stream.schema_versions.push(version.clone());
+        stream.value_schema = schema;
+        stream.updated_at_ms = now;
+        Ok(Some(version))
+    }
+
     /// Registers a new version of a stream's value schema, after checking
     /// it against the latest under the stream's compatibility mode. The same
     /// schema again returns the latest version and writes nothing.
@@ -741,43 +776,15 @@ impl Catalog {
         let _guard = self.write_lock.lock().await;
         let mut stream = self.get_stream(name)?;
         Self::require_owner(actor, &stream, "register schema versions")?;
-        if format != stream.schema_format {
-            return Err(CatalogError::InvalidField(format!(
-                "stream {} uses {}; a version in {} cannot follow it",
-                stream.name,
-                stream.schema_format.as_str(),
-                format.as_str()
-            )));
-        }
-        if let Some(latest) = stream.schema_versions.last() {
-            if latest.schema == schema {
-                return Ok(latest.clone());
-            }
-        }
-        let problems = crate::schema::incompatibilities(
-            stream.compatibility,
-            format,
-            &stream.value_schema,
-            &schema,
-        );
-        if !problems.is_empty() {
-            return Err(CatalogError::IncompatibleSchema {
-                stream: stream.name.to_string(),
-                mode: stream.compatibility.as_str(),
-                problems,
-            });
-        }
-        let now = now_ms();
-        let version = SchemaVersion {
-            version: stream.schema_versions.last().map_or(1, |v| v.version + 1),
-            format,
-            schema: schema.clone(),
-            registered_at_ms: now,
-            registered_by: actor.audit_name(),
+        let Some(version) = Self::evolve_schema(&mut stream, format, schema, actor, now_ms())?
+        else {
+            // The latest version already: nothing to write.
+            return Ok(stream
+                .schema_versions
+                .last()
+                .cloned()
+                .expect("a stream has a version"));
         };
-        stream.schema_versions.push(version.clone());
-        stream.value_schema = schema;
-        stream.updated_at_ms = now;
         self.commit(Commit {
             changes: vec![Change::Stream(stream.clone())],
             api_keys: vec![],
