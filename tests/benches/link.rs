@@ -22,10 +22,7 @@ const VALUE_BYTES: usize = 1024;
 const PARTITIONS: usize = 3;
 
 fn producer(bootstrap: &str) -> FutureProducer {
-    let cluster = freeport_common::config::ClusterConfig {
-        bootstrap: bootstrap.into(),
-        description: String::new(),
-    };
+    let cluster = freeport_common::config::ClusterConfig::plaintext(bootstrap);
     client_config(&cluster, "bench-producer")
         .set("enable.idempotence", "true")
         .set("linger.ms", "5")
@@ -81,10 +78,7 @@ async fn produce(bootstrap: &str, topic: &str, count: usize) -> Duration {
 /// time from the first record to the last, and each record's delay from its
 /// timestamp (when `delays` is set).
 fn consume(bootstrap: &str, topic: &str, count: usize, delays: bool) -> (Duration, Vec<Duration>) {
-    let cluster = freeport_common::config::ClusterConfig {
-        bootstrap: bootstrap.into(),
-        description: String::new(),
-    };
+    let cluster = freeport_common::config::ClusterConfig::plaintext(bootstrap);
     let consumer: BaseConsumer = client_config(&cluster, "bench-consumer")
         .set("group.id", "bench")
         .set("enable.auto.commit", "false")

@@ -13,13 +13,16 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use freeport_common::config::ClusterConfig;
-use freeport_common::tls::DevPki;
+use freeport_common::tls::{DevPki, TlsFiles};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Headers;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 pub use reqwest;
 pub use serde_json::{json, Value};
+
+pub mod tls_front;
+use tls_front::TlsFront;
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
@@ -152,20 +155,59 @@ impl Drop for Process {
 pub struct Broker {
     pub process: Process,
     pub bootstrap: String,
+    /// For a broker behind a [`TlsFront`]: the files a client uses.
+    pub tls: Option<TlsFiles>,
+    /// The TLS front, when clients reach the broker through one.
+    pub front: Option<TlsFront>,
 }
 
 impl Broker {
     pub async fn start(name: &str, dir: &Path) -> Broker {
         let port = free_port();
-        let url = format!("tcp://127.0.0.1:{port}");
+        let bootstrap = format!("127.0.0.1:{port}");
+        Broker::launch(name, dir, port, bootstrap, None, None).await
+    }
+
+    /// A broker that clients reach only through a [`TlsFront`] requiring a
+    /// client certificate signed by `pki`'s CA. The front presents `pki`'s
+    /// `catalog` certificate (valid for `localhost`); clients get `pki`'s
+    /// `link` identity in [`Broker::cluster`].
+    pub async fn start_behind_tls(name: &str, dir: &Path, pki: &DevPki) -> Broker {
+        let port = free_port();
+        let front_port = free_port();
+        let server = pki.files_for("catalog");
+        let front = TlsFront::start(
+            front_port,
+            format!("127.0.0.1:{port}"),
+            &server.ca,
+            &server.cert,
+            &server.key,
+        )
+        .await;
+        let bootstrap = format!("localhost:{front_port}");
+        let tls = Some(pki.files_for("link"));
+        Broker::launch(name, dir, port, bootstrap, tls, Some(front)).await
+    }
+
+    /// Runs tansu on `port`, telling clients to come back through `bootstrap`.
+    async fn launch(
+        name: &str,
+        dir: &Path,
+        port: u16,
+        bootstrap: String,
+        tls: Option<TlsFiles>,
+        front: Option<TlsFront>,
+    ) -> Broker {
+        let listen = format!("tcp://127.0.0.1:{port}");
+        let advertised = format!("tcp://{bootstrap}");
         let process = Process::spawn(
             name,
             Command::new(tansu_bin()).args([
                 "broker",
                 "--listener-url",
-                &url,
+                &listen,
                 "--advertised-listener-url",
-                &url,
+                &advertised,
                 "--storage-engine",
                 "memory://tansu/",
             ]),
@@ -173,7 +215,9 @@ impl Broker {
         );
         let broker = Broker {
             process,
-            bootstrap: format!("127.0.0.1:{port}"),
+            bootstrap,
+            tls,
+            front,
         };
         let cluster = broker.cluster();
         eventually(Duration::from_secs(20), "the broker to answer", || {
@@ -191,8 +235,8 @@ impl Broker {
 
     pub fn cluster(&self) -> ClusterConfig {
         ClusterConfig {
-            bootstrap: self.bootstrap.clone(),
-            description: String::new(),
+            tls: self.tls.clone(),
+            ..ClusterConfig::plaintext(self.bootstrap.clone())
         }
     }
 }
@@ -227,10 +271,16 @@ const FIRST_RECORD_GRACE: Duration = Duration::from_secs(15);
 /// arrived for `idle` (counted once every partition that holds data has
 /// delivered something). Ordered by partition, then offset.
 pub async fn read_topic(bootstrap: &str, topic: &str, idle: Duration) -> Vec<Record> {
-    let cluster = ClusterConfig {
-        bootstrap: bootstrap.to_string(),
-        description: String::new(),
-    };
+    read_cluster_topic(&ClusterConfig::plaintext(bootstrap), topic, idle).await
+}
+
+/// [`read_topic`] on a cluster that may need TLS.
+pub async fn read_cluster_topic(
+    cluster: &ClusterConfig,
+    topic: &str,
+    idle: Duration,
+) -> Vec<Record> {
+    let cluster = cluster.clone();
     let Some(partitions) = freeport_common::kafka::partition_count(&cluster, topic)
         .await
         .expect("metadata")
@@ -312,24 +362,38 @@ pub struct Hub {
 
 impl Hub {
     pub async fn start(clusters: &[(&str, &str)]) -> Hub {
+        let clusters: Vec<_> = clusters
+            .iter()
+            .map(|(name, bootstrap)| (*name, ClusterConfig::plaintext(*bootstrap)))
+            .collect();
+        Hub::start_with(&clusters).await
+    }
+
+    /// [`Hub::start`] with clusters that may need TLS.
+    pub async fn start_with(clusters: &[(&str, ClusterConfig)]) -> Hub {
         let dir = tempfile::tempdir().expect("temp dir");
         let certs = dir.path().join("certs");
         let pki = DevPki::ensure(&certs).expect("dev PKI");
         let catalog_port = free_port();
         let portal_port = free_port();
-        let mut config = String::new();
-        for (name, bootstrap) in clusters {
-            config.push_str(&format!(
-                "[clusters.{name}]\nbootstrap = \"{bootstrap}\"\n\n"
-            ));
-        }
-        let tls = |service: &str| {
-            let files = pki.files_for(service);
+        let tls_table = |files: &TlsFiles| {
             format!(
                 "tls = {{ ca = {:?}, cert = {:?}, key = {:?} }}\n",
                 files.ca, files.cert, files.key
             )
         };
+        let mut config = String::new();
+        for (name, cluster) in clusters {
+            config.push_str(&format!(
+                "[clusters.{name}]\nbootstrap = \"{}\"\n",
+                cluster.bootstrap
+            ));
+            if let Some(files) = &cluster.tls {
+                config.push_str(&tls_table(files));
+            }
+            config.push('\n');
+        }
+        let tls = |service: &str| tls_table(&pki.files_for(service));
         config.push_str(&format!(
             "[catalog]\nlisten = \"127.0.0.1:{catalog_port}\"\nstore = \"sled://{}\"\nasyncapi_schema = {:?}\n{}\n",
             dir.path().join("catalog-db").display(),
@@ -646,11 +710,17 @@ pub struct TwoOrgs {
 impl TwoOrgs {
     pub async fn start() -> TwoOrgs {
         let logs = tempfile::tempdir().expect("temp dir");
-        let owner_cluster = Broker::start("broker-acme", logs.path()).await;
         let partner_cluster = Broker::start("broker-globex", logs.path()).await;
-        let hub = Hub::start(&[
-            ("acme", owner_cluster.bootstrap.as_str()),
-            ("globex", partner_cluster.bootstrap.as_str()),
+        TwoOrgs::start_with(partner_cluster, logs).await
+    }
+
+    /// [`TwoOrgs::start`] with a partner broker of the caller's making
+    /// (behind TLS, say); `logs` holds the brokers' logs.
+    pub async fn start_with(partner_cluster: Broker, logs: tempfile::TempDir) -> TwoOrgs {
+        let owner_cluster = Broker::start("broker-acme", logs.path()).await;
+        let hub = Hub::start_with(&[
+            ("acme", owner_cluster.cluster()),
+            ("globex", partner_cluster.cluster()),
         ])
         .await;
         let owner = hub.org("acme", "internal").await;

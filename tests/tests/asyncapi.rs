@@ -10,6 +10,7 @@ fn cluster(bootstrap: &str, description: &str) -> ClusterConfig {
     ClusterConfig {
         bootstrap: bootstrap.into(),
         description: description.into(),
+        tls: None,
     }
 }
 

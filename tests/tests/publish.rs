@@ -68,10 +68,7 @@ components:
 async fn catalog() -> (Arc<Catalog>, Principal, Principal) {
     let clusters: Clusters = [(
         ClusterName::parse("acme").unwrap(),
-        ClusterConfig {
-            bootstrap: "kafka.acme.internal:9092".into(),
-            description: String::new(),
-        },
+        ClusterConfig::plaintext("kafka.acme.internal:9092"),
     )]
     .into();
     let mut catalog = Catalog::new(

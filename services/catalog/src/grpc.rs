@@ -593,6 +593,7 @@ impl pb::catalog_service_server::CatalogService for CatalogGrpc {
             .unwrap_or_else(|| ClusterConfig {
                 bootstrap: String::new(),
                 description: format!("cluster {} is no longer configured", stream.cluster),
+                tls: None,
             });
         let partitions = (stream.partitions > 0).then_some(stream.partitions as usize);
         let document = crate::asyncapi::stream_document(&stream_pb(stream), &cluster, partitions);
@@ -729,6 +730,7 @@ impl pb::catalog_service_server::CatalogService for CatalogGrpc {
             Ok(pb::LinkStatus::Running) => LinkStatus::Running,
             Ok(pb::LinkStatus::Stopped) => LinkStatus::Stopped,
             Ok(pb::LinkStatus::Error) => LinkStatus::Error,
+            Ok(pb::LinkStatus::Stalled) => LinkStatus::Stalled,
             _ => return Err(CatalogError::InvalidField("unknown link status".into()).into()),
         };
         let contract = self

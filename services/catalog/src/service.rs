@@ -75,6 +75,8 @@ pub enum LinkStatus {
     Running,
     Stopped,
     Error,
+    /// Running, but making no progress with records waiting.
+    Stalled,
 }
 
 pub struct Catalog {
@@ -1170,6 +1172,9 @@ impl Catalog {
             LinkStatus::Running => "running".to_string(),
             LinkStatus::Stopped => "stopped".to_string(),
             LinkStatus::Error => format!("error: {}", detail.chars().take(512).collect::<String>()),
+            LinkStatus::Stalled => {
+                format!("stalled: {}", detail.chars().take(512).collect::<String>())
+            }
         };
         let _guard = self.write_lock.lock().await;
         let mut contract = self.get_contract(id)?;

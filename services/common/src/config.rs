@@ -61,6 +61,21 @@ pub struct ClusterConfig {
     /// Shown in listings; the embedded mock clusters say what they are here.
     #[serde(default)]
     pub description: String,
+    /// Mutual TLS to the brokers: the CA that signs them, and this hub's
+    /// client certificate and key. Without it the connection is plaintext.
+    #[serde(default)]
+    pub tls: Option<crate::tls::TlsFiles>,
+}
+
+impl ClusterConfig {
+    /// A plaintext cluster with no description.
+    pub fn plaintext(bootstrap: impl Into<String>) -> ClusterConfig {
+        ClusterConfig {
+            bootstrap: bootstrap.into(),
+            description: String::new(),
+            tls: None,
+        }
+    }
 }
 
 /// Every configured cluster, by name.

@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::client::ClientContext;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::types::RDKafkaErrorCode as Code;
 
@@ -40,7 +40,9 @@ fn topic_creator(bootstrap: &str) -> Option<TopicCreator> {
     topic_creators().lock().ok()?.get(bootstrap).cloned()
 }
 
-/// Settings every client of `cluster` gets.
+/// Settings every client of `cluster` gets: where it is and, when the
+/// cluster wants mutual TLS, the CA, certificate and key to use. Broker
+/// host names are checked against their certificates.
 pub fn client_config(cluster: &ClusterConfig, client_id: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
@@ -49,35 +51,141 @@ pub fn client_config(cluster: &ClusterConfig, client_id: &str) -> ClientConfig {
         // Quiet the per-connection retry noise; errors still surface as results.
         .set("log_level", "4")
         .set("socket.keepalive.enable", "true");
+    if let Some(tls) = &cluster.tls {
+        config
+            .set("security.protocol", "ssl")
+            .set("ssl.ca.location", tls.ca.to_string_lossy())
+            .set("ssl.certificate.location", tls.cert.to_string_lossy())
+            .set("ssl.key.location", tls.key.to_string_lossy())
+            .set("ssl.endpoint.identification.algorithm", "https");
+    }
     config
 }
 
+/// How long [`explain_failure`] waits for librdkafka to say why a
+/// call failed.
+const EXPLAIN_WAIT: Duration = Duration::from_millis(300);
+
+/// A call to a cluster failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// The client never got a usable connection; `reason` is the last thing
+    /// the connection said (refused, TLS handshake failed, certificate
+    /// rejected), which says far more than the timeout that followed.
+    #[error("cannot reach cluster at {bootstrap}: {reason}")]
+    Unreachable { bootstrap: String, reason: String },
+    #[error(transparent)]
+    Kafka(#[from] KafkaError),
+}
+
+/// A client context that keeps the last connection-level error librdkafka
+/// reported, so a failed call can say why instead of only "timed out".
+#[derive(Clone, Default)]
+pub struct ErrorRecorder {
+    last: Arc<Mutex<Option<String>>>,
+}
+
+impl ErrorRecorder {
+    /// The last connection error reported, if any.
+    pub fn last(&self) -> Option<String> {
+        self.last.lock().ok()?.clone()
+    }
+
+    /// `error` as a [`ClusterError`], naming the connection's last complaint
+    /// when there was one.
+    pub fn explain(&self, cluster: &ClusterConfig, error: KafkaError) -> ClusterError {
+        match self.last() {
+            Some(reason) => ClusterError::Unreachable {
+                bootstrap: cluster.bootstrap.clone(),
+                reason,
+            },
+            None => ClusterError::Kafka(error),
+        }
+    }
+}
+
+/// [`ErrorRecorder::explain`] for a consumer's failed call. librdkafka
+/// queues its logs and errors for the consumer's next poll, so this polls
+/// for up to [`EXPLAIN_WAIT`] until the reason arrives. Blocks.
+pub fn explain_failure(
+    consumer: &BaseConsumer<ErrorRecorder>,
+    cluster: &ClusterConfig,
+    error: KafkaError,
+) -> ClusterError {
+    let deadline = std::time::Instant::now() + EXPLAIN_WAIT;
+    while consumer.context().last().is_none() && std::time::Instant::now() < deadline {
+        // Serves the queued callbacks; a message it returns is not wanted
+        // by a caller that is giving up.
+        let _ = consumer.poll(Duration::from_millis(20));
+    }
+    consumer.context().explain(cluster, error)
+}
+
+impl ErrorRecorder {
+    fn record(&self, reason: &str) {
+        // "[thrd:ssl://host:port/bootstrap]: " says nothing the rest does not.
+        let reason = match reason.strip_prefix("[thrd:") {
+            Some(rest) => rest.split_once("]: ").map_or(reason, |(_, r)| r),
+            None => reason,
+        };
+        if let Ok(mut last) = self.last.lock() {
+            *last = Some(reason.to_string());
+        }
+    }
+}
+
+impl ClientContext for ErrorRecorder {
+    /// Connection failures (refused, TLS handshake, certificate) arrive
+    /// here, on librdkafka's own threads, while a call is still waiting.
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        tracing::debug!(?level, fac, log_message, "kafka client log");
+        if (level as i32) <= (RDKafkaLogLevel::Error as i32) {
+            self.record(log_message);
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::debug!(%error, %reason, "kafka client error");
+        // "1/1 brokers are down" would hide why they are.
+        if error.rdkafka_error_code() != Some(Code::AllBrokersDown) {
+            self.record(reason);
+        }
+    }
+}
+
+impl ConsumerContext for ErrorRecorder {}
+
 /// A consumer used only for metadata: never joins a group, never creates topics.
-pub fn metadata_consumer(cluster: &ClusterConfig) -> Result<BaseConsumer, KafkaError> {
+pub fn metadata_consumer(
+    cluster: &ClusterConfig,
+) -> Result<BaseConsumer<ErrorRecorder>, KafkaError> {
     client_config(cluster, "freeport-metadata")
         .set("allow.auto.create.topics", "false")
         .set("enable.auto.commit", "false")
         .set("group.id", "freeport-metadata")
-        .create()
+        .create_with_context(ErrorRecorder::default())
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, KafkaError> + Send + 'static,
-) -> Result<T, KafkaError> {
+async fn blocking<T: Send + 'static, E: From<KafkaError> + Send + 'static>(
+    f: impl FnOnce() -> Result<T, E> + Send + 'static,
+) -> Result<T, E> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|_| KafkaError::Canceled)?
+        .map_err(|_| E::from(KafkaError::Canceled))?
 }
 
 /// The topic's partition count, or `None` when the topic does not exist.
 pub async fn partition_count(
     cluster: &ClusterConfig,
     topic: &str,
-) -> Result<Option<usize>, KafkaError> {
+) -> Result<Option<usize>, ClusterError> {
     let consumer = metadata_consumer(cluster)?;
     let topic = topic.to_string();
+    let cluster = cluster.clone();
     blocking(move || {
-        let metadata = consumer.fetch_metadata(Some(&topic), METADATA_TIMEOUT)?;
+        let metadata = consumer
+            .fetch_metadata(Some(&topic), METADATA_TIMEOUT)
+            .map_err(|e| explain_failure(&consumer, &cluster, e))?;
         let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else {
             return Ok(None);
         };
@@ -85,7 +193,7 @@ pub async fn partition_count(
             None if !found.partitions().is_empty() => Ok(Some(found.partitions().len())),
             None => Ok(None),
             Some(e) if RDKafkaErrorCode::from(e) == Code::UnknownTopicOrPartition => Ok(None),
-            Some(e) => Err(KafkaError::MetadataFetch(e.into())),
+            Some(e) => Err(KafkaError::MetadataFetch(e.into()).into()),
         }
     })
     .await
@@ -97,7 +205,7 @@ pub async fn ensure_topic(
     cluster: &ClusterConfig,
     topic: &str,
     partitions: usize,
-) -> Result<usize, KafkaError> {
+) -> Result<usize, ClusterError> {
     ensure_topic_with(cluster, topic, partitions, &[]).await
 }
 
@@ -108,7 +216,7 @@ pub async fn ensure_topic_with(
     topic: &str,
     partitions: usize,
     configs: &[(&str, &str)],
-) -> Result<usize, KafkaError> {
+) -> Result<usize, ClusterError> {
     if let Some(existing) = partition_count(cluster, topic).await? {
         return Ok(existing);
     }
@@ -118,28 +226,31 @@ pub async fn ensure_topic_with(
         blocking(move || {
             creator(&name, count).map_err(|e| {
                 tracing::warn!(topic = %name, error = %e, "topic creation failed");
-                KafkaError::AdminOp(Code::Fail)
+                ClusterError::from(KafkaError::AdminOp(Code::Fail))
             })
         })
         .await?;
         return Ok(partitions);
     }
-    let admin: AdminClient<DefaultClientContext> =
-        client_config(cluster, "freeport-admin").create()?;
+    let admin: AdminClient<ErrorRecorder> =
+        client_config(cluster, "freeport-admin").create_with_context(ErrorRecorder::default())?;
     let mut new_topic = NewTopic::new(topic, count, TopicReplication::Fixed(1));
     for (key, value) in configs {
         new_topic = new_topic.set(key, value);
     }
     let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
-    for result in admin.create_topics([&new_topic], &options).await? {
+    let results = admin
+        .create_topics([&new_topic], &options)
+        .await
+        .map_err(|e| admin.inner().context().explain(cluster, e))?;
+    for result in results {
         match result {
             Ok(_) => {}
             // Someone else created it between our check and our request.
             Err((_, Code::TopicAlreadyExists)) => {}
             Err((name, code)) => {
-                return Err(KafkaError::AdminOp(code)).inspect_err(|_| {
-                    tracing::warn!(topic = %name, ?code, "topic creation failed");
-                })
+                tracing::warn!(topic = %name, ?code, "topic creation failed");
+                return Err(KafkaError::AdminOp(code).into());
             }
         }
     }
@@ -150,5 +261,5 @@ pub async fn ensure_topic_with(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Err(KafkaError::AdminOp(Code::UnknownTopicOrPartition))
+    Err(KafkaError::AdminOp(Code::UnknownTopicOrPartition).into())
 }

@@ -50,10 +50,7 @@ pub async fn run(command: TopicCommand) -> anyhow::Result<()> {
         max,
         idle_secs,
     } = command;
-    let cluster = ClusterConfig {
-        bootstrap,
-        description: String::new(),
-    };
+    let cluster = ClusterConfig::plaintext(bootstrap);
     let Some(partitions) = partition_count(&cluster, &topic).await? else {
         anyhow::bail!("topic {topic:?} does not exist");
     };

@@ -57,10 +57,7 @@ fn clusters(args: &UpArgs) -> anyhow::Result<Clusters> {
             .with_context(|| format!("--cluster {spec:?}: expected NAME=BOOTSTRAP"))?;
         clusters.insert(
             ClusterName::parse(name)?,
-            ClusterConfig {
-                bootstrap: bootstrap.to_string(),
-                description: String::new(),
-            },
+            ClusterConfig::plaintext(bootstrap),
         );
     }
     Ok(clusters)
@@ -143,6 +140,7 @@ fn start_mock_clusters() -> anyhow::Result<Clusters> {
                 description: format!(
                     "in-process librdkafka MOCK cluster standing in for {role}; data lives in memory only"
                 ),
+                tls: None,
             },
         );
     }

@@ -13,7 +13,10 @@ use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
 
 use freeport_common::config::ClusterConfig;
-use freeport_common::kafka::{client_config, ensure_topic, partition_count, METADATA_TIMEOUT};
+use freeport_common::kafka::{
+    client_config, ensure_topic, explain_failure, partition_count, ClusterError, ErrorRecorder,
+    METADATA_TIMEOUT,
+};
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
@@ -66,6 +69,8 @@ pub enum MirrorError {
     },
     #[error("cannot read the tail of destination topic {topic:?} (partitions {partitions:?}) to find where to resume")]
     TailUnreadable { topic: String, partitions: Vec<i32> },
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
     #[error("kafka: {0}")]
     Kafka(#[from] KafkaError),
 }
@@ -383,21 +388,27 @@ pub async fn resume_positions(
     contract_id: &str,
     partitions: usize,
 ) -> Result<HashMap<i32, i64>, MirrorError> {
-    let consumer: BaseConsumer = client_config(destination, "freeport-link-resume")
+    let consumer: BaseConsumer<ErrorRecorder> = client_config(destination, "freeport-link-resume")
         .set("group.id", format!("freeport-link-resume.{contract_id}"))
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
         .set("fetch.wait.max.ms", "50")
-        .create()?;
+        .create_with_context(ErrorRecorder::default())?;
     let topic = topic.to_string();
     let contract_id = contract_id.to_string();
+    let destination = destination.clone();
+    let explain = move |consumer: &BaseConsumer<ErrorRecorder>, e: KafkaError| {
+        MirrorError::from(explain_failure(consumer, &destination, e))
+    };
     tokio::task::spawn_blocking(move || {
         let mut assignment = TopicPartitionList::new();
         // Partitions holding data: each must show us at least its last
         // record before we trust what we read.
         let mut unread = HashSet::new();
         for partition in 0..i32::try_from(partitions).unwrap_or(i32::MAX) {
-            let (low, high) = consumer.fetch_watermarks(&topic, partition, METADATA_TIMEOUT)?;
+            let (low, high) = consumer
+                .fetch_watermarks(&topic, partition, METADATA_TIMEOUT)
+                .map_err(|e| explain(&consumer, e))?;
             if high > low {
                 assignment.add_partition_offset(
                     &topic,
@@ -434,7 +445,7 @@ pub async fn resume_positions(
                     at_end += 1;
                     unread.remove(&partition);
                 }
-                Some(Err(e)) => return Err(e.into()),
+                Some(Err(e)) => return Err(explain(&consumer, e)),
                 Some(Ok(message)) => {
                     last_record = Instant::now();
                     unread.remove(&message.partition());

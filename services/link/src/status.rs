@@ -30,6 +30,10 @@ impl StatusReporter {
         self.report(pb::LinkStatus::Error, detail).await;
     }
 
+    pub async fn stalled(&self, detail: &str) {
+        self.report(pb::LinkStatus::Stalled, detail).await;
+    }
+
     async fn report(&self, status: pb::LinkStatus, detail: &str) {
         let request = pb::ReportLinkStatusRequest {
             contract_id: self.contract_id.clone(),

@@ -310,10 +310,7 @@ mod tests {
             value_schema_json: r#"{"type":"object"}"#.into(),
             ..Default::default()
         };
-        let cluster = ClusterConfig {
-            bootstrap: "k1:9092, k2:9092".into(),
-            description: String::new(),
-        };
+        let cluster = ClusterConfig::plaintext("k1:9092, k2:9092");
         let doc = stream_document(&stream, &cluster, Some(3));
         assert_eq!(doc["servers"]["eu_main"]["host"], "k1:9092");
         assert_eq!(doc["channels"]["b2b_orders"]["address"], "orders");

@@ -14,10 +14,7 @@ fn clusters() -> Clusters {
         .map(|n| {
             (
                 ClusterName::parse(n).unwrap(),
-                ClusterConfig {
-                    bootstrap: format!("{n}:9092"),
-                    description: String::new(),
-                },
+                ClusterConfig::plaintext(format!("{n}:9092")),
             )
         })
         .collect()
