@@ -357,6 +357,10 @@ pub struct Hub {
     pub url: String,
     pub http: reqwest::Client,
     pub admin_key: String,
+    /// The link's Prometheus endpoint, and a client with a certificate
+    /// it accepts.
+    pub link_metrics_url: String,
+    metrics_http: reqwest::Client,
     config: PathBuf,
 }
 
@@ -376,6 +380,7 @@ impl Hub {
         let pki = DevPki::ensure(&certs).expect("dev PKI");
         let catalog_port = free_port();
         let portal_port = free_port();
+        let metrics_port = free_port();
         let tls_table = |files: &TlsFiles| {
             format!(
                 "tls = {{ ca = {:?}, cert = {:?}, key = {:?} }}\n",
@@ -401,7 +406,7 @@ impl Hub {
             tls("catalog")
         ));
         config.push_str(&format!(
-            "[link]\ncatalog_url = \"https://127.0.0.1:{catalog_port}\"\nhash_key = \"sandbox-hash-key-of-at-least-32-characters\"\n{}\n",
+            "[link]\ncatalog_url = \"https://127.0.0.1:{catalog_port}\"\nhash_key = \"sandbox-hash-key-of-at-least-32-characters\"\nmetrics_listen = \"127.0.0.1:{metrics_port}\"\n{}\n",
             tls("link")
         ));
         config.push_str(&format!(
@@ -445,6 +450,15 @@ impl Hub {
             .build()
             .expect("http client");
         let url = format!("https://localhost:{portal_port}");
+        let scraper = pki.files_for("portal");
+        let mut identity = std::fs::read(&scraper.cert).expect("scraper certificate");
+        identity.extend(std::fs::read(&scraper.key).expect("scraper key"));
+        let metrics_http = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca).expect("CA pem"))
+            .identity(reqwest::Identity::from_pem(&identity).expect("scraper identity"))
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("metrics client");
         let mut hub = Hub {
             dir,
             catalog,
@@ -453,6 +467,8 @@ impl Hub {
             url,
             http,
             admin_key,
+            link_metrics_url: format!("https://localhost:{metrics_port}/metrics"),
+            metrics_http,
             config: config_path,
         };
         // Ready when an authenticated call goes through the portal to the catalog.
@@ -477,6 +493,18 @@ impl Hub {
         hub.catalog.assert_running();
         hub.link.assert_running();
         hub
+    }
+
+    /// The link's metrics, as Prometheus scrapes them.
+    pub async fn link_metrics(&self) -> String {
+        let response = self
+            .metrics_http
+            .get(&self.link_metrics_url)
+            .send()
+            .await
+            .expect("scrape the link's metrics");
+        assert!(response.status().is_success(), "{}", response.status());
+        response.text().await.expect("metrics text")
     }
 
     /// Starts the link again (after a kill).
@@ -786,4 +814,17 @@ impl TwoOrgs {
     pub async fn until_active(&self, id: &str) {
         self.hub.until_contract(id, "state", "active").await;
     }
+}
+
+/// The value of the sample `name{labels...}` in Prometheus text, where each
+/// of `labels` (`key="value"`) is among the sample's labels.
+pub fn metric(text: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let (metric, rest) = series.split_once('{').unwrap_or((series, ""));
+            (metric == name && labels.iter().all(|l| rest.contains(l)))
+                .then(|| value.parse().ok())?
+        })
 }

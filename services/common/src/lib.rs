@@ -16,6 +16,7 @@ pub mod config;
 pub mod error;
 pub mod json;
 pub mod kafka;
+pub mod metrics;
 pub mod names;
 pub mod telemetry;
 pub mod tls;

@@ -15,4 +15,8 @@ pub struct LinkConfig {
     /// stable: a new key changes every hash.
     #[serde(default)]
     pub hash_key: Option<Secret>,
+    /// Where to serve Prometheus `/metrics` (HTTPS, client certificate
+    /// signed by the hub's CA required). No endpoint when absent.
+    #[serde(default)]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }

@@ -10,12 +10,14 @@
 //! stopping it when the contract is revoked.
 
 pub mod config;
+pub mod metrics;
 pub mod mirror;
 pub mod plan;
 pub mod status;
 pub mod terms;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use freeport_common::config::Clusters;
@@ -28,9 +30,11 @@ use tonic::transport::Channel;
 
 pub use config::LinkConfig;
 
+use crate::metrics::LinkMetrics;
 use crate::mirror::Mirror;
 use crate::plan::{CatalogView, MirrorSpec};
 use crate::status::StatusReporter;
+use freeport_common::metrics::Metrics;
 
 const RECONNECT_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -42,6 +46,8 @@ pub enum StartError {
     CatalogUrl(#[from] tonic::transport::Error),
     #[error("link.hash_key must be at least 32 characters")]
     HashKey,
+    #[error(transparent)]
+    Metrics(#[from] freeport_common::metrics::MetricsError),
 }
 
 /// Runs the link from its config until `shutdown` fires.
@@ -57,9 +63,36 @@ pub async fn run(
         Some(key) => Some(key.expose().as_bytes().to_vec()),
         None => None,
     };
-    Link::new(CatalogServiceClient::new(channel), clusters, hash_key)
-        .run(shutdown)
-        .await;
+    let metrics = Arc::new(Metrics::new("freeport-link")?);
+    let link_metrics = LinkMetrics::new(&metrics.meter());
+    let serving = config.metrics_listen.map(|addr| {
+        tokio::spawn(freeport_common::metrics::serve(
+            addr,
+            tls.clone(),
+            metrics,
+            shutdown.clone(),
+        ))
+    });
+    let link = Link::new(CatalogServiceClient::new(channel), clusters, hash_key)
+        .with_metrics(link_metrics)
+        .run(shutdown);
+    match serving {
+        None => link.await,
+        Some(serving) => {
+            // A metrics endpoint that cannot start stops the link: an
+            // operator who asked for it would otherwise watch nothing.
+            tokio::pin!(link);
+            tokio::select! {
+                () = &mut link => {}
+                served = serving => {
+                    if let Ok(Err(e)) = served {
+                        return Err(e.into());
+                    }
+                    link.await;
+                }
+            }
+        }
+    }
     Ok(())
 }
 
@@ -74,6 +107,7 @@ pub struct Link {
     clusters: Clusters,
     hash_key: Option<Vec<u8>>,
     running: HashMap<String, Running>,
+    metrics: LinkMetrics,
 }
 
 impl Link {
@@ -82,12 +116,20 @@ impl Link {
         clusters: Clusters,
         hash_key: Option<Vec<u8>>,
     ) -> Link {
+        let meter = opentelemetry::global::meter("freeport-link");
         Link {
             catalog,
             clusters,
             hash_key,
             running: HashMap::new(),
+            metrics: LinkMetrics::new(&meter),
         }
+    }
+
+    /// Records into `metrics` instead of the global (no-op) meter.
+    pub fn with_metrics(mut self, metrics: LinkMetrics) -> Link {
+        self.metrics = metrics;
+        self
     }
 
     pub async fn run(mut self, shutdown: CancellationToken) {
@@ -174,7 +216,8 @@ impl Link {
             if self.running.contains_key(&id) {
                 continue;
             }
-            let status = StatusReporter::new(self.catalog.clone(), id.clone());
+            let status =
+                StatusReporter::new(self.catalog.clone(), id.clone(), self.metrics.clone());
             let reshaper = match crate::terms::Reshaper::new(&spec.terms, self.hash_key.as_deref())
             {
                 Ok(reshaper) => reshaper,

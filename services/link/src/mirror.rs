@@ -10,6 +10,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use freeport_common::config::ClusterConfig;
@@ -25,6 +27,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::Sample;
 use crate::plan::MirrorSpec;
 use crate::status::StatusReporter;
 use crate::terms::{Outcome, Reshaper};
@@ -52,6 +55,164 @@ const STOP_FLUSH: Duration = Duration::from_secs(1);
 const TAIL_IDLE: Duration = Duration::from_millis(1500);
 const TAIL_DEADLINE: Duration = Duration::from_secs(20);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How often a running mirror samples its progress for the metrics and
+/// checks whether it is stalled.
+const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
+/// Records waiting and none acknowledged for this long: stalled.
+const STALL_AFTER: Duration = Duration::from_secs(10);
+/// How long a sample may wait for the source's watermarks.
+const LAG_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What a record in flight is, for the progress counters.
+struct Pending {
+    timestamp_ms: i64,
+    bytes: u64,
+}
+
+/// A running mirror's progress, shared by the copy loop, the delivery task
+/// and the monitor. Atomics only: the copy loop touches it per record.
+struct Progress {
+    /// Per source partition, the next offset the copy loop will take; -1
+    /// before the first record (the mirror starts at the beginning).
+    next: Vec<AtomicI64>,
+    sent: AtomicU64,
+    acked: AtomicU64,
+    acked_bytes: AtomicU64,
+    /// Source timestamp of the record the delivery task waits on; 0 if none.
+    oldest_unacked_ms: AtomicI64,
+    last_acked_ms: AtomicI64,
+}
+
+impl Progress {
+    fn new(partitions: usize, resume: &HashMap<i32, i64>) -> Progress {
+        Progress {
+            next: (0..partitions)
+                .map(|p| {
+                    let p = i32::try_from(p).unwrap_or(i32::MAX);
+                    AtomicI64::new(resume.get(&p).copied().unwrap_or(-1))
+                })
+                .collect(),
+            sent: AtomicU64::new(0),
+            acked: AtomicU64::new(0),
+            acked_bytes: AtomicU64::new(0),
+            oldest_unacked_ms: AtomicI64::new(0),
+            last_acked_ms: AtomicI64::new(0),
+        }
+    }
+
+    fn consumed(&self, partition: i32, offset: i64) {
+        if let Some(next) = usize::try_from(partition)
+            .ok()
+            .and_then(|p| self.next.get(p))
+        {
+            next.store(offset + 1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Records in the source after `positions` (per partition, -1 for "from the
+/// beginning"). A partition whose watermarks cannot be read counts as 0.
+fn source_lag(consumer: &StreamConsumer, topic: &str, positions: &[i64]) -> u64 {
+    let mut lag = 0;
+    for (partition, &next) in positions.iter().enumerate() {
+        let partition = i32::try_from(partition).unwrap_or(i32::MAX);
+        let Ok((low, high)) = consumer.fetch_watermarks(topic, partition, LAG_TIMEOUT) else {
+            continue;
+        };
+        let next = if next < 0 { low } else { next };
+        lag += u64::try_from(high - next).unwrap_or(0);
+    }
+    lag
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Samples a running mirror every [`SAMPLE_INTERVAL`]: rates and lag to the
+/// metrics, and `stalled` to the catalog when records wait and none has
+/// been acknowledged for [`STALL_AFTER`] (and `running` once they move).
+async fn monitor(
+    consumer: Arc<StreamConsumer>,
+    topic: String,
+    progress: Arc<Progress>,
+    status: StatusReporter,
+    stop: CancellationToken,
+) {
+    let contract = status.contract_id().to_string();
+    let mut ticks = tokio::time::interval(SAMPLE_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let (mut acked, mut bytes) = (0u64, 0u64);
+    let mut sampled = Instant::now();
+    let mut moved = Instant::now();
+    let mut stalled = false;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let now_acked = progress.acked.load(Ordering::Relaxed);
+        let now_bytes = progress.acked_bytes.load(Ordering::Relaxed);
+        let in_flight = progress
+            .sent
+            .load(Ordering::Relaxed)
+            .saturating_sub(now_acked);
+        let positions: Vec<i64> = progress
+            .next
+            .iter()
+            .map(|n| n.load(Ordering::Relaxed))
+            .collect();
+        let (reader, topic) = (consumer.clone(), topic.clone());
+        let behind = tokio::task::spawn_blocking(move || source_lag(&reader, &topic, &positions))
+            .await
+            .unwrap_or(0);
+        let lag = in_flight + behind;
+        let oldest = match progress.oldest_unacked_ms.load(Ordering::Relaxed) {
+            0 => progress.last_acked_ms.load(Ordering::Relaxed),
+            oldest => oldest,
+        };
+        let lag_milliseconds = if lag == 0 || oldest == 0 {
+            0
+        } else {
+            u64::try_from(now_ms() - oldest).unwrap_or(0)
+        };
+        let elapsed = sampled.elapsed().as_secs_f64().max(1e-3);
+        let metrics = status.metrics();
+        metrics.acknowledged(&contract, now_acked - acked, now_bytes - bytes);
+        metrics.sample(
+            &contract,
+            Sample {
+                records_per_second: (now_acked - acked) as f64 / elapsed,
+                bytes_per_second: (now_bytes - bytes) as f64 / elapsed,
+                lag_records: lag,
+                lag_milliseconds,
+            },
+        );
+        if now_acked != acked || lag == 0 {
+            moved = Instant::now();
+        }
+        (acked, bytes, sampled) = (now_acked, now_bytes, Instant::now());
+        match (stalled, moved.elapsed() >= STALL_AFTER) {
+            (false, true) => {
+                stalled = true;
+                let detail = format!(
+                    "{lag} records waiting and none acknowledged by the destination for {}s",
+                    moved.elapsed().as_secs()
+                );
+                tracing::warn!(%contract, "mirror stalled: {detail}");
+                status.stalled(&detail).await;
+            }
+            (true, false) => {
+                stalled = false;
+                tracing::info!(%contract, "mirror moving again");
+                status.running().await;
+            }
+            _ => {}
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum MirrorError {
@@ -164,13 +325,15 @@ impl Mirror {
         )
         .await?;
 
-        let consumer: StreamConsumer = client_config(&self.source, "freeport-link")
-            .set("group.id", format!("freeport-link.{}", spec.contract_id))
-            .set("enable.auto.commit", "false")
-            .set("isolation.level", "read_committed")
-            .set("auto.offset.reset", "earliest")
-            .set("fetch.wait.max.ms", "50")
-            .create()?;
+        let consumer: Arc<StreamConsumer> = Arc::new(
+            client_config(&self.source, "freeport-link")
+                .set("group.id", format!("freeport-link.{}", spec.contract_id))
+                .set("enable.auto.commit", "false")
+                .set("isolation.level", "read_committed")
+                .set("auto.offset.reset", "earliest")
+                .set("fetch.wait.max.ms", "50")
+                .create()?,
+        );
         let mut assignment = TopicPartitionList::new();
         for partition in 0..i32::try_from(partitions).unwrap_or(i32::MAX) {
             let offset = resume
@@ -193,12 +356,36 @@ impl Mirror {
             .set("message.timeout.ms", "30000")
             .create()?;
         status.running().await;
+        let progress = Arc::new(Progress::new(partitions, &resume));
+        let monitoring = cancel.child_token();
+        tokio::spawn(monitor(
+            consumer.clone(),
+            spec.source_topic.clone(),
+            progress.clone(),
+            status.clone(),
+            monitoring.clone(),
+        ));
+        let _stop_monitor = monitoring.drop_guard();
 
-        let (in_flight, mut acknowledged) = mpsc::channel::<DeliveryFuture>(MAX_IN_FLIGHT);
+        let (in_flight, mut acknowledged) =
+            mpsc::channel::<(DeliveryFuture, Pending)>(MAX_IN_FLIGHT);
+        let delivered = progress.clone();
         let mut deliveries = tokio::spawn(async move {
-            while let Some(delivery) = acknowledged.recv().await {
+            while let Some((delivery, pending)) = acknowledged.recv().await {
+                delivered
+                    .oldest_unacked_ms
+                    .store(pending.timestamp_ms, Ordering::Relaxed);
                 match delivery.await {
-                    Ok(Ok(_)) => {}
+                    Ok(Ok(_)) => {
+                        delivered.acked.fetch_add(1, Ordering::Relaxed);
+                        delivered
+                            .acked_bytes
+                            .fetch_add(pending.bytes, Ordering::Relaxed);
+                        delivered
+                            .last_acked_ms
+                            .store(pending.timestamp_ms, Ordering::Relaxed);
+                        delivered.oldest_unacked_ms.store(0, Ordering::Relaxed);
+                    }
                     Ok(Err((e, _))) => return Err(e),
                     Err(_) => return Err(KafkaError::Canceled),
                 }
@@ -233,6 +420,7 @@ impl Mirror {
                 }
                 message = consumer.recv() => {
                     let message = message?;
+                    progress.consumed(message.partition(), message.offset());
                     let payload = match &self.reshaper {
                         None => None,
                         Some(reshaper) => match reshaper.apply(message.payload()) {
@@ -256,8 +444,14 @@ impl Mirror {
                     if let Some(limit) = limit.as_mut() {
                         limit.acquire().await;
                     }
+                    let pending = Pending {
+                        timestamp_ms: message.timestamp().to_millis().unwrap_or_else(now_ms),
+                        bytes: (message.key().map_or(0, <[u8]>::len)
+                            + payload.as_ref().map_or(message.payload().map_or(0, <[u8]>::len), |p| p.as_ref().map_or(0, Vec::len))) as u64,
+                    };
                     let delivery = self.forward(&producer, &message, payload).await?;
-                    if in_flight.send(delivery).await.is_err() {
+                    progress.sent.fetch_add(1, Ordering::Relaxed);
+                    if in_flight.send((delivery, pending)).await.is_err() {
                         continue; // the delivery task failed; the next turn reports it
                     }
                 }
