@@ -107,6 +107,7 @@ pub fn terms_from_pb(t: Option<pb::ContractTerms>) -> Result<ContractTerms, Cata
         row_filter,
         end_time_ms: (t.end_time_ms != 0).then_some(t.end_time_ms),
         max_records_per_second: (t.max_records_per_second != 0).then_some(t.max_records_per_second),
+        consumer_groups: t.consumer_groups,
     })
 }
 
@@ -135,6 +136,7 @@ pub fn terms_pb(t: ContractTerms) -> pb::ContractTerms {
             .collect(),
         end_time_ms: t.end_time_ms.unwrap_or(0),
         max_records_per_second: t.max_records_per_second.unwrap_or(0),
+        consumer_groups: t.consumer_groups,
     }
 }
 

@@ -12,6 +12,7 @@
 pub mod config;
 pub mod metrics;
 pub mod mirror;
+pub mod offsets;
 pub mod plan;
 pub mod status;
 pub mod terms;

@@ -11,7 +11,7 @@
 use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use freeport_common::config::ClusterConfig;
@@ -28,6 +28,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Sample;
+use crate::offsets::{OffsetMap, Topics};
 use crate::plan::MirrorSpec;
 use crate::status::StatusReporter;
 use crate::terms::{Outcome, Reshaper};
@@ -65,6 +66,8 @@ const LAG_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What a record in flight is, for the progress counters.
 struct Pending {
+    partition: i32,
+    source_offset: i64,
     timestamp_ms: i64,
     bytes: u64,
 }
@@ -84,12 +87,12 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(partitions: usize, resume: &HashMap<i32, i64>) -> Progress {
+    fn new(partitions: usize, resume: &HashMap<i32, ResumePoint>) -> Progress {
         Progress {
             next: (0..partitions)
                 .map(|p| {
                     let p = i32::try_from(p).unwrap_or(i32::MAX);
-                    AtomicI64::new(resume.get(&p).copied().unwrap_or(-1))
+                    AtomicI64::new(resume.get(&p).map_or(-1, |point| point.next))
                 })
                 .collect(),
             sent: AtomicU64::new(0),
@@ -338,7 +341,7 @@ impl Mirror {
         for partition in 0..i32::try_from(partitions).unwrap_or(i32::MAX) {
             let offset = resume
                 .get(&partition)
-                .map_or(Offset::Beginning, |&next| Offset::Offset(next));
+                .map_or(Offset::Beginning, |point| Offset::Offset(point.next));
             assignment.add_partition_offset(&spec.source_topic, partition, offset)?;
         }
         consumer.assign(&assignment)?;
@@ -365,6 +368,28 @@ impl Mirror {
             status.clone(),
             monitoring.clone(),
         ));
+        let translations = (!spec.terms.consumer_groups.is_empty()).then(|| {
+            let mut map = OffsetMap::default();
+            for (&partition, point) in &resume {
+                if point.landed_at >= 0 {
+                    map.record(partition, point.next - 1, point.landed_at);
+                }
+            }
+            let map = Arc::new(Mutex::new(map));
+            tokio::spawn(crate::offsets::sync(
+                self.source.clone(),
+                self.destination.clone(),
+                Topics {
+                    source: spec.source_topic.clone(),
+                    destination: spec.destination_topic.clone(),
+                    partitions,
+                },
+                spec.terms.consumer_groups.clone(),
+                map.clone(),
+                monitoring.clone(),
+            ));
+            map
+        });
         let _stop_monitor = monitoring.drop_guard();
 
         let (in_flight, mut acknowledged) =
@@ -376,7 +401,12 @@ impl Mirror {
                     .oldest_unacked_ms
                     .store(pending.timestamp_ms, Ordering::Relaxed);
                 match delivery.await {
-                    Ok(Ok(_)) => {
+                    Ok(Ok(landed)) => {
+                        if let Some(map) = &translations {
+                            if let Ok(mut map) = map.lock() {
+                                map.record(pending.partition, pending.source_offset, landed.offset);
+                            }
+                        }
                         delivered.acked.fetch_add(1, Ordering::Relaxed);
                         delivered
                             .acked_bytes
@@ -445,6 +475,8 @@ impl Mirror {
                         limit.acquire().await;
                     }
                     let pending = Pending {
+                        partition: message.partition(),
+                        source_offset: message.offset(),
                         timestamp_ms: message.timestamp().to_millis().unwrap_or_else(now_ms),
                         bytes: (message.key().map_or(0, <[u8]>::len)
                             + payload.as_ref().map_or(message.payload().map_or(0, <[u8]>::len), |p| p.as_ref().map_or(0, Vec::len))) as u64,
@@ -568,8 +600,18 @@ impl Mirror {
     }
 }
 
-/// For each destination partition, the next source offset to copy: one past
-/// the last source offset this contract wrote there.
+/// Where a mirror resumes in one partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResumePoint {
+    /// The next source offset to copy: one past the last this contract
+    /// wrote.
+    pub next: i64,
+    /// Where that last record is on the destination.
+    pub landed_at: i64,
+}
+
+/// For each destination partition, where to resume: one past the last
+/// source offset this contract wrote there.
 ///
 /// Reads from just before the reported end and on until each partition
 /// reports its end or nothing arrives for a while, because some brokers
@@ -581,7 +623,7 @@ pub async fn resume_positions(
     topic: &str,
     contract_id: &str,
     partitions: usize,
-) -> Result<HashMap<i32, i64>, MirrorError> {
+) -> Result<HashMap<i32, ResumePoint>, MirrorError> {
     let consumer: BaseConsumer<ErrorRecorder> = client_config(destination, "freeport-link-resume")
         .set("group.id", format!("freeport-link-resume.{contract_id}"))
         .set("enable.auto.commit", "false")
@@ -644,8 +686,16 @@ pub async fn resume_positions(
                     last_record = Instant::now();
                     unread.remove(&message.partition());
                     if let Some(offset) = provenance_offset(&message, &contract_id) {
-                        let next = positions.entry(message.partition()).or_insert(0);
-                        *next = (*next).max(offset + 1);
+                        let point = positions.entry(message.partition()).or_insert(ResumePoint {
+                            next: 0,
+                            landed_at: -1,
+                        });
+                        if offset + 1 > point.next {
+                            *point = ResumePoint {
+                                next: offset + 1,
+                                landed_at: message.offset(),
+                            };
+                        }
                     }
                 }
             }

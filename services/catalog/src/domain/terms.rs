@@ -10,6 +10,8 @@ use super::pointer::check_field;
 
 /// Most fields one contract may name across all its lists.
 const MAX_FIELDS: usize = 100;
+/// Consumer groups one contract may translate offsets for.
+pub const MAX_CONSUMER_GROUPS: usize = 16;
 /// Highest rate limit one may set, in records per second.
 pub const MAX_RATE: u32 = 1_000_000;
 
@@ -80,6 +82,10 @@ pub struct ContractTerms {
     pub end_time_ms: Option<i64>,
     #[serde(default)]
     pub max_records_per_second: Option<u32>,
+    /// Consumer groups whose committed offsets are translated to the
+    /// destination and committed there under the same names.
+    #[serde(default)]
+    pub consumer_groups: Vec<String>,
 }
 
 /// Every problem with a set of terms, each naming the offending value.
@@ -138,6 +144,21 @@ impl ContractTerms {
                 problems.push(format!("end_time {end} ms is not in the future"));
             }
         }
+        if self.consumer_groups.len() > MAX_CONSUMER_GROUPS {
+            problems.push(format!(
+                "{} consumer groups named; the limit is {MAX_CONSUMER_GROUPS}",
+                self.consumer_groups.len()
+            ));
+        }
+        for (i, group) in self.consumer_groups.iter().enumerate() {
+            // Group names follow the topic-name rules: printable, no surprises
+            // in logs or in the partner's tooling.
+            if let Err(e) = freeport_common::names::TopicName::parse(group.as_str()) {
+                problems.push(format!("consumer_groups[{i}]: {e}"));
+            } else if self.consumer_groups[..i].contains(group) {
+                problems.push(format!("consumer_groups[{i}]: {group:?} is named twice"));
+            }
+        }
         if let Some(rate) = self.max_records_per_second {
             if rate == 0 || rate > MAX_RATE {
                 problems.push(format!(
@@ -188,6 +209,7 @@ mod tests {
             ],
             end_time_ms: Some(2_000),
             max_records_per_second: Some(500),
+            consumer_groups: vec!["analytics".into(), "billing.v2".into()],
         };
         terms.validate(&schema(), 1_000).unwrap();
         // A schema that declares nothing constrains nothing.
@@ -214,6 +236,7 @@ mod tests {
             ],
             end_time_ms: Some(5),
             max_records_per_second: Some(0),
+            consumer_groups: vec!["ok".into(), "has space".into(), "ok".into()],
         };
         let TermsError(problems) = terms.validate(&schema(), 1_000).unwrap_err();
         let expected = [
@@ -226,6 +249,8 @@ mod tests {
             "row_filter[1]: 'lt' compares numbers or strings",
             "end_time 5 ms is not in the future",
             "max_records_per_second 0",
+            "consumer_groups[1]:",
+            "consumer_groups[2]: \"ok\" is named twice",
         ];
         for needle in expected {
             assert!(

@@ -41,6 +41,9 @@ pub struct Terms {
     end_time_ms: Option<i64>,
     #[serde(default)]
     max_records_per_second: Option<u32>,
+    /// The owner's consumer groups whose offsets follow to the destination.
+    #[serde(default)]
+    consumer_groups: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, Serialize)]
@@ -92,6 +95,7 @@ impl Terms {
             row_filter,
             end_time_ms: self.end_time_ms.unwrap_or(0),
             max_records_per_second: self.max_records_per_second.unwrap_or(0),
+            consumer_groups: self.consumer_groups,
         })
     }
 
@@ -114,6 +118,7 @@ impl Terms {
             end_time_ms: (t.end_time_ms != 0).then_some(t.end_time_ms),
             max_records_per_second: (t.max_records_per_second != 0)
                 .then_some(t.max_records_per_second),
+            consumer_groups: t.consumer_groups,
         }
     }
 }
