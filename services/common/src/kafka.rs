@@ -3,11 +3,11 @@
 //! librdkafka's calls for metadata and watermarks block, so the async
 //! helpers here run them on the blocking pool.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
@@ -199,6 +199,55 @@ pub async fn partition_count(
     .await
 }
 
+/// The values of `keys` among `topic`'s configs, as the cluster reports
+/// them. A broker that does not describe configs (the test broker, the
+/// in-process mock clusters) gives an empty map: unknown, not defaults.
+pub async fn topic_configs(
+    cluster: &ClusterConfig,
+    topic: &str,
+    keys: &[&str],
+) -> BTreeMap<String, String> {
+    let described = async {
+        let admin: AdminClient<ErrorRecorder> = client_config(cluster, "freeport-admin")
+            .create_with_context(ErrorRecorder::default())?;
+        let options = AdminOptions::new().request_timeout(Some(METADATA_TIMEOUT));
+        admin
+            .describe_configs([&ResourceSpecifier::Topic(topic)], &options)
+            .await
+    };
+    let mut configs = BTreeMap::new();
+    match described.await {
+        Ok(results) => {
+            for resource in results.into_iter().flatten() {
+                for entry in resource.entries {
+                    if let (true, Some(value)) = (keys.contains(&entry.name.as_str()), entry.value)
+                    {
+                        configs.insert(entry.name, value);
+                    }
+                }
+            }
+        }
+        Err(e) => tracing::debug!(%topic, error = %e, "topic configs unknown"),
+    }
+    configs
+}
+
+/// Each config of `wanted` that `found` reports with another value, as
+/// `key: wanted → found`. A key `found` does not report is unknown, not a
+/// difference.
+pub fn config_differences(
+    wanted: &BTreeMap<String, String>,
+    found: &BTreeMap<String, String>,
+) -> Vec<String> {
+    wanted
+        .iter()
+        .filter_map(|(key, value)| {
+            let other = found.get(key)?;
+            (other != value).then(|| format!("{key}: source {value:?}, destination {other:?}"))
+        })
+        .collect()
+}
+
 /// Creates `topic` with `partitions` partitions unless it exists; returns
 /// the partition count it has afterwards.
 pub async fn ensure_topic(
@@ -262,4 +311,30 @@ pub async fn ensure_topic_with(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Err(KafkaError::AdminOp(Code::UnknownTopicOrPartition).into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn differences_name_both_values_and_skip_unknown_keys() {
+        let configs = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let wanted = configs(&[("cleanup.policy", "compact"), ("retention.ms", "86400000")]);
+        assert!(config_differences(&wanted, &wanted).is_empty());
+        assert!(
+            config_differences(&wanted, &BTreeMap::new()).is_empty(),
+            "a broker that reports nothing is unknown, not different"
+        );
+        let found = configs(&[("cleanup.policy", "delete"), ("retention.ms", "86400000")]);
+        assert_eq!(
+            config_differences(&wanted, &found),
+            ["cleanup.policy: source \"compact\", destination \"delete\""]
+        );
+    }
 }

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use freeport_common::config::ClusterConfig;
 use freeport_common::kafka::{
-    client_config, ensure_topic, explain_failure, partition_count, ClusterError, ErrorRecorder,
-    METADATA_TIMEOUT,
+    client_config, config_differences, ensure_topic, ensure_topic_with, explain_failure,
+    partition_count, topic_configs, ClusterError, ErrorRecorder, METADATA_TIMEOUT,
 };
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -56,6 +56,9 @@ const STOP_FLUSH: Duration = Duration::from_secs(1);
 const TAIL_IDLE: Duration = Duration::from_millis(1500);
 const TAIL_DEADLINE: Duration = Duration::from_secs(20);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Topic configs the destination must share with the source: set when the
+/// mirror creates the destination topic, compared when it exists.
+const MIRRORED_CONFIGS: [&str; 3] = ["cleanup.policy", "retention.ms", "retention.bytes"];
 /// How often a running mirror samples its progress for the metrics and
 /// checks whether it is stalled.
 const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
@@ -231,6 +234,11 @@ pub enum MirrorError {
         destination: usize,
         source_count: usize,
     },
+    #[error("destination topic {topic:?} differs from the source: {}", differences.join("; "))]
+    ConfigMismatch {
+        topic: String,
+        differences: Vec<String>,
+    },
     #[error("cannot read the tail of destination topic {topic:?} (partitions {partitions:?}) to find where to resume")]
     TailUnreadable { topic: String, partitions: Vec<i32> },
     #[error(transparent)]
@@ -311,8 +319,44 @@ impl Mirror {
         let partitions = partition_count(&self.source, &spec.source_topic)
             .await?
             .ok_or_else(|| MirrorError::SourceTopicMissing(spec.source_topic.clone()))?;
+        let mut wanted = topic_configs(&self.source, &spec.source_topic, &MIRRORED_CONFIGS).await;
+        if spec.retention_ms > 0 {
+            wanted
+                .entry("retention.ms".to_string())
+                .or_insert_with(|| spec.retention_ms.to_string());
+        }
         let destination_partitions =
-            ensure_topic(&self.destination, &spec.destination_topic, partitions).await?;
+            match partition_count(&self.destination, &spec.destination_topic).await? {
+                None => {
+                    let configs: Vec<(&str, &str)> = wanted
+                        .iter()
+                        .map(|(k, v)| (k.as_str(), v.as_str()))
+                        .collect();
+                    ensure_topic_with(
+                        &self.destination,
+                        &spec.destination_topic,
+                        partitions,
+                        &configs,
+                    )
+                    .await?
+                }
+                Some(existing) => {
+                    let found = topic_configs(
+                        &self.destination,
+                        &spec.destination_topic,
+                        &MIRRORED_CONFIGS,
+                    )
+                    .await;
+                    let differences = config_differences(&wanted, &found);
+                    if !differences.is_empty() {
+                        return Err(MirrorError::ConfigMismatch {
+                            topic: spec.destination_topic.clone(),
+                            differences,
+                        });
+                    }
+                    existing
+                }
+            };
         if destination_partitions < partitions {
             return Err(MirrorError::PartitionMismatch {
                 topic: spec.destination_topic.clone(),

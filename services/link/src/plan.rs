@@ -15,6 +15,9 @@ pub struct MirrorSpec {
     pub destination_topic: String,
     /// What the partner receives of each record.
     pub terms: pb::ContractTerms,
+    /// The retention the owner declared for the stream, in milliseconds; 0
+    /// when not declared. Used when the source does not report its own.
+    pub retention_ms: i64,
 }
 
 /// The link's view of the catalog, kept current from the Watch stream.
@@ -60,6 +63,7 @@ impl CatalogView {
                         destination_cluster: destination.cluster.clone(),
                         destination_topic: destination.topic.clone(),
                         terms: c.terms.clone().unwrap_or_default(),
+                        retention_ms: stream.retention_ms,
                     },
                 ))
             })
