@@ -207,6 +207,11 @@ pub async fn topic_configs(
     topic: &str,
     keys: &[&str],
 ) -> BTreeMap<String, String> {
+    let mut configs = BTreeMap::new();
+    if topic_creator(&cluster.bootstrap).is_some() {
+        // A mock cluster: no admin API, and asking waits out the timeout.
+        return configs;
+    }
     let described = async {
         let admin: AdminClient<ErrorRecorder> = client_config(cluster, "freeport-admin")
             .create_with_context(ErrorRecorder::default())?;
@@ -215,7 +220,6 @@ pub async fn topic_configs(
             .describe_configs([&ResourceSpecifier::Topic(topic)], &options)
             .await
     };
-    let mut configs = BTreeMap::new();
     match described.await {
         Ok(results) => {
             for resource in results.into_iter().flatten() {
