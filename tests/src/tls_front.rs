@@ -6,9 +6,6 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::WebPkiClientVerifier;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
@@ -40,24 +37,14 @@ impl TlsFront {
         cert: &Path,
         key: &Path,
     ) -> TlsFront {
-        let mut roots = rustls::RootCertStore::empty();
-        for ca in CertificateDer::pem_file_iter(client_ca).expect("client CA") {
-            roots.add(ca.expect("client CA pem")).expect("client CA");
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let verifier = WebPkiClientVerifier::builder_with_provider(roots.into(), provider.clone())
-            .build()
-            .expect("client verifier");
-        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-            .expect("front certificate")
-            .collect::<Result<_, _>>()
-            .expect("front certificate pem");
-        let key = PrivateKeyDer::from_pem_file(key).expect("front key");
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("protocol versions")
-            .with_client_cert_verifier(verifier)
-            .with_single_cert(chain, key)
+        let files = freeport_common::tls::TlsFiles {
+            ca: client_ca.to_path_buf(),
+            cert: cert.to_path_buf(),
+            key: key.to_path_buf(),
+        };
+        let config = files
+            .load()
+            .and_then(|tls| tls.rustls_server_config())
             .expect("front TLS config");
         let acceptor = TlsAcceptor::from(Arc::new(config));
         let listener = TcpListener::bind(("127.0.0.1", port))

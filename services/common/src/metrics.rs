@@ -17,9 +17,6 @@ use axum::Router;
 use opentelemetry::metrics::{Meter, MeterProvider};
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use prometheus::{Encoder, TextEncoder};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::WebPkiClientVerifier;
 use tokio_util::sync::CancellationToken;
 
 use crate::tls::TlsMaterial;
@@ -89,34 +86,6 @@ async fn scrape(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
     )
 }
 
-/// rustls server settings that present `tls`'s certificate and require a
-/// client certificate signed by its CA.
-fn mutual_tls(tls: &TlsMaterial) -> Result<rustls::ServerConfig, MetricsError> {
-    let invalid = |e: &dyn std::fmt::Display| MetricsError::Tls(e.to_string());
-    let mut roots = rustls::RootCertStore::empty();
-    for ca in CertificateDer::pem_slice_iter(&tls.ca_pem) {
-        roots
-            .add(ca.map_err(|e| invalid(&e))?)
-            .map_err(|e| invalid(&e))?;
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = WebPkiClientVerifier::builder_with_provider(roots.into(), provider.clone())
-        .build()
-        .map_err(|e| invalid(&e))?;
-    let chain = CertificateDer::pem_slice_iter(&tls.cert_pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| invalid(&e))?;
-    let key = PrivateKeyDer::from_pem_slice(&tls.key_pem).map_err(|e| invalid(&e))?;
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| invalid(&e))?
-        .with_client_cert_verifier(verifier)
-        .with_single_cert(chain, key)
-        .map_err(|e| invalid(&e))?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(config)
-}
-
 /// Serves `GET /metrics` on `addr` over mutual TLS until `shutdown` fires.
 pub async fn serve(
     addr: SocketAddr,
@@ -124,7 +93,11 @@ pub async fn serve(
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) -> Result<(), MetricsError> {
-    let config = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(mutual_tls(&tls)?));
+    let mut server = tls
+        .rustls_server_config()
+        .map_err(|e| MetricsError::Tls(e.to_string()))?;
+    server.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let config = axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(server));
     let app = Router::new()
         .route("/metrics", get(scrape))
         .with_state(metrics);

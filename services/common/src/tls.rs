@@ -33,6 +33,8 @@ pub enum TlsError {
     },
     #[error("cannot generate certificates: {0}")]
     Generate(#[from] rcgen::Error),
+    #[error("invalid TLS material: {0}")]
+    Invalid(String),
 }
 
 /// Where a service finds its own identity and the CA it trusts.
@@ -86,6 +88,37 @@ impl TlsMaterial {
         ServerTlsConfig::new()
             .identity(Identity::from_pem(&self.cert_pem, &self.key_pem))
             .client_ca_root(Certificate::from_pem(&self.ca_pem))
+    }
+
+    /// rustls server settings for mutual TLS outside tonic: present our
+    /// certificate, require a client certificate signed by the CA.
+    pub fn rustls_server_config(&self) -> Result<rustls::ServerConfig, TlsError> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let invalid = |e: &dyn std::fmt::Display| TlsError::Invalid(e.to_string());
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in CertificateDer::pem_slice_iter(&self.ca_pem) {
+            roots
+                .add(ca.map_err(|e| invalid(&e))?)
+                .map_err(|e| invalid(&e))?;
+        }
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            roots.into(),
+            provider.clone(),
+        )
+        .build()
+        .map_err(|e| invalid(&e))?;
+        let chain = CertificateDer::pem_slice_iter(&self.cert_pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| invalid(&e))?;
+        let key = PrivateKeyDer::from_pem_slice(&self.key_pem).map_err(|e| invalid(&e))?;
+        rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| invalid(&e))?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(chain, key)
+            .map_err(|e| invalid(&e))
     }
 
     /// Client side of mutual TLS towards a service whose certificate names

@@ -518,14 +518,19 @@ impl Mirror {
                     if let Some(limit) = limit.as_mut() {
                         limit.acquire().await;
                     }
+                    // The value as it will be written: reshaped, or as produced.
+                    let value: Option<&[u8]> = match &payload {
+                        Some(reshaped) => reshaped.as_deref(),
+                        None => message.payload(),
+                    };
                     let pending = Pending {
                         partition: message.partition(),
                         source_offset: message.offset(),
                         timestamp_ms: message.timestamp().to_millis().unwrap_or_else(now_ms),
-                        bytes: (message.key().map_or(0, <[u8]>::len)
-                            + payload.as_ref().map_or(message.payload().map_or(0, <[u8]>::len), |p| p.as_ref().map_or(0, Vec::len))) as u64,
+                        bytes: (message.key().map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len))
+                            as u64,
                     };
-                    let delivery = self.forward(&producer, &message, payload).await?;
+                    let delivery = self.forward(&producer, &message, value).await?;
                     progress.sent.fetch_add(1, Ordering::Relaxed);
                     if in_flight.send((delivery, pending)).await.is_err() {
                         continue; // the delivery task failed; the next turn reports it
@@ -607,19 +612,15 @@ impl Mirror {
     }
 
     /// Queues one record for the destination: same partition, key, value
-    /// (or the reshaped `payload`), headers and timestamp, plus provenance.
+    /// (`value`, reshaped or as produced), headers and timestamp, plus provenance.
     async fn forward(
         &self,
         producer: &FutureProducer,
         message: &BorrowedMessage<'_>,
-        payload: Option<Option<Vec<u8>>>,
+        value: Option<&[u8]>,
     ) -> Result<DeliveryFuture, MirrorError> {
         let spec = &self.spec;
         let headers = self.provenance(message);
-        let value: Option<&[u8]> = match &payload {
-            Some(reshaped) => reshaped.as_deref(),
-            None => message.payload(),
-        };
         loop {
             let mut record = FutureRecord::<[u8], [u8]>::to(&spec.destination_topic)
                 .partition(message.partition())
