@@ -107,7 +107,13 @@ impl Process {
         if std::env::var_os("TEST_LOG").is_some() {
             command.stdout(Stdio::inherit()).stderr(Stdio::inherit());
         } else {
-            let file = std::fs::File::create(&log).expect("log file");
+            // Appends: a process started again (after a kill) keeps the
+            // earlier runs' lines in the same file.
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+                .expect("log file");
             let err = file.try_clone().expect("log file");
             command.stdout(file).stderr(err);
         }
@@ -202,15 +208,18 @@ impl Broker {
         let advertised = format!("tcp://{bootstrap}");
         let process = Process::spawn(
             name,
-            Command::new(tansu_bin()).args([
-                "broker",
-                "--listener-url",
-                &listen,
-                "--advertised-listener-url",
-                &advertised,
-                "--storage-engine",
-                "memory://tansu/",
-            ]),
+            Command::new(tansu_bin())
+                .args([
+                    "broker",
+                    "--listener-url",
+                    &listen,
+                    "--advertised-listener-url",
+                    &advertised,
+                    "--storage-engine",
+                    "memory://tansu/",
+                ])
+                // Warnings name the Kafka error behind each refused request.
+                .env("RUST_LOG", "warn"),
             dir,
         );
         let broker = Broker {
@@ -634,6 +643,49 @@ pub fn asyncapi_violations(document: &Value) -> Vec<String> {
 /// Checks a mirrored copy of a numbered sequence: `produced` records whose
 /// values are their sequence numbers, partition `n % partitions`. Every
 /// source offset of every partition must be there once, in order.
+/// Per partition of a copied numbered sequence: how many records, and which
+/// source offsets are missing or repeated. For failure messages.
+pub fn sequence_report(copied: &[Record], partitions: i32) -> String {
+    let mut report = String::new();
+    for partition in 0..partitions {
+        // (source offset, destination offset), in destination order.
+        let landed: Vec<(i64, i64)> = copied
+            .iter()
+            .filter(|r| r.partition == partition)
+            .filter_map(|r| Some((r.header("freeport.source.offset")?.parse().ok()?, r.offset)))
+            .collect();
+        let jumps: Vec<String> = landed
+            .windows(2)
+            .filter(|w| w[1].0 != w[0].0 + 1 || w[1].1 != w[0].1 + 1)
+            .take(20)
+            .map(|w| format!("{}@{} -> {}@{}", w[0].0, w[0].1, w[1].0, w[1].1))
+            .collect();
+        let mut offsets: Vec<i64> = landed.iter().map(|(source, _)| *source).collect();
+        offsets.sort_unstable();
+        let repeated: Vec<i64> = offsets
+            .windows(2)
+            .filter(|w| w[0] == w[1])
+            .map(|w| w[0])
+            .take(20)
+            .collect();
+        offsets.dedup();
+        let mut missing = vec![];
+        let mut expected = 0;
+        for &offset in &offsets {
+            if offset > expected {
+                missing.push(format!("{expected}..{}", offset - 1));
+            }
+            expected = offset + 1;
+        }
+        report.push_str(&format!(
+            "partition {partition}: {} records, source offsets up to {}, missing {missing:?}, repeated {repeated:?}, jumps (source@destination) {jumps:?}\n",
+            offsets.len(),
+            expected - 1,
+        ));
+    }
+    report
+}
+
 pub fn assert_exactly_once(copied: &[Record], produced: u64, partitions: i32) {
     assert_eq!(
         copied.len() as u64,
@@ -784,6 +836,13 @@ impl TwoOrgs {
     /// The partner requests `stream` into `topic` on its cluster (with
     /// `terms`, when not null) and an admin approves; returns the contract id.
     pub async fn approved_contract(&self, stream: &str, topic: &str, terms: Value) -> String {
+        let id = self.requested_contract(stream, topic, terms).await;
+        self.approve(&id).await;
+        id
+    }
+
+    /// The partner requests `stream` into `topic` (not yet approved).
+    pub async fn requested_contract(&self, stream: &str, topic: &str, terms: Value) -> String {
         let mut body = json!({
             "stream": stream, "purpose": "test",
             "destination": {"cluster": "globex", "topic": topic},
@@ -796,7 +855,11 @@ impl TwoOrgs {
             .call("POST", "/v1/contracts", &self.partner, Some(body))
             .await;
         assert_eq!(status, 201, "request: {contract}");
-        let id = contract["id"].as_str().expect("contract id").to_string();
+        contract["id"].as_str().expect("contract id").to_string()
+    }
+
+    /// An admin approves the contract.
+    pub async fn approve(&self, id: &str) {
         let (status, approved) = self
             .hub
             .call(
@@ -807,7 +870,6 @@ impl TwoOrgs {
             )
             .await;
         assert_eq!(status, 200, "approve: {approved}");
-        id
     }
 
     /// Waits for the link to run the contract's mirror.

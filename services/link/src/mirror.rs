@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use freeport_common::config::ClusterConfig;
 use freeport_common::kafka::{
     client_config, config_differences, ensure_topic, ensure_topic_with, explain_failure,
-    partition_count, topic_configs, ClusterError, ErrorRecorder, METADATA_TIMEOUT,
+    partition_count, read_starts, topic_configs, ClusterError, ErrorRecorder, METADATA_TIMEOUT,
 };
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -371,6 +371,17 @@ impl Mirror {
             destination_partitions,
         )
         .await?;
+        // Where to fetch from so the broker skips nothing from the resume
+        // points on; records before them are dropped below.
+        let starts = if resume.is_empty() {
+            HashMap::new()
+        } else {
+            let next = resume.iter().map(|(&p, point)| (p, point.next)).collect();
+            read_starts(&self.source, &spec.source_topic, next).await?
+        };
+        let floors: Vec<i64> = (0..i32::try_from(partitions).unwrap_or(i32::MAX))
+            .map(|p| resume.get(&p).map_or(i64::MIN, |point| point.next))
+            .collect();
 
         let consumer: Arc<StreamConsumer> = Arc::new(
             client_config(&self.source, "freeport-link")
@@ -383,9 +394,9 @@ impl Mirror {
         );
         let mut assignment = TopicPartitionList::new();
         for partition in 0..i32::try_from(partitions).unwrap_or(i32::MAX) {
-            let offset = resume
+            let offset = starts
                 .get(&partition)
-                .map_or(Offset::Beginning, |point| Offset::Offset(point.next));
+                .map_or(Offset::Beginning, |&start| Offset::Offset(start));
             assignment.add_partition_offset(&spec.source_topic, partition, offset)?;
         }
         consumer.assign(&assignment)?;
@@ -394,6 +405,7 @@ impl Mirror {
             source = %format!("{}/{}", spec.source_cluster, spec.source_topic),
             destination = %format!("{}/{}", spec.destination_cluster, spec.destination_topic),
             ?resume,
+            ?starts,
             "mirror running"
         );
 
@@ -446,6 +458,13 @@ impl Mirror {
                     .store(pending.timestamp_ms, Ordering::Relaxed);
                 match delivery.await {
                     Ok(Ok(landed)) => {
+                        if landed.offset < 0 {
+                            tracing::warn!(
+                                partition = pending.partition,
+                                source_offset = pending.source_offset,
+                                "destination acknowledged a record without an offset"
+                            );
+                        }
                         if let Some(map) = &translations {
                             if let Ok(mut map) = map.lock() {
                                 map.record(pending.partition, pending.source_offset, landed.offset);
@@ -494,6 +513,10 @@ impl Mirror {
                 }
                 message = consumer.recv() => {
                     let message = message?;
+                    let floor = usize::try_from(message.partition()).ok().and_then(|p| floors.get(p));
+                    if floor.is_some_and(|&floor| message.offset() < floor) {
+                        continue; // mirrored before the restart
+                    }
                     progress.consumed(message.partition(), message.offset());
                     let payload = match &self.reshaper {
                         None => None,

@@ -1,0 +1,142 @@
+//! Where to start reading a partition so that no record from a given
+//! offset on is skipped.
+//!
+//! Kafka answers a fetch from an offset inside a record batch with the whole
+//! batch, and the client drops the records before the offset. Some brokers
+//! (tansu 0.6) answer with the batches *after* that batch instead, silently
+//! skipping the rest of it (and, as the client asks again and again, deliver
+//! the next batch repeatedly): a reader resuming at offset 5 of a batch
+//! holding 0..9 would never see 5..9. So a reader that resumes at `next`
+//! starts at an offset found here, the first of a batch, and drops the
+//! records before `next` itself.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+use super::{
+    blocking, client_config, explain_failure, ClusterError, ErrorRecorder, METADATA_TIMEOUT,
+};
+use crate::config::ClusterConfig;
+
+/// How long one probe waits for the broker's first record.
+const PROBE_WAIT: Duration = Duration::from_secs(2);
+/// The first step back when the broker skipped; each further step is
+/// [`REWIND_GROWTH`] times longer.
+const FIRST_REWIND: i64 = 64;
+const REWIND_GROWTH: i64 = 16;
+
+/// For each partition of `topic` in `next` (partition -> the next offset
+/// the reader wants), the offset to start fetching at so that the broker
+/// delivers every record from `next` on. The reader drops what arrives
+/// before `next`.
+///
+/// The probe asks for `next - 1`, a record the reader already had and so
+/// known to exist: a broker that delivers it (or something before it) from
+/// there has skipped nothing. One that delivers only later records skipped
+/// part of a batch, so the probe steps back, further each time, down to the
+/// partition's first offset. The start is the first record delivered, the
+/// first of its batch, so reading from it makes the broker skip nothing. On a
+/// Kafka broker the first probe succeeds and the start is `next - 1`.
+pub async fn read_starts(
+    cluster: &ClusterConfig,
+    topic: &str,
+    next: HashMap<i32, i64>,
+) -> Result<HashMap<i32, i64>, ClusterError> {
+    let consumer: BaseConsumer<ErrorRecorder> = client_config(cluster, "freeport-probe")
+        .set("group.id", "freeport-probe")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("fetch.wait.max.ms", "50")
+        .create_with_context(ErrorRecorder::default())?;
+    let topic = topic.to_string();
+    let cluster = cluster.clone();
+    blocking(move || {
+        let mut starts = HashMap::new();
+        for (partition, next) in next {
+            let (low, high) = consumer
+                .fetch_watermarks(&topic, partition, METADATA_TIMEOUT)
+                .map_err(|e| explain_failure(&consumer, &cluster, e))?;
+            let start = probe(&consumer, &topic, partition, next, low, high)
+                .map_err(|e| explain_failure(&consumer, &cluster, e))?;
+            if start < next {
+                tracing::debug!(
+                    topic,
+                    partition,
+                    next,
+                    start,
+                    "reading from before the resume point"
+                );
+            }
+            starts.insert(partition, start);
+        }
+        Ok(starts)
+    })
+    .await
+}
+
+fn probe<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    partition: i32,
+    next: i64,
+    low: i64,
+    high: i64,
+) -> Result<i64, KafkaError> {
+    let known = next - 1;
+    if known < low {
+        return Ok(next.max(low));
+    }
+    let mut start = known;
+    let mut step = FIRST_REWIND;
+    loop {
+        if start <= low {
+            return Ok(low);
+        }
+        // Below the reported end the broker has something to answer with;
+        // at or past it (tansu reports an end inside the last batch), it
+        // has not.
+        if start < high {
+            if let Some(first) = first_offset_from(consumer, topic, partition, start)? {
+                if first <= known {
+                    return Ok(first);
+                }
+            }
+        }
+        start = (known - step).max(low);
+        step = step.saturating_mul(REWIND_GROWTH);
+    }
+}
+
+/// The offset of the first record the broker delivers when asked for
+/// `start`, or `None` if it delivers none within [`PROBE_WAIT`].
+fn first_offset_from<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    partition: i32,
+    start: i64,
+) -> Result<Option<i64>, KafkaError> {
+    let mut assignment = TopicPartitionList::new();
+    assignment.add_partition_offset(topic, partition, Offset::Offset(start))?;
+    consumer.assign(&assignment)?;
+    let deadline = Instant::now() + PROBE_WAIT;
+    while Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(50)) {
+            None => {}
+            // A record left from an earlier probe starts later than this
+            // one asked for only if that probe's did: it can only make this
+            // step back further, never skip.
+            Some(Ok(message)) if message.partition() == partition => {
+                return Ok(Some(message.offset()))
+            }
+            Some(Ok(_)) => {}
+            Some(Err(KafkaError::PartitionEOF(p))) if p == partition => return Ok(None),
+            Some(Err(KafkaError::PartitionEOF(_))) => {}
+            Some(Err(e)) => return Err(e),
+        }
+    }
+    Ok(None)
+}
