@@ -44,7 +44,16 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// The secret as the key of the HMAC that replaces hashed fields; `None`
+    /// when shorter than [`MIN_HASH_KEY_CHARS`].
+    pub fn hash_key(&self) -> Option<Vec<u8>> {
+        (self.0.chars().count() >= MIN_HASH_KEY_CHARS).then(|| self.0.as_bytes().to_vec())
+    }
 }
+
+/// The shortest hash key accepted (`link.hash_key`, `portal.hash_key`).
+pub const MIN_HASH_KEY_CHARS: usize = 32;
 
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -21,6 +21,8 @@ pub enum ErrorCode {
     Unauthenticated,
     /// Valid credentials that do not allow this action.
     Forbidden,
+    /// Reading a stream's records needs an active contract for it.
+    NoActiveContract,
     /// No such route.
     RouteNotFound,
     /// The route exists but not for this HTTP method.
@@ -58,10 +60,11 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 23] = [
+    pub const ALL: [ErrorCode; 24] = [
         ErrorCode::MalformedBody,
         ErrorCode::Unauthenticated,
         ErrorCode::Forbidden,
+        ErrorCode::NoActiveContract,
         ErrorCode::RouteNotFound,
         ErrorCode::TopicNotFound,
         ErrorCode::PartitionNotFound,
@@ -90,6 +93,7 @@ impl ErrorCode {
             ErrorCode::MalformedBody => 40001,
             ErrorCode::Unauthenticated => 40101,
             ErrorCode::Forbidden => 40301,
+            ErrorCode::NoActiveContract => 40302,
             ErrorCode::RouteNotFound => 40400,
             ErrorCode::TopicNotFound => 40401,
             ErrorCode::PartitionNotFound => 40402,
@@ -130,7 +134,7 @@ impl ErrorCode {
             | ErrorCode::InvalidDocument
             | ErrorCode::UnsupportedMediaType => Code::InvalidArgument,
             ErrorCode::Unauthenticated => Code::Unauthenticated,
-            ErrorCode::Forbidden => Code::PermissionDenied,
+            ErrorCode::Forbidden | ErrorCode::NoActiveContract => Code::PermissionDenied,
             ErrorCode::RouteNotFound
             | ErrorCode::TopicNotFound
             | ErrorCode::PartitionNotFound

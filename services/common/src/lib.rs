@@ -9,6 +9,8 @@
 //! - [`tls`]: mutual TLS between the services, and the development CA that
 //!   `freeport up` generates.
 //! - [`kafka`]: librdkafka client settings and topic helpers.
+//! - [`terms`]: a contract's terms applied to records, by the link when it
+//!   mirrors and by the portal when it pushes records to a partner.
 //! - [`config`]: loading TOML with `FREEPORT_` environment overrides.
 //! - [`telemetry`]: logging set-up.
 
@@ -19,6 +21,7 @@ pub mod kafka;
 pub mod metrics;
 pub mod names;
 pub mod telemetry;
+pub mod terms;
 pub mod tls;
 
 /// Generated gRPC types and stubs.

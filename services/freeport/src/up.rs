@@ -13,7 +13,7 @@ use anyhow::Context;
 use freeport_catalog::domain::{OrgKind, Principal, Role};
 use freeport_catalog::service::OrgDetails;
 use freeport_catalog::{Catalog, CatalogConfig};
-use freeport_common::config::{ClusterConfig, Clusters};
+use freeport_common::config::{ClusterConfig, Clusters, Secret};
 use freeport_common::kafka::register_topic_creator;
 use freeport_common::names::{ClusterName, OrgName};
 use freeport_common::proto::catalog::v1::catalog_service_client::CatalogServiceClient;
@@ -233,6 +233,9 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         catalog_url: catalog_url.clone(),
         tls: pki.files_for("portal"),
         dev_mode: true,
+        hash_key: Some(Secret::new(String::from_utf8_lossy(&ensure_hash_key(
+            &data_dir,
+        )?))),
         max_body_bytes: 1024 * 1024,
     };
 

@@ -15,7 +15,6 @@ pub mod mirror;
 pub mod offsets;
 pub mod plan;
 pub mod status;
-pub mod terms;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -60,8 +59,7 @@ pub async fn run(
     let tls = config.tls.load()?;
     let channel = freeport_common::tls::catalog_channel(&config.catalog_url, &tls)?;
     let hash_key = match &config.hash_key {
-        Some(key) if key.expose().len() < 32 => return Err(StartError::HashKey),
-        Some(key) => Some(key.expose().as_bytes().to_vec()),
+        Some(key) => Some(key.hash_key().ok_or(StartError::HashKey)?),
         None => None,
     };
     let metrics = Arc::new(Metrics::new("freeport-link")?);
@@ -219,8 +217,10 @@ impl Link {
             }
             let status =
                 StatusReporter::new(self.catalog.clone(), id.clone(), self.metrics.clone());
-            let reshaper = match crate::terms::Reshaper::new(&spec.terms, self.hash_key.as_deref())
-            {
+            let reshaper = match freeport_common::terms::Reshaper::new(
+                &spec.terms,
+                self.hash_key.as_deref(),
+            ) {
                 Ok(reshaper) => reshaper,
                 Err(refusal) => {
                     // Copying data the terms cannot be applied to would leak it.

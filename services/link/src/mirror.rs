@@ -31,7 +31,7 @@ use crate::metrics::Sample;
 use crate::offsets::{OffsetMap, Topics};
 use crate::plan::MirrorSpec;
 use crate::status::StatusReporter;
-use crate::terms::{Outcome, Reshaper};
+use freeport_common::terms::{Outcome, Reshaper};
 
 pub const HEADER_SOURCE_CLUSTER: &str = "freeport.source.cluster";
 pub const HEADER_SOURCE_TOPIC: &str = "freeport.source.topic";

@@ -212,6 +212,24 @@ impl CatalogClient {
         Ok(response.into_inner().contracts)
     }
 
+    /// Every contract and the catalog revision they reflect, to watch on from.
+    pub async fn contracts_at(&self) -> ApiResult<(Vec<pb::Contract>, u64)> {
+        let response = self
+            .client()
+            .list_contracts(pb::ListContractsRequest {})
+            .await?
+            .into_inner();
+        Ok((response.contracts, response.revision))
+    }
+
+    /// The catalog's changes after `revision`, as they are committed.
+    pub async fn watch(&self, revision: u64) -> ApiResult<tonic::Streaming<pb::WatchEvent>> {
+        let request = pb::WatchRequest {
+            after_revision: revision,
+        };
+        Ok(self.client().watch(request).await?.into_inner())
+    }
+
     pub async fn transition_contract(
         &self,
         request: pb::TransitionContractRequest,

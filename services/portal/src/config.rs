@@ -1,5 +1,6 @@
 use std::net::SocketAddr;
 
+use freeport_common::config::Secret;
 use freeport_common::tls::TlsFiles;
 use serde::Deserialize;
 
@@ -18,6 +19,12 @@ pub struct PortalConfig {
     /// sets it; anything else should not.
     #[serde(default)]
     pub dev_mode: bool,
+    /// Key of the HMAC that replaces hashed fields in records pushed to
+    /// partners (at least 32 characters): the link's `hash_key`, so the
+    /// same value hashes the same way mirrored or pushed. Without it,
+    /// contracts that hash fields cannot be read here.
+    #[serde(default)]
+    pub hash_key: Option<Secret>,
     /// Largest request body accepted, in bytes.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,

@@ -12,6 +12,7 @@ pub mod catalog_client;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod push;
 pub mod rest;
 
 use std::collections::HashMap;
@@ -24,6 +25,7 @@ use freeport_common::config::{ClusterConfig, Clusters};
 use freeport_common::error::ErrorCode;
 use freeport_common::kafka::{client_config, partition_count};
 use freeport_common::names::ClusterName;
+use freeport_common::proto::catalog::v1 as pb;
 use freeport_common::tls::TlsMaterial;
 use rdkafka::producer::FutureProducer;
 use tokio::net::TcpListener;
@@ -60,6 +62,11 @@ pub enum StartError {
     },
     #[error("HTTP server failed: {0}")]
     Serve(std::io::Error),
+    #[error(
+        "portal.hash_key must be at least {} characters",
+        freeport_common::config::MIN_HASH_KEY_CHARS
+    )]
+    HashKey,
 }
 
 /// Shared by every handler; cheap to clone.
@@ -73,10 +80,20 @@ struct Inner {
     clusters: Clusters,
     producers: HashMap<ClusterName, FutureProducer>,
     partitions: Mutex<HashMap<(ClusterName, String), (usize, Instant)>>,
+    hash_key: Option<Vec<u8>>,
+    /// Every contract change the catalog announces ([`push::watch_contracts`]).
+    contract_changes: tokio::sync::broadcast::Sender<pb::Contract>,
+    /// Fires when the portal shuts down: open push feeds end.
+    shutdown: CancellationToken,
 }
 
 impl AppState {
-    pub fn new(catalog: CatalogClient, clusters: Clusters) -> Result<AppState, StartError> {
+    pub fn new(
+        catalog: CatalogClient,
+        clusters: Clusters,
+        hash_key: Option<Vec<u8>>,
+        shutdown: CancellationToken,
+    ) -> Result<AppState, StartError> {
         let producers = clusters
             .iter()
             .map(|(name, cluster)| {
@@ -98,8 +115,24 @@ impl AppState {
                 clusters,
                 producers,
                 partitions: Mutex::new(HashMap::new()),
+                hash_key,
+                contract_changes: tokio::sync::broadcast::channel(push::CONTRACT_CHANGES).0,
+                shutdown,
             }),
         })
+    }
+
+    pub fn hash_key(&self) -> Option<&[u8]> {
+        self.inner.hash_key.as_deref()
+    }
+
+    /// Contract changes from now on.
+    pub fn contract_changes(&self) -> tokio::sync::broadcast::Receiver<pb::Contract> {
+        self.inner.contract_changes.subscribe()
+    }
+
+    pub fn shutdown(&self) -> &CancellationToken {
+        &self.inner.shutdown
     }
 
     pub fn catalog(&self) -> &CatalogClient {
@@ -187,7 +220,17 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) -> Result<(), StartError> {
     let channel = freeport_common::tls::catalog_channel(&config.catalog_url, &tls)?;
-    let state = AppState::new(CatalogClient::new(channel), clusters)?;
+    let hash_key = match &config.hash_key {
+        Some(key) => Some(key.hash_key().ok_or(StartError::HashKey)?),
+        None => None,
+    };
+    let catalog = CatalogClient::new(channel);
+    let state = AppState::new(catalog.clone(), clusters, hash_key, shutdown.clone())?;
+    tokio::spawn(push::watch_contracts(
+        catalog,
+        state.inner.contract_changes.clone(),
+        shutdown.clone(),
+    ));
     let app = app(state, config.max_body_bytes);
     let addr = listener.local_addr().map_err(StartError::Serve)?;
     if config.dev_mode {

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod contracts;
+pub mod events;
 pub mod partners;
 pub mod produce;
 pub mod publish;
@@ -24,6 +25,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/streams", get(streams::list).post(streams::register))
         .route("/v1/streams/{name}", get(streams::get_one))
         .route("/v1/streams/{name}/asyncapi", get(streams::asyncapi))
+        .route("/v1/streams/{name}/events", get(events::events))
         .route(
             "/v1/streams/{name}/schemas",
             get(streams::schemas).post(streams::register_schema),

@@ -8,8 +8,8 @@
 //! topic with the reason, never to the partner, never silently dropped.
 //! Records without a value (tombstones) carry no data and pass unchanged.
 
-use freeport_common::json::{canonical_json, pointer_segments};
-use freeport_common::proto::catalog::v1 as pb;
+use crate::json::{canonical_json, pointer_segments};
+use crate::proto::catalog::v1 as pb;
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;

@@ -1,0 +1,427 @@
+//! Push consumption: a partner reads a stream's records over HTTP as they
+//! arrive, reshaped by its contract's terms, for as long as the contract is
+//! active.
+//!
+//! Nothing about a reader is kept on the server: every event carries the
+//! reader's whole [`Position`] (the next offset of every partition) as its
+//! id, so a reconnect with `Last-Event-ID` resumes exactly where the last
+//! event left off, on any portal instance.
+//!
+//! Revocation: [`watch_contracts`] follows the catalog's Watch stream and
+//! broadcasts every contract change; an open feed whose contract is no
+//! longer active ends at once, with a `closed` event saying why.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use base64::Engine;
+use freeport_common::error::ErrorCode;
+use freeport_common::kafka::{client_config, read_starts};
+use freeport_common::names::ClusterName;
+use freeport_common::proto::catalog::v1 as pb;
+use freeport_common::terms::{Outcome, Reshaper};
+use futures::Stream;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Headers};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use serde_json::{json, Value};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use crate::catalog_client::CatalogClient;
+use crate::error::{ApiError, ApiResult};
+use crate::AppState;
+
+/// Contract changes kept for feeds that fall behind; one that falls further
+/// asks the catalog instead.
+pub const CONTRACT_CHANGES: usize = 1024;
+/// How often an open feed asks the catalog about its contract even without
+/// a change, in case the Watch stream is down.
+const RECHECK: Duration = Duration::from_secs(5);
+/// Longest an id (and so `Last-Event-ID`) may be.
+const MAX_POSITION_CHARS: usize = 16 * 1024;
+
+/// The next offset to read in every partition: `0:12,1:7,2:0`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position(pub BTreeMap<i32, i64>);
+
+impl Position {
+    pub fn parse(text: &str, partitions: usize) -> Result<Position, String> {
+        if text.len() > MAX_POSITION_CHARS {
+            return Err(format!("longer than {MAX_POSITION_CHARS} characters"));
+        }
+        let mut next = BTreeMap::new();
+        for part in text.split(',').filter(|p| !p.is_empty()) {
+            let parsed = part.split_once(':').and_then(|(p, o)| {
+                Some((p.trim().parse::<i32>().ok()?, o.trim().parse::<i64>().ok()?))
+            });
+            let Some((partition, offset)) = parsed else {
+                return Err(format!("{part:?} is not <partition>:<offset>"));
+            };
+            if partition < 0 || usize::try_from(partition).unwrap_or(usize::MAX) >= partitions {
+                return Err(format!(
+                    "partition {partition} does not exist ({partitions} partitions)"
+                ));
+            }
+            if offset < 0 {
+                return Err(format!(
+                    "offset {offset} of partition {partition} is negative"
+                ));
+            }
+            if next.insert(partition, offset).is_some() {
+                return Err(format!("partition {partition} appears twice"));
+            }
+        }
+        Ok(Position(next))
+    }
+
+    pub fn id(&self) -> String {
+        self.0
+            .iter()
+            .map(|(p, o)| format!("{p}:{o}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+}
+
+/// Where a reader without a position starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum From {
+    /// The oldest record the cluster still holds.
+    Beginning,
+    /// Only records produced from now on.
+    End,
+}
+
+/// What a feed yields.
+#[derive(Debug)]
+pub enum Item {
+    /// A record, and the reader's position after it.
+    Record { id: String, record: Value },
+    /// The feed ends: why.
+    Closed { reason: String },
+}
+
+/// Follows the catalog's Watch stream and broadcasts every contract change
+/// until `shutdown`; reconnects (resuming after the last revision seen) when
+/// the catalog goes away.
+pub async fn watch_contracts(
+    catalog: CatalogClient,
+    changes: broadcast::Sender<pb::Contract>,
+    shutdown: CancellationToken,
+) {
+    let mut revision = None;
+    loop {
+        let watched = async {
+            let after = match revision {
+                Some(r) => r,
+                None => catalog.contracts_at().await?.1,
+            };
+            revision = Some(after);
+            let mut watch = catalog.watch(after).await?;
+            while let Some(event) = watch.message().await? {
+                revision = Some(event.revision);
+                if let Some(pb::watch_event::Change::Contract(contract)) = event.change {
+                    // No receivers is fine: nobody is reading.
+                    let _ = changes.send(contract);
+                }
+            }
+            Ok::<(), ApiError>(())
+        };
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            result = watched => {
+                if let Err(e) = result {
+                    tracing::warn!(error = %e.message, "lost the catalog's Watch stream; reconnecting");
+                }
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+fn is_active(contract: &pb::Contract) -> bool {
+    contract.state == i32::from(pb::ContractState::Active)
+}
+
+fn state_name(contract: &pb::Contract) -> String {
+    pb::ContractState::try_from(contract.state)
+        .map(|s| crate::rest::enum_name(s.as_str_name(), "CONTRACT_STATE_"))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// A reader's open feed, ready to stream.
+pub struct Feed {
+    contract: pb::Contract,
+    consumer: StreamConsumer,
+    position: Position,
+    reshaper: Option<Reshaper>,
+    changes: broadcast::Receiver<pb::Contract>,
+    catalog: CatalogClient,
+    shutdown: CancellationToken,
+}
+
+/// Opens `stream` for `org`: its active contract, the owner's topic from
+/// `position` (or `from` for the partitions it does not name).
+pub async fn open(
+    state: &AppState,
+    org: &str,
+    stream: &pb::Stream,
+    last_event_id: Option<&str>,
+    from: From,
+) -> ApiResult<Feed> {
+    // Subscribe before looking, so a change right after the check is seen.
+    let changes = state.contract_changes();
+    let contract = state
+        .catalog()
+        .list_contracts()
+        .await?
+        .into_iter()
+        .find(|c| c.consumer == org && c.stream == stream.name && is_active(c))
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::NoActiveContract,
+                format!(
+                    "organization {org:?} has no active contract for stream {:?}; request one with POST /v1/contracts",
+                    stream.name
+                ),
+            )
+        })?;
+    let reshaper = Reshaper::new(
+        contract
+            .terms
+            .as_ref()
+            .unwrap_or(&pb::ContractTerms::default()),
+        state.hash_key(),
+    )
+    .map_err(|refusal| {
+        ApiError::new(
+            ErrorCode::Unavailable,
+            format!("cannot apply the contract's terms here: {refusal}"),
+        )
+    })?;
+
+    let cluster_name = ClusterName::parse(stream.cluster.clone())
+        .map_err(|e| ApiError::internal("stream names an invalid cluster", e))?;
+    let cluster = state.cluster(&cluster_name)?;
+    let partitions = state
+        .partitions(&cluster_name, &stream.topic)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::TopicNotFound,
+                format!(
+                    "the stream's topic {:?} does not exist on its cluster",
+                    stream.topic
+                ),
+            )
+        })?;
+    let named = match last_event_id {
+        Some(text) => Position::parse(text, partitions)
+            .map_err(|e| ApiError::invalid(format!("Last-Event-ID: {e}")))?,
+        None => Position(BTreeMap::new()),
+    };
+
+    let consumer: StreamConsumer = client_config(cluster, "freeport-portal-push")
+        .set("group.id", "freeport-portal-push")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .set("fetch.wait.max.ms", "50")
+        .create()
+        .map_err(|e| ApiError::kafka("cannot create a consumer", e))?;
+    let mut next = BTreeMap::new();
+    for partition in 0..i32::try_from(partitions).unwrap_or(i32::MAX) {
+        let offset = match (named.0.get(&partition), from) {
+            (Some(&offset), _) => offset,
+            (None, From::Beginning) => 0,
+            (None, From::End) => {
+                let (_, high) = consumer
+                    .fetch_watermarks(&stream.topic, partition, Duration::from_secs(10))
+                    .map_err(|e| ApiError::kafka("cannot read the topic's end", e))?;
+                high
+            }
+        };
+        next.insert(partition, offset);
+    }
+    // The broker may skip the rest of a batch when asked for an offset
+    // inside it: fetch from where `read_starts` says, drop what comes before.
+    let starts = read_starts(cluster, &stream.topic, next.clone().into_iter().collect())
+        .await
+        .map_err(|e| ApiError::kafka("cannot find where to start reading", e))?;
+    let mut assignment = TopicPartitionList::new();
+    for (&partition, &wanted) in &next {
+        let start = starts.get(&partition).copied().unwrap_or(wanted);
+        assignment
+            .add_partition_offset(&stream.topic, partition, Offset::Offset(start))
+            .map_err(|e| ApiError::kafka("cannot assign partitions", e))?;
+    }
+    consumer
+        .assign(&assignment)
+        .map_err(|e| ApiError::kafka("cannot assign partitions", e))?;
+    // Records produced later than the watermarks above have higher offsets.
+    Ok(Feed {
+        contract,
+        consumer,
+        position: Position(next),
+        reshaper,
+        changes,
+        catalog: state.catalog().clone(),
+        shutdown: state.shutdown().clone(),
+    })
+}
+
+impl Feed {
+    /// The contract the feed reads under.
+    pub fn contract_id(&self) -> &str {
+        &self.contract.id
+    }
+
+    /// The feed as a stream of items; ends after a [`Item::Closed`].
+    pub fn into_stream(self) -> impl Stream<Item = Item> + Send {
+        let Feed {
+            contract,
+            consumer,
+            mut position,
+            reshaper,
+            mut changes,
+            catalog,
+            shutdown,
+        } = self;
+        async_stream::stream! {
+            let mut recheck = tokio::time::interval(RECHECK);
+            recheck.tick().await;
+            loop {
+                let ended: Option<String> = tokio::select! {
+                    _ = shutdown.cancelled() => Some("the portal is shutting down; reconnect with Last-Event-ID".into()),
+                    change = changes.recv() => match change {
+                        Ok(changed) if changed.id == contract.id && !is_active(&changed) => {
+                            Some(format!("contract {} is {}", contract.id, state_name(&changed)))
+                        }
+                        Ok(_) => None,
+                        Err(broadcast::error::RecvError::Lagged(_)) => still_active(&catalog, &contract.id).await,
+                        Err(broadcast::error::RecvError::Closed) => Some("the portal is shutting down; reconnect with Last-Event-ID".into()),
+                    },
+                    _ = recheck.tick() => still_active(&catalog, &contract.id).await,
+                    message = consumer.recv() => match message {
+                        Err(e) => Some(format!("reading the stream failed: {e}; reconnect with Last-Event-ID")),
+                        Ok(message) => {
+                            let (partition, offset) = (message.partition(), message.offset());
+                            let wanted = position.0.get(&partition).copied().unwrap_or(0);
+                            if offset < wanted {
+                                continue; // before the reader's position
+                            }
+                            position.0.insert(partition, offset + 1);
+                            let value = match &reshaper {
+                                None => Some(message.payload().map(<[u8]>::to_vec)),
+                                Some(reshaper) => match reshaper.apply(message.payload()) {
+                                    Outcome::Deliver(value) => Some(value),
+                                    Outcome::Skip | Outcome::DeadLetter(_) => None,
+                                },
+                            };
+                            if let Some(value) = value {
+                                yield Item::Record { id: position.id(), record: record_json(&message, value.as_deref()) };
+                            }
+                            None
+                        }
+                    },
+                };
+                if let Some(reason) = ended {
+                    yield Item::Closed { reason };
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// `None` while the contract is active; why not otherwise. A catalog that
+/// cannot be asked keeps the feed open: revocation still arrives by Watch.
+async fn still_active(catalog: &CatalogClient, id: &str) -> Option<String> {
+    match catalog.get_contract(id).await {
+        Ok(contract) if is_active(&contract) => None,
+        Ok(contract) => Some(format!("contract {id} is {}", state_name(&contract))),
+        Err(e) if e.code == ErrorCode::ContractNotFound => Some(format!("contract {id} is gone")),
+        Err(_) => None,
+    }
+}
+
+/// Bytes as JSON when they are JSON (or, with `text`, as a string when
+/// they are UTF-8), else as base64 under `<name>_base64`.
+fn put_bytes(
+    record: &mut serde_json::Map<String, Value>,
+    name: &str,
+    bytes: Option<&[u8]>,
+    text: bool,
+) {
+    let b64 = || base64::engine::general_purpose::STANDARD.encode(bytes.unwrap_or_default());
+    let parsed = match bytes {
+        None => Some(Value::Null),
+        Some(b) => serde_json::from_slice(b).ok().or_else(|| {
+            text.then(|| {
+                std::str::from_utf8(b)
+                    .ok()
+                    .map(|s| Value::String(s.to_string()))
+            })
+            .flatten()
+        }),
+    };
+    match parsed {
+        Some(value) => record.insert(name.to_string(), value),
+        None => record.insert(format!("{name}_base64"), Value::String(b64())),
+    };
+}
+
+/// A record as a push reader sees it: the key as JSON or else text, the
+/// value as JSON (either under `key_base64` / `value_base64` when it is
+/// neither), headers
+/// as `{name, value: <base64>}` like the produce API takes them.
+fn record_json(message: &BorrowedMessage<'_>, value: Option<&[u8]>) -> Value {
+    let mut record = serde_json::Map::new();
+    record.insert("partition".into(), json!(message.partition()));
+    record.insert("offset".into(), json!(message.offset()));
+    record.insert("timestamp".into(), json!(message.timestamp().to_millis()));
+    put_bytes(&mut record, "key", message.key(), true);
+    put_bytes(&mut record, "value", value, false);
+    let headers: Vec<Value> = message
+        .headers()
+        .map(|headers| {
+            headers
+                .iter()
+                .map(|h| {
+                    json!({
+                        "name": h.key,
+                        "value": h.value.map(|v| base64::engine::general_purpose::STANDARD.encode(v)),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    record.insert("headers".into(), Value::Array(headers));
+    Value::Object(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_round_trip_and_bad_ones_say_why() {
+        let position = Position::parse("0:12,2:0,1:7", 3).unwrap();
+        assert_eq!(position.id(), "0:12,1:7,2:0");
+        assert_eq!(Position::parse("", 3).unwrap(), Position(BTreeMap::new()));
+        for (bad, why) in [
+            ("0:1,3:4", "does not exist"),
+            ("0:-1", "negative"),
+            ("0:1,0:2", "twice"),
+            ("zero:1", "is not"),
+            ("0-1", "is not"),
+        ] {
+            let error = Position::parse(bad, 3).unwrap_err();
+            assert!(error.contains(why), "{bad}: {error}");
+        }
+        assert!(Position::parse(&"0:1,".repeat(10_000), 3).is_err());
+    }
+}

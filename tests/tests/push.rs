@@ -1,0 +1,171 @@
+//! Push consumption over Server-Sent Events, on a real tansu broker: a
+//! partner with an active contract reads the stream as it is produced,
+//! reshaped by the contract's terms; a reconnect with `Last-Event-ID`
+//! resumes exactly after the last event (no server-side state); strangers
+//! are refused; a revocation closes the open feed.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use freeport_tests::{json, SseEvent, SseReader, TwoOrgs};
+use serde_json::Value;
+
+/// Opens the stream's feed for `key`, with `last_event_id` when given.
+async fn open(
+    sandbox: &TwoOrgs,
+    key: &str,
+    query: &str,
+    last_event_id: Option<&str>,
+) -> reqwest::Response {
+    let mut request = sandbox
+        .hub
+        .http
+        .get(format!(
+            "{}/v1/streams/orders/events{query}",
+            sandbox.hub.url
+        ))
+        .bearer_auth(key);
+    if let Some(id) = last_event_id {
+        request = request.header("Last-Event-ID", id);
+    }
+    request.send().await.expect("open the feed")
+}
+
+/// The next `count` record events (panics on anything else or a stall).
+async fn records(reader: &mut SseReader, count: usize) -> Vec<SseEvent> {
+    let mut found = vec![];
+    while found.len() < count {
+        let event = tokio::time::timeout(Duration::from_secs(30), reader.next())
+            .await
+            .unwrap_or_else(|_| panic!("no event after {} of {count}", found.len()))
+            .unwrap_or_else(|| panic!("the feed ended after {} of {count}", found.len()));
+        assert_eq!(event.event, "record", "{event:?}");
+        found.push(event);
+    }
+    found
+}
+
+fn numbers(events: &[SseEvent]) -> Vec<u64> {
+    events
+        .iter()
+        .map(|e| {
+            let record: Value = serde_json::from_str(&e.data).expect("record JSON");
+            record["value"]["n"].as_u64().expect("n")
+        })
+        .collect()
+}
+
+async fn produce(sandbox: &TwoOrgs, numbers: std::ops::Range<u64>) {
+    let records: Vec<Value> = numbers
+        .map(|n| json!({"key": format!("k{n}"), "value": {"n": n, "card": "4111-1111"}}))
+        .collect();
+    let (status, answer) = sandbox
+        .hub
+        .produce("orders", &sandbox.owner, Value::Array(records))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partner_reads_resumes_and_is_cut_off_by_revocation() {
+    let sandbox = TwoOrgs::start().await;
+    sandbox.stream("orders", 2, json!({})).await;
+    let contract = sandbox
+        .approved_contract("orders", "orders-copy", json!({"mask_fields": ["/card"]}))
+        .await;
+    sandbox.until_active(&contract).await;
+    produce(&sandbox, 0..6).await;
+
+    // Reads what is there, masked as the contract says.
+    let response = open(&sandbox, &sandbox.partner, "", None).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    let mut reader = SseReader::new(response);
+    let first = records(&mut reader, 4).await;
+    let record: Value = serde_json::from_str(&first[0].data).unwrap();
+    assert_eq!(record["value"]["card"], "****", "{record}");
+    assert!(record["key"].as_str().unwrap().starts_with('k'), "{record}");
+    let resume_at = first[3].id.clone().expect("an id");
+    drop(reader);
+
+    // More arrive while disconnected; the reconnect gets exactly the rest.
+    produce(&sandbox, 6..9).await;
+    let response = open(&sandbox, &sandbox.partner, "", Some(&resume_at)).await;
+    assert_eq!(response.status(), 200);
+    let mut reader = SseReader::new(response);
+    let rest = records(&mut reader, 5).await;
+    let mut seen: Vec<u64> = numbers(&first);
+    seen.extend(numbers(&rest));
+    assert_eq!(
+        seen.iter().copied().collect::<BTreeSet<_>>(),
+        (0..9).collect::<BTreeSet<_>>(),
+        "every record once: {seen:?}"
+    );
+    assert_eq!(seen.len(), 9, "no record twice: {seen:?}");
+
+    // Pushed as produced, not polled.
+    produce(&sandbox, 9..10).await;
+    assert_eq!(numbers(&records(&mut reader, 1).await), [9]);
+
+    // The same position given as a query parameter, from another "instance"
+    // (nothing is kept server-side): the same records.
+    let response = open(
+        &sandbox,
+        &sandbox.partner,
+        &format!(
+            "?last_event_id={}",
+            resume_at.replace(',', "%2C").replace(':', "%3A")
+        ),
+        None,
+    )
+    .await;
+    let mut again = SseReader::new(response);
+    assert_eq!(numbers(&records(&mut again, 6).await).len(), 6);
+    drop(again);
+
+    // Strangers and bad positions are refused with stable codes.
+    let stranger = sandbox.hub.org("initech", "partner").await;
+    let refused = open(&sandbox, &stranger, "", None).await;
+    assert_eq!(refused.status(), 403);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error_code"], 40302, "{body}");
+    for (query, id) in [
+        ("", Some("0:1,7:2")),
+        ("", Some("zero")),
+        ("?from=middle", None),
+    ] {
+        let refused = open(&sandbox, &sandbox.partner, query, id).await;
+        assert_eq!(refused.status(), 422, "{query} {id:?}");
+        let body: Value = refused.json().await.unwrap();
+        assert_eq!(body["error_code"], 42201, "{body}");
+    }
+
+    // Revocation closes the open feed, saying why.
+    let revoked_at = Instant::now();
+    let (status, answer) = sandbox
+        .hub
+        .call(
+            "POST",
+            &format!("/v1/contracts/{contract}/revoke"),
+            &sandbox.hub.admin_key,
+            Some(json!({"reason": "test"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let closed = tokio::time::timeout(Duration::from_secs(30), reader.next())
+        .await
+        .expect("the feed to close")
+        .expect("a closing event");
+    println!(
+        "feed closed {:?} after the revocation",
+        revoked_at.elapsed()
+    );
+    assert_eq!(closed.event, "closed", "{closed:?}");
+    assert!(closed.data.contains("revoked"), "{}", closed.data);
+    assert!(reader.next().await.is_none(), "nothing after closed");
+    let refused = open(&sandbox, &sandbox.partner, "", None).await;
+    assert_eq!(refused.status(), 403);
+}
