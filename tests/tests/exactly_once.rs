@@ -72,12 +72,7 @@ async fn every_record_arrives_once_and_in_order_across_link_crashes() {
 
     let deadline = Instant::now() + Duration::from_secs(120);
     let copied = loop {
-        let found = read_topic(
-            &sandbox.partner_cluster.bootstrap,
-            "copy",
-            Duration::from_millis(800),
-        )
-        .await;
+        let found = read_copy(&sandbox).await;
         if found.len() as u64 >= produced {
             break found;
         }
@@ -129,6 +124,16 @@ async fn every_record_arrives_once_and_in_order_across_link_crashes() {
 
     assert_exactly_once(&settled, produced, PARTITIONS);
     sandbox.hub.catalog.assert_running();
+}
+
+/// Everything in the partner's `copy` topic now.
+async fn read_copy(sandbox: &TwoOrgs) -> Vec<freeport_tests::Record> {
+    read_topic(
+        &sandbox.partner_cluster.bootstrap,
+        "copy",
+        Duration::from_millis(800),
+    )
+    .await
 }
 
 /// Sends `values` to partition 0 of `topic` in one batch, each with `headers`
@@ -200,12 +205,7 @@ async fn resuming_inside_a_source_batch_copies_the_rest_of_it() {
     sandbox.approve(&contract).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     let copied = loop {
-        let found = read_topic(
-            &sandbox.partner_cluster.bootstrap,
-            "copy",
-            Duration::from_millis(800),
-        )
-        .await;
+        let found = read_copy(&sandbox).await;
         if found.len() >= 10 || Instant::now() >= deadline {
             break found;
         }

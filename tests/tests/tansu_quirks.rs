@@ -36,21 +36,7 @@ async fn tansu_0_6_quirks_still_hold() {
         .set("linger.ms", "200")
         .create()
         .unwrap();
-    let sends: Vec<_> = (0..5)
-        .map(|i| {
-            producer
-                .send_result(
-                    FutureRecord::<str, str>::to("batch")
-                        .payload("x")
-                        .key(&i.to_string()),
-                )
-                .unwrap()
-        })
-        .collect();
-    let mut offsets = vec![];
-    for send in sends {
-        offsets.push(send.await.unwrap().unwrap().offset);
-    }
+    let offsets = one_batch(&producer, "batch", 5).await;
     assert_eq!(offsets, [0, 1, 2, 3, 4]);
     let consumer: BaseConsumer = client_config(&cluster, "quirks")
         .set("group.id", "quirks")
