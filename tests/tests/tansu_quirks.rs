@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use freeport_common::config::ClusterConfig;
-use freeport_common::kafka::{client_config, ensure_topic, read_starts};
+use freeport_common::kafka::{client_config, ensure_topic, read_starts, Resume};
 use freeport_tests::{read_topic, Broker};
 use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
@@ -165,10 +165,11 @@ async fn a_fetch_inside_a_batch_skips_the_rest_of_it_unless_read_starts_says_whe
         "fetch-inside-a-batch quirk fixed? reading from 5 gave {from_inside:?}; kafka::read_starts may go"
     );
 
-    let starts = read_starts(&cluster, "mid", HashMap::from([(0, 5)]))
+    let starts = read_starts(&cluster, "mid", HashMap::from([(0, Resume::At(5))]))
         .await
         .unwrap();
-    let start = starts[&0];
+    assert_eq!(starts[&0].next, 5);
+    let start = starts[&0].fetch_from;
     assert_eq!(start, 0, "the batch's first offset");
     let delivered: Vec<i64> = offsets_from(&cluster, "mid", start)
         .await
@@ -180,13 +181,21 @@ async fn a_fetch_inside_a_batch_skips_the_rest_of_it_unless_read_starts_says_whe
     // Resuming right after the last record, or at the very start, needs no
     // probing beyond the partition's bounds.
     assert_eq!(
-        read_starts(&cluster, "mid", HashMap::from([(0, 0)]))
+        read_starts(&cluster, "mid", HashMap::from([(0, Resume::At(0))]))
             .await
-            .unwrap()[&0],
+            .unwrap()[&0]
+            .fetch_from,
         0
     );
-    let at_end = read_starts(&cluster, "mid", HashMap::from([(0, 11)]))
+    let at_end = read_starts(&cluster, "mid", HashMap::from([(0, Resume::At(11))]))
+        .await
+        .unwrap()[&0]
+        .fetch_from;
+    assert!(at_end <= 10, "{at_end}");
+    // The end resolves to the partition's end (after the one-record batch).
+    let end = read_starts(&cluster, "mid", HashMap::from([(0, Resume::End)]))
         .await
         .unwrap()[&0];
-    assert!(at_end <= 10, "{at_end}");
+    assert_eq!(end.next, 11);
+    assert!(end.fetch_from <= 10, "{end:?}");
 }

@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 use freeport_common::config::ClusterConfig;
 use freeport_common::kafka::{
     client_config, config_differences, ensure_topic, ensure_topic_with, explain_failure,
-    partition_count, read_starts, topic_configs, ClusterError, ErrorRecorder, METADATA_TIMEOUT,
+    partition_count, read_starts, topic_configs, ClusterError, ErrorRecorder, Resume,
+    METADATA_TIMEOUT,
 };
 use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -376,8 +377,11 @@ impl Mirror {
         let starts = if resume.is_empty() {
             HashMap::new()
         } else {
-            let next = resume.iter().map(|(&p, point)| (p, point.next)).collect();
-            read_starts(&self.source, &spec.source_topic, next).await?
+            let wanted = resume
+                .iter()
+                .map(|(&p, point)| (p, Resume::At(point.next)))
+                .collect();
+            read_starts(&self.source, &spec.source_topic, wanted).await?
         };
         let floors: Vec<i64> = (0..i32::try_from(partitions).unwrap_or(i32::MAX))
             .map(|p| resume.get(&p).map_or(i64::MIN, |point| point.next))
@@ -396,7 +400,7 @@ impl Mirror {
         for partition in 0..i32::try_from(partitions).unwrap_or(i32::MAX) {
             let offset = starts
                 .get(&partition)
-                .map_or(Offset::Beginning, |&start| Offset::Offset(start));
+                .map_or(Offset::Beginning, |start| Offset::Offset(start.fetch_from));
             assignment.add_partition_offset(&spec.source_topic, partition, offset)?;
         }
         consumer.assign(&assignment)?;

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use freeport_common::error::ErrorCode;
-use freeport_common::kafka::{client_config, read_starts};
+use freeport_common::kafka::{client_config, read_starts, Resume};
 use freeport_common::names::ClusterName;
 use freeport_common::proto::catalog::v1 as pb;
 use freeport_common::terms::{Outcome, Reshaper};
@@ -232,36 +232,32 @@ pub async fn open(
         .set("fetch.wait.max.ms", "50")
         .create()
         .map_err(|e| ApiError::kafka("cannot create a consumer", e))?;
-    let mut next = BTreeMap::new();
-    for partition in 0..i32::try_from(partitions).unwrap_or(i32::MAX) {
-        let offset = match (named.0.get(&partition), from) {
-            (Some(&offset), _) => offset,
-            (None, From::Beginning) => 0,
-            (None, From::End) => {
-                let (_, high) = consumer
-                    .fetch_watermarks(&stream.topic, partition, Duration::from_secs(10))
-                    .map_err(|e| ApiError::kafka("cannot read the topic's end", e))?;
-                high
-            }
-        };
-        next.insert(partition, offset);
-    }
+    let wanted = (0..i32::try_from(partitions).unwrap_or(i32::MAX))
+        .map(|partition| {
+            let resume = match (named.0.get(&partition), from) {
+                (Some(&offset), _) => Resume::At(offset),
+                (None, From::Beginning) => Resume::At(0),
+                (None, From::End) => Resume::End,
+            };
+            (partition, resume)
+        })
+        .collect();
     // The broker may skip the rest of a batch when asked for an offset
     // inside it: fetch from where `read_starts` says, drop what comes before.
-    let starts = read_starts(cluster, &stream.topic, next.clone().into_iter().collect())
+    let starts = read_starts(cluster, &stream.topic, wanted)
         .await
         .map_err(|e| ApiError::kafka("cannot find where to start reading", e))?;
     let mut assignment = TopicPartitionList::new();
-    for (&partition, &wanted) in &next {
-        let start = starts.get(&partition).copied().unwrap_or(wanted);
+    let mut next = BTreeMap::new();
+    for (&partition, start) in &starts {
         assignment
-            .add_partition_offset(&stream.topic, partition, Offset::Offset(start))
+            .add_partition_offset(&stream.topic, partition, Offset::Offset(start.fetch_from))
             .map_err(|e| ApiError::kafka("cannot assign partitions", e))?;
+        next.insert(partition, start.next);
     }
     consumer
         .assign(&assignment)
         .map_err(|e| ApiError::kafka("cannot assign partitions", e))?;
-    // Records produced later than the watermarks above have higher offsets.
     Ok(Feed {
         contract,
         consumer,

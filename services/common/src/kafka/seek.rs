@@ -29,10 +29,27 @@ const PROBE_WAIT: Duration = Duration::from_secs(2);
 const FIRST_REWIND: i64 = 64;
 const REWIND_GROWTH: i64 = 16;
 
-/// For each partition of `topic` in `next` (partition -> the next offset
-/// the reader wants), the offset to start fetching at so that the broker
-/// delivers every record from `next` on. The reader drops what arrives
-/// before `next`.
+/// Where a reader wants to continue in one partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resume {
+    /// At this offset (the next one it has not read).
+    At(i64),
+    /// With the records produced from now on: the partition's current end.
+    End,
+}
+
+/// Where to fetch from, and the first offset the reader keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Start {
+    /// Offset to assign the consumer at.
+    pub fetch_from: i64,
+    /// The reader's next offset; it drops records before this one.
+    pub next: i64,
+}
+
+/// For each partition of `topic` in `wanted`, where to start fetching so
+/// that the broker delivers every record from the wanted offset on (the
+/// end resolved to an offset, from the same watermarks the probe reads).
 ///
 /// The probe asks for `next - 1`, a record the reader already had and so
 /// known to exist: a broker that delivers it (or something before it) from
@@ -44,8 +61,8 @@ const REWIND_GROWTH: i64 = 16;
 pub async fn read_starts(
     cluster: &ClusterConfig,
     topic: &str,
-    next: HashMap<i32, i64>,
-) -> Result<HashMap<i32, i64>, ClusterError> {
+    wanted: HashMap<i32, Resume>,
+) -> Result<HashMap<i32, Start>, ClusterError> {
     let consumer: BaseConsumer<ErrorRecorder> = client_config(cluster, "freeport-probe")
         .set("group.id", "freeport-probe")
         .set("enable.auto.commit", "false")
@@ -56,10 +73,14 @@ pub async fn read_starts(
     let cluster = cluster.clone();
     blocking(move || {
         let mut starts = HashMap::new();
-        for (partition, next) in next {
+        for (partition, resume) in wanted {
             let (low, high) = consumer
                 .fetch_watermarks(&topic, partition, METADATA_TIMEOUT)
                 .map_err(|e| explain_failure(&consumer, &cluster, e))?;
+            let next = match resume {
+                Resume::At(offset) => offset,
+                Resume::End => high,
+            };
             let start = probe(&consumer, &topic, partition, next, low, high)
                 .map_err(|e| explain_failure(&consumer, &cluster, e))?;
             if start < next {
@@ -71,7 +92,13 @@ pub async fn read_starts(
                     "reading from before the resume point"
                 );
             }
-            starts.insert(partition, start);
+            starts.insert(
+                partition,
+                Start {
+                    fetch_from: start,
+                    next,
+                },
+            );
         }
         Ok(starts)
     })
