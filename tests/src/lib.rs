@@ -10,6 +10,7 @@ use std::future::Future;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use freeport_common::config::ClusterConfig;
@@ -371,7 +372,13 @@ pub struct Hub {
     pub link_metrics_url: String,
     metrics_http: reqwest::Client,
     config: PathBuf,
+    /// The CA that signed the portal's certificate.
+    ca_pem: Vec<u8>,
 }
+
+/// A WebSocket to the portal, over TLS.
+pub type WebSocket =
+    tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
 
 impl Hub {
     pub async fn start(clusters: &[(&str, &str)]) -> Hub {
@@ -479,6 +486,7 @@ impl Hub {
             link_metrics_url: format!("https://localhost:{metrics_port}/metrics"),
             metrics_http,
             config: config_path,
+            ca_pem: ca,
         };
         // Ready when an authenticated call goes through the portal to the catalog.
         let probe = hub.http.clone();
@@ -502,6 +510,56 @@ impl Hub {
         hub.catalog.assert_running();
         hub.link.assert_running();
         hub
+    }
+
+    /// Opens a WebSocket to the portal's `path_and_query` with the API key
+    /// `key` and the extra `headers`; a refused upgrade is
+    /// `tungstenite::Error::Http` with the portal's answer.
+    pub async fn websocket(
+        &self,
+        path_and_query: &str,
+        key: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<WebSocket, tokio_tungstenite::tungstenite::Error> {
+        use tokio_rustls::rustls;
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in rustls::pki_types::CertificateDer::pem_slice_iter(&self.ca_pem) {
+            roots.add(ca.expect("CA pem")).expect("trust the CA");
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let authority = self.url.trim_start_matches("https://");
+        let tcp = tokio::net::TcpStream::connect(authority.replace("localhost", "127.0.0.1"))
+            .await
+            .expect("connect to the portal");
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(
+                rustls::pki_types::ServerName::try_from("localhost").expect("server name"),
+                tcp,
+            )
+            .await
+            .expect("TLS to the portal");
+        let mut request = format!("wss://{authority}{path_and_query}").into_client_request()?;
+        let mut add = |name: &str, value: &str| {
+            request.headers_mut().insert(
+                reqwest::header::HeaderName::from_bytes(name.as_bytes()).expect("header name"),
+                value.parse().expect("header value"),
+            );
+        };
+        add("authorization", &format!("Bearer {key}"));
+        for (name, value) in headers {
+            add(name, value);
+        }
+        let (socket, _) = tokio_tungstenite::client_async(request, tls).await?;
+        Ok(socket)
     }
 
     /// The link's metrics, as Prometheus scrapes them.

@@ -169,3 +169,123 @@ async fn a_partner_reads_resumes_and_is_cut_off_by_revocation() {
     let refused = open(&sandbox, &sandbox.partner, "", None).await;
     assert_eq!(refused.status(), 403);
 }
+
+/// The next `count` WebSocket messages, parsed (panics on a stall or an end).
+async fn messages(socket: &mut freeport_tests::WebSocket, count: usize) -> Vec<Value> {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut found = vec![];
+    while found.len() < count {
+        let message = tokio::time::timeout(Duration::from_secs(30), socket.next())
+            .await
+            .unwrap_or_else(|_| panic!("no message after {} of {count}", found.len()))
+            .unwrap_or_else(|| panic!("the socket ended after {} of {count}", found.len()))
+            .expect("a WebSocket message");
+        match message {
+            Message::Text(text) => found.push(serde_json::from_str(&text).expect("JSON text")),
+            Message::Ping(_) | Message::Pong(_) => {}
+            other => panic!("unexpected {other:?} after {found:?}"),
+        }
+    }
+    found
+}
+
+fn record_numbers(messages: &[Value]) -> Vec<u64> {
+    messages
+        .iter()
+        .map(|m| {
+            assert_eq!(m["type"], "record", "{m}");
+            m["record"]["value"]["n"].as_u64().expect("n")
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_feed_over_a_websocket_resumes_and_closes_on_revocation() {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::{protocol::frame::coding::CloseCode, Error, Message};
+
+    let sandbox = TwoOrgs::start().await;
+    sandbox.stream("orders", 2, json!({})).await;
+    let contract = sandbox
+        .approved_contract("orders", "orders-copy", json!({"mask_fields": ["/card"]}))
+        .await;
+    sandbox.until_active(&contract).await;
+    produce(&sandbox, 0..6).await;
+    let hub = &sandbox.hub;
+
+    let mut socket = hub
+        .websocket("/v1/streams/orders/events", &sandbox.partner, &[])
+        .await
+        .expect("upgrade");
+    let first = messages(&mut socket, 4).await;
+    assert_eq!(first[0]["record"]["value"]["card"], "****", "{}", first[0]);
+    let resume_at = first[3]["id"].as_str().expect("an id").to_string();
+    socket.close(None).await.expect("close");
+
+    // Resumed from the id with Last-Event-ID, like SSE: exactly the rest.
+    produce(&sandbox, 6..9).await;
+    let mut socket = hub
+        .websocket(
+            "/v1/streams/orders/events",
+            &sandbox.partner,
+            &[("last-event-id", &resume_at)],
+        )
+        .await
+        .expect("upgrade");
+    let rest = messages(&mut socket, 5).await;
+    let mut seen = record_numbers(&first);
+    seen.extend(record_numbers(&rest));
+    seen.sort_unstable();
+    assert_eq!(seen, (0..9).collect::<Vec<_>>(), "every record once");
+
+    // Refusals come back as HTTP answers before any upgrade.
+    let stranger = hub.org("initech", "partner").await;
+    for (key, path, status) in [
+        (stranger.as_str(), "/v1/streams/orders/events", 403),
+        (
+            sandbox.partner.as_str(),
+            "/v1/streams/orders/events?last_event_id=zero",
+            422,
+        ),
+        ("not-a-key", "/v1/streams/orders/events", 401),
+    ] {
+        match hub.websocket(path, key, &[]).await {
+            Err(Error::Http(response)) => {
+                assert_eq!(response.status().as_u16(), status, "{path}");
+                let body: Value =
+                    serde_json::from_slice(response.body().as_deref().unwrap_or_default())
+                        .expect("an error body");
+                assert!(body["error_code"].is_u64(), "{body}");
+            }
+            Ok(_) => panic!("{path} was upgraded"),
+            Err(other) => panic!("{path}: {other}"),
+        }
+    }
+
+    // Revocation: a `closed` message with the reason, then a policy close.
+    let (status, answer) = hub
+        .call(
+            "POST",
+            &format!("/v1/contracts/{contract}/revoke"),
+            &hub.admin_key,
+            Some(json!({"reason": "test"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let closed = messages(&mut socket, 1).await.remove(0);
+    assert_eq!(closed["type"], "closed", "{closed}");
+    assert!(
+        closed["reason"].as_str().unwrap().contains("revoked"),
+        "{closed}"
+    );
+    let frame = tokio::time::timeout(Duration::from_secs(10), socket.next())
+        .await
+        .expect("a close frame")
+        .expect("a message")
+        .expect("not an error");
+    match frame {
+        Message::Close(Some(frame)) => assert_eq!(frame.code, CloseCode::Policy),
+        other => panic!("expected a close frame, got {other:?}"),
+    }
+}

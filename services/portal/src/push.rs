@@ -99,8 +99,22 @@ pub enum Item {
     /// A record, and the reader's position after it.
     Record { id: String, record: Value },
     /// The feed ends: why.
-    Closed { reason: String },
+    Closed { ending: Ending, reason: String },
 }
+
+/// Why a feed ended, for transports that tell them apart (a WebSocket's
+/// close code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// The contract is no longer active: reconnecting will be refused.
+    NotActive,
+    /// The portal is shutting down: reconnect, to this or another instance.
+    Shutdown,
+    /// Reading the stream failed: reconnect.
+    Failed,
+}
+
+const SHUTTING_DOWN: &str = "the portal is shutting down; reconnect with Last-Event-ID";
 
 /// Follows the catalog's Watch stream and broadcasts every contract change
 /// until `shutdown`; reconnects (resuming after the last revision seen) when
@@ -290,19 +304,19 @@ impl Feed {
             let mut recheck = tokio::time::interval(RECHECK);
             recheck.tick().await;
             loop {
-                let ended: Option<String> = tokio::select! {
-                    _ = shutdown.cancelled() => Some("the portal is shutting down; reconnect with Last-Event-ID".into()),
+                let ended: Option<(Ending, String)> = tokio::select! {
+                    _ = shutdown.cancelled() => Some((Ending::Shutdown, SHUTTING_DOWN.into())),
                     change = changes.recv() => match change {
                         Ok(changed) if changed.id == contract.id && !is_active(&changed) => {
-                            Some(format!("contract {} is {}", contract.id, state_name(&changed)))
+                            Some((Ending::NotActive, format!("contract {} is {}", contract.id, state_name(&changed))))
                         }
                         Ok(_) => None,
                         Err(broadcast::error::RecvError::Lagged(_)) => still_active(&catalog, &contract.id).await,
-                        Err(broadcast::error::RecvError::Closed) => Some("the portal is shutting down; reconnect with Last-Event-ID".into()),
+                        Err(broadcast::error::RecvError::Closed) => Some((Ending::Shutdown, SHUTTING_DOWN.into())),
                     },
                     _ = recheck.tick() => still_active(&catalog, &contract.id).await,
                     message = consumer.recv() => match message {
-                        Err(e) => Some(format!("reading the stream failed: {e}; reconnect with Last-Event-ID")),
+                        Err(e) => Some((Ending::Failed, format!("reading the stream failed: {e}; reconnect with Last-Event-ID"))),
                         Ok(message) => {
                             let (partition, offset) = (message.partition(), message.offset());
                             let wanted = position.0.get(&partition).copied().unwrap_or(0);
@@ -324,8 +338,8 @@ impl Feed {
                         }
                     },
                 };
-                if let Some(reason) = ended {
-                    yield Item::Closed { reason };
+                if let Some((ending, reason)) = ended {
+                    yield Item::Closed { ending, reason };
                     return;
                 }
             }
@@ -335,13 +349,14 @@ impl Feed {
 
 /// `None` while the contract is active; why not otherwise. A catalog that
 /// cannot be asked keeps the feed open: revocation still arrives by Watch.
-async fn still_active(catalog: &CatalogClient, id: &str) -> Option<String> {
-    match catalog.get_contract(id).await {
-        Ok(contract) if is_active(&contract) => None,
-        Ok(contract) => Some(format!("contract {id} is {}", state_name(&contract))),
-        Err(e) if e.code == ErrorCode::ContractNotFound => Some(format!("contract {id} is gone")),
-        Err(_) => None,
-    }
+async fn still_active(catalog: &CatalogClient, id: &str) -> Option<(Ending, String)> {
+    let reason = match catalog.get_contract(id).await {
+        Ok(contract) if is_active(&contract) => return None,
+        Ok(contract) => format!("contract {id} is {}", state_name(&contract)),
+        Err(e) if e.code == ErrorCode::ContractNotFound => format!("contract {id} is gone"),
+        Err(_) => return None,
+    };
+    Some((Ending::NotActive, reason))
 }
 
 /// Bytes as JSON when they are JSON (or, with `text`, as a string when
