@@ -81,6 +81,8 @@ struct Inner {
     producers: HashMap<ClusterName, FutureProducer>,
     partitions: Mutex<HashMap<(ClusterName, String), (usize, Instant)>>,
     hash_key: Option<Vec<u8>>,
+    /// The largest request body; for streamed bodies, the largest record.
+    max_body_bytes: usize,
     /// Every contract change the catalog announces ([`push::watch_contracts`]).
     contract_changes: tokio::sync::broadcast::Sender<pb::Contract>,
     /// Fires when the portal shuts down: open push feeds end.
@@ -92,6 +94,7 @@ impl AppState {
         catalog: CatalogClient,
         clusters: Clusters,
         hash_key: Option<Vec<u8>>,
+        max_body_bytes: usize,
         shutdown: CancellationToken,
     ) -> Result<AppState, StartError> {
         let producers = clusters
@@ -116,10 +119,15 @@ impl AppState {
                 producers,
                 partitions: Mutex::new(HashMap::new()),
                 hash_key,
+                max_body_bytes,
                 contract_changes: tokio::sync::broadcast::channel(push::CONTRACT_CHANGES).0,
                 shutdown,
             }),
         })
+    }
+
+    pub fn max_body_bytes(&self) -> usize {
+        self.inner.max_body_bytes
     }
 
     pub fn hash_key(&self) -> Option<&[u8]> {
@@ -180,7 +188,8 @@ impl AppState {
 }
 
 /// The whole HTTP application, with body limits and panic containment.
-pub fn app(state: AppState, max_body_bytes: usize) -> Router {
+pub fn app(state: AppState) -> Router {
+    let max_body_bytes = state.max_body_bytes();
     rest::router(state)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(CatchPanicLayer::custom(
@@ -225,13 +234,19 @@ pub async fn serve(
         None => None,
     };
     let catalog = CatalogClient::new(channel);
-    let state = AppState::new(catalog.clone(), clusters, hash_key, shutdown.clone())?;
+    let state = AppState::new(
+        catalog.clone(),
+        clusters,
+        hash_key,
+        config.max_body_bytes,
+        shutdown.clone(),
+    )?;
     tokio::spawn(push::watch_contracts(
         catalog,
         state.inner.contract_changes.clone(),
         shutdown.clone(),
     ));
-    let app = app(state, config.max_body_bytes);
+    let app = app(state);
     let addr = listener.local_addr().map_err(StartError::Serve)?;
     if config.dev_mode {
         tracing::warn!(%addr, "portal listening on plain HTTP (development mode)");

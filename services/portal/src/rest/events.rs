@@ -99,7 +99,11 @@ pub async fn events(
     };
     let stream = state.catalog().get_stream_for(&name, caller.0).await?;
     let feed = push::open(&state, &org, &stream, last_event_id.as_deref(), from).await?;
-    let transport = if upgrade.is_some() { "websocket" } else { "sse" };
+    let transport = if upgrade.is_some() {
+        "websocket"
+    } else {
+        "sse"
+    };
     tracing::info!(contract = %feed.contract_id(), stream = %name, %org, transport, "push feed opened");
     let items = feed.into_stream();
     if let Some(upgrade) = upgrade {
@@ -145,10 +149,9 @@ async fn over_websocket(mut socket: WebSocket, items: impl Stream<Item = Item> +
             }
         };
         let (text, close) = match outgoing {
-            Item::Record { id, record } => (
-                json!({"type": "record", "id": id, "record": record}),
-                None,
-            ),
+            Item::Record { id, record } => {
+                (json!({"type": "record", "id": id, "record": record}), None)
+            }
             Item::Closed { ending, reason } => {
                 // A close frame's reason is at most 123 bytes; the full
                 // reason goes in the `closed` message before it.

@@ -7,6 +7,7 @@ pub mod events;
 pub mod partners;
 pub mod produce;
 pub mod publish;
+pub mod records;
 pub mod streams;
 
 use axum::routing::{get, post, put};
@@ -48,6 +49,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/orgs", get(admin::list_orgs).post(admin::create_org))
         .route("/v1/orgs/{org}/keys", post(admin::create_key))
         .route("/topics/{topic}", post(produce::produce))
+        .route(
+            "/v3/clusters/{cluster}/topics/{topic}/records",
+            post(records::produce),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .fallback(|| async { ApiError::new(ErrorCode::RouteNotFound, "no such route") })
         .method_not_allowed_fallback(|| async {

@@ -14,7 +14,8 @@ use freeport_common::error::ErrorCode;
 use freeport_common::names::ClusterName;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::FutureRecord;
+use rdkafka::producer::future_producer::Delivery;
+use rdkafka::producer::{DeliveryFuture, FutureRecord};
 use serde::Deserialize;
 
 use crate::error::{ApiError, ApiResult};
@@ -55,21 +56,105 @@ pub struct ProduceRecord {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HeaderIn {
-    name: String,
+    pub name: String,
     /// Base64 of the header's bytes; absent or null for a null header.
     #[serde(default)]
-    value: Option<String>,
+    pub value: Option<String>,
 }
 
 /// A record checked and encoded, ready to send.
-struct Encoded {
-    key: Option<Vec<u8>>,
-    value: Option<Vec<u8>>,
-    partition: Option<i32>,
-    headers: Vec<(String, Option<Vec<u8>>)>,
+pub(crate) struct Encoded {
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub partition: Option<i32>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    /// Milliseconds since the epoch; the producer's clock when absent.
+    pub timestamp: Option<i64>,
 }
 
-fn decode_base64(what: &str, index: usize, text: &str) -> ApiResult<Vec<u8>> {
+impl Encoded {
+    /// The record as rdkafka sends it to `topic`.
+    pub fn to_kafka<'a>(&'a self, topic: &'a str) -> FutureRecord<'a, [u8], [u8]> {
+        let mut headers = OwnedHeaders::new_with_capacity(self.headers.len());
+        for (name, value) in &self.headers {
+            headers = headers.insert(Header {
+                key: name,
+                value: value.as_deref(),
+            });
+        }
+        let mut out = FutureRecord::<[u8], [u8]>::to(topic).headers(headers);
+        if let Some(key) = &self.key {
+            out = out.key(key);
+        }
+        if let Some(value) = &self.value {
+            out = out.payload(value);
+        }
+        if let Some(partition) = self.partition {
+            out = out.partition(partition);
+        }
+        if let Some(timestamp) = self.timestamp {
+            out = out.timestamp(timestamp);
+        }
+        out
+    }
+}
+
+/// Waits for a record's delivery report: where it landed, or why not.
+pub(crate) async fn delivered(
+    sent: Result<DeliveryFuture, KafkaError>,
+) -> Result<Delivery, KafkaError> {
+    match sent?.await {
+        Ok(Ok(delivery)) => Ok(delivery),
+        Ok(Err((e, _))) => Err(e),
+        Err(_) => Err(KafkaError::Canceled),
+    }
+}
+
+/// The stable code of a failed delivery: 50003 when the producer's queue
+/// is full (try again), else a Kafka error.
+pub(crate) fn delivery_error_code(error: &KafkaError) -> u32 {
+    match error {
+        KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => 50003,
+        _ => ErrorCode::KafkaError.code(),
+    }
+}
+
+/// A stream's topic that `org` may produce to: the stream's cluster and the
+/// topic's partition count. Only the stream's owner may produce.
+pub(crate) async fn owned_topic(
+    state: &AppState,
+    org: &str,
+    topic: &str,
+) -> ApiResult<(ClusterName, usize)> {
+    let streams = state.catalog().list_streams().await?;
+    let on_topic: Vec<_> = streams.into_iter().filter(|s| s.topic == topic).collect();
+    let Some(stream) = on_topic.iter().find(|s| s.owner == org) else {
+        return Err(if on_topic.is_empty() {
+            ApiError::new(
+                ErrorCode::TopicNotFound,
+                format!("topic {topic:?} not found"),
+            )
+        } else {
+            ApiError::forbidden(format!(
+                "only the owner of topic {topic:?} may produce to it"
+            ))
+        });
+    };
+    let cluster_name = ClusterName::parse(stream.cluster.clone())
+        .map_err(|e| ApiError::internal("stream names an invalid cluster", e))?;
+    let partitions = state
+        .partitions(&cluster_name, topic)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::TopicNotFound,
+                format!("topic {topic:?} not found on its cluster"),
+            )
+        })?;
+    Ok((cluster_name, partitions))
+}
+
+pub(crate) fn decode_base64(what: &str, index: usize, text: &str) -> ApiResult<Vec<u8>> {
     base64::engine::general_purpose::STANDARD
         .decode(text)
         .map_err(|e| {
@@ -99,6 +184,40 @@ fn encode_field(
     }
 }
 
+/// Headers as `(name, bytes)`; each needs a name, values are base64.
+pub(crate) fn decode_headers(
+    index: usize,
+    headers: Vec<HeaderIn>,
+) -> ApiResult<Vec<(String, Option<Vec<u8>>)>> {
+    headers
+        .into_iter()
+        .map(|h| {
+            if h.name.is_empty() {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidRecords,
+                    format!("records[{index}].headers: a header needs a name"),
+                ));
+            }
+            let value = h
+                .value
+                .map(|v| decode_base64("headers", index, &v))
+                .transpose()?;
+            Ok((h.name, value))
+        })
+        .collect()
+}
+
+/// Checks a partition number against the topic's partition count.
+pub(crate) fn check_partition(index: usize, partition: i32, partitions: usize) -> ApiResult<()> {
+    if partition < 0 || partition as usize >= partitions {
+        return Err(ApiError::new(
+            ErrorCode::PartitionNotFound,
+            format!("records[{index}]: partition {partition} does not exist; the topic has {partitions}"),
+        ));
+    }
+    Ok(())
+}
+
 fn encode(format: Format, request: ProduceRequest, partitions: usize) -> ApiResult<Vec<Encoded>> {
     if request.records.is_empty() {
         return Err(ApiError::new(
@@ -121,37 +240,14 @@ fn encode(format: Format, request: ProduceRequest, partitions: usize) -> ApiResu
         .enumerate()
         .map(|(i, record)| {
             if let Some(p) = record.partition {
-                if p < 0 || p as usize >= partitions {
-                    return Err(ApiError::new(
-                        ErrorCode::PartitionNotFound,
-                        format!(
-                            "records[{i}].partition {p} does not exist; the topic has {partitions}"
-                        ),
-                    ));
-                }
+                check_partition(i, p, partitions)?;
             }
-            let headers = record
-                .headers
-                .into_iter()
-                .map(|h| {
-                    if h.name.is_empty() {
-                        return Err(ApiError::new(
-                            ErrorCode::InvalidRecords,
-                            format!("records[{i}].headers: a header needs a name"),
-                        ));
-                    }
-                    let value = h
-                        .value
-                        .map(|v| decode_base64("headers", i, &v))
-                        .transpose()?;
-                    Ok((h.name, value))
-                })
-                .collect::<ApiResult<_>>()?;
             Ok(Encoded {
                 key: encode_field(format, "key", i, record.key)?,
                 value: encode_field(format, "value", i, record.value)?,
                 partition: record.partition,
-                headers,
+                headers: decode_headers(i, record.headers)?,
+                timestamp: None,
             })
         })
         .collect()
@@ -180,79 +276,30 @@ pub async fn produce(
     let body = body_bytes(request, &state).await?;
     let parsed: ProduceRequest = parse_json(&body)?;
 
-    let streams = state.catalog().list_streams().await?;
-    let on_topic: Vec<_> = streams.into_iter().filter(|s| s.topic == topic).collect();
-    let Some(stream) = on_topic.iter().find(|s| s.owner == org) else {
-        return Err(if on_topic.is_empty() {
-            ApiError::new(
-                ErrorCode::TopicNotFound,
-                format!("topic {topic:?} not found"),
-            )
-        } else {
-            ApiError::forbidden(format!(
-                "only the owner of topic {topic:?} may produce to it"
-            ))
-        });
-    };
-    let cluster_name = ClusterName::parse(stream.cluster.clone())
-        .map_err(|e| ApiError::internal("stream names an invalid cluster", e))?;
-    let partitions = state
-        .partitions(&cluster_name, &topic)
-        .await?
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::TopicNotFound,
-                format!("topic {topic:?} not found on its cluster"),
-            )
-        })?;
+    let (cluster_name, partitions) = owned_topic(&state, &org, &topic).await?;
     // Everything is checked before anything is sent: a bad record fails the
     // whole request and writes nothing.
     let records = encode(format, parsed, partitions)?;
     let producer = state.producer(&cluster_name)?;
 
-    let mut deliveries = Vec::with_capacity(records.len());
-    for record in &records {
-        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
-        for (name, value) in &record.headers {
-            headers = headers.insert(Header {
-                key: name,
-                value: value.as_deref(),
-            });
-        }
-        let mut out = FutureRecord::<[u8], [u8]>::to(&topic).headers(headers);
-        if let Some(key) = &record.key {
-            out = out.key(key);
-        }
-        if let Some(value) = &record.value {
-            out = out.payload(value);
-        }
-        if let Some(partition) = record.partition {
-            out = out.partition(partition);
-        }
-        deliveries.push(producer.send_result(out).map_err(|(e, _)| e));
-    }
+    let deliveries: Vec<_> = records
+        .iter()
+        .map(|record| {
+            producer
+                .send_result(record.to_kafka(&topic))
+                .map_err(|(e, _)| e)
+        })
+        .collect();
     let mut offsets = Vec::with_capacity(deliveries.len());
-    for delivery in deliveries {
-        let outcome = match delivery {
-            Ok(future) => match future.await {
-                Ok(Ok(delivered)) => Ok((delivered.partition, delivered.offset)),
-                Ok(Err((e, _))) => Err(e),
-                Err(_) => Err(KafkaError::Canceled),
-            },
-            Err(e) => Err(e),
-        };
-        offsets.push(match outcome {
-            Ok((partition, offset)) => serde_json::json!({
-                "partition": partition, "offset": offset, "error_code": null, "error": null,
+    for sent in deliveries {
+        offsets.push(match delivered(sent).await {
+            Ok(delivery) => serde_json::json!({
+                "partition": delivery.partition, "offset": delivery.offset, "error_code": null, "error": null,
             }),
             Err(e) => {
                 tracing::warn!(topic = %topic, error = %e, "produce failed");
-                let code = match e {
-                    KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull) => 50003,
-                    _ => ErrorCode::KafkaError.code(),
-                };
                 serde_json::json!({
-                    "partition": null, "offset": null, "error_code": code, "error": e.to_string(),
+                    "partition": null, "offset": null, "error_code": delivery_error_code(&e), "error": e.to_string(),
                 })
             }
         });

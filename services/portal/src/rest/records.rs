@@ -1,0 +1,375 @@
+//! Streaming produce in the shape of Kafka REST Proxy v3:
+//! `POST /v3/clusters/{cluster}/topics/{topic}/records`.
+//!
+//! The body is a sequence of JSON records, concatenated or one per line,
+//! which a client may keep sending for as long as it likes with
+//! `Transfer-Encoding: chunked`. The answer streams back one delivery report
+//! per record, in the order the records were sent, each as soon as the
+//! broker has acknowledged it. A record that is not valid gets an error
+//! report and the stream goes on; a body that stops being JSON ends the
+//! stream with a last error report, since nothing after it can be trusted.
+//!
+//! A record:
+//! `{"partition_id": 1, "headers": [{"name": "h", "value": "<base64>"}],
+//!   "key": {"type": "STRING", "data": "k1"}, "value": {"type": "JSON", "data": {...}},
+//!   "timestamp": "2026-11-24T10:00:00Z"}`, every field optional; `type` is
+//! `JSON` (the default), `BINARY` (base64) or `STRING`.
+//!
+//! A report: `{"error_code": 200, "cluster_id", "topic_name", "partition_id",
+//! "offset", "timestamp", "key": {"type", "size"}, "value": {"type", "size"}}`,
+//! or `{"error_code": 42202, "message": "..."}` with one of Freeport's codes.
+
+use std::convert::Infallible;
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use freeport_common::error::ErrorCode;
+use futures::StreamExt;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{DeliveryFuture, FutureProducer};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::produce::{
+    check_partition, decode_base64, decode_headers, delivered, delivery_error_code, owned_topic,
+    Encoded, HeaderIn,
+};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{media_type, ApiPath, Caller};
+use crate::AppState;
+
+/// Records sent but not yet reported. A client that stops reading its
+/// reports stops being read once this many are waiting.
+const IN_FLIGHT: usize = 4096;
+/// How long a record waits for room in a full producer queue before it
+/// fails with 50003.
+const QUEUE_FULL_GIVE_UP: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordIn {
+    #[serde(default)]
+    partition_id: Option<i32>,
+    #[serde(default)]
+    headers: Vec<HeaderIn>,
+    #[serde(default)]
+    key: Option<DataIn>,
+    #[serde(default)]
+    value: Option<DataIn>,
+    /// RFC 3339.
+    #[serde(default)]
+    timestamp: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DataIn {
+    #[serde(rename = "type", default)]
+    kind: DataType,
+    #[serde(default)]
+    data: Value,
+}
+
+#[derive(Debug, Deserialize, Default, Clone, Copy)]
+#[serde(rename_all = "UPPERCASE")]
+enum DataType {
+    #[default]
+    Json,
+    Binary,
+    String,
+}
+
+impl DataType {
+    fn name(self) -> &'static str {
+        match self {
+            DataType::Json => "JSON",
+            DataType::Binary => "BINARY",
+            DataType::String => "STRING",
+        }
+    }
+}
+
+/// What the report of one record says about its key or value.
+type Shape = Option<(DataType, usize)>;
+
+/// A record on its way: sent (its delivery to wait for), or refused.
+enum Pending {
+    Sent {
+        delivery: Result<DeliveryFuture, KafkaError>,
+        key: Shape,
+        value: Shape,
+    },
+    Refused(ApiError),
+}
+
+fn encode_data(what: &str, index: usize, data: Option<DataIn>) -> ApiResult<Option<Vec<u8>>> {
+    let Some(DataIn { kind, data }) = data else {
+        return Ok(None);
+    };
+    let bad = |expected: &str| {
+        ApiError::new(
+            ErrorCode::InvalidRecords,
+            format!(
+                "records[{index}].{what}.data must be {expected} for type {}",
+                kind.name()
+            ),
+        )
+    };
+    match (kind, data) {
+        (_, Value::Null) => Ok(None),
+        (DataType::Json, data) => Ok(Some(data.to_string().into_bytes())),
+        (DataType::Binary, Value::String(text)) => decode_base64(what, index, &text).map(Some),
+        (DataType::Binary, _) => Err(bad("a base64 string")),
+        (DataType::String, Value::String(text)) => Ok(Some(text.into_bytes())),
+        (DataType::String, _) => Err(bad("a string")),
+    }
+}
+
+fn encode(index: usize, record: Value, partitions: usize) -> ApiResult<(Encoded, Shape, Shape)> {
+    let record: RecordIn = serde_json::from_value(record).map_err(|e| {
+        ApiError::new(
+            ErrorCode::InvalidRecords,
+            format!("records[{index}] is not a record: {e}"),
+        )
+    })?;
+    if let Some(partition) = record.partition_id {
+        check_partition(index, partition, partitions)?;
+    }
+    let timestamp = record
+        .timestamp
+        .map(|text| {
+            time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339)
+                .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+                .map_err(|e| {
+                    ApiError::new(
+                        ErrorCode::InvalidRecords,
+                        format!("records[{index}].timestamp {text:?} is not RFC 3339: {e}"),
+                    )
+                })
+        })
+        .transpose()?;
+    let kinds = (
+        record.key.as_ref().map(|d| d.kind),
+        record.value.as_ref().map(|d| d.kind),
+    );
+    let encoded = Encoded {
+        key: encode_data("key", index, record.key)?,
+        value: encode_data("value", index, record.value)?,
+        partition: record.partition_id,
+        headers: decode_headers(index, record.headers)?,
+        timestamp,
+    };
+    let shape =
+        |kind: Option<DataType>, bytes: &Option<Vec<u8>>| kind.zip(bytes.as_ref().map(Vec::len));
+    let key = shape(kinds.0, &encoded.key);
+    let value = shape(kinds.1, &encoded.value);
+    Ok((encoded, key, value))
+}
+
+/// Hands `record` to the producer, waiting while its queue is full.
+async fn send(
+    producer: &FutureProducer,
+    topic: &str,
+    record: &Encoded,
+) -> Result<DeliveryFuture, KafkaError> {
+    let started = Instant::now();
+    loop {
+        match producer.send_result(record.to_kafka(topic)) {
+            Ok(delivery) => return Ok(delivery),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _))
+                if started.elapsed() < QUEUE_FULL_GIVE_UP =>
+            {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+}
+
+/// Reads records from `body` as they arrive, sends each, and queues what
+/// to report, until the body ends, stops being JSON, or nobody reads the
+/// reports any more.
+async fn read_records(
+    body: Body,
+    producer: FutureProducer,
+    topic: String,
+    partitions: usize,
+    max_record_bytes: usize,
+    reports: mpsc::Sender<Pending>,
+) {
+    let mut chunks = body.into_data_stream();
+    let mut buffer: Vec<u8> = Vec::new();
+    let mut index = 0usize;
+    let mut ended = false;
+    while !ended {
+        match chunks.next().await {
+            Some(Ok(chunk)) => buffer.extend_from_slice(&chunk),
+            Some(Err(_)) => return, // the client went away
+            None => ended = true,
+        }
+        let mut values = serde_json::Deserializer::from_slice(&buffer).into_iter::<Value>();
+        let mut fatal = None;
+        let mut parsed = Vec::new();
+        let mut start = 0;
+        while let Some(value) = values.next() {
+            let end = values.byte_offset();
+            if end - start > max_record_bytes {
+                fatal = Some(too_large(index + parsed.len(), max_record_bytes));
+                break;
+            }
+            start = end;
+            match value {
+                Ok(value) => parsed.push(value),
+                Err(e) if e.is_eof() && !ended => break, // the rest is still coming
+                Err(e) => {
+                    fatal = Some(ApiError::new(
+                        ErrorCode::MalformedBody,
+                        format!(
+                            "records[{}]: malformed JSON: {e}; nothing after it was read",
+                            index + parsed.len()
+                        ),
+                    ));
+                    break;
+                }
+            }
+        }
+        let consumed = values.byte_offset();
+        for value in parsed {
+            let pending = match encode(index, value, partitions) {
+                Ok((record, key, value)) => Pending::Sent {
+                    delivery: send(&producer, &topic, &record).await,
+                    key,
+                    value,
+                },
+                Err(refused) => Pending::Refused(refused),
+            };
+            index += 1;
+            if reports.send(pending).await.is_err() {
+                return;
+            }
+        }
+        if let Some(fatal) = fatal {
+            let _ = reports.send(Pending::Refused(fatal)).await;
+            return;
+        }
+        buffer.drain(..consumed);
+        if buffer.len() > max_record_bytes {
+            let _ = reports
+                .send(Pending::Refused(too_large(index, max_record_bytes)))
+                .await;
+            return;
+        }
+    }
+}
+
+fn too_large(index: usize, max_record_bytes: usize) -> ApiError {
+    ApiError::new(
+        ErrorCode::PayloadTooLarge,
+        format!(
+            "records[{index}] is larger than {max_record_bytes} bytes; nothing after it was read"
+        ),
+    )
+}
+
+fn shape_json(shape: Shape) -> Value {
+    match shape {
+        Some((kind, size)) => json!({"type": kind.name(), "size": size}),
+        None => Value::Null,
+    }
+}
+
+async fn report(pending: Pending, cluster: &str, topic: &str) -> Value {
+    let refused = |e: ApiError| json!({"error_code": e.code.code(), "message": e.message});
+    match pending {
+        Pending::Refused(e) => refused(e),
+        Pending::Sent {
+            delivery,
+            key,
+            value,
+        } => match delivered(delivery).await {
+            Ok(delivery) => {
+                let timestamp = delivery
+                    .timestamp
+                    .to_millis()
+                    .and_then(|ms| {
+                        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+                            .ok()
+                    })
+                    .and_then(|t| {
+                        t.format(&time::format_description::well_known::Rfc3339)
+                            .ok()
+                    });
+                json!({
+                    "error_code": 200,
+                    "cluster_id": cluster,
+                    "topic_name": topic,
+                    "partition_id": delivery.partition,
+                    "offset": delivery.offset,
+                    "timestamp": timestamp,
+                    "key": shape_json(key),
+                    "value": shape_json(value),
+                })
+            }
+            Err(e) => {
+                tracing::warn!(topic = %topic, error = %e, "produce failed");
+                json!({"error_code": delivery_error_code(&e), "message": e.to_string()})
+            }
+        },
+    }
+}
+
+pub async fn produce(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((cluster, topic)): ApiPath<(String, String)>,
+    request: Request,
+) -> ApiResult<Response> {
+    match media_type(request.headers()).as_deref() {
+        Some("application/json" | "application/x-ndjson") => {}
+        other => {
+            return Err(ApiError::new(
+                ErrorCode::UnsupportedMediaType,
+                format!(
+                    "content type {:?} is not supported; send application/json",
+                    other.unwrap_or("")
+                ),
+            ))
+        }
+    }
+    let org = caller.require_org("produce")?.to_string();
+    let (cluster_name, partitions) = owned_topic(&state, &org, &topic).await?;
+    if cluster_name.as_str() != cluster {
+        return Err(ApiError::new(
+            ErrorCode::TopicNotFound,
+            format!("topic {topic:?} is not on cluster {cluster:?}"),
+        ));
+    }
+    let producer = state.producer(&cluster_name)?.clone();
+    let (sender, receiver) = mpsc::channel(IN_FLIGHT);
+    tokio::spawn(read_records(
+        request.into_body(),
+        producer,
+        topic.clone(),
+        partitions,
+        state.max_body_bytes(),
+        sender,
+    ));
+    let reports = ReceiverStream::new(receiver).then(move |pending| {
+        let (cluster, topic) = (cluster.clone(), topic.clone());
+        async move {
+            let mut line = report(pending, &cluster, &topic).await.to_string();
+            line.push('\n');
+            Ok::<_, Infallible>(Bytes::from(line))
+        }
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(reports),
+    )
+        .into_response())
+}
