@@ -4,7 +4,7 @@
 //! - after a batch of several records the reported end offset is the batch's
 //!   first offset + 1, not its last + 1 (consumers still get every record):
 //!   this is why `link::mirror::resume_positions` reads on to the real end
-//!   instead of trusting `end - 1`;
+//!   instead of trusting `end - 1`, and why `kafka::partition_ends` exists;
 //! - topic configs come back empty: treat them as unknown, not as defaults;
 //! - a transaction with records cannot commit (no EndTxn): exactly-once in
 //!   the link must not depend on destination transactions;
@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use freeport_common::config::ClusterConfig;
-use freeport_common::kafka::{client_config, ensure_topic, read_starts, Resume};
+use freeport_common::kafka::{client_config, ensure_topic, partition_ends, read_starts, Resume};
 use freeport_tests::{read_topic, Broker};
 use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
 use rdkafka::client::DefaultClientContext;
@@ -54,6 +54,9 @@ async fn tansu_0_6_quirks_still_hold() {
     );
     let records = read_topic(&broker.bootstrap, "batch", Duration::from_secs(1)).await;
     assert_eq!(records.len(), 5, "consumers still receive every record");
+    // `partition_ends` reads the true end from the records.
+    let ends = partition_ends(&cluster, "batch", vec![0]).await.unwrap();
+    assert_eq!(ends[&0], (0, 5));
 
     let admin: AdminClient<DefaultClientContext> =
         client_config(&cluster, "quirks").create().unwrap();

@@ -17,7 +17,7 @@ use rdkafka::types::RDKafkaErrorCode as Code;
 use crate::config::ClusterConfig;
 
 mod seek;
-pub use seek::{read_starts, Resume, Start};
+pub use seek::{partition_ends, read_starts, Resume, Start};
 
 /// How long a metadata or admin call may take before it counts as failed.
 pub const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
@@ -182,6 +182,27 @@ pub async fn partition_count(
     cluster: &ClusterConfig,
     topic: &str,
 ) -> Result<Option<usize>, ClusterError> {
+    Ok(topic_layout(cluster, topic)
+        .await?
+        .map(|partitions| partitions.len()))
+}
+
+/// One partition of a topic as the cluster's metadata describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionLayout {
+    pub id: i32,
+    /// The leader's broker id; -1 when there is none.
+    pub leader: i32,
+    pub replicas: Vec<i32>,
+    pub in_sync: Vec<i32>,
+}
+
+/// The topic's partitions, ordered by id, or `None` when the topic does
+/// not exist.
+pub async fn topic_layout(
+    cluster: &ClusterConfig,
+    topic: &str,
+) -> Result<Option<Vec<PartitionLayout>>, ClusterError> {
     let consumer = metadata_consumer(cluster)?;
     let topic = topic.to_string();
     let cluster = cluster.clone();
@@ -193,11 +214,25 @@ pub async fn partition_count(
             return Ok(None);
         };
         match found.error() {
-            None if !found.partitions().is_empty() => Ok(Some(found.partitions().len())),
-            None => Ok(None),
-            Some(e) if RDKafkaErrorCode::from(e) == Code::UnknownTopicOrPartition => Ok(None),
-            Some(e) => Err(KafkaError::MetadataFetch(e.into()).into()),
+            None if !found.partitions().is_empty() => {}
+            None => return Ok(None),
+            Some(e) if RDKafkaErrorCode::from(e) == Code::UnknownTopicOrPartition => {
+                return Ok(None)
+            }
+            Some(e) => return Err(KafkaError::MetadataFetch(e.into()).into()),
         }
+        let mut partitions: Vec<_> = found
+            .partitions()
+            .iter()
+            .map(|p| PartitionLayout {
+                id: p.id(),
+                leader: p.leader(),
+                replicas: p.replicas().to_vec(),
+                in_sync: p.isr().to_vec(),
+            })
+            .collect();
+        partitions.sort_by_key(|p| p.id);
+        Ok(Some(partitions))
     })
     .await
 }
@@ -210,6 +245,14 @@ pub async fn topic_configs(
     topic: &str,
     keys: &[&str],
 ) -> BTreeMap<String, String> {
+    let mut configs = all_topic_configs(cluster, topic).await;
+    configs.retain(|name, _| keys.contains(&name.as_str()));
+    configs
+}
+
+/// Every config of `topic` the cluster reports a value for; empty when it
+/// describes none (see [`topic_configs`]).
+pub async fn all_topic_configs(cluster: &ClusterConfig, topic: &str) -> BTreeMap<String, String> {
     let mut configs = BTreeMap::new();
     if topic_creator(&cluster.bootstrap).is_some() {
         // A mock cluster: no admin API, and asking waits out the timeout.
@@ -227,8 +270,7 @@ pub async fn topic_configs(
         Ok(results) => {
             for resource in results.into_iter().flatten() {
                 for entry in resource.entries {
-                    if let (true, Some(value)) = (keys.contains(&entry.name.as_str()), entry.value)
-                    {
+                    if let Some(value) = entry.value {
                         configs.insert(entry.name, value);
                     }
                 }

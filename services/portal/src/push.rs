@@ -157,7 +157,7 @@ pub async fn watch_contracts(
     }
 }
 
-fn is_active(contract: &pb::Contract) -> bool {
+pub(crate) fn is_active(contract: &pb::Contract) -> bool {
     contract.state == i32::from(pb::ContractState::Active)
 }
 

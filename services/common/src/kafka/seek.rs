@@ -24,6 +24,9 @@ use crate::config::ClusterConfig;
 
 /// How long one probe waits for the broker's first record.
 const PROBE_WAIT: Duration = Duration::from_secs(2);
+/// Reading a partition's last batch to find its end settles once nothing
+/// new has arrived for this long, or the broker says it is at the end.
+const TAIL_IDLE: Duration = Duration::from_millis(300);
 /// The first step back when the broker skipped; each further step is
 /// [`REWIND_GROWTH`] times longer.
 const FIRST_REWIND: i64 = 64;
@@ -63,12 +66,7 @@ pub async fn read_starts(
     topic: &str,
     wanted: HashMap<i32, Resume>,
 ) -> Result<HashMap<i32, Start>, ClusterError> {
-    let consumer: BaseConsumer<ErrorRecorder> = client_config(cluster, "freeport-probe")
-        .set("group.id", "freeport-probe")
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .set("fetch.wait.max.ms", "50")
-        .create_with_context(ErrorRecorder::default())?;
+    let consumer = probe_consumer(cluster)?;
     let topic = topic.to_string();
     let cluster = cluster.clone();
     blocking(move || {
@@ -79,7 +77,8 @@ pub async fn read_starts(
                 .map_err(|e| explain_failure(&consumer, &cluster, e))?;
             let next = match resume {
                 Resume::At(offset) => offset,
-                Resume::End => high,
+                Resume::End => true_end(&consumer, &topic, partition, low, high)
+                    .map_err(|e| explain_failure(&consumer, &cluster, e))?,
             };
             let start = probe(&consumer, &topic, partition, next, low, high)
                 .map_err(|e| explain_failure(&consumer, &cluster, e))?;
@@ -103,6 +102,78 @@ pub async fn read_starts(
         Ok(starts)
     })
     .await
+}
+
+/// The oldest offset each of `partitions` holds and the offset its next
+/// record will get. The end is read from the records themselves: tansu 0.6
+/// reports an end inside the last batch, Kafka the true one.
+pub async fn partition_ends(
+    cluster: &ClusterConfig,
+    topic: &str,
+    partitions: Vec<i32>,
+) -> Result<HashMap<i32, (i64, i64)>, ClusterError> {
+    let consumer = probe_consumer(cluster)?;
+    let topic = topic.to_string();
+    let cluster = cluster.clone();
+    blocking(move || {
+        let explain = |e| explain_failure(&consumer, &cluster, e);
+        let mut ends = HashMap::new();
+        for partition in partitions {
+            let (low, high) = consumer
+                .fetch_watermarks(&topic, partition, METADATA_TIMEOUT)
+                .map_err(explain)?;
+            let end = true_end(&consumer, &topic, partition, low, high).map_err(explain)?;
+            ends.insert(partition, (low, end));
+        }
+        Ok(ends)
+    })
+    .await
+}
+
+fn probe_consumer(cluster: &ClusterConfig) -> Result<BaseConsumer<ErrorRecorder>, KafkaError> {
+    client_config(cluster, "freeport-probe")
+        .set("group.id", "freeport-probe")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("fetch.wait.max.ms", "50")
+        .create_with_context(ErrorRecorder::default())
+}
+
+/// One past the last record of the partition whose watermarks are `low`
+/// and `high`: reads the last batch from its start, as the broker may
+/// report an end inside it.
+fn true_end<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    partition: i32,
+    low: i64,
+    high: i64,
+) -> Result<i64, KafkaError> {
+    if high <= low {
+        return Ok(high);
+    }
+    let start = probe(consumer, topic, partition, high, low, high)?;
+    let mut assignment = TopicPartitionList::new();
+    assignment.add_partition_offset(topic, partition, Offset::Offset(start))?;
+    consumer.assign(&assignment)?;
+    let mut end = high;
+    let deadline = Instant::now() + PROBE_WAIT;
+    let mut last_record = None::<Instant>;
+    while Instant::now() < deadline && last_record.is_none_or(|at| at.elapsed() < TAIL_IDLE) {
+        match consumer.poll(Duration::from_millis(50)) {
+            None => {}
+            Some(Ok(message)) if message.partition() == partition => {
+                end = end.max(message.offset() + 1);
+                last_record = Some(Instant::now());
+            }
+            Some(Err(KafkaError::PartitionEOF(p))) if p == partition && last_record.is_some() => {
+                break
+            }
+            Some(Ok(_)) | Some(Err(KafkaError::PartitionEOF(_))) => {}
+            Some(Err(e)) => return Err(e),
+        }
+    }
+    Ok(end)
 }
 
 fn probe<C: rdkafka::consumer::ConsumerContext>(

@@ -9,6 +9,7 @@ pub mod produce;
 pub mod publish;
 pub mod records;
 pub mod streams;
+pub mod topics;
 
 use axum::routing::{get, post, put};
 use axum::Router;
@@ -48,7 +49,20 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/clusters", get(admin::clusters))
         .route("/v1/orgs", get(admin::list_orgs).post(admin::create_org))
         .route("/v1/orgs/{org}/keys", post(admin::create_key))
-        .route("/topics/{topic}", post(produce::produce))
+        .route("/topics", get(topics::list))
+        .route(
+            "/topics/{topic}",
+            get(topics::get_one).post(produce::produce),
+        )
+        .route("/topics/{topic}/partitions", get(topics::partitions))
+        .route(
+            "/topics/{topic}/partitions/{partition}",
+            get(topics::partition).post(produce::produce_to_partition),
+        )
+        .route(
+            "/topics/{topic}/partitions/{partition}/offsets",
+            get(topics::offsets),
+        )
         .route(
             "/v3/clusters/{cluster}/topics/{topic}/records",
             post(records::produce),

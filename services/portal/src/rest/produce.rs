@@ -253,10 +253,33 @@ fn encode(format: Format, request: ProduceRequest, partitions: usize) -> ApiResu
         .collect()
 }
 
+/// `POST /topics/{topic}`: each record goes to the partition it names, or
+/// where the producer's partitioner puts it.
 pub async fn produce(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(topic): ApiPath<String>,
+    request: Request,
+) -> ApiResult<Response> {
+    produce_records(state, caller, topic, None, request).await
+}
+
+/// `POST /topics/{topic}/partitions/{partition}`: every record goes to
+/// that partition.
+pub async fn produce_to_partition(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((topic, partition)): ApiPath<(String, i32)>,
+    request: Request,
+) -> ApiResult<Response> {
+    produce_records(state, caller, topic, Some(partition), request).await
+}
+
+async fn produce_records(
+    state: AppState,
+    caller: Caller,
+    topic: String,
+    partition: Option<i32>,
     request: Request,
 ) -> ApiResult<Response> {
     let format = match media_type(request.headers()).as_deref() {
@@ -274,9 +297,26 @@ pub async fn produce(
     };
     let org = caller.require_org("produce")?.to_string();
     let body = body_bytes(request, &state).await?;
-    let parsed: ProduceRequest = parse_json(&body)?;
+    let mut parsed: ProduceRequest = parse_json(&body)?;
 
     let (cluster_name, partitions) = owned_topic(&state, &org, &topic).await?;
+    if let Some(fixed) = partition {
+        check_partition(0, fixed, partitions).map_err(|_| {
+            ApiError::new(
+                ErrorCode::PartitionNotFound,
+                format!("partition {fixed} not found; the topic has {partitions}"),
+            )
+        })?;
+        for (i, record) in parsed.records.iter_mut().enumerate() {
+            if record.partition.is_some_and(|p| p != fixed) {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidRecords,
+                    format!("records[{i}].partition differs from partition {fixed} in the path"),
+                ));
+            }
+            record.partition = Some(fixed);
+        }
+    }
     // Everything is checked before anything is sent: a bad record fails the
     // whole request and writes nothing.
     let records = encode(format, parsed, partitions)?;

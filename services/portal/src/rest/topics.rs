@@ -1,0 +1,218 @@
+//! Kafka REST Proxy v2 topic metadata: `GET /topics`, `/topics/{topic}`,
+//! `/topics/{topic}/partitions`, `/topics/{topic}/partitions/{p}` and
+//! `/topics/{topic}/partitions/{p}/offsets`, in REST Proxy's shapes and
+//! media type.
+//!
+//! A topic here is a stream's topic on its owner's cluster. A caller sees
+//! the topics of its own streams and of the streams it has an active
+//! contract for; an admin sees every stream's topic.
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use freeport_common::error::ErrorCode;
+use freeport_common::kafka::{all_topic_configs, partition_ends, topic_layout, PartitionLayout};
+use freeport_common::names::ClusterName;
+use freeport_common::proto::catalog::v1 as pb;
+use serde_json::{json, Value};
+
+use super::produce::RESPONSE_V2;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiPath, Caller};
+use crate::push::is_active;
+use crate::AppState;
+
+/// How the caller may use a topic.
+pub(crate) struct TopicAccess {
+    pub stream: pb::Stream,
+    pub cluster: ClusterName,
+}
+
+fn v2(body: Value) -> Response {
+    ([(header::CONTENT_TYPE, RESPONSE_V2)], Json(body)).into_response()
+}
+
+fn cluster_of(stream: &pb::Stream) -> ApiResult<ClusterName> {
+    ClusterName::parse(stream.cluster.clone())
+        .map_err(|e| ApiError::internal("stream names an invalid cluster", e))
+}
+
+/// The streams whose topics the caller may see, each with the contract it
+/// reads under (none for its own streams).
+async fn accessible_streams(
+    state: &AppState,
+    caller: &Caller,
+) -> ApiResult<Vec<(pb::Stream, Option<pb::Contract>)>> {
+    let streams = state.catalog().list_streams().await?;
+    let Some(org) = caller.org() else {
+        return Ok(streams.into_iter().map(|s| (s, None)).collect());
+    };
+    let contracts: Vec<_> = state
+        .catalog()
+        .list_contracts()
+        .await?
+        .into_iter()
+        .filter(|c| c.consumer == org && is_active(c))
+        .collect();
+    Ok(streams
+        .into_iter()
+        .filter_map(|stream| {
+            if stream.owner == org {
+                return Some((stream, None));
+            }
+            let contract = contracts.iter().find(|c| c.stream == stream.name)?.clone();
+            Some((stream, Some(contract)))
+        })
+        .collect())
+}
+
+/// The caller's access to `topic`: 40401 when no stream has it, 40302 when
+/// the caller neither owns it nor holds an active contract for it.
+pub(crate) async fn topic_access(
+    state: &AppState,
+    caller: &Caller,
+    topic: &str,
+) -> ApiResult<TopicAccess> {
+    let mut accessible = accessible_streams(state, caller).await?;
+    // Own streams first: an owner reads its own topic without a contract.
+    accessible.sort_by_key(|(_, contract)| contract.is_some());
+    if let Some((stream, _)) = accessible.into_iter().find(|(s, _)| s.topic == topic) {
+        let cluster = cluster_of(&stream)?;
+        return Ok(TopicAccess { stream, cluster });
+    }
+    let exists = state
+        .catalog()
+        .list_streams()
+        .await?
+        .iter()
+        .any(|s| s.topic == topic);
+    Err(if exists {
+        ApiError::new(
+            ErrorCode::NoActiveContract,
+            format!("no active contract for topic {topic:?}; request one with POST /v1/contracts"),
+        )
+    } else {
+        ApiError::new(
+            ErrorCode::TopicNotFound,
+            format!("topic {topic:?} not found"),
+        )
+    })
+}
+
+async fn layout(state: &AppState, access: &TopicAccess) -> ApiResult<Vec<PartitionLayout>> {
+    let topic = &access.stream.topic;
+    topic_layout(state.cluster(&access.cluster)?, topic)
+        .await
+        .map_err(|e| ApiError::kafka(&format!("cannot read metadata of {topic}"), e))?
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::TopicNotFound,
+                format!("topic {topic:?} not found on its cluster"),
+            )
+        })
+}
+
+fn partition_json(partition: &PartitionLayout) -> Value {
+    let replicas: Vec<Value> = partition
+        .replicas
+        .iter()
+        .map(|broker| {
+            json!({
+                "broker": broker,
+                "leader": *broker == partition.leader,
+                "in_sync": partition.in_sync.contains(broker),
+            })
+        })
+        .collect();
+    json!({"partition": partition.id, "leader": partition.leader, "replicas": replicas})
+}
+
+fn find_partition(partitions: &[PartitionLayout], id: i32) -> ApiResult<&PartitionLayout> {
+    partitions.iter().find(|p| p.id == id).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::PartitionNotFound,
+            format!(
+                "partition {id} not found; the topic has {}",
+                partitions.len()
+            ),
+        )
+    })
+}
+
+/// `GET /topics`: the names of the topics the caller may see.
+pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
+    let mut topics: Vec<String> = accessible_streams(&state, &caller)
+        .await?
+        .into_iter()
+        .map(|(stream, _)| stream.topic)
+        .collect();
+    topics.sort();
+    topics.dedup();
+    Ok(v2(json!(topics)))
+}
+
+/// `GET /topics/{topic}`: its configs (as far as the cluster describes
+/// them) and partitions.
+pub async fn get_one(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(topic): ApiPath<String>,
+) -> ApiResult<Response> {
+    let access = topic_access(&state, &caller, &topic).await?;
+    let partitions = layout(&state, &access).await?;
+    let configs = all_topic_configs(state.cluster(&access.cluster)?, &topic).await;
+    Ok(v2(json!({
+        "name": topic,
+        "configs": configs,
+        "partitions": partitions.iter().map(partition_json).collect::<Vec<_>>(),
+    })))
+}
+
+/// `GET /topics/{topic}/partitions`.
+pub async fn partitions(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(topic): ApiPath<String>,
+) -> ApiResult<Response> {
+    let access = topic_access(&state, &caller, &topic).await?;
+    let partitions = layout(&state, &access).await?;
+    Ok(v2(json!(partitions
+        .iter()
+        .map(partition_json)
+        .collect::<Vec<_>>())))
+}
+
+/// `GET /topics/{topic}/partitions/{partition}`.
+pub async fn partition(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((topic, id)): ApiPath<(String, i32)>,
+) -> ApiResult<Response> {
+    let access = topic_access(&state, &caller, &topic).await?;
+    let partitions = layout(&state, &access).await?;
+    Ok(v2(partition_json(find_partition(&partitions, id)?)))
+}
+
+/// `GET /topics/{topic}/partitions/{partition}/offsets`.
+pub async fn offsets(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((topic, id)): ApiPath<(String, i32)>,
+) -> ApiResult<Response> {
+    let access = topic_access(&state, &caller, &topic).await?;
+    let partitions = layout(&state, &access).await?;
+    find_partition(&partitions, id)?;
+    let ends = partition_ends(state.cluster(&access.cluster)?, &topic, vec![id])
+        .await
+        .map_err(|e| ApiError::kafka(&format!("cannot read offsets of {topic}"), e))?;
+    let (beginning, end) = ends.get(&id).copied().ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::PartitionNotFound,
+            format!("partition {id} not found"),
+        )
+    })?;
+    Ok(v2(
+        json!({"beginning_offset": beginning, "end_offset": end}),
+    ))
+}
