@@ -426,7 +426,7 @@ impl Hub {
             tls("link")
         ));
         config.push_str(&format!(
-            "[portal]\nlisten = \"127.0.0.1:{portal_port}\"\ncatalog_url = \"https://127.0.0.1:{catalog_port}\"\nmax_body_bytes = 65536\n{}\n",
+            "[portal]\nlisten = \"127.0.0.1:{portal_port}\"\ncatalog_url = \"https://127.0.0.1:{catalog_port}\"\nmax_body_bytes = 65536\nconsumer_idle_secs = 4\n{}\n",
             tls("portal")
         ));
         let config_path = dir.path().join("freeport.toml");

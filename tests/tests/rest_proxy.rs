@@ -394,3 +394,387 @@ async fn v2_partition_produce_and_topic_metadata_follow_ownership_and_contracts(
         );
     }
 }
+
+/// Reads an instance's records until `count` have arrived (30 s at most).
+async fn consume(sandbox: &TwoOrgs, key: &str, instance: &str, count: usize) -> Vec<Value> {
+    let mut found = vec![];
+    let started = std::time::Instant::now();
+    while found.len() < count {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "only {} of {count} records: {found:?}",
+            found.len()
+        );
+        let response = sandbox
+            .hub
+            .http
+            .get(format!(
+                "{}/consumers/readers/instances/{instance}/records?timeout=1000",
+                sandbox.hub.url
+            ))
+            .bearer_auth(key)
+            .header("accept", "application/vnd.kafka.json.v2+json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/vnd.kafka.json.v2+json"
+        );
+        let batch: Vec<Value> = response.json().await.unwrap();
+        found.extend(batch);
+    }
+    found
+}
+
+fn ns(records: &[Value]) -> Vec<u64> {
+    records
+        .iter()
+        .map(|r| r["value"]["n"].as_u64().expect("n"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v2_consumer_instances_read_commit_resume_seek_and_expire() {
+    let sandbox = TwoOrgs::start().await;
+    sandbox.stream("orders", 1, json!({})).await;
+    let contract = sandbox
+        .approved_contract("orders", "orders-copy", json!({"mask_fields": ["/card"]}))
+        .await;
+    sandbox.until_active(&contract).await;
+    let records: Vec<Value> = (0..10)
+        .map(|n| json!({"key": format!("k{n}"), "value": {"n": n, "card": "4111"}}))
+        .collect();
+    let (status, answer) = sandbox
+        .hub
+        .produce("orders", &sandbox.owner, Value::Array(records))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let partner = sandbox.partner.as_str();
+    let instance =
+        |name: &str, suffix: &str| format!("/consumers/readers/instances/{name}{suffix}");
+    let create = json!({"name": "r1", "format": "json", "auto.offset.reset": "earliest", "auto.commit.enable": "false"});
+
+    // Create, in REST Proxy's shape; a second of the same name is 40902.
+    let (status, created) = call_v2(
+        &sandbox,
+        "POST",
+        "/consumers/readers",
+        partner,
+        Some(create.clone()),
+    )
+    .await;
+    assert_eq!(status, 200, "{created}");
+    assert_eq!(created["instance_id"], "r1");
+    assert!(
+        created["base_uri"]
+            .as_str()
+            .unwrap()
+            .ends_with("/consumers/readers/instances/r1"),
+        "{created}"
+    );
+    let (status, again) = call_v2(
+        &sandbox,
+        "POST",
+        "/consumers/readers",
+        partner,
+        Some(create.clone()),
+    )
+    .await;
+    assert_eq!(
+        (status, &again["error_code"]),
+        (409, &json!(40902)),
+        "{again}"
+    );
+    for bad in [
+        json!({"format": "avro"}),
+        json!({"auto.offset.reset": "middle"}),
+        json!({"max.poll.records": 5}),
+        json!({"name": "no spaces"}),
+    ] {
+        let (status, refused) = call_v2(
+            &sandbox,
+            "POST",
+            "/consumers/readers",
+            partner,
+            Some(bad.clone()),
+        )
+        .await;
+        assert_eq!(
+            (status, &refused["error_code"]),
+            (422, &json!(42204)),
+            "{bad}: {refused}"
+        );
+    }
+
+    // Subscribe and read: masked by the contract, headers included.
+    let (status, _) = call_v2(
+        &sandbox,
+        "POST",
+        &instance("r1", "/subscription"),
+        partner,
+        Some(json!({"topics": ["orders"]})),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (_, subscription) = call_v2(
+        &sandbox,
+        "GET",
+        &instance("r1", "/subscription"),
+        partner,
+        None,
+    )
+    .await;
+    assert_eq!(subscription, json!({"topics": ["orders"]}));
+    let (status, conflict) = call_v2(
+        &sandbox,
+        "POST",
+        &instance("r1", "/assignments"),
+        partner,
+        Some(json!({"partitions": [{"topic": "orders", "partition": 0}]})),
+    )
+    .await;
+    assert_eq!(
+        (status, &conflict["error_code"]),
+        (409, &json!(40901)),
+        "{conflict}"
+    );
+    let read = consume(&sandbox, partner, "r1", 10).await;
+    assert_eq!(ns(&read), (0..10).collect::<Vec<_>>());
+    assert_eq!(read[0]["value"]["card"], "****", "{}", read[0]);
+    assert_eq!(read[0]["key"], "k0");
+    assert_eq!(read[0]["topic"], "orders");
+    assert!(read[0]["headers"].is_array(), "{}", read[0]);
+    let wrong_format = sandbox
+        .hub
+        .http
+        .get(format!("{}{}", sandbox.hub.url, instance("r1", "/records")))
+        .bearer_auth(partner)
+        .header("accept", "application/vnd.kafka.binary.v2+json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_format.status(), 406);
+
+    // Commit inside the batch (after record 2), leave, and a new instance of
+    // the group resumes right after it: nothing skipped, nothing twice.
+    let (status, answer) = call_v2(
+        &sandbox,
+        "POST",
+        &instance("r1", "/offsets"),
+        partner,
+        Some(json!({"offsets": [{"topic": "orders", "partition": 0, "offset": 2}]})),
+    )
+    .await;
+    assert_eq!(status, 204, "{answer}");
+    let (status, committed) = call_v2(
+        &sandbox,
+        "GET",
+        &instance("r1", "/offsets"),
+        partner,
+        Some(json!({"partitions": [{"topic": "orders", "partition": 0}]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{committed}");
+    assert_eq!(committed["offsets"][0]["offset"], 3, "{committed}");
+    let (status, _) = call_v2(&sandbox, "DELETE", &instance("r1", ""), partner, None).await;
+    assert_eq!(status, 204);
+    let (status, gone) = call_v2(
+        &sandbox,
+        "GET",
+        &instance("r1", "/subscription"),
+        partner,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, &gone["error_code"]),
+        (404, &json!(40403)),
+        "{gone}"
+    );
+
+    let r2 = json!({"name": "r2", "format": "json", "auto.offset.reset": "earliest", "auto.commit.enable": "false"});
+    call_v2(&sandbox, "POST", "/consumers/readers", partner, Some(r2)).await;
+    let (status, _) = call_v2(
+        &sandbox,
+        "POST",
+        &instance("r2", "/subscription"),
+        partner,
+        Some(json!({"topics": ["orders"]})),
+    )
+    .await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        ns(&consume(&sandbox, partner, "r2", 7).await),
+        (3..10).collect::<Vec<_>>()
+    );
+    let (_, held) = call_v2(
+        &sandbox,
+        "GET",
+        &instance("r2", "/assignments"),
+        partner,
+        None,
+    )
+    .await;
+    assert_eq!(
+        held,
+        json!({"partitions": [{"topic": "orders", "partition": 0}]})
+    );
+
+    // Seek to an offset inside the batch, then to the beginning.
+    let (status, answer) = call_v2(
+        &sandbox,
+        "POST",
+        &instance("r2", "/positions"),
+        partner,
+        Some(json!({"offsets": [{"topic": "orders", "partition": 0, "offset": 5}]})),
+    )
+    .await;
+    assert_eq!(status, 204, "{answer}");
+    assert_eq!(
+        ns(&consume(&sandbox, partner, "r2", 5).await),
+        (5..10).collect::<Vec<_>>()
+    );
+    let (status, answer) = call_v2(
+        &sandbox,
+        "POST",
+        &instance("r2", "/positions/beginning"),
+        partner,
+        Some(json!({"partitions": [{"topic": "orders", "partition": 0}]})),
+    )
+    .await;
+    assert_eq!(status, 204, "{answer}");
+    assert_eq!(
+        ns(&consume(&sandbox, partner, "r2", 10).await),
+        (0..10).collect::<Vec<_>>()
+    );
+    // With no body, a commit takes everything read so far.
+    let response = sandbox
+        .hub
+        .http
+        .post(format!("{}{}", sandbox.hub.url, instance("r2", "/offsets")))
+        .bearer_auth(partner)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    let (_, committed) = call_v2(
+        &sandbox,
+        "GET",
+        &instance("r2", "/offsets"),
+        partner,
+        Some(json!({"partitions": [{"topic": "orders", "partition": 0}]})),
+    )
+    .await;
+    assert_eq!(committed["offsets"][0]["offset"], 10, "{committed}");
+    let (status, answer) = call_v2(
+        &sandbox,
+        "POST",
+        &instance("r2", "/positions"),
+        partner,
+        Some(json!({"offsets": [{"topic": "orders", "partition": 3, "offset": 0}]})),
+    )
+    .await;
+    assert_eq!(
+        (status, &answer["error_code"]),
+        (409, &json!(40903)),
+        "{answer}"
+    );
+
+    // A stranger without a contract cannot subscribe to the topic.
+    let stranger = sandbox.hub.org("initech", "partner").await;
+    call_v2(
+        &sandbox,
+        "POST",
+        "/consumers/readers",
+        &stranger,
+        Some(json!({"name": "s1"})),
+    )
+    .await;
+    let (status, refused) = call_v2(
+        &sandbox,
+        "POST",
+        "/consumers/readers/instances/s1/subscription",
+        &stranger,
+        Some(json!({"topics": ["orders"]})),
+    )
+    .await;
+    assert_eq!(
+        (status, &refused["error_code"]),
+        (403, &json!(40302)),
+        "{refused}"
+    );
+
+    // Another organization cannot touch the partner's instance.
+    let (status, hidden) = call_v2(
+        &sandbox,
+        "GET",
+        &instance("r2", "/assignments"),
+        &sandbox.owner,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, &hidden["error_code"]),
+        (404, &json!(40403)),
+        "{hidden}"
+    );
+
+    // Revocation: the next records request is refused.
+    let r3 = json!({"name": "r3", "format": "json", "auto.offset.reset": "earliest"});
+    call_v2(&sandbox, "POST", "/consumers/readers", partner, Some(r3)).await;
+    let (status, _) = call_v2(
+        &sandbox,
+        "POST",
+        &instance("r3", "/assignments"),
+        partner,
+        Some(json!({"partitions": [{"topic": "orders", "partition": 0}]})),
+    )
+    .await;
+    assert_eq!(status, 204);
+    // Assigned partitions start at the group's committed offset too (10,
+    // from r2's commit): only what comes next.
+    let more: Vec<Value> = (10..12)
+        .map(|n| json!({"value": {"n": n, "card": "4111"}}))
+        .collect();
+    let (status, answer) = sandbox
+        .hub
+        .produce("orders", &sandbox.owner, Value::Array(more))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(ns(&consume(&sandbox, partner, "r3", 2).await), [10, 11]);
+    let (status, answer) = sandbox
+        .hub
+        .call(
+            "POST",
+            &format!("/v1/contracts/{contract}/revoke"),
+            &sandbox.hub.admin_key,
+            Some(json!({"reason": "test"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, refused) =
+        call_v2(&sandbox, "GET", &instance("r3", "/records"), partner, None).await;
+    assert_eq!(
+        (status, &refused["error_code"]),
+        (403, &json!(40302)),
+        "{refused}"
+    );
+
+    // Idle instances expire (the test hub's timeout is 4 s).
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let (status, expired) = call_v2(
+        &sandbox,
+        "GET",
+        &instance("r2", "/assignments"),
+        partner,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, &expired["error_code"]),
+        (404, &json!(40403)),
+        "{expired}"
+    );
+}

@@ -57,6 +57,22 @@ pub enum ErrorCode {
     KafkaError,
     /// A service this one depends on (the catalog, a cluster) is unreachable.
     Unavailable,
+
+    // Kafka REST Proxy v2 consumer errors, with Confluent's numbers (see
+    // [`ErrorCode::REST_PROXY`]).
+    /// No such consumer instance (or not the caller's).
+    ConsumerNotFound,
+    /// The records' format in `Accept` is not the instance's.
+    ConsumerFormatMismatch,
+    /// Subscribing while assigned, or assigning while subscribed.
+    ConsumerAlreadySubscribed,
+    /// An instance of that name exists in the group already.
+    ConsumerAlreadyExists,
+    /// The instance cannot do that in its state (for example seek a
+    /// partition it does not hold).
+    ConsumerIllegalState,
+    /// A consumer setting that is unknown or invalid.
+    InvalidConsumerConfig,
 }
 
 impl ErrorCode {
@@ -87,6 +103,20 @@ impl ErrorCode {
         ErrorCode::Unavailable,
     ];
 
+    /// The REST Proxy consumer errors. They carry Confluent's numbers so its
+    /// clients understand them; three of those (40901-40903) mean something
+    /// else on Freeport's own `/v1` routes. They only ever come from the
+    /// portal's `/consumers` routes and never travel over gRPC, so
+    /// [`ErrorCode::from_code`] does not return them.
+    pub const REST_PROXY: [ErrorCode; 6] = [
+        ErrorCode::ConsumerNotFound,
+        ErrorCode::ConsumerFormatMismatch,
+        ErrorCode::ConsumerAlreadySubscribed,
+        ErrorCode::ConsumerAlreadyExists,
+        ErrorCode::ConsumerIllegalState,
+        ErrorCode::InvalidConsumerConfig,
+    ];
+
     /// The number shown to callers as `error_code`.
     pub const fn code(self) -> u32 {
         match self {
@@ -114,6 +144,12 @@ impl ErrorCode {
             ErrorCode::Internal => 50001,
             ErrorCode::KafkaError => 50002,
             ErrorCode::Unavailable => 50301,
+            ErrorCode::ConsumerNotFound => 40403,
+            ErrorCode::ConsumerFormatMismatch => 40601,
+            ErrorCode::ConsumerAlreadySubscribed => 40901,
+            ErrorCode::ConsumerAlreadyExists => 40902,
+            ErrorCode::ConsumerIllegalState => 40903,
+            ErrorCode::InvalidConsumerConfig => 42204,
         }
     }
 
@@ -132,7 +168,8 @@ impl ErrorCode {
             | ErrorCode::InvalidField
             | ErrorCode::InvalidRecords
             | ErrorCode::InvalidDocument
-            | ErrorCode::UnsupportedMediaType => Code::InvalidArgument,
+            | ErrorCode::UnsupportedMediaType
+            | ErrorCode::InvalidConsumerConfig => Code::InvalidArgument,
             ErrorCode::Unauthenticated => Code::Unauthenticated,
             ErrorCode::Forbidden | ErrorCode::NoActiveContract => Code::PermissionDenied,
             ErrorCode::RouteNotFound
@@ -141,11 +178,16 @@ impl ErrorCode {
             | ErrorCode::StreamNotFound
             | ErrorCode::ContractNotFound
             | ErrorCode::ClusterNotFound
-            | ErrorCode::OrganizationNotFound => Code::NotFound,
-            ErrorCode::AlreadyExists | ErrorCode::DestinationInUse => Code::AlreadyExists,
-            ErrorCode::IllegalTransition | ErrorCode::IncompatibleSchema => {
-                Code::FailedPrecondition
-            }
+            | ErrorCode::OrganizationNotFound
+            | ErrorCode::ConsumerNotFound => Code::NotFound,
+            ErrorCode::AlreadyExists
+            | ErrorCode::DestinationInUse
+            | ErrorCode::ConsumerAlreadyExists => Code::AlreadyExists,
+            ErrorCode::IllegalTransition
+            | ErrorCode::IncompatibleSchema
+            | ErrorCode::ConsumerAlreadySubscribed
+            | ErrorCode::ConsumerIllegalState
+            | ErrorCode::ConsumerFormatMismatch => Code::FailedPrecondition,
             ErrorCode::PayloadTooLarge => Code::ResourceExhausted,
             ErrorCode::MethodNotAllowed => Code::Unimplemented,
             ErrorCode::Internal | ErrorCode::KafkaError => Code::Internal,
@@ -211,6 +253,10 @@ mod tests {
             assert!(seen.insert(code.code()), "duplicate code {}", code.code());
             assert_eq!(ErrorCode::from_code(code.code()), Some(code));
             assert!((400..600).contains(&code.http_status()));
+        }
+        for code in ErrorCode::REST_PROXY {
+            assert!(!ErrorCode::ALL.contains(&code));
+            assert!((400..500).contains(&code.http_status()));
         }
     }
 

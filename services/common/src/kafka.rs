@@ -17,7 +17,7 @@ use rdkafka::types::RDKafkaErrorCode as Code;
 use crate::config::ClusterConfig;
 
 mod seek;
-pub use seek::{partition_ends, read_starts, Resume, Start};
+pub use seek::{partition_ends, read_starts, read_starts_blocking, Resume, Start};
 
 /// How long a metadata or admin call may take before it counts as failed.
 pub const METADATA_TIMEOUT: Duration = Duration::from_secs(10);

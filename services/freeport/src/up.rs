@@ -237,6 +237,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
             &data_dir,
         )?))),
         max_body_bytes: 1024 * 1024,
+        consumer_idle_secs: 300,
     };
 
     let mut tasks = tokio::task::JoinSet::new();

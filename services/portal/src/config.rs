@@ -28,6 +28,14 @@ pub struct PortalConfig {
     /// Largest request body accepted, in bytes.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
+    /// Seconds a REST Proxy consumer instance may go unused before it is
+    /// closed and its partitions go to the rest of its group.
+    #[serde(default = "default_consumer_idle_secs")]
+    pub consumer_idle_secs: u64,
+}
+
+fn default_consumer_idle_secs() -> u64 {
+    300
 }
 
 fn default_max_body_bytes() -> usize {

@@ -10,6 +10,7 @@
 
 pub mod catalog_client;
 pub mod config;
+pub mod consumers;
 pub mod error;
 pub mod extract;
 pub mod push;
@@ -87,14 +88,26 @@ struct Inner {
     contract_changes: tokio::sync::broadcast::Sender<pb::Contract>,
     /// Fires when the portal shuts down: open push feeds end.
     shutdown: CancellationToken,
+    /// REST Proxy consumer instances.
+    consumers: Arc<consumers::Consumers>,
+    /// `https`, or `http` in development mode: for the URLs handed out.
+    scheme: &'static str,
+}
+
+/// How a portal behaves, beyond what it connects to.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub hash_key: Option<Vec<u8>>,
+    pub max_body_bytes: usize,
+    pub consumer_idle_timeout: Duration,
+    pub dev_mode: bool,
 }
 
 impl AppState {
     pub fn new(
         catalog: CatalogClient,
         clusters: Clusters,
-        hash_key: Option<Vec<u8>>,
-        max_body_bytes: usize,
+        settings: Settings,
         shutdown: CancellationToken,
     ) -> Result<AppState, StartError> {
         let producers = clusters
@@ -118,12 +131,22 @@ impl AppState {
                 clusters,
                 producers,
                 partitions: Mutex::new(HashMap::new()),
-                hash_key,
-                max_body_bytes,
+                hash_key: settings.hash_key,
+                max_body_bytes: settings.max_body_bytes,
+                consumers: Arc::new(consumers::Consumers::new(settings.consumer_idle_timeout)),
+                scheme: if settings.dev_mode { "http" } else { "https" },
                 contract_changes: tokio::sync::broadcast::channel(push::CONTRACT_CHANGES).0,
                 shutdown,
             }),
         })
+    }
+
+    pub fn consumers(&self) -> &consumers::Consumers {
+        &self.inner.consumers
+    }
+
+    pub fn scheme(&self) -> &'static str {
+        self.inner.scheme
     }
 
     pub fn max_body_bytes(&self) -> usize {
@@ -234,13 +257,14 @@ pub async fn serve(
         None => None,
     };
     let catalog = CatalogClient::new(channel);
-    let state = AppState::new(
-        catalog.clone(),
-        clusters,
+    let settings = Settings {
         hash_key,
-        config.max_body_bytes,
-        shutdown.clone(),
-    )?;
+        max_body_bytes: config.max_body_bytes,
+        consumer_idle_timeout: Duration::from_secs(config.consumer_idle_secs),
+        dev_mode: config.dev_mode,
+    };
+    let state = AppState::new(catalog.clone(), clusters, settings, shutdown.clone())?;
+    tokio::spawn(state.inner.consumers.clone().expire_idle(shutdown.clone()));
     tokio::spawn(push::watch_contracts(
         catalog,
         state.inner.contract_changes.clone(),

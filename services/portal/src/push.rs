@@ -204,19 +204,7 @@ pub async fn open(
                 ),
             )
         })?;
-    let reshaper = Reshaper::new(
-        contract
-            .terms
-            .as_ref()
-            .unwrap_or(&pb::ContractTerms::default()),
-        state.hash_key(),
-    )
-    .map_err(|refusal| {
-        ApiError::new(
-            ErrorCode::Unavailable,
-            format!("cannot apply the contract's terms here: {refusal}"),
-        )
-    })?;
+    let reshaper = reshaper_for(state, &contract)?;
 
     let cluster_name = ClusterName::parse(stream.cluster.clone())
         .map_err(|e| ApiError::internal("stream names an invalid cluster", e))?;
@@ -280,6 +268,27 @@ pub async fn open(
         changes,
         catalog: state.catalog().clone(),
         shutdown: state.shutdown().clone(),
+    })
+}
+
+/// What reshapes records read under `contract`; `None` when its terms
+/// change nothing.
+pub(crate) fn reshaper_for(
+    state: &AppState,
+    contract: &pb::Contract,
+) -> ApiResult<Option<Reshaper>> {
+    Reshaper::new(
+        contract
+            .terms
+            .as_ref()
+            .unwrap_or(&pb::ContractTerms::default()),
+        state.hash_key(),
+    )
+    .map_err(|refusal| {
+        ApiError::new(
+            ErrorCode::Unavailable,
+            format!("cannot apply the contract's terms here: {refusal}"),
+        )
     })
 }
 

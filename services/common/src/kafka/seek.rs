@@ -66,42 +66,48 @@ pub async fn read_starts(
     topic: &str,
     wanted: HashMap<i32, Resume>,
 ) -> Result<HashMap<i32, Start>, ClusterError> {
-    let consumer = probe_consumer(cluster)?;
     let topic = topic.to_string();
     let cluster = cluster.clone();
-    blocking(move || {
-        let mut starts = HashMap::new();
-        for (partition, resume) in wanted {
-            let (low, high) = consumer
-                .fetch_watermarks(&topic, partition, METADATA_TIMEOUT)
-                .map_err(|e| explain_failure(&consumer, &cluster, e))?;
-            let next = match resume {
-                Resume::At(offset) => offset,
-                Resume::End => true_end(&consumer, &topic, partition, low, high)
-                    .map_err(|e| explain_failure(&consumer, &cluster, e))?,
-            };
-            let start = probe(&consumer, &topic, partition, next, low, high)
-                .map_err(|e| explain_failure(&consumer, &cluster, e))?;
-            if start < next {
-                tracing::debug!(
-                    topic,
-                    partition,
-                    next,
-                    start,
-                    "reading from before the resume point"
-                );
-            }
-            starts.insert(
+    blocking(move || read_starts_blocking(&cluster, &topic, wanted)).await
+}
+
+/// [`read_starts`] for callers already on a thread that may block (a
+/// consumer's rebalance callback, say).
+pub fn read_starts_blocking(
+    cluster: &ClusterConfig,
+    topic: &str,
+    wanted: HashMap<i32, Resume>,
+) -> Result<HashMap<i32, Start>, ClusterError> {
+    let consumer = probe_consumer(cluster)?;
+    let explain = |e| explain_failure(&consumer, cluster, e);
+    let mut starts = HashMap::new();
+    for (partition, resume) in wanted {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, partition, METADATA_TIMEOUT)
+            .map_err(explain)?;
+        let next = match resume {
+            Resume::At(offset) => offset,
+            Resume::End => true_end(&consumer, topic, partition, low, high).map_err(explain)?,
+        };
+        let start = probe(&consumer, topic, partition, next, low, high).map_err(explain)?;
+        if start < next {
+            tracing::debug!(
+                topic,
                 partition,
-                Start {
-                    fetch_from: start,
-                    next,
-                },
+                next,
+                start,
+                "reading from before the resume point"
             );
         }
-        Ok(starts)
-    })
-    .await
+        starts.insert(
+            partition,
+            Start {
+                fetch_from: start,
+                next,
+            },
+        );
+    }
+    Ok(starts)
 }
 
 /// The oldest offset each of `partitions` holds and the offset its next

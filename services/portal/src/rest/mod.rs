@@ -2,6 +2,7 @@
 //! call the catalog or Kafka, and shape the answer; rules live in the catalog.
 
 pub mod admin;
+pub mod consumers;
 pub mod contracts;
 pub mod events;
 pub mod partners;
@@ -11,7 +12,7 @@ pub mod records;
 pub mod streams;
 pub mod topics;
 
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::Router;
 use freeport_common::error::ErrorCode;
 
@@ -66,6 +67,41 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/v3/clusters/{cluster}/topics/{topic}/records",
             post(records::produce),
+        )
+        .route("/consumers/{group}", post(consumers::create))
+        .route(
+            "/consumers/{group}/instances/{instance}",
+            delete(consumers::delete),
+        )
+        .route(
+            "/consumers/{group}/instances/{instance}/subscription",
+            post(consumers::subscribe)
+                .get(consumers::subscription)
+                .delete(consumers::unsubscribe),
+        )
+        .route(
+            "/consumers/{group}/instances/{instance}/assignments",
+            post(consumers::assign).get(consumers::assignments),
+        )
+        .route(
+            "/consumers/{group}/instances/{instance}/positions",
+            post(consumers::seek),
+        )
+        .route(
+            "/consumers/{group}/instances/{instance}/positions/beginning",
+            post(consumers::seek_beginning),
+        )
+        .route(
+            "/consumers/{group}/instances/{instance}/positions/end",
+            post(consumers::seek_end),
+        )
+        .route(
+            "/consumers/{group}/instances/{instance}/records",
+            get(consumers::records),
+        )
+        .route(
+            "/consumers/{group}/instances/{instance}/offsets",
+            post(consumers::commit).get(consumers::committed),
         )
         .route("/healthz", get(|| async { "ok" }))
         .fallback(|| async { ApiError::new(ErrorCode::RouteNotFound, "no such route") })

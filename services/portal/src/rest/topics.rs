@@ -27,6 +27,9 @@ use crate::AppState;
 pub(crate) struct TopicAccess {
     pub stream: pb::Stream,
     pub cluster: ClusterName,
+    /// The contract the caller reads under; `None` for the stream's owner
+    /// and for admins.
+    pub contract: Option<pb::Contract>,
 }
 
 fn v2(body: Value) -> Response {
@@ -77,9 +80,13 @@ pub(crate) async fn topic_access(
     let mut accessible = accessible_streams(state, caller).await?;
     // Own streams first: an owner reads its own topic without a contract.
     accessible.sort_by_key(|(_, contract)| contract.is_some());
-    if let Some((stream, _)) = accessible.into_iter().find(|(s, _)| s.topic == topic) {
+    if let Some((stream, contract)) = accessible.into_iter().find(|(s, _)| s.topic == topic) {
         let cluster = cluster_of(&stream)?;
-        return Ok(TopicAccess { stream, cluster });
+        return Ok(TopicAccess {
+            stream,
+            cluster,
+            contract,
+        });
     }
     let exists = state
         .catalog()

@@ -1,0 +1,695 @@
+//! Kafka REST Proxy v2 consumer instances: a Kafka consumer kept in the
+//! portal on a REST client's behalf, in a consumer group of the client's
+//! organization.
+//!
+//! An instance lives in the portal that created it, as in REST Proxy:
+//! clients that cannot stick to one portal instance use the push feeds
+//! instead, which keep no state. An instance nobody has used for the idle
+//! timeout is closed, leaving its group so its partitions go to the
+//! group's other members.
+//!
+//! Every group is namespaced by organization on the cluster
+//! (`freeport.<org>.<group>`): two organizations naming a group alike never
+//! share it. Records read under a contract are reshaped by its terms, as
+//! the link and the push feeds do.
+//!
+//! The broker may skip the rest of a batch when asked to fetch from an
+//! offset inside it (see `freeport_common::kafka::read_starts`), so every
+//! start this consumer takes from a committed offset or a seek fetches from
+//! where `read_starts` says and drops the records before the wanted offset.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use freeport_common::config::ClusterConfig;
+use freeport_common::error::ErrorCode;
+use freeport_common::kafka::{client_config, read_starts_blocking, Resume, METADATA_TIMEOUT};
+use freeport_common::names::ClusterName;
+use freeport_common::terms::{Outcome, Reshaper};
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Headers};
+use rdkafka::topic_partition_list::TopicPartitionListElem;
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{Message, Offset, TopicPartitionList};
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{ApiError, ApiResult};
+
+/// How a consumer instance shows keys and values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Keys and values are JSON documents (text that is not JSON comes as
+    /// a JSON string).
+    Json,
+    /// Keys and values are base64.
+    Binary,
+}
+
+impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Binary => "binary",
+        }
+    }
+}
+
+/// An instance's settings, from the create request.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub format: Format,
+    /// `earliest` or `latest`: where a partition without a committed
+    /// offset starts.
+    pub auto_offset_reset: &'static str,
+    pub auto_commit: bool,
+    /// How long a records request waits for records.
+    pub request_timeout: Duration,
+    /// Most bytes (keys and values) one records request returns.
+    pub max_bytes: usize,
+}
+
+/// A topic an instance reads, and how.
+pub struct TopicRead {
+    pub cluster: ClusterName,
+    /// The contract it reads under (`None` for the owner's own topic).
+    pub contract: Option<String>,
+    pub reshaper: Option<Reshaper>,
+}
+
+/// What an instance reads: nothing yet, the partitions the group gives it
+/// for some topics, or partitions it chose.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    Idle,
+    Subscribed(Vec<String>),
+    Assigned(Vec<(String, i32)>),
+}
+
+/// Records before these offsets were asked to be skipped (the broker may
+/// deliver them when a start falls inside a batch).
+type Floors = Mutex<HashMap<(String, i32), i64>>;
+
+/// Fixes where assigned partitions start: from a committed offset, at a
+/// batch start that makes the broker skip nothing.
+pub struct InstanceContext {
+    cluster: ClusterConfig,
+    floors: Floors,
+}
+
+impl ClientContext for InstanceContext {}
+
+impl ConsumerContext for InstanceContext {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        partitions: &mut TopicPartitionList,
+    ) {
+        let outcome = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let starts = self.starts(consumer, partitions);
+                consumer.assign(&starts)
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => consumer.unassign(),
+            other => {
+                tracing::warn!(error = ?other, "consumer instance rebalance failed");
+                consumer.unassign()
+            }
+        };
+        if let Err(e) = outcome {
+            tracing::warn!(error = %e, "consumer instance could not take its partitions");
+        }
+    }
+}
+
+impl InstanceContext {
+    fn floors(&self) -> std::sync::MutexGuard<'_, HashMap<(String, i32), i64>> {
+        self.floors.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// `partitions` with each committed offset replaced by where to fetch
+    /// from; the offsets below each committed one become floors.
+    fn starts(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        partitions: &TopicPartitionList,
+    ) -> TopicPartitionList {
+        let committed = match consumer.committed_offsets(partitions.clone(), METADATA_TIMEOUT) {
+            Ok(committed) => committed,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read committed offsets; starting as the reset policy says");
+                return partitions.clone();
+            }
+        };
+        let mut wanted: BTreeMap<String, HashMap<i32, Resume>> = BTreeMap::new();
+        for element in committed.elements() {
+            if let Offset::Offset(next) = element.offset() {
+                wanted
+                    .entry(element.topic().to_string())
+                    .or_default()
+                    .insert(element.partition(), Resume::At(next));
+            }
+        }
+        let mut starts = partitions.clone();
+        let mut floors = self.floors();
+        for element in partitions.elements() {
+            floors.remove(&(element.topic().to_string(), element.partition()));
+        }
+        for (topic, wanted) in wanted {
+            match read_starts_blocking(&self.cluster, &topic, wanted) {
+                Ok(found) => {
+                    for (partition, start) in found {
+                        let set = starts.set_partition_offset(
+                            &topic,
+                            partition,
+                            Offset::Offset(start.fetch_from),
+                        );
+                        if set.is_ok() {
+                            floors.insert((topic.clone(), partition), start.next);
+                        }
+                    }
+                }
+                // Starting at the committed offsets themselves may skip part
+                // of a batch on some brokers, but loses nothing on Kafka.
+                Err(e) => tracing::warn!(%topic, error = %e, "cannot find where to resume"),
+            }
+        }
+        starts
+    }
+}
+
+/// One consumer instance.
+pub struct Instance {
+    pub org: String,
+    pub group: String,
+    pub name: String,
+    pub settings: Settings,
+    consumer: Option<BaseConsumer<InstanceContext>>,
+    /// The cluster its consumer reads from, once it has one.
+    cluster: Option<ClusterName>,
+    topics: BTreeMap<String, TopicRead>,
+    mode: Mode,
+    last_used: Instant,
+}
+
+fn kafka(context: &str, e: KafkaError) -> ApiError {
+    ApiError::kafka(context, e)
+}
+
+fn illegal(message: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorCode::ConsumerIllegalState, message)
+}
+
+impl Instance {
+    pub fn mode(&self) -> &Mode {
+        &self.mode
+    }
+
+    /// The contracts the instance reads under.
+    pub fn contracts(&self) -> Vec<String> {
+        self.topics
+            .values()
+            .filter_map(|t| t.contract.clone())
+            .collect()
+    }
+
+    /// Takes `topics` as what the instance reads from now on, creating its
+    /// Kafka consumer on their cluster the first time.
+    fn take_topics(
+        &mut self,
+        topics: BTreeMap<String, TopicRead>,
+        cluster: &ClusterConfig,
+    ) -> ApiResult<&BaseConsumer<InstanceContext>> {
+        let mut clusters = topics.values().map(|t| &t.cluster);
+        let first = clusters.next().cloned();
+        if clusters.any(|c| Some(c) != first.as_ref()) {
+            return Err(illegal(
+                "these topics live on different clusters; one consumer instance reads from one",
+            ));
+        }
+        if let (Some(held), Some(wanted)) = (&self.cluster, &first) {
+            if held != wanted {
+                return Err(illegal(format!(
+                    "this instance reads from cluster {:?}; create another for cluster {:?}",
+                    held.as_str(),
+                    wanted.as_str()
+                )));
+            }
+        }
+        if self.cluster.is_none() {
+            self.cluster = first;
+        }
+        self.topics = topics;
+        if self.consumer.is_none() {
+            let group = format!("freeport.{}.{}", self.org, self.group);
+            let context = InstanceContext {
+                cluster: cluster.clone(),
+                floors: Mutex::new(HashMap::new()),
+            };
+            let consumer = client_config(cluster, &format!("freeport-rest-{}", self.name))
+                .set("group.id", group)
+                .set("enable.auto.commit", self.settings.auto_commit.to_string())
+                .set("auto.offset.reset", self.settings.auto_offset_reset)
+                .set("allow.auto.create.topics", "false")
+                .set("fetch.wait.max.ms", "100")
+                .create_with_context(context)
+                .map_err(|e| kafka("cannot create a consumer", e))?;
+            self.consumer = Some(consumer);
+        }
+        self.consumer
+            .as_ref()
+            .ok_or_else(|| ApiError::internal("consumer instance", "no consumer"))
+    }
+
+    fn consumer(&self) -> ApiResult<&BaseConsumer<InstanceContext>> {
+        self.consumer.as_ref().ok_or_else(|| {
+            illegal("the instance reads nothing yet: subscribe or assign partitions first")
+        })
+    }
+
+    pub fn subscribe(
+        &mut self,
+        topics: BTreeMap<String, TopicRead>,
+        cluster: &ClusterConfig,
+    ) -> ApiResult<()> {
+        if let Mode::Assigned(_) = self.mode {
+            return Err(ApiError::new(
+                ErrorCode::ConsumerAlreadySubscribed,
+                "the instance has assigned partitions; delete them before subscribing",
+            ));
+        }
+        let names: Vec<String> = topics.keys().cloned().collect();
+        let consumer = self.take_topics(topics, cluster)?;
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&refs)
+            .map_err(|e| kafka("cannot subscribe", e))?;
+        self.mode = Mode::Subscribed(names);
+        Ok(())
+    }
+
+    pub fn assign(
+        &mut self,
+        partitions: Vec<(String, i32)>,
+        topics: BTreeMap<String, TopicRead>,
+        cluster: &ClusterConfig,
+    ) -> ApiResult<()> {
+        if let Mode::Subscribed(_) = self.mode {
+            return Err(ApiError::new(
+                ErrorCode::ConsumerAlreadySubscribed,
+                "the instance is subscribed to topics; unsubscribe before assigning partitions",
+            ));
+        }
+        let consumer = self.take_topics(topics, cluster)?;
+        let mut list = TopicPartitionList::new();
+        for (topic, partition) in &partitions {
+            list.add_partition(topic, *partition);
+        }
+        let starts = consumer.context().starts(consumer, &list);
+        consumer
+            .assign(&starts)
+            .map_err(|e| kafka("cannot assign partitions", e))?;
+        self.mode = Mode::Assigned(partitions);
+        Ok(())
+    }
+
+    /// Stops reading: leaves the group's subscription or drops the
+    /// assignment.
+    pub fn unsubscribe(&mut self) -> ApiResult<()> {
+        if let Some(consumer) = &self.consumer {
+            match self.mode {
+                Mode::Subscribed(_) => consumer.unsubscribe(),
+                Mode::Assigned(_) => consumer
+                    .unassign()
+                    .map_err(|e| kafka("cannot drop the assignment", e))?,
+                Mode::Idle => {}
+            }
+        }
+        self.mode = Mode::Idle;
+        self.topics.clear();
+        Ok(())
+    }
+
+    /// The partitions the instance holds now.
+    pub fn assignment(&self) -> ApiResult<Vec<(String, i32)>> {
+        let Some(consumer) = &self.consumer else {
+            return Ok(vec![]);
+        };
+        let list = consumer
+            .assignment()
+            .map_err(|e| kafka("cannot read the assignment", e))?;
+        Ok(list
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_string(), e.partition()))
+            .collect())
+    }
+
+    /// Moves each partition to an offset: the next record read from it is
+    /// the one at that offset.
+    pub fn seek(&mut self, offsets: Vec<(String, i32, i64)>) -> ApiResult<()> {
+        let consumer = self.consumer()?;
+        let held = self.assignment()?;
+        let mut by_topic: BTreeMap<String, HashMap<i32, Resume>> = BTreeMap::new();
+        for (topic, partition, offset) in &offsets {
+            if !held.contains(&(topic.clone(), *partition)) {
+                return Err(illegal(format!(
+                    "partition {partition} of {topic:?} is not assigned to this instance"
+                )));
+            }
+            by_topic
+                .entry(topic.clone())
+                .or_default()
+                .insert(*partition, Resume::At(*offset));
+        }
+        let context = consumer.context();
+        for (topic, wanted) in by_topic {
+            let starts = read_starts_blocking(&context.cluster, &topic, wanted)
+                .map_err(|e| ApiError::kafka("cannot find where to start", e))?;
+            for (partition, start) in starts {
+                consumer
+                    .seek(
+                        &topic,
+                        partition,
+                        Offset::Offset(start.fetch_from),
+                        METADATA_TIMEOUT,
+                    )
+                    .map_err(|e| kafka("cannot seek", e))?;
+                context
+                    .floors()
+                    .insert((topic.clone(), partition), start.next);
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves each partition to its first or its next-to-come record.
+    pub fn seek_to(&mut self, partitions: Vec<(String, i32)>, end: bool) -> ApiResult<()> {
+        let consumer = self.consumer()?;
+        let held = self.assignment()?;
+        for (topic, partition) in partitions {
+            if !held.contains(&(topic.clone(), partition)) {
+                return Err(illegal(format!(
+                    "partition {partition} of {topic:?} is not assigned to this instance"
+                )));
+            }
+            let offset = if end { Offset::End } else { Offset::Beginning };
+            consumer
+                .seek(&topic, partition, offset, METADATA_TIMEOUT)
+                .map_err(|e| kafka("cannot seek", e))?;
+            consumer.context().floors().remove(&(topic, partition));
+        }
+        Ok(())
+    }
+
+    /// Records that arrive within the request timeout (returning as soon as
+    /// some have arrived and no more are ready), up to `max_bytes`.
+    pub fn records(&mut self, timeout: Duration, max_bytes: usize) -> ApiResult<Vec<Value>> {
+        let Some(consumer) = &self.consumer else {
+            return Ok(vec![]);
+        };
+        let deadline = Instant::now() + timeout;
+        let mut records = Vec::new();
+        let mut bytes = 0;
+        while bytes < max_bytes {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            let wait = if records.is_empty() {
+                deadline - now
+            } else {
+                Duration::from_millis(10)
+            };
+            let message = match consumer.poll(wait.min(Duration::from_millis(200))) {
+                None if records.is_empty() => continue,
+                None => break,
+                Some(Err(KafkaError::PartitionEOF(_))) => continue,
+                Some(Err(e)) => return Err(kafka("reading records failed", e)),
+                Some(Ok(message)) => message,
+            };
+            let floor = consumer
+                .context()
+                .floors()
+                .get(&(message.topic().to_string(), message.partition()))
+                .copied();
+            if floor.is_some_and(|floor| message.offset() < floor) {
+                continue;
+            }
+            let reshaper = self
+                .topics
+                .get(message.topic())
+                .and_then(|t| t.reshaper.as_ref());
+            let value = match reshaper {
+                None => message.payload().map(<[u8]>::to_vec),
+                Some(reshaper) => match reshaper.apply(message.payload()) {
+                    Outcome::Deliver(value) => value,
+                    Outcome::Skip | Outcome::DeadLetter(_) => continue,
+                },
+            };
+            bytes += message.key().map_or(0, <[u8]>::len) + value.as_ref().map_or(0, Vec::len);
+            records.push(record_json(
+                &message,
+                value.as_deref(),
+                self.settings.format,
+            ));
+        }
+        Ok(records)
+    }
+
+    /// Commits `offsets` (each the last record processed, as REST Proxy
+    /// takes them), or when empty everything read so far.
+    pub fn commit(&mut self, offsets: Vec<(String, i32, i64)>) -> ApiResult<()> {
+        let consumer = self.consumer()?;
+        if offsets.is_empty() {
+            return match consumer.commit_consumer_state(CommitMode::Sync) {
+                // Nothing read yet: nothing to commit.
+                Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {
+                    Ok(())
+                }
+                other => other.map_err(|e| kafka("cannot commit", e)),
+            };
+        }
+        let mut list = TopicPartitionList::new();
+        for (topic, partition, offset) in offsets {
+            list.add_partition_offset(&topic, partition, Offset::Offset(offset + 1))
+                .map_err(|e| kafka("cannot commit", e))?;
+        }
+        consumer
+            .commit(&list, CommitMode::Sync)
+            .map_err(|e| kafka("cannot commit", e))
+    }
+
+    /// The group's committed offsets of `partitions` (the next record to
+    /// read in each).
+    pub fn committed(&self, partitions: Vec<(String, i32)>) -> ApiResult<Vec<Value>> {
+        let consumer = self.consumer()?;
+        let mut list = TopicPartitionList::new();
+        for (topic, partition) in &partitions {
+            list.add_partition(topic, *partition);
+        }
+        let committed = consumer
+            .committed_offsets(list, METADATA_TIMEOUT)
+            .map_err(|e| kafka("cannot read committed offsets", e))?;
+        Ok(committed
+            .elements()
+            .iter()
+            .map(|e: &TopicPartitionListElem<'_>| {
+                let offset = match e.offset() {
+                    Offset::Offset(o) => o,
+                    _ => -1,
+                };
+                json!({"topic": e.topic(), "partition": e.partition(), "offset": offset, "metadata": ""})
+            })
+            .collect())
+    }
+}
+
+/// Bytes as the instance's format shows them.
+fn show(bytes: Option<&[u8]>, format: Format) -> Value {
+    let Some(bytes) = bytes else {
+        return Value::Null;
+    };
+    match format {
+        Format::Binary => Value::String(base64::engine::general_purpose::STANDARD.encode(bytes)),
+        Format::Json => serde_json::from_slice(bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned())),
+    }
+}
+
+/// A record as REST Proxy v2 shows it, with its headers as the produce
+/// API takes them (`{name, value: <base64>}`).
+fn record_json(message: &BorrowedMessage<'_>, value: Option<&[u8]>, format: Format) -> Value {
+    let headers: Vec<Value> = message
+        .headers()
+        .map(|headers| {
+            headers
+                .iter()
+                .map(|h| {
+                    json!({
+                        "name": h.key,
+                        "value": h.value.map(|v| base64::engine::general_purpose::STANDARD.encode(v)),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    json!({
+        "topic": message.topic(),
+        "key": show(message.key(), format),
+        "value": show(value, format),
+        "partition": message.partition(),
+        "offset": message.offset(),
+        "timestamp": message.timestamp().to_millis(),
+        "headers": headers,
+    })
+}
+
+type Key = (String, String, String);
+
+/// Every consumer instance of this portal.
+pub struct Consumers {
+    instances: Mutex<HashMap<Key, Arc<Mutex<Instance>>>>,
+    idle_timeout: Duration,
+}
+
+impl Consumers {
+    pub fn new(idle_timeout: Duration) -> Consumers {
+        Consumers {
+            instances: Mutex::new(HashMap::new()),
+            idle_timeout,
+        }
+    }
+
+    fn instances(&self) -> std::sync::MutexGuard<'_, HashMap<Key, Arc<Mutex<Instance>>>> {
+        self.instances
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Adds an instance; 40902 when the group has one of that name.
+    pub fn create(&self, org: &str, group: &str, name: &str, settings: Settings) -> ApiResult<()> {
+        let key = (org.to_string(), group.to_string(), name.to_string());
+        let mut instances = self.instances();
+        if instances.contains_key(&key) {
+            return Err(ApiError::new(
+                ErrorCode::ConsumerAlreadyExists,
+                format!("consumer group {group:?} already has an instance named {name:?}"),
+            ));
+        }
+        let instance = Instance {
+            org: org.to_string(),
+            group: group.to_string(),
+            name: name.to_string(),
+            settings,
+            consumer: None,
+            cluster: None,
+            topics: BTreeMap::new(),
+            mode: Mode::Idle,
+            last_used: Instant::now(),
+        };
+        instances.insert(key, Arc::new(Mutex::new(instance)));
+        Ok(())
+    }
+
+    /// The caller's instance; 40403 when it has none of that name (another
+    /// organization's instances are invisible).
+    pub fn get(&self, org: &str, group: &str, name: &str) -> ApiResult<Arc<Mutex<Instance>>> {
+        let key = (org.to_string(), group.to_string(), name.to_string());
+        self.instances().get(&key).cloned().ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::ConsumerNotFound,
+                format!("consumer instance {name:?} not found in group {group:?}"),
+            )
+        })
+    }
+
+    pub fn remove(&self, org: &str, group: &str, name: &str) -> ApiResult<Arc<Mutex<Instance>>> {
+        let key = (org.to_string(), group.to_string(), name.to_string());
+        self.instances().remove(&key).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::ConsumerNotFound,
+                format!("consumer instance {name:?} not found in group {group:?}"),
+            )
+        })
+    }
+
+    /// Closes instances idle for longer than the timeout, until `shutdown`;
+    /// then closes them all.
+    pub async fn expire_idle(self: Arc<Self>, shutdown: CancellationToken) {
+        let every =
+            (self.idle_timeout / 4).clamp(Duration::from_millis(250), Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => {
+                    let all: Vec<_> = self.instances().drain().map(|(_, i)| i).collect();
+                    close(all).await;
+                    return;
+                }
+                _ = tokio::time::sleep(every) => {}
+            }
+            let expired: Vec<_> = {
+                let mut instances = self.instances();
+                let idle: Vec<Key> = instances
+                    .iter()
+                    .filter(|(_, instance)| {
+                        // One in use is not idle.
+                        instance
+                            .try_lock()
+                            .is_ok_and(|i| i.last_used.elapsed() > self.idle_timeout)
+                    })
+                    .map(|(key, _)| key.clone())
+                    .collect();
+                idle.iter()
+                    .filter_map(|key| instances.remove(key))
+                    .collect()
+            };
+            for instance in &expired {
+                if let Ok(i) = instance.lock() {
+                    tracing::info!(org = %i.org, group = %i.group, instance = %i.name, "consumer instance expired after being idle");
+                }
+            }
+            close(expired).await;
+        }
+    }
+}
+
+/// Closes instances' consumers (leaving their groups) off the async
+/// runtime: closing blocks.
+pub async fn close(instances: Vec<Arc<Mutex<Instance>>>) {
+    if instances.is_empty() {
+        return;
+    }
+    let _ = tokio::task::spawn_blocking(move || {
+        for instance in instances {
+            let consumer = instance
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .consumer
+                .take();
+            drop(consumer);
+        }
+    })
+    .await;
+}
+
+/// Runs `f` on the instance off the async runtime (rdkafka's calls
+/// block), marking it used.
+pub async fn with_instance<T: Send + 'static>(
+    instance: Arc<Mutex<Instance>>,
+    f: impl FnOnce(&mut Instance) -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    tokio::task::spawn_blocking(move || {
+        let mut instance = instance.lock().unwrap_or_else(PoisonError::into_inner);
+        let result = f(&mut instance);
+        instance.last_used = Instant::now();
+        result
+    })
+    .await
+    .map_err(|e| ApiError::internal("consumer instance task failed", e))?
+}

@@ -1,0 +1,552 @@
+//! Kafka REST Proxy v2 consumer routes: `/consumers/{group}` and
+//! `/consumers/{group}/instances/{instance}/...` (subscription,
+//! assignments, positions, records, offsets), with REST Proxy's media types
+//! and error codes. See [`crate::consumers`] for how instances work.
+//!
+//! Topics are the stream topics the caller may read: its own, or those it
+//! holds an active contract for (40302 otherwise, checked again on every
+//! records request so a revocation stops reading at once).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use freeport_common::error::ErrorCode;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::produce::{BINARY_V2, JSON_V2, RESPONSE_V2};
+use super::topics::topic_access;
+use crate::consumers::{close, with_instance, Format, Mode, Settings, TopicRead};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{body_bytes, parse_json, ApiJson, ApiPath, ApiQuery, Caller};
+use crate::push::{is_active, reshaper_for};
+use crate::AppState;
+
+/// REST Proxy's defaults.
+const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
+const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_MAX_BYTES: usize = 1024 * 1024;
+const MAX_MAX_BYTES: usize = 64 * 1024 * 1024;
+
+fn v2(body: Value) -> Response {
+    ([(header::CONTENT_TYPE, RESPONSE_V2)], Json(body)).into_response()
+}
+
+fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
+}
+
+fn invalid_config(message: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorCode::InvalidConsumerConfig, message)
+}
+
+/// Group and instance names: what Kafka allows in a group id, bounded.
+fn check_name(what: &str, name: &str) -> ApiResult<()> {
+    let fine = !name.is_empty()
+        && name.len() <= 200
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if fine {
+        Ok(())
+    } else {
+        Err(invalid_config(format!(
+            "{what} {name:?} must be 1 to 200 letters, digits, '.', '_' or '-'"
+        )))
+    }
+}
+
+/// A setting given as a string or a number (REST Proxy clients send both).
+fn setting_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+fn settings_from(body: &serde_json::Map<String, Value>) -> ApiResult<(Option<String>, Settings)> {
+    let mut settings = Settings {
+        format: Format::Binary,
+        auto_offset_reset: "latest",
+        auto_commit: true,
+        request_timeout: DEFAULT_REQUEST_TIMEOUT,
+        max_bytes: DEFAULT_MAX_BYTES,
+    };
+    let mut name = None;
+    for (key, value) in body {
+        if value.is_null() {
+            continue;
+        }
+        let text = setting_text(value)
+            .ok_or_else(|| invalid_config(format!("{key} must be a string or a number")))?;
+        let millis = || {
+            text.parse::<u64>().map(Duration::from_millis).map_err(|_| {
+                invalid_config(format!("{key} must be a whole number of milliseconds"))
+            })
+        };
+        match key.as_str() {
+            "name" => {
+                check_name("instance name", &text)?;
+                name = Some(text);
+            }
+            "format" => {
+                settings.format = match text.as_str() {
+                    "json" => Format::Json,
+                    "binary" => Format::Binary,
+                    other => {
+                        return Err(invalid_config(format!(
+                            "format {other:?} is not supported; use \"json\" or \"binary\""
+                        )))
+                    }
+                }
+            }
+            "auto.offset.reset" => {
+                settings.auto_offset_reset = match text.as_str() {
+                    "earliest" | "smallest" => "earliest",
+                    "latest" | "largest" => "latest",
+                    other => {
+                        return Err(invalid_config(format!(
+                            "auto.offset.reset {other:?} must be \"earliest\" or \"latest\""
+                        )))
+                    }
+                }
+            }
+            "auto.commit.enable" => {
+                settings.auto_commit = text.parse().map_err(|_| {
+                    invalid_config(format!("auto.commit.enable {text:?} must be \"true\" or \"false\""))
+                })?
+            }
+            "consumer.request.timeout.ms" => {
+                settings.request_timeout = millis()?.min(MAX_REQUEST_TIMEOUT)
+            }
+            // Kafka tunes this itself; accepted for compatibility.
+            "fetch.min.bytes" => {
+                text.parse::<u64>()
+                    .map_err(|_| invalid_config("fetch.min.bytes must be a whole number"))?;
+            }
+            other => {
+                return Err(invalid_config(format!(
+                    "unknown consumer setting {other:?}; known: name, format, auto.offset.reset, auto.commit.enable, fetch.min.bytes, consumer.request.timeout.ms"
+                )))
+            }
+        }
+    }
+    Ok((name, settings))
+}
+
+/// `POST /consumers/{group}`: a new instance in the caller's group.
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(group): ApiPath<String>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<Value>,
+) -> ApiResult<Response> {
+    let org = caller.require_org("create consumer instances")?;
+    check_name("consumer group", &group)?;
+    let Value::Object(body) = body else {
+        return Err(invalid_config("the body must be a JSON object"));
+    };
+    let (name, settings) = settings_from(&body)?;
+    let name = name.unwrap_or_else(|| format!("rest-consumer-{}", uuid::Uuid::new_v4()));
+    state.consumers().create(org, &group, &name, settings)?;
+    let path = format!("/consumers/{group}/instances/{name}");
+    let base_uri = match headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
+        Some(host) => format!("{}://{host}{path}", state.scheme()),
+        None => path,
+    };
+    tracing::info!(%org, %group, instance = %name, "consumer instance created");
+    Ok(v2(json!({"instance_id": name, "base_uri": base_uri})))
+}
+
+/// Path of an instance's routes.
+#[derive(Debug, Deserialize)]
+pub struct InstancePath {
+    group: String,
+    instance: String,
+}
+
+impl InstancePath {
+    fn get(
+        &self,
+        state: &AppState,
+        caller: &Caller,
+    ) -> ApiResult<std::sync::Arc<std::sync::Mutex<crate::consumers::Instance>>> {
+        let org = caller.require_org("use consumer instances")?;
+        state.consumers().get(org, &self.group, &self.instance)
+    }
+}
+
+/// `DELETE /consumers/{group}/instances/{instance}`: closes it, leaving the
+/// group.
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<InstancePath>,
+) -> ApiResult<Response> {
+    let org = caller.require_org("use consumer instances")?;
+    let instance = state.consumers().remove(org, &path.group, &path.instance)?;
+    close(vec![instance]).await;
+    Ok(no_content())
+}
+
+/// What reading `topics` takes: each topic's access, checked now.
+async fn topic_reads(
+    state: &AppState,
+    caller: &Caller,
+    topics: impl IntoIterator<Item = String>,
+) -> ApiResult<(
+    BTreeMap<String, TopicRead>,
+    freeport_common::config::ClusterConfig,
+)> {
+    let mut reads = BTreeMap::new();
+    let mut cluster = None;
+    for topic in topics {
+        if reads.contains_key(&topic) {
+            continue;
+        }
+        let access = topic_access(state, caller, &topic).await?;
+        let reshaper = match &access.contract {
+            Some(contract) => reshaper_for(state, contract)?,
+            None => None,
+        };
+        cluster.get_or_insert(state.cluster(&access.cluster)?.clone());
+        reads.insert(
+            topic,
+            TopicRead {
+                cluster: access.cluster,
+                contract: access.contract.map(|c| c.id),
+                reshaper,
+            },
+        );
+    }
+    let cluster = cluster.ok_or_else(|| invalid_config("name at least one topic"))?;
+    Ok((reads, cluster))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionBody {
+    #[serde(default)]
+    topics: Vec<String>,
+    #[serde(default)]
+    topic_pattern: Option<String>,
+}
+
+/// `POST .../subscription`: the group shares the topics' partitions among
+/// its instances.
+pub async fn subscribe(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<InstancePath>,
+    ApiJson(body): ApiJson<SubscriptionBody>,
+) -> ApiResult<Response> {
+    let instance = path.get(&state, &caller)?;
+    if body.topic_pattern.is_some() {
+        return Err(invalid_config(
+            "topic_pattern is not supported: name the topics (GET /topics lists those you may read)",
+        ));
+    }
+    let (reads, cluster) = topic_reads(&state, &caller, body.topics).await?;
+    with_instance(instance, move |i| i.subscribe(reads, &cluster)).await?;
+    Ok(no_content())
+}
+
+pub async fn subscription(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<InstancePath>,
+) -> ApiResult<Response> {
+    let instance = path.get(&state, &caller)?;
+    let topics = with_instance(instance, |i| {
+        Ok(match i.mode() {
+            Mode::Subscribed(topics) => topics.clone(),
+            _ => vec![],
+        })
+    })
+    .await?;
+    Ok(v2(json!({ "topics": topics })))
+}
+
+/// `DELETE .../subscription`: stops reading (subscribed or assigned).
+pub async fn unsubscribe(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<InstancePath>,
+) -> ApiResult<Response> {
+    let instance = path.get(&state, &caller)?;
+    with_instance(instance, |i| i.unsubscribe()).await?;
+    Ok(no_content())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionRef {
+    topic: String,
+    partition: i32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionsBody {
+    partitions: Vec<PartitionRef>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OffsetRef {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    /// Accepted for compatibility; not stored.
+    #[serde(default)]
+    #[allow(dead_code)]
+    metadata: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OffsetsBody {
+    offsets: Vec<OffsetRef>,
+}
+
+/// Checks that each partition exists (40402 otherwise).
+async fn check_partitions(
+    state: &AppState,
+    reads: &BTreeMap<String, TopicRead>,
+    partitions: &[(String, i32)],
+) -> ApiResult<()> {
+    for (topic, partition) in partitions {
+        let Some(read) = reads.get(topic) else {
+            continue;
+        };
+        let count = state.partitions(&read.cluster, topic).await?.unwrap_or(0);
+        if *partition < 0 || usize::try_from(*partition).unwrap_or(usize::MAX) >= count {
+            return Err(ApiError::new(
+                ErrorCode::PartitionNotFound,
+                format!("partition {partition} of {topic:?} not found; it has {count}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `POST .../assignments`: reads exactly these partitions.
+pub async fn assign(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<InstancePath>,
+    ApiJson(body): ApiJson<PartitionsBody>,
+) -> ApiResult<Response> {
+    let instance = path.get(&state, &caller)?;
+    let partitions: Vec<(String, i32)> = body
+        .partitions
+        .into_iter()
+        .map(|p| (p.topic, p.partition))
+        .collect();
+    let topics: Vec<String> = partitions.iter().map(|(t, _)| t.clone()).collect();
+    let (reads, cluster) = topic_reads(&state, &caller, topics).await?;
+    check_partitions(&state, &reads, &partitions).await?;
+    with_instance(instance, move |i| i.assign(partitions, reads, &cluster)).await?;
+    Ok(no_content())
+}
+
+pub async fn assignments(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<InstancePath>,
+) -> ApiResult<Response> {
+    let instance = path.get(&state, &caller)?;
+    let held = with_instance(instance, |i| i.assignment()).await?;
+    let partitions: Vec<Value> = held
+        .into_iter()
+        .map(|(topic, partition)| json!({"topic": topic, "partition": partition}))
+        .collect();
+    Ok(v2(json!({ "partitions": partitions })))
+}
+
+/// `POST .../positions`: the next record read from each partition is the
+/// one at the offset given.
+pub async fn seek(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<InstancePath>,
+    ApiJson(body): ApiJson<OffsetsBody>,
+) -> ApiResult<Response> {
+    let instance = path.get(&state, &caller)?;
+    let offsets: Vec<_> = body
+        .offsets
+        .into_iter()
+        .map(|o| (o.topic, o.partition, o.offset))
+        .collect();
+    if let Some((topic, partition, offset)) = offsets.iter().find(|(_, _, o)| *o < 0) {
+        return Err(ApiError::invalid(format!(
+            "offset {offset} of partition {partition} of {topic:?} is negative"
+        )));
+    }
+    with_instance(instance, move |i| i.seek(offsets)).await?;
+    Ok(no_content())
+}
+
+async fn seek_to(
+    state: AppState,
+    caller: Caller,
+    path: InstancePath,
+    body: PartitionsBody,
+    end: bool,
+) -> ApiResult<Response> {
+    let instance = path.get(&state, &caller)?;
+    let partitions: Vec<_> = body
+        .partitions
+        .into_iter()
+        .map(|p| (p.topic, p.partition))
+        .collect();
+    with_instance(instance, move |i| i.seek_to(partitions, end)).await?;
+    Ok(no_content())
+}
+
+/// `POST .../positions/beginning`.
+pub async fn seek_beginning(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<InstancePath>,
+    ApiJson(body): ApiJson<PartitionsBody>,
+) -> ApiResult<Response> {
+    seek_to(state, caller, path, body, false).await
+}
+
+/// `POST .../positions/end`.
+pub async fn seek_end(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<InstancePath>,
+    ApiJson(body): ApiJson<PartitionsBody>,
+) -> ApiResult<Response> {
+    seek_to(state, caller, path, body, true).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordsQuery {
+    /// Milliseconds to wait for records.
+    #[serde(default)]
+    timeout: Option<u64>,
+    /// Most bytes of keys and values to return.
+    #[serde(default)]
+    max_bytes: Option<usize>,
+}
+
+/// The format `Accept` asks for, if it names one.
+fn accepted_format(headers: &HeaderMap) -> Option<Format> {
+    let accept = headers.get(header::ACCEPT)?.to_str().ok()?;
+    if accept.contains(JSON_V2) {
+        Some(Format::Json)
+    } else if accept.contains(BINARY_V2) {
+        Some(Format::Binary)
+    } else {
+        None
+    }
+}
+
+/// `GET .../records`: what arrived, in the instance's format, after
+/// checking that every contract it reads under is still active.
+pub async fn records(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<InstancePath>,
+    ApiQuery(query): ApiQuery<RecordsQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let instance = path.get(&state, &caller)?;
+    let (format, default_timeout, contracts) = {
+        let i = instance
+            .lock()
+            .map_err(|_| ApiError::internal("consumer instance", "poisoned"))?;
+        (i.settings.format, i.settings.request_timeout, i.contracts())
+    };
+    if accepted_format(&headers).is_some_and(|wanted| wanted != format) {
+        return Err(ApiError::new(
+            ErrorCode::ConsumerFormatMismatch,
+            format!(
+                "this instance reads the {} format; ask for application/vnd.kafka.{}.v2+json",
+                format.name(),
+                format.name()
+            ),
+        ));
+    }
+    for id in contracts {
+        let contract = state.catalog().get_contract(&id).await?;
+        if !is_active(&contract) {
+            return Err(ApiError::new(
+                ErrorCode::NoActiveContract,
+                format!("contract {id} is no longer active"),
+            ));
+        }
+    }
+    let timeout = query
+        .timeout
+        .map(Duration::from_millis)
+        .unwrap_or(default_timeout)
+        .min(MAX_REQUEST_TIMEOUT);
+    let max_bytes = query
+        .max_bytes
+        .unwrap_or(DEFAULT_MAX_BYTES)
+        .min(MAX_MAX_BYTES);
+    let records = with_instance(instance, move |i| i.records(timeout, max_bytes)).await?;
+    let content_type = match format {
+        Format::Json => JSON_V2,
+        Format::Binary => BINARY_V2,
+    };
+    Ok((
+        [(header::CONTENT_TYPE, content_type)],
+        Json(Value::Array(records)),
+    )
+        .into_response())
+}
+
+/// `POST .../offsets`: commits the offsets given (each the last record
+/// processed), or with no body everything read so far.
+pub async fn commit(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<InstancePath>,
+    request: Request,
+) -> ApiResult<Response> {
+    let instance = path.get(&state, &caller)?;
+    let body = body_bytes(request, &state).await?;
+    let offsets = if body.iter().all(u8::is_ascii_whitespace) {
+        vec![]
+    } else {
+        let body: OffsetsBody = parse_json(&body)?;
+        body.offsets
+            .into_iter()
+            .map(|o| (o.topic, o.partition, o.offset))
+            .collect()
+    };
+    with_instance(instance, move |i| i.commit(offsets)).await?;
+    Ok(no_content())
+}
+
+/// `GET .../offsets`: the group's committed offsets of the partitions in
+/// the body.
+pub async fn committed(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<InstancePath>,
+    ApiJson(body): ApiJson<PartitionsBody>,
+) -> ApiResult<Response> {
+    let instance = path.get(&state, &caller)?;
+    let partitions: Vec<_> = body
+        .partitions
+        .into_iter()
+        .map(|p| (p.topic, p.partition))
+        .collect();
+    let offsets = with_instance(instance, move |i| i.committed(partitions)).await?;
+    Ok(v2(json!({ "offsets": offsets })))
+}
