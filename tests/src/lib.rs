@@ -139,6 +139,23 @@ impl Process {
         let _ = self.child.wait();
     }
 
+    /// SIGTERM, as an orchestrator stops a service: it shuts down gracefully.
+    pub fn terminate(&self) {
+        signal(self.pid(), "-TERM");
+    }
+
+    /// Waits (up to `timeout`) for the process to exit; its status.
+    pub async fn exited(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
+    }
+
     /// Panics with the process's log if it has exited.
     pub fn assert_running(&mut self) {
         if let Ok(Some(status)) = self.child.try_wait() {
@@ -156,6 +173,15 @@ impl Drop for Process {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Sends `signal` (`-STOP`, `-CONT`, `-TERM`...) to process `pid`.
+pub fn signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill {signal} {pid}");
 }
 
 /// A tansu broker on a free port with in-memory storage.
@@ -426,7 +452,7 @@ impl Hub {
             tls("link")
         ));
         config.push_str(&format!(
-            "[portal]\nlisten = \"127.0.0.1:{portal_port}\"\ncatalog_url = \"https://127.0.0.1:{catalog_port}\"\nmax_body_bytes = 65536\nconsumer_idle_secs = 4\n{}\n",
+            "[portal]\nlisten = \"127.0.0.1:{portal_port}\"\ncatalog_url = \"https://127.0.0.1:{catalog_port}\"\nmax_body_bytes = 65536\nconsumer_idle_secs = 4\nrequest_timeout_secs = 8\n{}\n",
             tls("portal")
         ));
         let config_path = dir.path().join("freeport.toml");

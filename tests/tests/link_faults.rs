@@ -5,11 +5,10 @@
 //! The broker is frozen (SIGSTOP), not killed: the test broker keeps its data
 //! in memory.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use freeport_tests::{
-    assert_exactly_once, eventually, json, metric, produce_sequence, read_topic, TwoOrgs,
+    assert_exactly_once, eventually, json, metric, produce_sequence, read_topic, signal, TwoOrgs,
 };
 
 const PARTITIONS: i32 = 3;
@@ -17,14 +16,6 @@ const OUTAGE: Duration = Duration::from_secs(30);
 /// Far above what a link holding at most 10,000 small records in flight
 /// needs, far below what an unbounded buffer reaches in 30 s.
 const MEMORY_BOUND_KIB: u64 = 512 * 1024;
-
-fn signal(pid: u32, signal: &str) {
-    let status = Command::new("kill")
-        .args([signal, &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill {signal} {pid}");
-}
 
 /// Resident memory of a process, in KiB.
 fn rss_kib(pid: u32) -> u64 {

@@ -298,3 +298,28 @@ async fn the_same_feed_over_a_websocket_resumes_and_closes_on_revocation() {
         other => panic!("expected a close frame, got {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_feed_is_paced_to_the_contract_s_record_rate() {
+    let sandbox = TwoOrgs::start().await;
+    sandbox.stream("orders", 1, json!({})).await;
+    let contract = sandbox
+        .approved_contract(
+            "orders",
+            "orders-copy",
+            json!({"max_records_per_second": 2}),
+        )
+        .await;
+    sandbox.until_active(&contract).await;
+    produce(&sandbox, 0..8).await;
+    let response = open(&sandbox, &sandbox.partner, "", None).await;
+    assert_eq!(response.status(), 200);
+    let mut reader = SseReader::new(response);
+    let started = Instant::now();
+    let got = numbers(&records(&mut reader, 6).await);
+    let took = started.elapsed();
+    assert_eq!(got, (0..6).collect::<Vec<_>>());
+    // Two at once (the burst), then two a second: at least two seconds for
+    // the other four. Never faster, however fast the machine.
+    assert!(took >= Duration::from_millis(1900), "6 records in {took:?}");
+}

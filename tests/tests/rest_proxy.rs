@@ -778,3 +778,168 @@ async fn v2_consumer_instances_read_commit_resume_seek_and_expire() {
         "{expired}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_contract_s_record_rate_is_enforced_with_429_and_retry_after() {
+    let sandbox = TwoOrgs::start().await;
+    sandbox.stream("orders", 1, json!({})).await;
+    let contract = sandbox
+        .approved_contract(
+            "orders",
+            "orders-copy",
+            json!({"max_records_per_second": 1}),
+        )
+        .await;
+    sandbox.until_active(&contract).await;
+    let records: Vec<Value> = (0..10).map(|n| json!({"value": {"n": n}})).collect();
+    let (status, answer) = sandbox
+        .hub
+        .produce("orders", &sandbox.owner, Value::Array(records))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let partner = sandbox.partner.as_str();
+    let create = json!({"name": "slow", "format": "json", "auto.offset.reset": "earliest"});
+    let (status, _) = call_v2(
+        &sandbox,
+        "POST",
+        "/consumers/readers",
+        partner,
+        Some(create),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = call_v2(
+        &sandbox,
+        "POST",
+        "/consumers/readers/instances/slow/subscription",
+        partner,
+        Some(json!({"topics": ["orders"]})),
+    )
+    .await;
+    assert_eq!(status, 204);
+
+    // Read as fast as the portal lets us: never more than the contract's
+    // rate (plus its one-second burst), and told when to come back.
+    let started = std::time::Instant::now();
+    let mut read = 0;
+    let mut refusals = 0;
+    while read < 4 {
+        assert!(started.elapsed() < Duration::from_secs(60), "read {read}");
+        let response = sandbox
+            .hub
+            .http
+            .get(format!(
+                "{}/consumers/readers/instances/slow/records?timeout=500",
+                sandbox.hub.url
+            ))
+            .bearer_auth(partner)
+            .send()
+            .await
+            .unwrap();
+        match response.status().as_u16() {
+            200 => read += response.json::<Vec<Value>>().await.unwrap().len(),
+            429 => {
+                refusals += 1;
+                let retry: u64 = response.headers()["retry-after"]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                assert!(retry >= 1, "{retry}");
+                let body: Value = response.json().await.unwrap();
+                assert_eq!(body["error_code"], 42901, "{body}");
+            }
+            other => panic!("{other}: {}", response.text().await.unwrap()),
+        }
+        let allowed = 1.0 + started.elapsed().as_secs_f64();
+        assert!(
+            read as f64 <= allowed + 1.0,
+            "{read} records in {:?}",
+            started.elapsed()
+        );
+    }
+    assert!(refusals > 0, "asking faster than the rate is refused");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_shutdown_lets_open_streams_finish() {
+    let mut sandbox = TwoOrgs::start().await;
+    sandbox.stream("orders", 1, json!({})).await;
+    let contract = sandbox
+        .approved_contract("orders", "orders-copy", Value::Null)
+        .await;
+    sandbox.until_active(&contract).await;
+
+    // A streaming produce with records reported, and a push feed, open.
+    let (feed, body) = mpsc::channel::<Result<Bytes, std::io::Error>>(16);
+    feed.send(Ok(Bytes::from(
+        json!({"value": {"data": {"n": 0}}}).to_string(),
+    )))
+    .await
+    .unwrap();
+    let response = sandbox
+        .hub
+        .http
+        .post(records_url(&sandbox, "acme", "orders"))
+        .bearer_auth(&sandbox.owner)
+        .header("content-type", "application/json")
+        .body(reqwest::Body::wrap_stream(
+            tokio_stream::wrappers::ReceiverStream::new(body),
+        ))
+        .send()
+        .await
+        .unwrap();
+    let mut reports = Reports::new(response);
+    assert_eq!(reports.next().await.unwrap()["error_code"], 200);
+    let events = sandbox
+        .hub
+        .http
+        .get(format!("{}/v1/streams/orders/events", sandbox.hub.url))
+        .bearer_auth(&sandbox.partner)
+        .send()
+        .await
+        .unwrap();
+    let mut events = freeport_tests::SseReader::new(events);
+    assert_eq!(events.next().await.unwrap().event, "record");
+
+    // SIGTERM: the feed says why it ends, the produce stream reports what it
+    // read and says to send the rest again, and the portal exits cleanly.
+    sandbox.hub.portal.terminate();
+    let closed = events.next().await.expect("a closing event");
+    assert_eq!(closed.event, "closed", "{closed:?}");
+    assert!(closed.data.contains("shutting down"), "{}", closed.data);
+    let last = reports.next().await.expect("a last report");
+    assert_eq!(last["error_code"], 50301, "{last}");
+    assert!(reports.next().await.is_none());
+    drop(feed);
+    let status = sandbox
+        .hub
+        .portal
+        .exited(Duration::from_secs(30))
+        .await
+        .expect("the portal exits");
+    assert!(status.success(), "{status}: {}", sandbox.hub.portal.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_the_catalog_cannot_answer_times_out_with_504() {
+    let sandbox = TwoOrgs::start().await;
+    let catalog = sandbox.hub.catalog.pid();
+    freeport_tests::signal(catalog, "-STOP");
+    let (status, answer) = sandbox
+        .hub
+        .call("GET", "/v1/streams", &sandbox.owner, None)
+        .await;
+    freeport_tests::signal(catalog, "-CONT");
+    // The test hub's request timeout is 8 s, under the client's 30 s.
+    assert_eq!(
+        (status, &answer["error_code"]),
+        (504, &json!(50401)),
+        "{answer}"
+    );
+    let (status, answer) = sandbox
+        .hub
+        .call("GET", "/v1/streams", &sandbox.owner, None)
+        .await;
+    assert_eq!(status, 200, "answers again once the catalog does: {answer}");
+}

@@ -51,6 +51,10 @@ pub enum ErrorCode {
     InvalidRecords,
     /// A document (AsyncAPI) with problems, each listed with its JSON pointer.
     InvalidDocument,
+    /// A rate limit is spent; the answer says when to try again.
+    TooManyRequests,
+    /// The request took longer than the portal's request timeout.
+    Timeout,
     /// Our fault: logged with context on the server side.
     Internal,
     /// The Kafka cluster refused or failed the operation.
@@ -76,7 +80,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 24] = [
+    pub const ALL: [ErrorCode; 26] = [
         ErrorCode::MalformedBody,
         ErrorCode::Unauthenticated,
         ErrorCode::Forbidden,
@@ -98,6 +102,8 @@ impl ErrorCode {
         ErrorCode::InvalidField,
         ErrorCode::InvalidRecords,
         ErrorCode::InvalidDocument,
+        ErrorCode::TooManyRequests,
+        ErrorCode::Timeout,
         ErrorCode::Internal,
         ErrorCode::KafkaError,
         ErrorCode::Unavailable,
@@ -141,6 +147,8 @@ impl ErrorCode {
             ErrorCode::InvalidField => 42201,
             ErrorCode::InvalidRecords => 42202,
             ErrorCode::InvalidDocument => 42203,
+            ErrorCode::TooManyRequests => 42901,
+            ErrorCode::Timeout => 50401,
             ErrorCode::Internal => 50001,
             ErrorCode::KafkaError => 50002,
             ErrorCode::Unavailable => 50301,
@@ -188,7 +196,8 @@ impl ErrorCode {
             | ErrorCode::ConsumerAlreadySubscribed
             | ErrorCode::ConsumerIllegalState
             | ErrorCode::ConsumerFormatMismatch => Code::FailedPrecondition,
-            ErrorCode::PayloadTooLarge => Code::ResourceExhausted,
+            ErrorCode::PayloadTooLarge | ErrorCode::TooManyRequests => Code::ResourceExhausted,
+            ErrorCode::Timeout => Code::DeadlineExceeded,
             ErrorCode::MethodNotAllowed => Code::Unimplemented,
             ErrorCode::Internal | ErrorCode::KafkaError => Code::Internal,
             ErrorCode::Unavailable => Code::Unavailable,

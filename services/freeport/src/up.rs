@@ -238,6 +238,8 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         )?))),
         max_body_bytes: 1024 * 1024,
         consumer_idle_secs: 300,
+        contract_requests_per_second: 50,
+        request_timeout_secs: 30,
     };
 
     let mut tasks = tokio::task::JoinSet::new();

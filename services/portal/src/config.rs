@@ -32,6 +32,22 @@ pub struct PortalConfig {
     /// closed and its partitions go to the rest of its group.
     #[serde(default = "default_consumer_idle_secs")]
     pub consumer_idle_secs: u64,
+    /// Data-plane requests a second each contract may make (bursts of
+    /// twice that); beyond, 429 with `Retry-After`.
+    #[serde(default = "default_contract_requests_per_second")]
+    pub contract_requests_per_second: u32,
+    /// Longest a request may take to be answered (streams, once started,
+    /// are not limited); beyond, 504.
+    #[serde(default = "default_request_timeout_secs")]
+    pub request_timeout_secs: u64,
+}
+
+fn default_contract_requests_per_second() -> u32 {
+    50
+}
+
+fn default_request_timeout_secs() -> u64 {
+    30
 }
 
 fn default_consumer_idle_secs() -> u64 {

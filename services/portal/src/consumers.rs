@@ -408,15 +408,21 @@ impl Instance {
     }
 
     /// Records that arrive within the request timeout (returning as soon as
-    /// some have arrived and no more are ready), up to `max_bytes`.
-    pub fn records(&mut self, timeout: Duration, max_bytes: usize) -> ApiResult<Vec<Value>> {
+    /// some have arrived and no more are ready), up to `max_bytes` and
+    /// `max_records`.
+    pub fn records(
+        &mut self,
+        timeout: Duration,
+        max_bytes: usize,
+        max_records: usize,
+    ) -> ApiResult<Vec<Value>> {
         let Some(consumer) = &self.consumer else {
             return Ok(vec![]);
         };
         let deadline = Instant::now() + timeout;
         let mut records = Vec::new();
         let mut bytes = 0;
-        while bytes < max_bytes {
+        while bytes < max_bytes && records.len() < max_records {
             let now = Instant::now();
             if now >= deadline {
                 break;

@@ -12,6 +12,8 @@ pub struct ApiError {
     /// Itemized problems (for example each with its JSON pointer), shown
     /// as `problems` beside the message.
     pub problems: Option<serde_json::Value>,
+    /// When to try again (429): sent as `Retry-After`, in whole seconds.
+    pub retry_after: Option<std::time::Duration>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -22,6 +24,7 @@ impl ApiError {
             code,
             message: message.into(),
             problems: None,
+            retry_after: None,
         }
     }
 
@@ -71,6 +74,13 @@ impl IntoResponse for ApiError {
             body["problems"] = problems;
         }
         let mut response = (status, axum::Json(body)).into_response();
+        if let Some(wait) = self.retry_after {
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                header::HeaderValue::from(seconds.max(1)),
+            );
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

@@ -13,6 +13,7 @@ pub mod config;
 pub mod consumers;
 pub mod error;
 pub mod extract;
+pub mod limits;
 pub mod push;
 pub mod rest;
 
@@ -92,6 +93,8 @@ struct Inner {
     consumers: Arc<consumers::Consumers>,
     /// `https`, or `http` in development mode: for the URLs handed out.
     scheme: &'static str,
+    limits: Arc<limits::ContractLimits>,
+    request_timeout: Duration,
 }
 
 /// How a portal behaves, beyond what it connects to.
@@ -101,6 +104,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub consumer_idle_timeout: Duration,
     pub dev_mode: bool,
+    pub contract_requests_per_second: u32,
+    pub request_timeout: Duration,
 }
 
 impl AppState {
@@ -135,6 +140,10 @@ impl AppState {
                 max_body_bytes: settings.max_body_bytes,
                 consumers: Arc::new(consumers::Consumers::new(settings.consumer_idle_timeout)),
                 scheme: if settings.dev_mode { "http" } else { "https" },
+                limits: Arc::new(limits::ContractLimits::new(
+                    settings.contract_requests_per_second,
+                )),
+                request_timeout: settings.request_timeout,
                 contract_changes: tokio::sync::broadcast::channel(push::CONTRACT_CHANGES).0,
                 shutdown,
             }),
@@ -143,6 +152,10 @@ impl AppState {
 
     pub fn consumers(&self) -> &consumers::Consumers {
         &self.inner.consumers
+    }
+
+    pub fn limits(&self) -> &Arc<limits::ContractLimits> {
+        &self.inner.limits
     }
 
     pub fn scheme(&self) -> &'static str {
@@ -213,7 +226,13 @@ impl AppState {
 /// The whole HTTP application, with body limits and panic containment.
 pub fn app(state: AppState) -> Router {
     let max_body_bytes = state.max_body_bytes();
+    let timeout = state.inner.request_timeout;
     rest::router(state)
+        .layer(axum::middleware::from_fn(
+            move |request: axum::extract::Request, next: axum::middleware::Next| {
+                answer_within(timeout, request, next)
+            },
+        ))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(CatchPanicLayer::custom(
             |_panic: Box<dyn std::any::Any + Send>| {
@@ -224,6 +243,25 @@ pub fn app(state: AppState) -> Router {
                 ))
             },
         ))
+}
+
+/// The handler's answer, or 504 when it takes longer than `timeout`. Only
+/// the answer's start is timed: a stream, once started, runs on.
+async fn answer_within(
+    timeout: Duration,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    match tokio::time::timeout(timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => axum::response::IntoResponse::into_response(ApiError::new(
+            ErrorCode::Timeout,
+            format!(
+                "the request took longer than {} s; try again",
+                timeout.as_secs_f64()
+            ),
+        )),
+    }
 }
 
 /// Runs the portal from its config until `shutdown` fires.
@@ -262,9 +300,13 @@ pub async fn serve(
         max_body_bytes: config.max_body_bytes,
         consumer_idle_timeout: Duration::from_secs(config.consumer_idle_secs),
         dev_mode: config.dev_mode,
+        contract_requests_per_second: config.contract_requests_per_second,
+        request_timeout: Duration::from_secs(config.request_timeout_secs),
     };
     let state = AppState::new(catalog.clone(), clusters, settings, shutdown.clone())?;
-    tokio::spawn(state.inner.consumers.clone().expire_idle(shutdown.clone()));
+    // Closes every consumer instance at shutdown; awaited before returning
+    // so they leave their groups instead of timing out of them.
+    let consumers = tokio::spawn(state.inner.consumers.clone().expire_idle(shutdown.clone()));
     tokio::spawn(push::watch_contracts(
         catalog,
         state.inner.contract_changes.clone(),
@@ -278,6 +320,7 @@ pub async fn serve(
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await
             .map_err(StartError::Serve)?;
+        let _ = consumers.await;
         return Ok(());
     }
     let rustls =
@@ -296,5 +339,7 @@ pub async fn serve(
         .handle(handle)
         .serve(app.into_make_service())
         .await
-        .map_err(StartError::Serve)
+        .map_err(StartError::Serve)?;
+    let _ = consumers.await;
+    Ok(())
 }

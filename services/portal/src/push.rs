@@ -12,6 +12,7 @@
 //! longer active ends at once, with a `closed` event saying why.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
@@ -30,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::catalog_client::CatalogClient;
 use crate::error::{ApiError, ApiResult};
+use crate::limits::ContractLimits;
 use crate::AppState;
 
 /// Contract changes kept for feeds that fall behind; one that falls further
@@ -176,6 +178,7 @@ pub struct Feed {
     changes: broadcast::Receiver<pb::Contract>,
     catalog: CatalogClient,
     shutdown: CancellationToken,
+    limits: Arc<ContractLimits>,
 }
 
 /// Opens `stream` for `org`: its active contract, the owner's topic from
@@ -204,6 +207,7 @@ pub async fn open(
                 ),
             )
         })?;
+    state.limits().request(&contract.id)?;
     let reshaper = reshaper_for(state, &contract)?;
 
     let cluster_name = ClusterName::parse(stream.cluster.clone())
@@ -268,6 +272,7 @@ pub async fn open(
         changes,
         catalog: state.catalog().clone(),
         shutdown: state.shutdown().clone(),
+        limits: state.limits().clone(),
     })
 }
 
@@ -308,7 +313,12 @@ impl Feed {
             mut changes,
             catalog,
             shutdown,
+            limits,
         } = self;
+        let per_second = contract
+            .terms
+            .as_ref()
+            .map_or(0, |t| t.max_records_per_second);
         async_stream::stream! {
             let mut recheck = tokio::time::interval(RECHECK);
             recheck.tick().await;
@@ -341,6 +351,9 @@ impl Feed {
                                 },
                             };
                             if let Some(value) = value {
+                                if per_second > 0 {
+                                    limits.pace(&contract.id, per_second).await;
+                                }
                                 yield Item::Record { id: position.id(), record: record_json(&message, value.as_deref()) };
                             }
                             None

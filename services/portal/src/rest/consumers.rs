@@ -31,6 +31,8 @@ const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
 const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_MAX_BYTES: usize = 1024 * 1024;
 const MAX_MAX_BYTES: usize = 64 * 1024 * 1024;
+/// Most records one records request returns.
+const MAX_RECORDS: usize = 10_000;
 
 fn v2(body: Value) -> Response {
     ([(header::CONTENT_TYPE, RESPONSE_V2)], Json(body)).into_response()
@@ -480,6 +482,10 @@ pub async fn records(
             ),
         ));
     }
+    // Each contract read under must still be active, and its budgets
+    // allow this request and at most this many records.
+    let mut max_records = usize::MAX;
+    let mut granted: Vec<(String, usize)> = vec![];
     for id in contracts {
         let contract = state.catalog().get_contract(&id).await?;
         if !is_active(&contract) {
@@ -487,6 +493,24 @@ pub async fn records(
                 ErrorCode::NoActiveContract,
                 format!("contract {id} is no longer active"),
             ));
+        }
+        state.limits().request(&id)?;
+        let per_second = contract
+            .terms
+            .as_ref()
+            .map_or(0, |t| t.max_records_per_second);
+        if per_second > 0 {
+            let got = match state.limits().records(&id, per_second, MAX_RECORDS) {
+                Ok(got) => got,
+                Err(refused) => {
+                    for (id, got) in granted {
+                        state.limits().give_back(&id, got);
+                    }
+                    return Err(refused);
+                }
+            };
+            max_records = max_records.min(got);
+            granted.push((id, got));
         }
     }
     let timeout = query
@@ -498,7 +522,15 @@ pub async fn records(
         .max_bytes
         .unwrap_or(DEFAULT_MAX_BYTES)
         .min(MAX_MAX_BYTES);
-    let records = with_instance(instance, move |i| i.records(timeout, max_bytes)).await?;
+    let records = with_instance(instance, move |i| {
+        i.records(timeout, max_bytes, max_records)
+    })
+    .await;
+    let read = records.as_ref().map_or(0, Vec::len);
+    for (id, got) in granted {
+        state.limits().give_back(&id, got.saturating_sub(read));
+    }
+    let records = records?;
     let content_type = match format {
         Format::Json => JSON_V2,
         Format::Binary => BINARY_V2,

@@ -34,6 +34,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
 
 use super::produce::{
     check_partition, decode_base64, decode_headers, delivered, delivery_error_code, owned_topic,
@@ -192,8 +193,9 @@ async fn send(
 }
 
 /// Reads records from `body` as they arrive, sends each, and queues what
-/// to report, until the body ends, stops being JSON, or nobody reads the
-/// reports any more.
+/// to report, until the body ends, stops being JSON, nobody reads the
+/// reports any more, or the portal shuts down (the records already read
+/// are still reported, then a last report says to send the rest again).
 async fn read_records(
     body: Body,
     producer: FutureProducer,
@@ -201,13 +203,25 @@ async fn read_records(
     partitions: usize,
     max_record_bytes: usize,
     reports: mpsc::Sender<Pending>,
+    shutdown: CancellationToken,
 ) {
     let mut chunks = body.into_data_stream();
     let mut buffer: Vec<u8> = Vec::new();
     let mut index = 0usize;
     let mut ended = false;
     while !ended {
-        match chunks.next().await {
+        let chunk = tokio::select! {
+            chunk = chunks.next() => chunk,
+            _ = shutdown.cancelled() => {
+                let stopping = ApiError::new(
+                    ErrorCode::Unavailable,
+                    format!("records[{index}]: the portal is shutting down; nothing from here on was read, send it again"),
+                );
+                let _ = reports.send(Pending::Refused(stopping)).await;
+                return;
+            }
+        };
+        match chunk {
             Some(Ok(chunk)) => buffer.extend_from_slice(&chunk),
             Some(Err(_)) => return, // the client went away
             None => ended = true,
@@ -358,6 +372,7 @@ pub async fn produce(
         partitions,
         state.max_body_bytes(),
         sender,
+        state.shutdown().clone(),
     ));
     let reports = ReceiverStream::new(receiver).then(move |pending| {
         let (cluster, topic) = (cluster.clone(), topic.clone());

@@ -81,6 +81,9 @@ pub(crate) async fn topic_access(
     // Own streams first: an owner reads its own topic without a contract.
     accessible.sort_by_key(|(_, contract)| contract.is_some());
     if let Some((stream, contract)) = accessible.into_iter().find(|(s, _)| s.topic == topic) {
+        if let Some(contract) = &contract {
+            state.limits().request(&contract.id)?;
+        }
         let cluster = cluster_of(&stream)?;
         return Ok(TopicAccess {
             stream,
