@@ -13,10 +13,9 @@
 use std::time::{Duration, Instant};
 
 use freeport_common::kafka::{client_config, ensure_topic};
+use freeport_tests::bench::{consume, percentile, rate};
 use freeport_tests::{json, Broker, Hub};
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Message, Offset, TopicPartitionList};
 
 const VALUE_BYTES: usize = 1024;
 const PARTITIONS: usize = 3;
@@ -74,47 +73,6 @@ async fn produce(bootstrap: &str, topic: &str, count: usize) -> Duration {
     started.elapsed()
 }
 
-/// Consumes until `count` records have been read from `topic`; returns the
-/// time from the first record to the last, and each record's delay from its
-/// timestamp (when `delays` is set).
-fn consume(bootstrap: &str, topic: &str, count: usize, delays: bool) -> (Duration, Vec<Duration>) {
-    let cluster = freeport_common::config::ClusterConfig::plaintext(bootstrap);
-    let consumer: BaseConsumer = client_config(&cluster, "bench-consumer")
-        .set("group.id", "bench")
-        .set("enable.auto.commit", "false")
-        .set("fetch.wait.max.ms", "10")
-        .create()
-        .expect("consumer");
-    let mut assignment = TopicPartitionList::new();
-    for p in 0..PARTITIONS as i32 {
-        assignment
-            .add_partition_offset(topic, p, Offset::Beginning)
-            .expect("assignment");
-    }
-    consumer.assign(&assignment).expect("assign");
-    let mut first = None;
-    let mut seen = 0;
-    let mut measured = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while seen < count {
-        assert!(
-            Instant::now() < deadline,
-            "only {seen} of {count} records arrived"
-        );
-        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
-            let message = message.expect("consume");
-            first.get_or_insert_with(Instant::now);
-            seen += 1;
-            if delays {
-                let produced = message.timestamp().to_millis().unwrap_or_default();
-                let now = freeport_common::now_ms();
-                measured.push(Duration::from_millis((now - produced).max(0) as u64));
-            }
-        }
-    }
-    (first.map_or(Duration::ZERO, |f| f.elapsed()), measured)
-}
-
 /// The process's CPU time so far (user + system), from /proc.
 fn cpu_time(pid: u32) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -124,14 +82,6 @@ fn cpu_time(pid: u32) -> Duration {
     let ticks: u64 = fields.get(11).and_then(|u| u.parse().ok()).unwrap_or(0)
         + fields.get(12).and_then(|s| s.parse().ok()).unwrap_or(0);
     Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux
-}
-
-fn rate(count: usize, elapsed: Duration) -> f64 {
-    count as f64 / elapsed.as_secs_f64()
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 async fn approve(hub: &Hub, stream: &str, destination: &str) -> String {
@@ -166,7 +116,8 @@ async fn delay(hub: &Hub, a: &Broker, b: &Broker, stream: &str, per_second: f64,
     let total = ((per_second * 10.0) as usize).clamp(1_000, most);
     let bootstrap = b.bootstrap.clone();
     let topic = format!("{stream}-copy");
-    let reader = tokio::task::spawn_blocking(move || consume(&bootstrap, &topic, total, true));
+    let reader =
+        tokio::task::spawn_blocking(move || consume(&bootstrap, &topic, PARTITIONS, total, true));
     let link_pid = hub.link.pid();
     let cpu_before = cpu_time(link_pid);
     let started = Instant::now();
@@ -221,7 +172,7 @@ fn main() {
         ensure_topic(&a.cluster(), "raw", PARTITIONS).await.expect("topic");
         let produced = produce(&a.bootstrap, "raw", count).await;
         let bootstrap = a.bootstrap.clone();
-        let (consumed, _) = tokio::task::spawn_blocking(move || consume(&bootstrap, "raw", count, false))
+        let (consumed, _) = tokio::task::spawn_blocking(move || consume(&bootstrap, "raw", PARTITIONS, count, false))
             .await
             .expect("consume");
         // A hop is a produce and a consume: it goes as fast as the slower.
@@ -256,7 +207,7 @@ fn main() {
             ensure_topic(&b.cluster(), topic, PARTITIONS).await.expect("topic");
         }
         let bootstrap = b.bootstrap.clone();
-        let reader = tokio::task::spawn_blocking(move || consume(&bootstrap, "bulk-copy", count, false));
+        let reader = tokio::task::spawn_blocking(move || consume(&bootstrap, "bulk-copy", PARTITIONS, count, false));
         tokio::time::sleep(Duration::from_secs(1)).await;
         let started = Instant::now();
         approve(&hub, "bulk", "bulk-copy").await;

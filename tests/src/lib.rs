@@ -22,6 +22,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 pub use reqwest;
 pub use serde_json::{json, Value};
 
+pub mod bench;
 pub mod tls_front;
 use tls_front::TlsFront;
 
@@ -922,6 +923,13 @@ impl TwoOrgs {
     pub async fn approved_contract(&self, stream: &str, topic: &str, terms: Value) -> String {
         let id = self.requested_contract(stream, topic, terms).await;
         self.approve(&id).await;
+        id
+    }
+
+    /// [`TwoOrgs::approved_contract`], waiting until the link runs it.
+    pub async fn active_contract(&self, stream: &str, topic: &str, terms: Value) -> String {
+        let id = self.approved_contract(stream, topic, terms).await;
+        self.until_active(&id).await;
         id
     }
 

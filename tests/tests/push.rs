@@ -71,9 +71,8 @@ async fn a_partner_reads_resumes_and_is_cut_off_by_revocation() {
     let sandbox = TwoOrgs::start().await;
     sandbox.stream("orders", 2, json!({})).await;
     let contract = sandbox
-        .approved_contract("orders", "orders-copy", json!({"mask_fields": ["/card"]}))
+        .active_contract("orders", "orders-copy", json!({"mask_fields": ["/card"]}))
         .await;
-    sandbox.until_active(&contract).await;
     produce(&sandbox, 0..6).await;
 
     // Reads what is there, masked as the contract says.
@@ -217,9 +216,8 @@ async fn the_same_feed_over_a_websocket_resumes_and_closes_on_revocation() {
     let sandbox = TwoOrgs::start().await;
     sandbox.stream("orders", 2, json!({})).await;
     let contract = sandbox
-        .approved_contract("orders", "orders-copy", json!({"mask_fields": ["/card"]}))
+        .active_contract("orders", "orders-copy", json!({"mask_fields": ["/card"]}))
         .await;
-    sandbox.until_active(&contract).await;
     produce(&sandbox, 0..6).await;
     let hub = &sandbox.hub;
 
@@ -303,14 +301,13 @@ async fn the_same_feed_over_a_websocket_resumes_and_closes_on_revocation() {
 async fn a_feed_is_paced_to_the_contract_s_record_rate() {
     let sandbox = TwoOrgs::start().await;
     sandbox.stream("orders", 1, json!({})).await;
-    let contract = sandbox
-        .approved_contract(
+    sandbox
+        .active_contract(
             "orders",
             "orders-copy",
             json!({"max_records_per_second": 2}),
         )
         .await;
-    sandbox.until_active(&contract).await;
     produce(&sandbox, 0..8).await;
     let response = open(&sandbox, &sandbox.partner, "", None).await;
     assert_eq!(response.status(), 200);

@@ -273,6 +273,24 @@ async fn call_v2(
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
+/// Calls and checks the refusal: its status and error code.
+async fn expect_refusal(
+    sandbox: &TwoOrgs,
+    method: &str,
+    path: &str,
+    key: &str,
+    body: Option<Value>,
+    status: u16,
+    code: u64,
+) {
+    let (got, answer) = call_v2(sandbox, method, path, key, body).await;
+    assert_eq!(
+        (got, answer["error_code"].as_u64()),
+        (status, Some(code)),
+        "{method} {path}: {answer}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v2_partition_produce_and_topic_metadata_follow_ownership_and_contracts() {
     let sandbox = TwoOrgs::start().await;
@@ -364,17 +382,11 @@ async fn v2_partition_produce_and_topic_metadata_follow_ownership_and_contracts(
         "/topics/orders/partitions",
         "/topics/orders/partitions/0/offsets",
     ] {
-        let (status, refused) = call_v2(&sandbox, "GET", path, partner, None).await;
-        assert_eq!(
-            (status, &refused["error_code"]),
-            (403, &json!(40302)),
-            "{path}: {refused}"
-        );
+        expect_refusal(&sandbox, "GET", path, partner, None, 403, 40302).await;
     }
-    let contract = sandbox
-        .approved_contract("orders", "orders-copy", Value::Null)
+    sandbox
+        .active_contract("orders", "orders-copy", Value::Null)
         .await;
-    sandbox.until_active(&contract).await;
     let (status, topics) = call_v2(&sandbox, "GET", "/topics", partner, None).await;
     assert_eq!((status, topics), (200, json!(["orders"])));
     let (status, topic) = call_v2(&sandbox, "GET", "/topics/orders", partner, None).await;
@@ -440,9 +452,8 @@ async fn v2_consumer_instances_read_commit_resume_seek_and_expire() {
     let sandbox = TwoOrgs::start().await;
     sandbox.stream("orders", 1, json!({})).await;
     let contract = sandbox
-        .approved_contract("orders", "orders-copy", json!({"mask_fields": ["/card"]}))
+        .active_contract("orders", "orders-copy", json!({"mask_fields": ["/card"]}))
         .await;
-    sandbox.until_active(&contract).await;
     let records: Vec<Value> = (0..10)
         .map(|n| json!({"key": format!("k{n}"), "value": {"n": n, "card": "4111"}}))
         .collect();
@@ -474,38 +485,32 @@ async fn v2_consumer_instances_read_commit_resume_seek_and_expire() {
             .ends_with("/consumers/readers/instances/r1"),
         "{created}"
     );
-    let (status, again) = call_v2(
+    expect_refusal(
         &sandbox,
         "POST",
         "/consumers/readers",
         partner,
         Some(create.clone()),
+        409,
+        40902,
     )
     .await;
-    assert_eq!(
-        (status, &again["error_code"]),
-        (409, &json!(40902)),
-        "{again}"
-    );
     for bad in [
         json!({"format": "avro"}),
         json!({"auto.offset.reset": "middle"}),
         json!({"max.poll.records": 5}),
         json!({"name": "no spaces"}),
     ] {
-        let (status, refused) = call_v2(
+        expect_refusal(
             &sandbox,
             "POST",
             "/consumers/readers",
             partner,
             Some(bad.clone()),
+            422,
+            42204,
         )
         .await;
-        assert_eq!(
-            (status, &refused["error_code"]),
-            (422, &json!(42204)),
-            "{bad}: {refused}"
-        );
     }
 
     // Subscribe and read: masked by the contract, headers included.
@@ -527,19 +532,16 @@ async fn v2_consumer_instances_read_commit_resume_seek_and_expire() {
     )
     .await;
     assert_eq!(subscription, json!({"topics": ["orders"]}));
-    let (status, conflict) = call_v2(
+    expect_refusal(
         &sandbox,
         "POST",
         &instance("r1", "/assignments"),
         partner,
         Some(json!({"partitions": [{"topic": "orders", "partition": 0}]})),
+        409,
+        40901,
     )
     .await;
-    assert_eq!(
-        (status, &conflict["error_code"]),
-        (409, &json!(40901)),
-        "{conflict}"
-    );
     let read = consume(&sandbox, partner, "r1", 10).await;
     assert_eq!(ns(&read), (0..10).collect::<Vec<_>>());
     assert_eq!(read[0]["value"]["card"], "****", "{}", read[0]);
@@ -580,19 +582,16 @@ async fn v2_consumer_instances_read_commit_resume_seek_and_expire() {
     assert_eq!(committed["offsets"][0]["offset"], 3, "{committed}");
     let (status, _) = call_v2(&sandbox, "DELETE", &instance("r1", ""), partner, None).await;
     assert_eq!(status, 204);
-    let (status, gone) = call_v2(
+    expect_refusal(
         &sandbox,
         "GET",
         &instance("r1", "/subscription"),
         partner,
         None,
+        404,
+        40403,
     )
     .await;
-    assert_eq!(
-        (status, &gone["error_code"]),
-        (404, &json!(40403)),
-        "{gone}"
-    );
 
     let r2 = json!({"name": "r2", "format": "json", "auto.offset.reset": "earliest", "auto.commit.enable": "false"});
     call_v2(&sandbox, "POST", "/consumers/readers", partner, Some(r2)).await;
@@ -668,19 +667,16 @@ async fn v2_consumer_instances_read_commit_resume_seek_and_expire() {
     )
     .await;
     assert_eq!(committed["offsets"][0]["offset"], 10, "{committed}");
-    let (status, answer) = call_v2(
+    expect_refusal(
         &sandbox,
         "POST",
         &instance("r2", "/positions"),
         partner,
         Some(json!({"offsets": [{"topic": "orders", "partition": 3, "offset": 0}]})),
+        409,
+        40903,
     )
     .await;
-    assert_eq!(
-        (status, &answer["error_code"]),
-        (409, &json!(40903)),
-        "{answer}"
-    );
 
     // A stranger without a contract cannot subscribe to the topic.
     let stranger = sandbox.hub.org("initech", "partner").await;
@@ -692,34 +688,28 @@ async fn v2_consumer_instances_read_commit_resume_seek_and_expire() {
         Some(json!({"name": "s1"})),
     )
     .await;
-    let (status, refused) = call_v2(
+    expect_refusal(
         &sandbox,
         "POST",
         "/consumers/readers/instances/s1/subscription",
         &stranger,
         Some(json!({"topics": ["orders"]})),
+        403,
+        40302,
     )
     .await;
-    assert_eq!(
-        (status, &refused["error_code"]),
-        (403, &json!(40302)),
-        "{refused}"
-    );
 
     // Another organization cannot touch the partner's instance.
-    let (status, hidden) = call_v2(
+    expect_refusal(
         &sandbox,
         "GET",
         &instance("r2", "/assignments"),
         &sandbox.owner,
         None,
+        404,
+        40403,
     )
     .await;
-    assert_eq!(
-        (status, &hidden["error_code"]),
-        (404, &json!(40403)),
-        "{hidden}"
-    );
 
     // Revocation: the next records request is refused.
     let r3 = json!({"name": "r3", "format": "json", "auto.offset.reset": "earliest"});
@@ -764,33 +754,29 @@ async fn v2_consumer_instances_read_commit_resume_seek_and_expire() {
 
     // Idle instances expire (the test hub's timeout is 4 s).
     tokio::time::sleep(Duration::from_secs(7)).await;
-    let (status, expired) = call_v2(
+    expect_refusal(
         &sandbox,
         "GET",
         &instance("r2", "/assignments"),
         partner,
         None,
+        404,
+        40403,
     )
     .await;
-    assert_eq!(
-        (status, &expired["error_code"]),
-        (404, &json!(40403)),
-        "{expired}"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_contract_s_record_rate_is_enforced_with_429_and_retry_after() {
     let sandbox = TwoOrgs::start().await;
     sandbox.stream("orders", 1, json!({})).await;
-    let contract = sandbox
-        .approved_contract(
+    sandbox
+        .active_contract(
             "orders",
             "orders-copy",
             json!({"max_records_per_second": 1}),
         )
         .await;
-    sandbox.until_active(&contract).await;
     let records: Vec<Value> = (0..10).map(|n| json!({"value": {"n": n}})).collect();
     let (status, answer) = sandbox
         .hub
@@ -865,10 +851,9 @@ async fn a_contract_s_record_rate_is_enforced_with_429_and_retry_after() {
 async fn a_graceful_shutdown_lets_open_streams_finish() {
     let mut sandbox = TwoOrgs::start().await;
     sandbox.stream("orders", 1, json!({})).await;
-    let contract = sandbox
-        .approved_contract("orders", "orders-copy", Value::Null)
+    sandbox
+        .active_contract("orders", "orders-copy", Value::Null)
         .await;
-    sandbox.until_active(&contract).await;
 
     // A streaming produce with records reported, and a push feed, open.
     let (feed, body) = mpsc::channel::<Result<Bytes, std::io::Error>>(16);

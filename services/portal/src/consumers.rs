@@ -31,7 +31,7 @@ use freeport_common::terms::{Outcome, Reshaper};
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Headers};
+use rdkafka::message::BorrowedMessage;
 use rdkafka::topic_partition_list::TopicPartitionListElem;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Message, Offset, TopicPartitionList};
@@ -39,6 +39,7 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{ApiError, ApiResult};
+use crate::push::headers_json;
 
 /// How a consumer instance shows keys and values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -531,20 +532,6 @@ fn show(bytes: Option<&[u8]>, format: Format) -> Value {
 /// A record as REST Proxy v2 shows it, with its headers as the produce
 /// API takes them (`{name, value: <base64>}`).
 fn record_json(message: &BorrowedMessage<'_>, value: Option<&[u8]>, format: Format) -> Value {
-    let headers: Vec<Value> = message
-        .headers()
-        .map(|headers| {
-            headers
-                .iter()
-                .map(|h| {
-                    json!({
-                        "name": h.key,
-                        "value": h.value.map(|v| base64::engine::general_purpose::STANDARD.encode(v)),
-                    })
-                })
-                .collect()
-        })
-        .unwrap_or_default();
     json!({
         "topic": message.topic(),
         "key": show(message.key(), format),
@@ -552,7 +539,7 @@ fn record_json(message: &BorrowedMessage<'_>, value: Option<&[u8]>, format: Form
         "partition": message.partition(),
         "offset": message.offset(),
         "timestamp": message.timestamp().to_millis(),
-        "headers": headers,
+        "headers": headers_json(message),
     })
 }
 

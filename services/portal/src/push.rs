@@ -418,7 +418,14 @@ fn record_json(message: &BorrowedMessage<'_>, value: Option<&[u8]>) -> Value {
     record.insert("timestamp".into(), json!(message.timestamp().to_millis()));
     put_bytes(&mut record, "key", message.key(), true);
     put_bytes(&mut record, "value", value, false);
-    let headers: Vec<Value> = message
+    record.insert("headers".into(), headers_json(message));
+    Value::Object(record)
+}
+
+/// A record's headers as `[{name, value: <base64>}]`, the shape the
+/// produce APIs take them in.
+pub(crate) fn headers_json(message: &BorrowedMessage<'_>) -> Value {
+    let headers = message
         .headers()
         .map(|headers| {
             headers
@@ -432,8 +439,7 @@ fn record_json(message: &BorrowedMessage<'_>, value: Option<&[u8]>) -> Value {
                 .collect()
         })
         .unwrap_or_default();
-    record.insert("headers".into(), Value::Array(headers));
-    Value::Object(record)
+    Value::Array(headers)
 }
 
 #[cfg(test)]

@@ -318,6 +318,24 @@ pub struct OffsetsBody {
     offsets: Vec<OffsetRef>,
 }
 
+impl PartitionsBody {
+    fn pairs(self) -> Vec<(String, i32)> {
+        self.partitions
+            .into_iter()
+            .map(|p| (p.topic, p.partition))
+            .collect()
+    }
+}
+
+impl OffsetsBody {
+    fn triples(self) -> Vec<(String, i32, i64)> {
+        self.offsets
+            .into_iter()
+            .map(|o| (o.topic, o.partition, o.offset))
+            .collect()
+    }
+}
+
 /// Checks that each partition exists (40402 otherwise).
 async fn check_partitions(
     state: &AppState,
@@ -347,11 +365,7 @@ pub async fn assign(
     ApiJson(body): ApiJson<PartitionsBody>,
 ) -> ApiResult<Response> {
     let instance = path.get(&state, &caller)?;
-    let partitions: Vec<(String, i32)> = body
-        .partitions
-        .into_iter()
-        .map(|p| (p.topic, p.partition))
-        .collect();
+    let partitions = body.pairs();
     let topics: Vec<String> = partitions.iter().map(|(t, _)| t.clone()).collect();
     let (reads, cluster) = topic_reads(&state, &caller, topics).await?;
     check_partitions(&state, &reads, &partitions).await?;
@@ -382,11 +396,7 @@ pub async fn seek(
     ApiJson(body): ApiJson<OffsetsBody>,
 ) -> ApiResult<Response> {
     let instance = path.get(&state, &caller)?;
-    let offsets: Vec<_> = body
-        .offsets
-        .into_iter()
-        .map(|o| (o.topic, o.partition, o.offset))
-        .collect();
+    let offsets = body.triples();
     if let Some((topic, partition, offset)) = offsets.iter().find(|(_, _, o)| *o < 0) {
         return Err(ApiError::invalid(format!(
             "offset {offset} of partition {partition} of {topic:?} is negative"
@@ -404,11 +414,7 @@ async fn seek_to(
     end: bool,
 ) -> ApiResult<Response> {
     let instance = path.get(&state, &caller)?;
-    let partitions: Vec<_> = body
-        .partitions
-        .into_iter()
-        .map(|p| (p.topic, p.partition))
-        .collect();
+    let partitions = body.pairs();
     with_instance(instance, move |i| i.seek_to(partitions, end)).await?;
     Ok(no_content())
 }
@@ -555,11 +561,7 @@ pub async fn commit(
     let offsets = if body.iter().all(u8::is_ascii_whitespace) {
         vec![]
     } else {
-        let body: OffsetsBody = parse_json(&body)?;
-        body.offsets
-            .into_iter()
-            .map(|o| (o.topic, o.partition, o.offset))
-            .collect()
+        parse_json::<OffsetsBody>(&body)?.triples()
     };
     with_instance(instance, move |i| i.commit(offsets)).await?;
     Ok(no_content())
@@ -574,11 +576,7 @@ pub async fn committed(
     ApiJson(body): ApiJson<PartitionsBody>,
 ) -> ApiResult<Response> {
     let instance = path.get(&state, &caller)?;
-    let partitions: Vec<_> = body
-        .partitions
-        .into_iter()
-        .map(|p| (p.topic, p.partition))
-        .collect();
+    let partitions = body.pairs();
     let offsets = with_instance(instance, move |i| i.committed(partitions)).await?;
     Ok(v2(json!({ "offsets": offsets })))
 }

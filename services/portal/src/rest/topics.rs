@@ -25,7 +25,6 @@ use crate::AppState;
 
 /// How the caller may use a topic.
 pub(crate) struct TopicAccess {
-    pub stream: pb::Stream,
     pub cluster: ClusterName,
     /// The contract the caller reads under; `None` for the stream's owner
     /// and for admins.
@@ -85,11 +84,7 @@ pub(crate) async fn topic_access(
             state.limits().request(&contract.id)?;
         }
         let cluster = cluster_of(&stream)?;
-        return Ok(TopicAccess {
-            stream,
-            cluster,
-            contract,
-        });
+        return Ok(TopicAccess { cluster, contract });
     }
     let exists = state
         .catalog()
@@ -110,9 +105,14 @@ pub(crate) async fn topic_access(
     })
 }
 
-async fn layout(state: &AppState, access: &TopicAccess) -> ApiResult<Vec<PartitionLayout>> {
-    let topic = &access.stream.topic;
-    topic_layout(state.cluster(&access.cluster)?, topic)
+/// The caller's access to `topic` and the topic's partitions.
+async fn layout(
+    state: &AppState,
+    caller: &Caller,
+    topic: &str,
+) -> ApiResult<(TopicAccess, Vec<PartitionLayout>)> {
+    let access = topic_access(state, caller, topic).await?;
+    let partitions = topic_layout(state.cluster(&access.cluster)?, topic)
         .await
         .map_err(|e| ApiError::kafka(&format!("cannot read metadata of {topic}"), e))?
         .ok_or_else(|| {
@@ -120,7 +120,8 @@ async fn layout(state: &AppState, access: &TopicAccess) -> ApiResult<Vec<Partiti
                 ErrorCode::TopicNotFound,
                 format!("topic {topic:?} not found on its cluster"),
             )
-        })
+        })?;
+    Ok((access, partitions))
 }
 
 fn partition_json(partition: &PartitionLayout) -> Value {
@@ -169,8 +170,7 @@ pub async fn get_one(
     caller: Caller,
     ApiPath(topic): ApiPath<String>,
 ) -> ApiResult<Response> {
-    let access = topic_access(&state, &caller, &topic).await?;
-    let partitions = layout(&state, &access).await?;
+    let (access, partitions) = layout(&state, &caller, &topic).await?;
     let configs = all_topic_configs(state.cluster(&access.cluster)?, &topic).await;
     Ok(v2(json!({
         "name": topic,
@@ -185,8 +185,7 @@ pub async fn partitions(
     caller: Caller,
     ApiPath(topic): ApiPath<String>,
 ) -> ApiResult<Response> {
-    let access = topic_access(&state, &caller, &topic).await?;
-    let partitions = layout(&state, &access).await?;
+    let (_, partitions) = layout(&state, &caller, &topic).await?;
     Ok(v2(json!(partitions
         .iter()
         .map(partition_json)
@@ -199,8 +198,7 @@ pub async fn partition(
     caller: Caller,
     ApiPath((topic, id)): ApiPath<(String, i32)>,
 ) -> ApiResult<Response> {
-    let access = topic_access(&state, &caller, &topic).await?;
-    let partitions = layout(&state, &access).await?;
+    let (_, partitions) = layout(&state, &caller, &topic).await?;
     Ok(v2(partition_json(find_partition(&partitions, id)?)))
 }
 
@@ -210,8 +208,7 @@ pub async fn offsets(
     caller: Caller,
     ApiPath((topic, id)): ApiPath<(String, i32)>,
 ) -> ApiResult<Response> {
-    let access = topic_access(&state, &caller, &topic).await?;
-    let partitions = layout(&state, &access).await?;
+    let (access, partitions) = layout(&state, &caller, &topic).await?;
     find_partition(&partitions, id)?;
     let ends = partition_ends(state.cluster(&access.cluster)?, &topic, vec![id])
         .await

@@ -1,0 +1,219 @@
+//! The portal's data plane against raw rdkafka, on tansu, in one run:
+//!
+//! (a) produce, the baseline: rdkafka sending 1 record and awaiting its
+//!     delivery, and sending 100 and awaiting them all, from CLIENTS
+//!     concurrent tasks, with the portal's producer settings;
+//! (b) the same through the portal's REST Proxy v2 produce (HTTPS, JSON):
+//!     1 and 100 records per request from CLIENTS concurrent clients;
+//!     records per second and the latency of each request, p50/p99;
+//! (c) push: a partner reads every record over SSE from the beginning,
+//!     against rdkafka consuming the same topic.
+//!
+//! Run: `cargo build --release -p freeport && FREEPORT_BIN=target/release/freeport
+//! cargo bench -p freeport-tests --bench portal` (`-- --requests N` sets the
+//! 1-record requests per client; the 100-record runs make a tenth as many;
+//! default 500). Without `FREEPORT_BIN` it runs the debug build, several
+//! times slower.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use freeport_common::kafka::{client_config, ensure_topic};
+use freeport_tests::bench::{consume, percentile, rate};
+use freeport_tests::{json, SseReader, TwoOrgs, Value};
+use futures::future::join_all;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+const CLIENTS: usize = 8;
+const PARTITIONS: usize = 3;
+const PAD: usize = 200;
+
+/// A record's value: about a quarter of a KiB of JSON.
+fn value(n: usize) -> Value {
+    json!({"n": n, "pad": "x".repeat(PAD)})
+}
+
+/// Runs `per_client` calls of `call` on each of CLIENTS concurrent tasks,
+/// after a few unmeasured ones (connections, producer ids, metadata);
+/// the whole time and each call's latency, sorted.
+async fn clients<F, Fut>(per_client: usize, call: F) -> (Duration, Vec<Duration>)
+where
+    F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let call = Arc::new(call);
+    join_all((0..CLIENTS).map(|client| {
+        let call = call.clone();
+        async move {
+            for i in 0..3 {
+                call(client, i).await;
+            }
+        }
+    }))
+    .await;
+    let started = Instant::now();
+    let tasks = (0..CLIENTS).map(|client| {
+        let call = call.clone();
+        tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(per_client);
+            for i in 0..per_client {
+                let at = Instant::now();
+                call(client, i).await;
+                latencies.push(at.elapsed());
+            }
+            latencies
+        })
+    });
+    let mut latencies: Vec<Duration> = join_all(tasks)
+        .await
+        .into_iter()
+        .flat_map(|l| l.expect("client"))
+        .collect();
+    let took = started.elapsed();
+    latencies.sort();
+    (took, latencies)
+}
+
+fn report(what: &str, records: usize, took: Duration, latencies: &[Duration]) -> f64 {
+    let per_second = rate(records, took);
+    println!(
+        "{what:<34} {per_second:>9.0} records/s   latency p50 {:>8.2?}  p99 {:>8.2?}",
+        percentile(latencies, 0.5),
+        percentile(latencies, 0.99),
+    );
+    per_second
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let requests: usize = args
+        .iter()
+        .position(|a| a == "--requests")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(500);
+    let batches = (requests / 10).max(1);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async move {
+        let sandbox = TwoOrgs::start().await;
+        println!(
+            "command: FREEPORT_BIN={} cargo bench -p freeport-tests --bench portal -- --requests {requests}",
+            freeport_tests::freeport_bin().display()
+        );
+        println!(
+            "{CLIENTS} concurrent clients; values of ~{} bytes of JSON over {PARTITIONS} partitions; tansu; 2 cores",
+            value(0).to_string().len()
+        );
+
+        // (a) raw rdkafka, with the portal's producer settings.
+        let cluster = sandbox.owner_cluster.cluster();
+        ensure_topic(&cluster, "raw", PARTITIONS).await.expect("topic");
+        let producer: FutureProducer = client_config(&cluster, "bench-raw")
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "1")
+            .create()
+            .expect("producer");
+        let payload = Arc::new(value(0).to_string());
+        let (p, v) = (producer.clone(), payload.clone());
+        let (took, latencies) = clients(requests, move |_, _| {
+            let (p, v) = (p.clone(), v.clone());
+            async move {
+                p.send(FutureRecord::<(), str>::to("raw").payload(v.as_str()), Duration::from_secs(30))
+                    .await
+                    .map_err(|(e, _)| e)
+                    .expect("produce");
+            }
+        })
+        .await;
+        let raw_one = report("rdkafka, 1 record per send", CLIENTS * requests, took, &latencies);
+        let (p, v) = (producer.clone(), payload.clone());
+        let (took, latencies) = clients(batches, move |_, _| {
+            let (p, v) = (p.clone(), v.clone());
+            async move {
+                let sent: Vec<_> = (0..100)
+                    .map(|_| {
+                        p.send_result(FutureRecord::<(), str>::to("raw").payload(v.as_str()))
+                            .map_err(|(e, _)| e)
+                            .expect("enqueue")
+                    })
+                    .collect();
+                for delivery in sent {
+                    delivery.await.expect("delivery").map_err(|(e, _)| e).expect("produce");
+                }
+            }
+        })
+        .await;
+        let raw_hundred = report("rdkafka, 100 records per send", CLIENTS * batches * 100, took, &latencies);
+
+        // (b) the portal's REST Proxy v2 produce.
+        sandbox.stream("bench", PARTITIONS as i32, json!({})).await;
+        let url = format!("{}/topics/bench", sandbox.hub.url);
+        let mut results = vec![];
+        for (per_request, count) in [(1usize, requests), (100, batches)] {
+            let body: Arc<String> = Arc::new(
+                json!({"records": (0..per_request).map(|n| json!({"value": value(n)})).collect::<Vec<_>>()})
+                    .to_string(),
+            );
+            let (http, url, key) = (sandbox.hub.http.clone(), url.clone(), sandbox.owner.clone());
+            let (took, latencies) = clients(count, move |_, _| {
+                let request = http
+                    .post(&url)
+                    .bearer_auth(&key)
+                    .header("content-type", "application/vnd.kafka.json.v2+json")
+                    .body(body.as_str().to_owned());
+                async move {
+                    let response = request.send().await.expect("produce");
+                    assert_eq!(response.status(), 200);
+                    let answer = response.text().await.expect("answer");
+                    assert!(!answer.contains("\"error_code\":5"), "{answer}");
+                }
+            })
+            .await;
+            let what = format!("portal HTTP, {per_request} record(s) per request");
+            results.push(report(&what, CLIENTS * count * per_request, took, &latencies));
+        }
+        println!(
+            "portal/rdkafka: 1 per request {:.2}, 100 per request {:.2}",
+            results[0] / raw_one,
+            results[1] / raw_hundred
+        );
+
+        // (c) push over SSE, once the link has mirrored everything (so it
+        // is idle), against rdkafka reading the same topic.
+        // Each run also made 3 unmeasured calls per client.
+        let total = CLIENTS * (requests + 3 + (batches + 3) * 100);
+        sandbox.active_contract("bench", "bench-copy", Value::Null).await;
+        let partner = sandbox.partner_cluster.bootstrap.clone();
+        tokio::task::spawn_blocking(move || consume(&partner, "bench-copy", PARTITIONS, total, false))
+            .await
+            .expect("mirrored");
+        let owner = sandbox.owner_cluster.bootstrap.clone();
+        let (raw_read, _) = tokio::task::spawn_blocking(move || consume(&owner, "bench", PARTITIONS, total, false))
+            .await
+            .expect("consume");
+        let response = sandbox
+            .hub
+            .http
+            .get(format!("{}/v1/streams/bench/events", sandbox.hub.url))
+            .bearer_auth(&sandbox.partner)
+            .send()
+            .await
+            .expect("feed");
+        assert_eq!(response.status(), 200);
+        let mut reader = SseReader::new(response);
+        let mut first = None;
+        for _ in 0..total {
+            let event = reader.next().await.expect("an event");
+            assert_eq!(event.event, "record", "{event:?}");
+            first.get_or_insert_with(Instant::now);
+        }
+        let sse = first.map_or(Duration::ZERO, |f| f.elapsed());
+        println!(
+            "push: SSE {:>9.0} records/s   rdkafka consume {:>9.0} records/s   SSE/rdkafka {:.2}   ({total} records)",
+            rate(total, sse),
+            rate(total, raw_read),
+            rate(total, sse) / rate(total, raw_read)
+        );
+    });
+}
