@@ -121,6 +121,48 @@ async fn publish_request_approve_mirror_revoke_on_two_real_brokers() {
     // YAML by default and as JSON on request.
     let (_, listing) = hub.call("GET", "/v1/streams", &partner, None).await;
     assert_eq!(listing["streams"][0]["name"], "orders");
+
+    // Search by words, tags and owner, among what the caller may see: an
+    // internal stream shows to its owner only.
+    let (status, _) = hub
+        .call(
+            "POST",
+            "/v1/streams",
+            &owner,
+            Some(json!({
+                "name": "payments", "cluster": "acme", "topic": "payments",
+                "title": "Payments", "description": "Card payments settled", "tags": ["finance", "sales"],
+                "classification": "internal",
+            })),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let names = |listing: &serde_json::Value| -> Vec<String> {
+        listing["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    for (who, query, expected) in [
+        (&owner, "?q=PLACED", vec!["orders"]),
+        (&owner, "?q=card%20settled", vec!["payments"]),
+        (&owner, "?tag=sales", vec!["orders", "payments"]),
+        (&owner, "?tag=sales,finance", vec!["payments"]),
+        (&owner, "?owner=acme&q=orders", vec!["orders"]),
+        (&owner, "?owner=globex", vec![]),
+        (&partner, "?tag=sales", vec!["orders"]),
+        (&partner, "?q=payments", vec![]),
+    ] {
+        let (status, listing) = hub
+            .call("GET", &format!("/v1/streams{query}"), who, None)
+            .await;
+        assert_eq!(status, 200, "{query}: {listing}");
+        assert_eq!(names(&listing), expected, "{query}");
+    }
+    let (status, refused) = hub.call("GET", "/v1/streams?text=x", &owner, None).await;
+    assert_eq!((status, refused["error_code"].as_u64()), (422, Some(42201)));
     let yaml = hub
         .http
         .get(format!("{}/v1/streams/orders/asyncapi", hub.url))
@@ -176,6 +218,30 @@ async fn publish_request_approve_mirror_revoke_on_two_real_brokers() {
     assert_eq!(status, 201, "{contract}");
     assert_eq!(contract["state"], "requested");
     let id = contract["id"].as_str().unwrap().to_string();
+
+    // Contracts filter by state, stream, consuming org and owner.
+    for (query, count) in [
+        ("?state=requested&stream=orders", 1),
+        ("?org=globex", 1),
+        ("?org=acme", 0),
+        ("?owner=acme", 1),
+        ("?owner=globex", 0),
+        ("?state=active", 0),
+    ] {
+        let (status, listed) = hub
+            .call("GET", &format!("/v1/contracts{query}"), &admin, None)
+            .await;
+        assert_eq!(status, 200, "{query}: {listed}");
+        assert_eq!(
+            listed["contracts"].as_array().unwrap().len(),
+            count,
+            "{query}"
+        );
+    }
+    let (status, refused) = hub
+        .call("GET", "/v1/contracts?state=pending", &admin, None)
+        .await;
+    assert_eq!((status, refused["error_code"].as_u64()), (422, Some(42201)));
     let (status, _) = hub
         .call(
             "POST",

@@ -145,6 +145,10 @@ pub struct Decision {
 pub struct ListFilter {
     state: Option<String>,
     stream: Option<String>,
+    /// The consuming organization.
+    org: Option<String>,
+    /// The organization that owns the stream.
+    owner: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -290,12 +294,19 @@ pub async fn list(
     caller: Caller,
     ApiQuery(filter): ApiQuery<ListFilter>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    let owners: HashMap<String, String> = if caller.is_admin() {
-        HashMap::new()
-    } else {
-        let streams = state.catalog().list_streams().await?;
-        streams.into_iter().map(|s| (s.name, s.owner)).collect()
-    };
+    if let Some(wanted) = &filter.state {
+        let known = pb::ContractState::from_str_name(&format!(
+            "CONTRACT_STATE_{}",
+            wanted.to_ascii_uppercase()
+        ));
+        if known.is_none_or(|s| s == pb::ContractState::Unspecified) {
+            return Err(ApiError::invalid(format!(
+                "state {wanted:?} is not a contract state (requested, approved, active, suspended, rejected, revoked, expired)"
+            )));
+        }
+    }
+    let streams = state.catalog().list_streams().await?;
+    let owners: HashMap<String, String> = streams.into_iter().map(|s| (s.name, s.owner)).collect();
     let views: Vec<ContractView> = state
         .catalog()
         .list_contracts()
@@ -307,6 +318,11 @@ pub async fn list(
                     .state
                     .as_ref()
                     .is_none_or(|s| *s == state_name(c.state))
+                && filter.org.as_ref().is_none_or(|o| *o == c.consumer)
+                && filter
+                    .owner
+                    .as_ref()
+                    .is_none_or(|o| Some(o) == owners.get(&c.stream))
                 && visible(&caller, c, owners.get(&c.stream).map(String::as_str))
         })
         .map(ContractView::from)

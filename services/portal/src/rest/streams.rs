@@ -11,7 +11,7 @@ use freeport_common::proto::catalog::v1 as pb;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiPath, Caller};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller};
 use crate::AppState;
 
 /// Most partitions a registration may create a topic with.
@@ -157,15 +157,55 @@ impl From<pb::Stream> for StreamView {
     }
 }
 
+/// `GET /v1/streams` search: every condition given must hold.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Search {
+    /// Words that must each appear (ignoring case) in the stream's name,
+    /// title, description or tags.
+    q: Option<String>,
+    /// Tags the stream must carry, comma-separated.
+    tag: Option<String>,
+    /// The owning organization.
+    owner: Option<String>,
+}
+
+impl Search {
+    fn matches(&self, stream: &pb::Stream) -> bool {
+        let text = || {
+            let mut text = format!("{} {} {}", stream.name, stream.title, stream.description);
+            for tag in &stream.tags {
+                text.push(' ');
+                text.push_str(tag);
+            }
+            text.to_lowercase()
+        };
+        let words_match = self.q.as_ref().is_none_or(|q| {
+            let text = text();
+            q.split_whitespace()
+                .all(|word| text.contains(&word.to_lowercase()))
+        });
+        let tags_match = self.tag.as_ref().is_none_or(|tags| {
+            tags.split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .all(|tag| stream.tags.iter().any(|t| t.eq_ignore_ascii_case(tag)))
+        });
+        words_match && tags_match && self.owner.as_ref().is_none_or(|o| *o == stream.owner)
+    }
+}
+
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
+    ApiQuery(search): ApiQuery<Search>,
 ) -> ApiResult<Json<serde_json::Value>> {
     let streams: Vec<StreamView> = state
         .catalog()
         .list_streams_for(caller.0)
         .await?
         .into_iter()
+        .filter(|s| search.matches(s))
         .map(StreamView::from)
         .collect();
     Ok(Json(serde_json::json!({ "streams": streams })))
