@@ -453,7 +453,8 @@ impl Hub {
             tls("link")
         ));
         config.push_str(&format!(
-            "[portal]\nlisten = \"127.0.0.1:{portal_port}\"\ncatalog_url = \"https://127.0.0.1:{catalog_port}\"\nmax_body_bytes = 65536\nconsumer_idle_secs = 4\nrequest_timeout_secs = 8\n{}\n",
+            "[portal]\nlisten = \"127.0.0.1:{portal_port}\"\ncatalog_url = \"https://127.0.0.1:{catalog_port}\"\nmax_body_bytes = 65536\nconsumer_idle_secs = 4\nrequest_timeout_secs = 8\nclient_ca = {:?}\n{}\n",
+            pki.ca_path(),
             tls("portal")
         ));
         let config_path = dir.path().join("freeport.toml");
@@ -537,6 +538,25 @@ impl Hub {
         hub.catalog.assert_running();
         hub.link.assert_running();
         hub
+    }
+
+    /// The development PKI of this hub (its CA signs organizations' client
+    /// certificates too).
+    pub fn pki(&self) -> DevPki {
+        DevPki::ensure(&self.dir.path().join("certs")).expect("dev PKI")
+    }
+
+    /// An HTTPS client to the portal showing the client certificate in
+    /// `cert` and `key` (PEM files) instead of an API key.
+    pub fn client_with_certificate(&self, cert: &Path, key: &Path) -> reqwest::Client {
+        let mut identity = std::fs::read(cert).expect("client certificate");
+        identity.extend(std::fs::read(key).expect("client key"));
+        reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&self.ca_pem).expect("CA pem"))
+            .identity(reqwest::Identity::from_pem(&identity).expect("client identity"))
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("client")
     }
 
     /// Opens a WebSocket to the portal's `path_and_query` with the API key

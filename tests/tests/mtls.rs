@@ -178,3 +178,91 @@ async fn only_clients_with_a_certificate_from_the_hub_ca_get_in_and_find_health_
     shutdown.cancel();
     server.await.unwrap().unwrap();
 }
+
+/// At the portal, a partner may show a client certificate instead of an API
+/// key: the certificate's `urn:freeport:org:` URI names its organization.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_certificate_identifies_its_organization_at_the_portal() {
+    use freeport_tests::{json, TwoOrgs, Value};
+
+    let sandbox = TwoOrgs::start().await;
+    sandbox.stream("orders", 1, json!({})).await;
+    let hub = &sandbox.hub;
+    let pki = hub.pki();
+    let globex = pki.issue_org("globex").expect("globex certificate");
+    let client = hub.client_with_certificate(&globex.cert, &globex.key);
+
+    // Acting as globex: request a contract, then see it as globex's.
+    let response = client
+        .post(format!("{}/v1/contracts", hub.url))
+        .json(&json!({
+            "stream": "orders", "purpose": "by certificate",
+            "destination": {"cluster": "globex", "topic": "orders-copy"},
+        }))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 201);
+    let contract: Value = response.json().await.unwrap();
+    assert_eq!(contract["consumer"], "globex", "{contract}");
+    let listed: Value = client
+        .get(format!("{}/v1/contracts", hub.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed["contracts"][0]["id"], contract["id"]);
+
+    // An API key still wins when both are shown.
+    let as_owner: Value = client
+        .get(format!("{}/v1/contracts?org=globex", hub.url))
+        .bearer_auth(&hub.admin_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(as_owner["contracts"].as_array().unwrap().len(), 1);
+
+    // Refused: a certificate of an organization that does not exist, a
+    // service's certificate (it names no organization), and none at all.
+    let initech = pki.issue_org("initech").expect("initech certificate");
+    let link = pki.files_for("link");
+    for (client, why) in [
+        (
+            hub.client_with_certificate(&initech.cert, &initech.key),
+            "does not exist",
+        ),
+        (
+            hub.client_with_certificate(&link.cert, &link.key),
+            "names no organization",
+        ),
+        (hub.http.clone(), "client certificate"),
+    ] {
+        let response = client
+            .get(format!("{}/v1/contracts", hub.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401, "{why}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error_code"], 40101, "{body}");
+        assert!(body["message"].as_str().unwrap().contains(why), "{body}");
+    }
+
+    // A certificate from another CA does not get through TLS.
+    let stranger_dir = tempfile::tempdir().unwrap();
+    let stranger = DevPki::ensure(stranger_dir.path())
+        .unwrap()
+        .issue_org("globex")
+        .unwrap();
+    let refused = hub
+        .client_with_certificate(&stranger.cert, &stranger.key)
+        .get(format!("{}/v1/contracts", hub.url))
+        .send()
+        .await;
+    assert!(refused.is_err(), "a stranger's certificate was accepted");
+}

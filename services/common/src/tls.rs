@@ -93,22 +93,51 @@ impl TlsMaterial {
     /// rustls server settings for mutual TLS outside tonic: present our
     /// certificate, require a client certificate signed by the CA.
     pub fn rustls_server_config(&self) -> Result<rustls::ServerConfig, TlsError> {
+        self.rustls_config(Some(&self.ca_pem), true)
+    }
+
+    /// rustls settings for an HTTPS front (HTTP/2 and HTTP/1.1): present our
+    /// certificate and, with `client_ca`, accept (not require) client
+    /// certificates signed by it.
+    pub fn rustls_https_config(
+        &self,
+        client_ca: Option<&[u8]>,
+    ) -> Result<rustls::ServerConfig, TlsError> {
+        let mut config = self.rustls_config(client_ca, false)?;
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(config)
+    }
+
+    fn rustls_config(
+        &self,
+        client_ca: Option<&[u8]>,
+        required: bool,
+    ) -> Result<rustls::ServerConfig, TlsError> {
         use rustls::pki_types::pem::PemObject;
         use rustls::pki_types::{CertificateDer, PrivateKeyDer};
         let invalid = |e: &dyn std::fmt::Display| TlsError::Invalid(e.to_string());
-        let mut roots = rustls::RootCertStore::empty();
-        for ca in CertificateDer::pem_slice_iter(&self.ca_pem) {
-            roots
-                .add(ca.map_err(|e| invalid(&e))?)
-                .map_err(|e| invalid(&e))?;
-        }
         let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-            roots.into(),
-            provider.clone(),
-        )
-        .build()
-        .map_err(|e| invalid(&e))?;
+        let verifier = match client_ca {
+            None => rustls::server::WebPkiClientVerifier::no_client_auth(),
+            Some(ca_pem) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for ca in CertificateDer::pem_slice_iter(ca_pem) {
+                    roots
+                        .add(ca.map_err(|e| invalid(&e))?)
+                        .map_err(|e| invalid(&e))?;
+                }
+                let builder = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    roots.into(),
+                    provider.clone(),
+                );
+                let builder = if required {
+                    builder
+                } else {
+                    builder.allow_unauthenticated()
+                };
+                builder.build().map_err(|e| invalid(&e))?
+            }
+        };
         let chain = CertificateDer::pem_slice_iter(&self.cert_pem)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| invalid(&e))?;
@@ -142,6 +171,27 @@ pub fn catalog_channel(
         .connect_timeout(std::time::Duration::from_secs(5))
         .tcp_nodelay(true)
         .connect_lazy())
+}
+
+/// The URI a client certificate carries among its subject alternative
+/// names to speak for an organization: `urn:freeport:org:<name>`.
+pub const ORG_URI_PREFIX: &str = "urn:freeport:org:";
+
+/// The organization a client certificate (DER) speaks for: its
+/// `urn:freeport:org:` URI, if it has exactly one.
+pub fn certificate_org(der: &[u8]) -> Option<String> {
+    let (_, certificate) = x509_parser::parse_x509_certificate(der).ok()?;
+    let names = certificate.subject_alternative_name().ok()??;
+    let mut orgs = names
+        .value
+        .general_names
+        .iter()
+        .filter_map(|name| match name {
+            x509_parser::extensions::GeneralName::URI(uri) => uri.strip_prefix(ORG_URI_PREFIX),
+            _ => None,
+        });
+    let org = orgs.next()?;
+    orgs.next().is_none().then(|| org.to_string())
 }
 
 /// A development CA and one certificate per service, kept in a folder:
@@ -227,6 +277,32 @@ impl DevPki {
         Ok(())
     }
 
+    /// A client certificate for organization `org`, signed by this CA:
+    /// `org-<org>.pem` and `org-<org>.key`. The portal, given this CA as its
+    /// `client_ca`, takes a caller showing it for the organization.
+    pub fn issue_org(&self, org: &str) -> Result<TlsFiles, TlsError> {
+        let read = |path: PathBuf| {
+            fs::read_to_string(&path).map_err(|source| TlsError::Read { path, source })
+        };
+        let ca_key = KeyPair::from_pem(&read(self.key_path("ca"))?)?;
+        let ca_cert =
+            CertificateParams::from_ca_cert_pem(&read(self.ca_path())?)?.self_signed(&ca_key)?;
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.distinguished_name = distinguished_name(org);
+        params.subject_alt_names.push(SanType::URI(
+            format!("{ORG_URI_PREFIX}{org}")
+                .try_into()
+                .map_err(|_| TlsError::Invalid(format!("{org:?} cannot be put in a URI")))?,
+        ));
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = params.signed_by(&key, &ca_cert, &ca_key)?;
+        let name = format!("org-{org}");
+        self.write(&name, &cert.pem(), &key.serialize_pem())?;
+        Ok(self.files_for(&name))
+    }
+
     fn write(&self, name: &str, cert_pem: &str, key_pem: &str) -> Result<(), TlsError> {
         write_file(&self.cert_path(name), cert_pem.as_bytes(), false)?;
         write_file(&self.key_path(name), key_pem.as_bytes(), true)
@@ -283,5 +359,24 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o077, 0, "private key readable by others");
         }
+    }
+
+    #[test]
+    fn an_org_certificate_names_its_org_and_a_service_one_none() {
+        use rustls::pki_types::pem::PemObject;
+        let dir = tempfile::tempdir().unwrap();
+        let pki = DevPki::ensure(dir.path()).unwrap();
+        let files = pki.issue_org("globex").unwrap();
+        let der = |path: &Path| {
+            rustls::pki_types::CertificateDer::from_pem_file(path)
+                .unwrap()
+                .to_vec()
+        };
+        assert_eq!(certificate_org(&der(&files.cert)), Some("globex".into()));
+        assert_eq!(certificate_org(&der(&pki.cert_path("link"))), None);
+        assert_eq!(certificate_org(b"not a certificate"), None);
+        // Signed by the CA: a server trusting it accepts the certificate.
+        let material = files.load().unwrap();
+        assert!(material.rustls_https_config(Some(&material.ca_pem)).is_ok());
     }
 }

@@ -76,6 +76,14 @@ enum CertsCommand {
         #[arg(long)]
         dir: PathBuf,
     },
+    /// Issue a client certificate for organization ORG, signed by the
+    /// development CA in DIR: `org-ORG.pem` and `org-ORG.key`. A portal
+    /// whose `client_ca` is that CA takes a caller showing it for ORG.
+    Org {
+        org: String,
+        #[arg(long)]
+        dir: PathBuf,
+    },
 }
 
 /// The configuration file: one format for every service.
@@ -232,6 +240,15 @@ async fn run() -> anyhow::Result<()> {
                 dir.display()
             );
             println!("  CA: {}", pki.ca_path().display());
+        }
+        Command::Certs {
+            command: CertsCommand::Org { org, dir },
+        } => {
+            let org = freeport_common::names::OrgName::parse(org)?;
+            let files = freeport_common::tls::DevPki::ensure(&dir)?.issue_org(org.as_str())?;
+            println!("client certificate of organization {org}:");
+            println!("  certificate: {}", files.cert.display());
+            println!("  key:         {}", files.key.display());
         }
         Command::Topic { command } => topic::run(command).await?,
     }

@@ -240,6 +240,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         consumer_idle_secs: 300,
         contract_requests_per_second: 50,
         request_timeout_secs: 30,
+        client_ca: None,
     };
 
     let mut tasks = tokio::task::JoinSet::new();

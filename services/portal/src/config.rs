@@ -15,6 +15,12 @@ pub struct PortalConfig {
     /// This service's certificate and key (for HTTPS and for the catalog)
     /// and the CA the catalog's certificate must be signed by.
     pub tls: TlsFiles,
+    /// PEM file of the CA(s) whose client certificates identify
+    /// organizations (a certificate names its organization with the URI
+    /// `urn:freeport:org:<name>`; `freeport certs org` issues them). Without
+    /// it the portal asks for no client certificate: API keys only.
+    #[serde(default)]
+    pub client_ca: Option<std::path::PathBuf>,
     /// Serve plain HTTP instead of HTTPS. Development only: `freeport up`
     /// sets it; anything else should not.
     #[serde(default)]

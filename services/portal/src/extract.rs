@@ -10,7 +10,9 @@ use freeport_common::proto::catalog::v1 as pb;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
+use crate::https::PeerCertificate;
 use crate::AppState;
+use freeport_common::tls::certificate_org;
 
 /// A JSON body: `application/json`, or any `application/*+json` type (the
 /// Kafka REST Proxy media types among them). Syntax errors are 400, a body
@@ -113,8 +115,10 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
     }
 }
 
-/// The authenticated caller, resolved by the catalog from
-/// `Authorization: Bearer <api key>`.
+/// The authenticated caller: from `Authorization: Bearer <api key>`
+/// (resolved by the catalog), or else from the client certificate the
+/// caller showed (its `urn:freeport:org:<name>` names a member of that
+/// organization; the portal's `client_ca` signed it).
 pub struct Caller(pub pb::Principal);
 
 impl Caller {
@@ -144,14 +148,50 @@ impl Caller {
     }
 }
 
+/// The organization member a client certificate speaks for.
+async fn certificate_caller(state: &AppState, der: &[u8]) -> Result<Caller, ApiError> {
+    let org = certificate_org(der).ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::Unauthenticated,
+            "the client certificate names no organization (no urn:freeport:org: URI); send an API key",
+        )
+    })?;
+    let known = state
+        .catalog()
+        .list_organizations()
+        .await?
+        .iter()
+        .any(|o| o.name == org);
+    if !known {
+        return Err(ApiError::new(
+            ErrorCode::Unauthenticated,
+            format!("the client certificate names organization {org:?}, which does not exist"),
+        ));
+    }
+    Ok(Caller(pb::Principal {
+        role: pb::Role::Member.into(),
+        key_id: format!("certificate:{org}"),
+        organization: org,
+    }))
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let unauthenticated = |m: &str| ApiError::new(ErrorCode::Unauthenticated, m.to_string());
-        let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
-            unauthenticated("missing Authorization header; send 'Authorization: Bearer <api key>'")
-        })?;
+        let Some(header) = parts.headers.get(AUTHORIZATION) else {
+            let certificate = parts
+                .extensions
+                .get::<PeerCertificate>()
+                .and_then(|c| c.0.clone());
+            return match certificate {
+                Some(der) => certificate_caller(state, &der).await,
+                None => Err(unauthenticated(
+                    "missing Authorization header; send 'Authorization: Bearer <api key>' or a client certificate",
+                )),
+            };
+        };
         let key = header
             .to_str()
             .ok()

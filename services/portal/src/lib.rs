@@ -13,6 +13,7 @@ pub mod config;
 pub mod consumers;
 pub mod error;
 pub mod extract;
+pub mod https;
 pub mod limits;
 pub mod push;
 pub mod rest;
@@ -323,10 +324,18 @@ pub async fn serve(
         let _ = consumers.await;
         return Ok(());
     }
-    let rustls =
-        axum_server::tls_rustls::RustlsConfig::from_pem(tls.cert_pem.clone(), tls.key_pem.clone())
-            .await
-            .map_err(StartError::HttpsConfig)?;
+    let client_ca =
+        match &config.client_ca {
+            Some(path) => Some(std::fs::read(path).map_err(|source| {
+                freeport_common::tls::TlsError::Read {
+                    path: path.clone(),
+                    source,
+                }
+            })?),
+            None => None,
+        };
+    let rustls = tls.rustls_https_config(client_ca.as_deref())?;
+    let acceptor = https::ClientCertAcceptor::new(rustls);
     let handle = axum_server::Handle::new();
     let stopper = handle.clone();
     tokio::spawn(async move {
@@ -335,7 +344,8 @@ pub async fn serve(
     });
     tracing::info!(%addr, "portal listening on HTTPS");
     let std_listener = listener.into_std().map_err(StartError::Serve)?;
-    axum_server::from_tcp_rustls(std_listener, rustls)
+    axum_server::from_tcp(std_listener)
+        .acceptor(acceptor)
         .handle(handle)
         .serve(app.into_make_service())
         .await
