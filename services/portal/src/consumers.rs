@@ -545,6 +545,10 @@ fn record_json(message: &BorrowedMessage<'_>, value: Option<&[u8]>, format: Form
 
 type Key = (String, String, String);
 
+/// Most consumer instances one organization may hold in one portal: each
+/// is a Kafka consumer with its own connections and threads.
+pub const MAX_INSTANCES_PER_ORG: usize = 64;
+
 /// Every consumer instance of this portal.
 pub struct Consumers {
     instances: Mutex<HashMap<Key, Arc<Mutex<Instance>>>>,
@@ -573,6 +577,14 @@ impl Consumers {
             return Err(ApiError::new(
                 ErrorCode::ConsumerAlreadyExists,
                 format!("consumer group {group:?} already has an instance named {name:?}"),
+            ));
+        }
+        if instances.keys().filter(|(o, _, _)| o == org).count() >= MAX_INSTANCES_PER_ORG {
+            return Err(ApiError::new(
+                ErrorCode::TooManyRequests,
+                format!(
+                    "organization {org:?} holds {MAX_INSTANCES_PER_ORG} consumer instances here, the most allowed; delete some (idle ones close by themselves)"
+                ),
             ));
         }
         let instance = Instance {
@@ -685,4 +697,42 @@ pub async fn with_instance<T: Send + 'static>(
     })
     .await
     .map_err(|e| ApiError::internal("consumer instance task failed", e))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> Settings {
+        Settings {
+            format: Format::Json,
+            auto_offset_reset: "earliest",
+            auto_commit: false,
+            request_timeout: Duration::from_secs(1),
+            max_bytes: 1024,
+        }
+    }
+
+    #[test]
+    fn instances_are_per_organization_unique_and_capped() {
+        let consumers = Consumers::new(Duration::from_secs(60));
+        consumers.create("acme", "g", "a", settings()).unwrap();
+        let taken = consumers.create("acme", "g", "a", settings()).unwrap_err();
+        assert_eq!(taken.code, ErrorCode::ConsumerAlreadyExists);
+        // Another organization's group of the same name is its own.
+        consumers.create("globex", "g", "a", settings()).unwrap();
+        assert!(consumers.get("globex", "g", "a").is_ok());
+        assert!(matches!(
+            consumers.get("initech", "g", "a"),
+            Err(e) if e.code == ErrorCode::ConsumerNotFound
+        ));
+        for i in 1..MAX_INSTANCES_PER_ORG {
+            consumers.create("acme", "g", &format!("i{i}"), settings()).unwrap();
+        }
+        let capped = consumers.create("acme", "g", "one-more", settings()).unwrap_err();
+        assert_eq!(capped.code, ErrorCode::TooManyRequests);
+        consumers.create("globex", "g", "b", settings()).unwrap();
+        consumers.remove("acme", "g", "a").unwrap();
+        consumers.create("acme", "g", "one-more", settings()).unwrap();
+    }
 }

@@ -11,7 +11,7 @@
 //!   nothing.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use freeport_common::error::ErrorCode;
@@ -38,11 +38,36 @@ fn time_for(missing: f64, rate: f64) -> Duration {
     Duration::from_secs_f64((missing / rate).max(0.0))
 }
 
+/// Most push feeds (SSE or WebSocket) open at once under one contract in
+/// one portal: each holds a Kafka consumer.
+pub const MAX_FEEDS_PER_CONTRACT: usize = 16;
+
 #[derive(Debug, Default)]
 pub struct ContractLimits {
     requests_per_second: f64,
     requests: Mutex<HashMap<String, Bucket>>,
     records: Mutex<HashMap<String, Bucket>>,
+    feeds: Mutex<HashMap<String, usize>>,
+}
+
+/// One open feed under a contract; closing it (dropping this) frees the
+/// place.
+#[derive(Debug)]
+pub struct FeedPermit {
+    limits: Arc<ContractLimits>,
+    contract: String,
+}
+
+impl Drop for FeedPermit {
+    fn drop(&mut self) {
+        let mut feeds = self.limits.feeds.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(open) = feeds.get_mut(&self.contract) {
+            *open = open.saturating_sub(1);
+            if *open == 0 {
+                feeds.remove(&self.contract);
+            }
+        }
+    }
 }
 
 impl ContractLimits {
@@ -123,6 +148,24 @@ impl ContractLimits {
             })
     }
 
+    /// A place for one more open feed under `contract`; 429 when it has
+    /// [`MAX_FEEDS_PER_CONTRACT`] already.
+    pub fn open_feed(self: &Arc<Self>, contract: &str) -> Result<FeedPermit, ApiError> {
+        let mut feeds = self.feeds.lock().unwrap_or_else(PoisonError::into_inner);
+        let open = feeds.entry(contract.to_string()).or_insert(0);
+        if *open >= MAX_FEEDS_PER_CONTRACT {
+            return Err(too_many(
+                format!("contract {contract} has {MAX_FEEDS_PER_CONTRACT} feeds open, the most allowed; close one"),
+                Duration::from_secs(1),
+            ));
+        }
+        *open += 1;
+        Ok(FeedPermit {
+            limits: self.clone(),
+            contract: contract.to_string(),
+        })
+    }
+
     /// Returns `unused` record tokens taken by [`Self::records`] but not
     /// spent.
     pub fn give_back(&self, contract: &str, unused: usize) {
@@ -178,6 +221,22 @@ mod tests {
         assert!(limits
             .request_at("c1", start + Duration::from_millis(100))
             .is_err());
+    }
+
+    #[test]
+    fn feeds_per_contract_are_capped_and_freed_when_closed() {
+        let limits = Arc::new(ContractLimits::new(10));
+        let open: Vec<_> = (0..MAX_FEEDS_PER_CONTRACT)
+            .map(|_| limits.open_feed("c").unwrap())
+            .collect();
+        let refused = limits.open_feed("c").unwrap_err();
+        assert_eq!(refused.code, ErrorCode::TooManyRequests);
+        assert!(refused.retry_after.is_some());
+        let other = limits.open_feed("d").unwrap();
+        drop(open);
+        drop(other);
+        assert!(limits.feeds.lock().unwrap().is_empty());
+        limits.open_feed("c").unwrap();
     }
 
     #[test]

@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::catalog_client::CatalogClient;
 use crate::error::{ApiError, ApiResult};
-use crate::limits::ContractLimits;
+use crate::limits::{ContractLimits, FeedPermit};
 use crate::AppState;
 
 /// Contract changes kept for feeds that fall behind; one that falls further
@@ -179,6 +179,8 @@ pub struct Feed {
     catalog: CatalogClient,
     shutdown: CancellationToken,
     limits: Arc<ContractLimits>,
+    /// Frees the contract's place for a feed when the feed ends.
+    permit: FeedPermit,
 }
 
 /// Opens `stream` for `org`: its active contract, the owner's topic from
@@ -208,6 +210,7 @@ pub async fn open(
             )
         })?;
     state.limits().request(&contract.id)?;
+    let permit = state.limits().open_feed(&contract.id)?;
     let reshaper = reshaper_for(state, &contract)?;
 
     let cluster_name = ClusterName::parse(stream.cluster.clone())
@@ -273,6 +276,7 @@ pub async fn open(
         catalog: state.catalog().clone(),
         shutdown: state.shutdown().clone(),
         limits: state.limits().clone(),
+        permit,
     })
 }
 
@@ -314,12 +318,15 @@ impl Feed {
             catalog,
             shutdown,
             limits,
+            permit,
         } = self;
         let per_second = contract
             .terms
             .as_ref()
             .map_or(0, |t| t.max_records_per_second);
         async_stream::stream! {
+            // Held for as long as the stream lives.
+            let _permit = permit;
             let mut recheck = tokio::time::interval(RECHECK);
             recheck.tick().await;
             loop {
