@@ -253,6 +253,33 @@ async fn a_client_certificate_identifies_its_organization_at_the_portal() {
         assert!(body["message"].as_str().unwrap().contains(why), "{body}");
     }
 
+    // A certificate without the URI identifies the organization that
+    // registered its fingerprint.
+    let link_der = {
+        use rustls::pki_types::pem::PemObject;
+        rustls::pki_types::CertificateDer::from_pem_file(&link.cert).unwrap()
+    };
+    let fingerprint = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(&link_der))
+    };
+    let (status, created) = hub
+        .call(
+            "POST",
+            "/v1/orgs",
+            &hub.admin_key,
+            Some(json!({"name": "umbrella", "kind": "partner", "trusted_cert_fingerprints": [fingerprint]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let response = hub
+        .client_with_certificate(&link.cert, &link.key)
+        .get(format!("{}/v1/contracts", hub.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "pinned by fingerprint");
+
     // A certificate from another CA does not get through TLS.
     let stranger_dir = tempfile::tempdir().unwrap();
     let stranger = DevPki::ensure(stranger_dir.path())

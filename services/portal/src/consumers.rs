@@ -727,12 +727,18 @@ mod tests {
             Err(e) if e.code == ErrorCode::ConsumerNotFound
         ));
         for i in 1..MAX_INSTANCES_PER_ORG {
-            consumers.create("acme", "g", &format!("i{i}"), settings()).unwrap();
+            consumers
+                .create("acme", "g", &format!("i{i}"), settings())
+                .unwrap();
         }
-        let capped = consumers.create("acme", "g", "one-more", settings()).unwrap_err();
+        let capped = consumers
+            .create("acme", "g", "one-more", settings())
+            .unwrap_err();
         assert_eq!(capped.code, ErrorCode::TooManyRequests);
         consumers.create("globex", "g", "b", settings()).unwrap();
         consumers.remove("acme", "g", "a").unwrap();
-        consumers.create("acme", "g", "one-more", settings()).unwrap();
+        consumers
+            .create("acme", "g", "one-more", settings())
+            .unwrap();
     }
 }

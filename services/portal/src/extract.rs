@@ -148,26 +148,33 @@ impl Caller {
     }
 }
 
-/// The organization member a client certificate speaks for.
+/// The organization member a client certificate speaks for: the one its
+/// `urn:freeport:org:` URI names, or else the one that registered its
+/// SHA-256 fingerprint among its `trusted_cert_fingerprints`.
 async fn certificate_caller(state: &AppState, der: &[u8]) -> Result<Caller, ApiError> {
-    let org = certificate_org(der).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::Unauthenticated,
-            "the client certificate names no organization (no urn:freeport:org: URI); send an API key",
-        )
-    })?;
-    let known = state
-        .catalog()
-        .list_organizations()
-        .await?
-        .iter()
-        .any(|o| o.name == org);
-    if !known {
-        return Err(ApiError::new(
-            ErrorCode::Unauthenticated,
-            format!("the client certificate names organization {org:?}, which does not exist"),
-        ));
-    }
+    use sha2::Digest;
+    let orgs = state.catalog().list_organizations().await?;
+    let org = match certificate_org(der) {
+        Some(org) if orgs.iter().any(|o| o.name == org) => org,
+        Some(org) => {
+            return Err(ApiError::new(
+                ErrorCode::Unauthenticated,
+                format!("the client certificate names organization {org:?}, which does not exist"),
+            ))
+        }
+        None => {
+            let fingerprint = hex::encode(sha2::Sha256::digest(der));
+            orgs.into_iter()
+                .find(|o| o.trusted_cert_fingerprints.contains(&fingerprint))
+                .map(|o| o.name)
+                .ok_or_else(|| {
+                    ApiError::new(
+                        ErrorCode::Unauthenticated,
+                        format!("the client certificate names no organization (no urn:freeport:org: URI) and no organization trusts its fingerprint {fingerprint}; send an API key"),
+                    )
+                })?
+        }
+    };
     Ok(Caller(pb::Principal {
         role: pb::Role::Member.into(),
         key_id: format!("certificate:{org}"),

@@ -60,7 +60,11 @@ pub struct FeedPermit {
 
 impl Drop for FeedPermit {
     fn drop(&mut self) {
-        let mut feeds = self.limits.feeds.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut feeds = self
+            .limits
+            .feeds
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(open) = feeds.get_mut(&self.contract) {
             *open = open.saturating_sub(1);
             if *open == 0 {
