@@ -15,6 +15,7 @@ pub mod error;
 pub mod extract;
 pub mod https;
 pub mod limits;
+pub mod openapi;
 pub mod push;
 pub mod rest;
 

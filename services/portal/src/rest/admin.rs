@@ -11,7 +11,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, Caller};
 use crate::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrg {
     name: String,
@@ -25,13 +25,23 @@ pub struct CreateOrg {
     trusted_cert_fingerprints: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactBody {
     name: String,
     email: String,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/clusters",
+    operation_id = "admin_clusters",
+    tag = "administration",
+    responses(
+        (status = 200, body = crate::openapi::ClusterList),
+        crate::openapi::Failures,
+    ),
+)]
 pub async fn clusters(
     State(state): State<AppState>,
     caller: Caller,
@@ -65,6 +75,16 @@ fn org_view(o: pb::Organization) -> serde_json::Value {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/orgs",
+    operation_id = "admin_list_orgs",
+    tag = "administration",
+    responses(
+        (status = 200, body = crate::openapi::OrganizationList),
+        crate::openapi::Failures,
+    ),
+)]
 pub async fn list_orgs(
     State(state): State<AppState>,
     caller: Caller,
@@ -80,6 +100,17 @@ pub async fn list_orgs(
     Ok(Json(serde_json::json!({ "organizations": orgs })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/orgs",
+    operation_id = "admin_create_org",
+    tag = "administration",
+    request_body = CreateOrg,
+    responses(
+        (status = 201, body = crate::openapi::Organization),
+        crate::openapi::Failures,
+    ),
+)]
 pub async fn create_org(
     State(state): State<AppState>,
     caller: Caller,
@@ -117,6 +148,17 @@ pub async fn create_org(
 }
 
 /// Issues a key for an organization. The key is in this answer only.
+#[utoipa::path(
+    post,
+    path = "/v1/orgs/{org}/keys",
+    operation_id = "admin_create_key",
+    tag = "administration",
+    params(("org" = String, Path)),
+    responses(
+        (status = 201, body = crate::openapi::ApiKeyCreated),
+        crate::openapi::Failures,
+    ),
+)]
 pub async fn create_key(
     State(state): State<AppState>,
     caller: Caller,

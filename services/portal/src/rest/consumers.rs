@@ -143,6 +143,18 @@ fn settings_from(body: &serde_json::Map<String, Value>) -> ApiResult<(Option<Str
 }
 
 /// `POST /consumers/{group}`: a new instance in the caller's group.
+#[utoipa::path(
+    post,
+    path = "/consumers/{group}",
+    operation_id = "consumers_create",
+    tag = "rest proxy",
+    params(("group" = String, Path)),
+    request_body(content = crate::openapi::ConsumerSettings, content_type = "application/vnd.kafka.v2+json"),
+    responses(
+        (status = 200, body = crate::openapi::ConsumerCreated, content_type = "application/vnd.kafka.v2+json"),
+        crate::openapi::Failures,
+    ),
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -187,6 +199,17 @@ impl InstancePath {
 
 /// `DELETE /consumers/{group}/instances/{instance}`: closes it, leaving the
 /// group.
+#[utoipa::path(
+    delete,
+    path = "/consumers/{group}/instances/{instance}",
+    operation_id = "consumers_delete",
+    tag = "rest proxy",
+    params(("group" = String, Path), ("instance" = String, Path)),
+    responses(
+        (status = 204, description = "closed; it left its group"),
+        crate::openapi::Failures,
+    ),
+)]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
@@ -232,7 +255,7 @@ async fn topic_reads(
     Ok((reads, cluster))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubscriptionBody {
     #[serde(default)]
@@ -243,6 +266,18 @@ pub struct SubscriptionBody {
 
 /// `POST .../subscription`: the group shares the topics' partitions among
 /// its instances.
+#[utoipa::path(
+    post,
+    path = "/consumers/{group}/instances/{instance}/subscription",
+    operation_id = "consumers_subscribe",
+    tag = "rest proxy",
+    params(("group" = String, Path), ("instance" = String, Path)),
+    request_body(content = SubscriptionBody, content_type = "application/vnd.kafka.v2+json"),
+    responses(
+        (status = 204, description = "subscribed"),
+        crate::openapi::Failures,
+    ),
+)]
 pub async fn subscribe(
     State(state): State<AppState>,
     caller: Caller,
@@ -260,6 +295,17 @@ pub async fn subscribe(
     Ok(no_content())
 }
 
+#[utoipa::path(
+    get,
+    path = "/consumers/{group}/instances/{instance}/subscription",
+    operation_id = "consumers_subscription",
+    tag = "rest proxy",
+    params(("group" = String, Path), ("instance" = String, Path)),
+    responses(
+        (status = 200, body = crate::openapi::Subscription, content_type = "application/vnd.kafka.v2+json"),
+        crate::openapi::Failures,
+    ),
+)]
 pub async fn subscription(
     State(state): State<AppState>,
     caller: Caller,
@@ -277,6 +323,17 @@ pub async fn subscription(
 }
 
 /// `DELETE .../subscription`: stops reading (subscribed or assigned).
+#[utoipa::path(
+    delete,
+    path = "/consumers/{group}/instances/{instance}/subscription",
+    operation_id = "consumers_unsubscribe",
+    tag = "rest proxy",
+    params(("group" = String, Path), ("instance" = String, Path)),
+    responses(
+        (status = 204, description = "reads nothing any more"),
+        crate::openapi::Failures,
+    ),
+)]
 pub async fn unsubscribe(
     State(state): State<AppState>,
     caller: Caller,
@@ -287,20 +344,20 @@ pub async fn unsubscribe(
     Ok(no_content())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PartitionRef {
     topic: String,
     partition: i32,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PartitionsBody {
     partitions: Vec<PartitionRef>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OffsetRef {
     topic: String,
@@ -312,7 +369,7 @@ pub struct OffsetRef {
     metadata: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OffsetsBody {
     offsets: Vec<OffsetRef>,
@@ -358,6 +415,18 @@ async fn check_partitions(
 }
 
 /// `POST .../assignments`: reads exactly these partitions.
+#[utoipa::path(
+    post,
+    path = "/consumers/{group}/instances/{instance}/assignments",
+    operation_id = "consumers_assign",
+    tag = "rest proxy",
+    params(("group" = String, Path), ("instance" = String, Path)),
+    request_body(content = PartitionsBody, content_type = "application/vnd.kafka.v2+json"),
+    responses(
+        (status = 204, description = "assigned"),
+        crate::openapi::Failures,
+    ),
+)]
 pub async fn assign(
     State(state): State<AppState>,
     caller: Caller,
@@ -373,6 +442,17 @@ pub async fn assign(
     Ok(no_content())
 }
 
+#[utoipa::path(
+    get,
+    path = "/consumers/{group}/instances/{instance}/assignments",
+    operation_id = "consumers_assignments",
+    tag = "rest proxy",
+    params(("group" = String, Path), ("instance" = String, Path)),
+    responses(
+        (status = 200, body = crate::openapi::Assignments, content_type = "application/vnd.kafka.v2+json"),
+        crate::openapi::Failures,
+    ),
+)]
 pub async fn assignments(
     State(state): State<AppState>,
     caller: Caller,
@@ -389,6 +469,18 @@ pub async fn assignments(
 
 /// `POST .../positions`: the next record read from each partition is the
 /// one at the offset given.
+#[utoipa::path(
+    post,
+    path = "/consumers/{group}/instances/{instance}/positions",
+    operation_id = "consumers_seek",
+    tag = "rest proxy",
+    params(("group" = String, Path), ("instance" = String, Path)),
+    request_body(content = OffsetsBody, content_type = "application/vnd.kafka.v2+json"),
+    responses(
+        (status = 204, description = "moved"),
+        crate::openapi::Failures,
+    ),
+)]
 pub async fn seek(
     State(state): State<AppState>,
     caller: Caller,
@@ -420,6 +512,18 @@ async fn seek_to(
 }
 
 /// `POST .../positions/beginning`.
+#[utoipa::path(
+    post,
+    path = "/consumers/{group}/instances/{instance}/positions/beginning",
+    operation_id = "consumers_seek_beginning",
+    tag = "rest proxy",
+    params(("group" = String, Path), ("instance" = String, Path)),
+    request_body(content = PartitionsBody, content_type = "application/vnd.kafka.v2+json"),
+    responses(
+        (status = 204, description = "moved"),
+        crate::openapi::Failures,
+    ),
+)]
 pub async fn seek_beginning(
     State(state): State<AppState>,
     caller: Caller,
@@ -430,6 +534,18 @@ pub async fn seek_beginning(
 }
 
 /// `POST .../positions/end`.
+#[utoipa::path(
+    post,
+    path = "/consumers/{group}/instances/{instance}/positions/end",
+    operation_id = "consumers_seek_end",
+    tag = "rest proxy",
+    params(("group" = String, Path), ("instance" = String, Path)),
+    request_body(content = PartitionsBody, content_type = "application/vnd.kafka.v2+json"),
+    responses(
+        (status = 204, description = "moved"),
+        crate::openapi::Failures,
+    ),
+)]
 pub async fn seek_end(
     State(state): State<AppState>,
     caller: Caller,
@@ -439,8 +555,9 @@ pub async fn seek_end(
     seek_to(state, caller, path, body, true).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct RecordsQuery {
     /// Milliseconds to wait for records.
     #[serde(default)]
@@ -464,6 +581,17 @@ fn accepted_format(headers: &HeaderMap) -> Option<Format> {
 
 /// `GET .../records`: what arrived, in the instance's format, after
 /// checking that every contract it reads under is still active.
+#[utoipa::path(
+    get,
+    path = "/consumers/{group}/instances/{instance}/records",
+    operation_id = "consumers_records",
+    tag = "rest proxy",
+    params(("group" = String, Path), ("instance" = String, Path), RecordsQuery),
+    responses(
+        (status = 200, description = "the records, in the instance's format", content((Vec<crate::openapi::ConsumerRecord> = "application/vnd.kafka.json.v2+json"), (Vec<crate::openapi::ConsumerRecord> = "application/vnd.kafka.binary.v2+json"))),
+        crate::openapi::Failures,
+    ),
+)]
 pub async fn records(
     State(state): State<AppState>,
     caller: Caller,
@@ -550,6 +678,18 @@ pub async fn records(
 
 /// `POST .../offsets`: commits the offsets given (each the last record
 /// processed), or with no body everything read so far.
+#[utoipa::path(
+    post,
+    path = "/consumers/{group}/instances/{instance}/offsets",
+    operation_id = "consumers_commit",
+    tag = "rest proxy",
+    params(("group" = String, Path), ("instance" = String, Path)),
+    request_body(content = Option<OffsetsBody>, content_type = "application/vnd.kafka.v2+json", description = "without a body: everything read so far"),
+    responses(
+        (status = 204, description = "committed"),
+        crate::openapi::Failures,
+    ),
+)]
 pub async fn commit(
     State(state): State<AppState>,
     caller: Caller,
@@ -569,6 +709,18 @@ pub async fn commit(
 
 /// `GET .../offsets`: the group's committed offsets of the partitions in
 /// the body.
+#[utoipa::path(
+    get,
+    path = "/consumers/{group}/instances/{instance}/offsets",
+    operation_id = "consumers_committed",
+    tag = "rest proxy",
+    params(("group" = String, Path), ("instance" = String, Path)),
+    request_body(content = PartitionsBody, content_type = "application/vnd.kafka.v2+json"),
+    responses(
+        (status = 200, body = crate::openapi::CommittedOffsets, content_type = "application/vnd.kafka.v2+json"),
+        crate::openapi::Failures,
+    ),
+)]
 pub async fn committed(
     State(state): State<AppState>,
     caller: Caller,

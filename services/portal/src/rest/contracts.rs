@@ -14,7 +14,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{body_bytes, media_type, parse_json, ApiJson, ApiPath, ApiQuery, Caller};
 use crate::AppState;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequestContract {
     stream: String,
@@ -26,7 +26,7 @@ pub struct RequestContract {
 
 /// A contract's terms as the REST API shows and takes them. Fields are
 /// JSON pointers into the record value.
-#[derive(Debug, Default, Deserialize, Serialize)]
+#[derive(Debug, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Terms {
     #[serde(default)]
@@ -46,7 +46,7 @@ pub struct Terms {
     consumer_groups: Vec<String>,
 }
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Condition {
     field: String,
@@ -123,14 +123,14 @@ impl Terms {
     }
 }
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Destination {
     cluster: String,
     topic: String,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Decision {
     #[serde(default)]
@@ -140,8 +140,9 @@ pub struct Decision {
     terms: Option<Terms>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListFilter {
     state: Option<String>,
     stream: Option<String>,
@@ -151,7 +152,7 @@ pub struct ListFilter {
     owner: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TransitionView {
     from: String,
     to: String,
@@ -160,7 +161,7 @@ pub struct TransitionView {
     at_ms: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ContractView {
     id: String,
     stream: String,
@@ -219,6 +220,17 @@ fn visible(caller: &Caller, contract: &pb::Contract, stream_owner: Option<&str>)
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/contracts",
+    operation_id = "contracts_request",
+    tag = "contracts",
+    request_body = RequestContract,
+    responses(
+        (status = 201, body = ContractView),
+        crate::openapi::Failures,
+    ),
+)]
 pub async fn request(
     State(state): State<AppState>,
     caller: Caller,
@@ -239,6 +251,17 @@ pub async fn request(
     Ok((StatusCode::CREATED, Json(contract.into())))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/contracts/{id}",
+    operation_id = "contracts_get_one",
+    tag = "contracts",
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, body = ContractView),
+        crate::openapi::Failures,
+    ),
+)]
 pub async fn get_one(
     State(state): State<AppState>,
     caller: Caller,
@@ -262,6 +285,17 @@ pub async fn get_one(
 
 /// `GET /v1/contracts/{id}/audit`: the contract's audit trail, oldest first,
 /// for whoever may see the contract.
+#[utoipa::path(
+    get,
+    path = "/v1/contracts/{id}/audit",
+    operation_id = "contracts_audit",
+    tag = "contracts",
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, body = crate::openapi::AuditTrail),
+        crate::openapi::Failures,
+    ),
+)]
 pub async fn audit(
     State(state): State<AppState>,
     caller: Caller,
@@ -289,6 +323,17 @@ pub async fn audit(
     Ok(Json(serde_json::json!({ "entries": entries })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/contracts",
+    operation_id = "contracts_list",
+    tag = "contracts",
+    params(ListFilter),
+    responses(
+        (status = 200, body = crate::openapi::ContractList),
+        crate::openapi::Failures,
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -333,6 +378,18 @@ pub async fn list(
 /// `POST /v1/contracts/{id}/{approve|reject|suspend|resume|revoke}`, with
 /// an optional `{"reason": "...", "terms": {...}}` body (terms with approve
 /// only).
+#[utoipa::path(
+    post,
+    path = "/v1/contracts/{id}/{action}",
+    operation_id = "contracts_act",
+    tag = "contracts",
+    params(("id" = String, Path), ("action" = String, Path, description = "approve, reject, suspend, resume or revoke")),
+    request_body(content = Option<Decision>, description = "optional"),
+    responses(
+        (status = 200, body = ContractView),
+        crate::openapi::Failures,
+    ),
+)]
 pub async fn act(
     State(state): State<AppState>,
     caller: Caller,

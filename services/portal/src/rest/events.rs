@@ -35,8 +35,9 @@ use crate::AppState;
 /// dead peer is noticed.
 const PING_EVERY: Duration = Duration::from_secs(15);
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct EventsQuery {
     /// `beginning` (the default) or `end`: where partitions the position
     /// does not name start.
@@ -55,6 +56,18 @@ fn wants_websocket(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/streams/{name}/events",
+    operation_id = "events_events",
+    tag = "push",
+    params(("name" = String, Path), EventsQuery, ("Last-Event-ID" = Option<String>, Header, description = "the id of the last event received: resume right after it")),
+    responses(
+        (status = 200, description = "Server-Sent Events: `record` events (data: the record as JSON, id: the reader's position) and a last `closed` event; with `Upgrade: websocket`, the same as JSON text messages", content_type = "text/event-stream"),
+        (status = 101, description = "switched to a WebSocket"),
+        crate::openapi::Failures,
+    ),
+)]
 pub async fn events(
     State(state): State<AppState>,
     caller: Caller,

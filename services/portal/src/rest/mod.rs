@@ -103,7 +103,8 @@ pub fn router(state: AppState) -> Router {
             "/consumers/{group}/instances/{instance}/offsets",
             post(consumers::commit).get(consumers::committed),
         )
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(crate::openapi::health))
+        .route("/openapi.json", get(crate::openapi::document))
         .fallback(|| async { ApiError::new(ErrorCode::RouteNotFound, "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -12,6 +12,17 @@ use crate::AppState;
 /// `GET /v1/partners/{org}/asyncapi`: every stream `org` receives under an
 /// approved or active contract, with where it arrives. For the organization
 /// itself and admins; another organization's is not found.
+#[utoipa::path(
+    get,
+    path = "/v1/partners/{org}/asyncapi",
+    operation_id = "partners_asyncapi",
+    tag = "discovery",
+    params(("org" = String, Path)),
+    responses(
+        (status = 200, description = "AsyncAPI 3.0 of every stream the organization receives", content((Object = "application/yaml"), (Object = "application/json"))),
+        crate::openapi::Failures,
+    ),
+)]
 pub async fn asyncapi(
     State(state): State<AppState>,
     caller: Caller,

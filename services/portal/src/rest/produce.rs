@@ -34,13 +34,13 @@ enum Format {
     Binary,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProduceRequest {
     records: Vec<ProduceRecord>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProduceRecord {
     #[serde(default)]
@@ -53,7 +53,7 @@ pub struct ProduceRecord {
     headers: Vec<HeaderIn>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HeaderIn {
     pub name: String,
@@ -255,6 +255,18 @@ fn encode(format: Format, request: ProduceRequest, partitions: usize) -> ApiResu
 
 /// `POST /topics/{topic}`: each record goes to the partition it names, or
 /// where the producer's partitioner puts it.
+#[utoipa::path(
+    post,
+    path = "/topics/{topic}",
+    operation_id = "produce_produce",
+    tag = "rest proxy",
+    params(("topic" = String, Path)),
+    request_body(content((ProduceRequest = "application/vnd.kafka.json.v2+json"), (ProduceRequest = "application/vnd.kafka.binary.v2+json"))),
+    responses(
+        (status = 200, body = crate::openapi::ProduceResponse, content_type = "application/vnd.kafka.v2+json"),
+        crate::openapi::Failures,
+    ),
+)]
 pub async fn produce(
     State(state): State<AppState>,
     caller: Caller,
@@ -266,6 +278,18 @@ pub async fn produce(
 
 /// `POST /topics/{topic}/partitions/{partition}`: every record goes to
 /// that partition.
+#[utoipa::path(
+    post,
+    path = "/topics/{topic}/partitions/{partition}",
+    operation_id = "produce_produce_to_partition",
+    tag = "rest proxy",
+    params(("topic" = String, Path), ("partition" = i32, Path)),
+    request_body(content((ProduceRequest = "application/vnd.kafka.json.v2+json"), (ProduceRequest = "application/vnd.kafka.binary.v2+json"))),
+    responses(
+        (status = 200, body = crate::openapi::ProduceResponse, content_type = "application/vnd.kafka.v2+json"),
+        crate::openapi::Failures,
+    ),
+)]
 pub async fn produce_to_partition(
     State(state): State<AppState>,
     caller: Caller,

@@ -39,6 +39,17 @@ fn refused(problems: Vec<pb::DocumentProblem>) -> ApiError {
     error
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/asyncapi",
+    operation_id = "publish_publish",
+    tag = "publishing",
+    request_body(description = "an AsyncAPI 3.0 document", content((String = "application/yaml"), (Object = "application/json"))),
+    responses(
+        (status = 200, body = crate::openapi::StreamList),
+        crate::openapi::Failures,
+    ),
+)]
 pub async fn publish(
     State(state): State<AppState>,
     caller: Caller,
@@ -106,6 +117,16 @@ async fn documents(state: &AppState, caller: &Caller) -> ApiResult<Vec<pb::Async
 }
 
 /// `GET /v1/asyncapi`: published documents, without their text.
+#[utoipa::path(
+    get,
+    path = "/v1/asyncapi",
+    operation_id = "publish_list",
+    tag = "publishing",
+    responses(
+        (status = 200, body = crate::openapi::AsyncApiDocumentList),
+        crate::openapi::Failures,
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -129,6 +150,17 @@ pub async fn list(
 }
 
 /// `GET /v1/asyncapi/{id}`: a document exactly as it was published.
+#[utoipa::path(
+    get,
+    path = "/v1/asyncapi/{id}",
+    operation_id = "publish_get_one",
+    tag = "publishing",
+    params(("id" = String, Path)),
+    responses(
+        (status = 200, description = "the document as published", content((String = "application/yaml"), (Object = "application/json"))),
+        crate::openapi::Failures,
+    ),
+)]
 pub async fn get_one(
     State(state): State<AppState>,
     caller: Caller,

@@ -337,6 +337,18 @@ async fn report(pending: Pending, cluster: &str, topic: &str) -> Value {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v3/clusters/{cluster}/topics/{topic}/records",
+    operation_id = "records_produce",
+    tag = "rest proxy",
+    params(("cluster" = String, Path), ("topic" = String, Path)),
+    request_body(content = crate::openapi::V3Record, description = "records one after another, as long as the client likes (Transfer-Encoding: chunked)"),
+    responses(
+        (status = 200, description = "one report per record, in order, one per line, while the request is still open", body = crate::openapi::V3Report),
+        crate::openapi::Failures,
+    ),
+)]
 pub async fn produce(
     State(state): State<AppState>,
     caller: Caller,

@@ -17,7 +17,7 @@ use crate::AppState;
 /// Most partitions a registration may create a topic with.
 const MAX_PARTITIONS: u32 = 1000;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterStream {
     name: String,
@@ -52,7 +52,7 @@ pub struct RegisterStream {
     compatibility: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSchemaVersion {
     schema: serde_json::Value,
@@ -61,7 +61,7 @@ pub struct NewSchemaVersion {
     format: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompatibilityBody {
     compatibility: String,
@@ -101,7 +101,7 @@ fn version_view(v: pb::SchemaVersion) -> serde_json::Value {
     })
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct StreamView {
     name: String,
     owner: String,
@@ -158,8 +158,9 @@ impl From<pb::Stream> for StreamView {
 }
 
 /// `GET /v1/streams` search: every condition given must hold.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct Search {
     /// Words that must each appear (ignoring case) in the stream's name,
     /// title, description or tags.
@@ -195,6 +196,17 @@ impl Search {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/streams",
+    operation_id = "streams_list",
+    tag = "discovery",
+    params(Search),
+    responses(
+        (status = 200, body = crate::openapi::StreamList),
+        crate::openapi::Failures,
+    ),
+)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -211,6 +223,17 @@ pub async fn list(
     Ok(Json(serde_json::json!({ "streams": streams })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/streams/{name}",
+    operation_id = "streams_get_one",
+    tag = "discovery",
+    params(("name" = String, Path)),
+    responses(
+        (status = 200, body = StreamView),
+        crate::openapi::Failures,
+    ),
+)]
 pub async fn get_one(
     State(state): State<AppState>,
     caller: Caller,
@@ -225,6 +248,17 @@ pub async fn get_one(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/streams",
+    operation_id = "streams_register",
+    tag = "publishing",
+    request_body = RegisterStream,
+    responses(
+        (status = 201, body = StreamView),
+        crate::openapi::Failures,
+    ),
+)]
 pub async fn register(
     State(state): State<AppState>,
     caller: Caller,
@@ -311,6 +345,17 @@ pub async fn register(
 }
 
 /// `GET /v1/streams/{name}/schemas`: every version, oldest first.
+#[utoipa::path(
+    get,
+    path = "/v1/streams/{name}/schemas",
+    operation_id = "streams_schemas",
+    tag = "publishing",
+    params(("name" = String, Path)),
+    responses(
+        (status = 200, body = crate::openapi::SchemaVersions),
+        crate::openapi::Failures,
+    ),
+)]
 pub async fn schemas(
     State(state): State<AppState>,
     caller: Caller,
@@ -327,6 +372,18 @@ pub async fn schemas(
 
 /// `POST /v1/streams/{name}/schemas`: a new version, checked under the
 /// stream's compatibility mode; 409 with every break when it does not fit.
+#[utoipa::path(
+    post,
+    path = "/v1/streams/{name}/schemas",
+    operation_id = "streams_register_schema",
+    tag = "publishing",
+    params(("name" = String, Path)),
+    request_body = NewSchemaVersion,
+    responses(
+        (status = 201, body = crate::openapi::SchemaVersion),
+        crate::openapi::Failures,
+    ),
+)]
 pub async fn register_schema(
     State(state): State<AppState>,
     caller: Caller,
@@ -348,6 +405,18 @@ pub async fn register_schema(
 }
 
 /// `PUT /v1/streams/{name}/compatibility`.
+#[utoipa::path(
+    put,
+    path = "/v1/streams/{name}/compatibility",
+    operation_id = "streams_set_compatibility",
+    tag = "publishing",
+    params(("name" = String, Path)),
+    request_body = CompatibilityBody,
+    responses(
+        (status = 200, body = StreamView),
+        crate::openapi::Failures,
+    ),
+)]
 pub async fn set_compatibility(
     State(state): State<AppState>,
     caller: Caller,
@@ -367,6 +436,17 @@ pub async fn set_compatibility(
 }
 
 /// YAML unless the caller asks for JSON.
+#[utoipa::path(
+    get,
+    path = "/v1/streams/{name}/asyncapi",
+    operation_id = "streams_asyncapi",
+    tag = "discovery",
+    params(("name" = String, Path)),
+    responses(
+        (status = 200, description = "AsyncAPI 3.0: YAML, or JSON when Accept asks for it", content((Object = "application/yaml"), (Object = "application/json"))),
+        crate::openapi::Failures,
+    ),
+)]
 pub async fn asyncapi(
     State(state): State<AppState>,
     caller: Caller,

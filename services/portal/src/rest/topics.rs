@@ -152,6 +152,16 @@ fn find_partition(partitions: &[PartitionLayout], id: i32) -> ApiResult<&Partiti
 }
 
 /// `GET /topics`: the names of the topics the caller may see.
+#[utoipa::path(
+    get,
+    path = "/topics",
+    operation_id = "topics_list",
+    tag = "rest proxy",
+    responses(
+        (status = 200, body = Vec<String>, content_type = "application/vnd.kafka.v2+json"),
+        crate::openapi::Failures,
+    ),
+)]
 pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
     let mut topics: Vec<String> = accessible_streams(&state, &caller)
         .await?
@@ -165,6 +175,17 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Re
 
 /// `GET /topics/{topic}`: its configs (as far as the cluster describes
 /// them) and partitions.
+#[utoipa::path(
+    get,
+    path = "/topics/{topic}",
+    operation_id = "topics_get_one",
+    tag = "rest proxy",
+    params(("topic" = String, Path)),
+    responses(
+        (status = 200, body = crate::openapi::Topic, content_type = "application/vnd.kafka.v2+json"),
+        crate::openapi::Failures,
+    ),
+)]
 pub async fn get_one(
     State(state): State<AppState>,
     caller: Caller,
@@ -180,6 +201,17 @@ pub async fn get_one(
 }
 
 /// `GET /topics/{topic}/partitions`.
+#[utoipa::path(
+    get,
+    path = "/topics/{topic}/partitions",
+    operation_id = "topics_partitions",
+    tag = "rest proxy",
+    params(("topic" = String, Path)),
+    responses(
+        (status = 200, body = Vec<crate::openapi::Partition>, content_type = "application/vnd.kafka.v2+json"),
+        crate::openapi::Failures,
+    ),
+)]
 pub async fn partitions(
     State(state): State<AppState>,
     caller: Caller,
@@ -193,6 +225,17 @@ pub async fn partitions(
 }
 
 /// `GET /topics/{topic}/partitions/{partition}`.
+#[utoipa::path(
+    get,
+    path = "/topics/{topic}/partitions/{partition}",
+    operation_id = "topics_partition",
+    tag = "rest proxy",
+    params(("topic" = String, Path), ("partition" = i32, Path)),
+    responses(
+        (status = 200, body = crate::openapi::Partition, content_type = "application/vnd.kafka.v2+json"),
+        crate::openapi::Failures,
+    ),
+)]
 pub async fn partition(
     State(state): State<AppState>,
     caller: Caller,
@@ -203,6 +246,17 @@ pub async fn partition(
 }
 
 /// `GET /topics/{topic}/partitions/{partition}/offsets`.
+#[utoipa::path(
+    get,
+    path = "/topics/{topic}/partitions/{partition}/offsets",
+    operation_id = "topics_offsets",
+    tag = "rest proxy",
+    params(("topic" = String, Path), ("partition" = i32, Path)),
+    responses(
+        (status = 200, body = crate::openapi::PartitionOffsets, content_type = "application/vnd.kafka.v2+json"),
+        crate::openapi::Failures,
+    ),
+)]
 pub async fn offsets(
     State(state): State<AppState>,
     caller: Caller,
