@@ -28,6 +28,23 @@ if ((${#missing[@]})); then
 fi
 command -v npm >/dev/null 2>&1 || { echo "npm is needed to fetch the AsyncAPI JSON Schema" >&2; exit 1; }
 
+step "chromium (the web UI's test drives it headless)"
+if [ -z "${CHROMIUM_BIN:-}" ]; then
+  for name in chromium chromium-browser google-chrome; do
+    if command -v "$name" >/dev/null 2>&1; then CHROMIUM_BIN="$(command -v "$name")"; break; fi
+  done
+fi
+if [ -z "${CHROMIUM_BIN:-}" ]; then
+  command -v apt-get >/dev/null 2>&1 || { echo "chromium is needed for the web UI test and there is no apt-get" >&2; exit 1; }
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq chromium
+  CHROMIUM_BIN="$(command -v chromium)"
+fi
+export CHROMIUM_BIN
+"$CHROMIUM_BIN" --version
+
 step "tansu ${TANSU_VERSION} (the Kafka-compatible broker the tests run against)"
 export PATH="$HOME/.cargo/bin:$PATH"
 if ! tansu --version 2>/dev/null | grep -qx "tansu ${TANSU_VERSION}"; then

@@ -23,6 +23,7 @@ pub use reqwest;
 pub use serde_json::{json, Value};
 
 pub mod bench;
+pub mod browser;
 pub mod tls_front;
 use tls_front::TlsFront;
 
@@ -34,7 +35,7 @@ pub fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-fn find_binary(env: &str, candidates: &[PathBuf], hint: &str) -> PathBuf {
+pub(crate) fn find_binary(env: &str, candidates: &[PathBuf], hint: &str) -> PathBuf {
     if let Ok(path) = std::env::var(env) {
         return PathBuf::from(path);
     }

@@ -18,6 +18,7 @@ pub mod limits;
 pub mod openapi;
 pub mod push;
 pub mod rest;
+pub mod ui;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

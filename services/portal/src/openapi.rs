@@ -113,6 +113,19 @@ pub struct ClusterList {
     clusters: Vec<Cluster>,
 }
 
+/// Who the credentials shown belong to.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Me {
+    /// `admin` or `member`.
+    role: String,
+    /// The member's organization; null for admins.
+    organization: Option<String>,
+    /// Identifies the credential (an API key's id, or the certificate's
+    /// organization), never the secret.
+    key_id: String,
+}
+
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct Contact {
@@ -392,6 +405,7 @@ impl Modify for Security {
         rest::publish::list,
         rest::publish::publish,
         rest::publish::get_one,
+        rest::admin::me,
         rest::admin::clusters,
         rest::admin::list_orgs,
         rest::admin::create_org,

@@ -32,6 +32,26 @@ pub struct ContactBody {
     email: String,
 }
 
+/// `GET /v1/me`: who the credentials shown belong to.
+#[utoipa::path(
+    get,
+    path = "/v1/me",
+    operation_id = "admin_me",
+    tag = "administration",
+    responses(
+        (status = 200, body = crate::openapi::Me),
+        crate::openapi::Failures,
+    ),
+)]
+pub async fn me(caller: Caller) -> Json<serde_json::Value> {
+    let role = if caller.is_admin() { "admin" } else { "member" };
+    Json(serde_json::json!({
+        "role": role,
+        "organization": caller.org(),
+        "key_id": caller.0.key_id,
+    }))
+}
+
 #[utoipa::path(
     get,
     path = "/v1/clusters",

@@ -103,6 +103,11 @@ pub fn router(state: AppState) -> Router {
             "/consumers/{group}/instances/{instance}/offsets",
             post(consumers::commit).get(consumers::committed),
         )
+        .route("/v1/me", get(admin::me))
+        .route("/", get(crate::ui::root))
+        .route("/ui/", get(crate::ui::index))
+        .route("/ui/app.js", get(crate::ui::script))
+        .route("/ui/app.css", get(crate::ui::style))
         .route("/healthz", get(crate::openapi::health))
         .route("/openapi.json", get(crate::openapi::document))
         .fallback(|| async { ApiError::new(ErrorCode::RouteNotFound, "no such route") })
