@@ -419,6 +419,12 @@ impl Hub {
 
     /// [`Hub::start`] with clusters that may need TLS.
     pub async fn start_with(clusters: &[(&str, ClusterConfig)]) -> Hub {
+        Hub::start_configured(clusters, "").await
+    }
+
+    /// [`Hub::start_with`], with `portal_extra` added to the `[portal]`
+    /// section of the config (`key = value` lines).
+    pub async fn start_configured(clusters: &[(&str, ClusterConfig)], portal_extra: &str) -> Hub {
         let dir = tempfile::tempdir().expect("temp dir");
         let certs = dir.path().join("certs");
         let pki = DevPki::ensure(&certs).expect("dev PKI");
@@ -454,7 +460,7 @@ impl Hub {
             tls("link")
         ));
         config.push_str(&format!(
-            "[portal]\nlisten = \"127.0.0.1:{portal_port}\"\ncatalog_url = \"https://127.0.0.1:{catalog_port}\"\nmax_body_bytes = 65536\nconsumer_idle_secs = 4\nrequest_timeout_secs = 8\nclient_ca = {:?}\n{}\n",
+            "[portal]\nlisten = \"127.0.0.1:{portal_port}\"\ncatalog_url = \"https://127.0.0.1:{catalog_port}\"\nmax_body_bytes = 65536\nconsumer_idle_secs = 4\nrequest_timeout_secs = 8\nclient_ca = {:?}\n{portal_extra}{}\n",
             pki.ca_path(),
             tls("portal")
         ));
@@ -909,6 +915,17 @@ impl TwoOrgs {
             ("globex", partner_cluster.cluster()),
         ])
         .await;
+        TwoOrgs::from_parts(owner_cluster, partner_cluster, hub, logs).await
+    }
+
+    /// A sandbox of the caller's making: the two brokers and a hub whose
+    /// clusters are `acme` and `globex`; creates the two organizations.
+    pub async fn from_parts(
+        owner_cluster: Broker,
+        partner_cluster: Broker,
+        hub: Hub,
+        logs: tempfile::TempDir,
+    ) -> TwoOrgs {
         let owner = hub.org("acme", "internal").await;
         let partner = hub.org("globex", "partner").await;
         TwoOrgs {

@@ -18,4 +18,9 @@ pub struct CatalogConfig {
     /// needs it; without it, publishing answers "unavailable".
     #[serde(default)]
     pub asyncapi_schema: Option<std::path::PathBuf>,
+    /// Cedar policies deciding who may discover streams and decide on
+    /// contracts; the copy of `policies/freeport.cedar` built into the
+    /// binary when absent.
+    #[serde(default)]
+    pub policies: Option<std::path::PathBuf>,
 }

@@ -47,6 +47,8 @@ pub enum StartError {
     Store(#[from] store::StoreError),
     #[error("{0}")]
     AsyncApiSchema(String),
+    #[error(transparent)]
+    Policies(#[from] freeport_common::authz::PolicyError),
     #[error("cannot set up gRPC reflection: {0}")]
     Reflection(String),
     #[error("gRPC server failed: {0}")]
@@ -61,6 +63,9 @@ pub fn open(
 ) -> Result<Arc<Catalog>, StartError> {
     let store = store::open(&config.store)?;
     let mut catalog = Catalog::new(store, clusters, shutdown);
+    catalog.set_policies(freeport_common::authz::Authorizer::load(
+        config.policies.as_deref(),
+    )?);
     if let Some(path) = &config.asyncapi_schema {
         catalog.set_asyncapi_validator(
             asyncapi::AsyncApiValidator::load(path).map_err(StartError::AsyncApiSchema)?,

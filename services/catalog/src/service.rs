@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use freeport_common::authz::{Authorizer, StreamFacts, Who};
 use freeport_common::config::Clusters;
 use freeport_common::names::{ClusterName, OrgName, StreamName, TopicName};
 use freeport_common::now_ms;
@@ -81,6 +82,9 @@ pub enum LinkStatus {
 
 pub struct Catalog {
     asyncapi: Option<AsyncApiValidator>,
+    /// The Cedar policies: who may discover a stream, who may decide on
+    /// contracts.
+    authz: Authorizer,
     store: Arc<dyn Store>,
     clusters: Clusters,
     write_lock: Mutex<()>,
@@ -121,12 +125,18 @@ impl Catalog {
         let (events, _) = broadcast::channel(LIVE_EVENT_BUFFER);
         Catalog {
             asyncapi: None,
+            authz: Authorizer::default(),
             store,
             clusters,
             write_lock: Mutex::new(()),
             events,
             shutdown,
         }
+    }
+
+    /// Decides with these policies instead of the built-in ones.
+    pub fn set_policies(&mut self, authz: Authorizer) {
+        self.authz = authz;
     }
 
     /// Enables AsyncAPI publishing, validated against this schema.
@@ -841,9 +851,10 @@ impl Catalog {
         Ok(self.store.list_streams()?)
     }
 
-    /// Whether `viewer` may discover `stream`: admins and the owner always;
-    /// others by the stream's classification and their organization's kind,
-    /// or by holding a live contract on it.
+    /// Whether `viewer` may discover `stream`, as the policies say (see
+    /// `policies/freeport.cedar`): the facts are the viewer's organization
+    /// and its kind, the stream's owner and classification, and whether the
+    /// viewer holds a live contract on it.
     fn visible(
         &self,
         stream: &Stream,
@@ -851,17 +862,20 @@ impl Catalog {
         orgs: &[Organization],
         contracts: &[Contract],
     ) -> bool {
-        let Some(org) = viewer.org() else {
-            return viewer.is_admin();
+        let Some(who) = who(viewer, orgs) else {
+            return false;
         };
-        if &stream.owner == org {
-            return true;
-        }
-        let kind = orgs.iter().find(|o| &o.name == org).map(|o| o.kind);
-        kind.is_some_and(|kind| stream.classification.visible_to(kind))
-            || contracts
+        let live = viewer.org().is_some_and(|org| {
+            contracts
                 .iter()
                 .any(|c| &c.consumer == org && c.stream == stream.name && c.state.is_live())
+        });
+        let facts = StreamFacts {
+            name: stream.name.as_str(),
+            owner: stream.owner.as_str(),
+            classification: stream.classification.as_str(),
+        };
+        self.authz.may_view_stream(&who, &facts, live)
     }
 
     /// The streams `viewer` may discover.
@@ -1013,7 +1027,14 @@ impl Catalog {
             }
             _ => {}
         }
-        Self::require_admin(actor, &format!("{} contracts", action.as_str()))?;
+        let orgs = self.store.list_orgs()?;
+        let allowed = who(actor, &orgs).is_some_and(|who| self.authz.may_decide(&who, id));
+        if !allowed {
+            return Err(CatalogError::Forbidden(format!(
+                "only an admin may {} contracts",
+                action.as_str()
+            )));
+        }
         check_text("reason", &reason, false)?;
         if terms.is_some() && action != ContractAction::Approve {
             return Err(CatalogError::InvalidField(format!(
@@ -1266,6 +1287,26 @@ impl Catalog {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Who a principal is, for the policies: an admin, or a member of an
+/// organization of a kind; `None` for a member of an unknown organization.
+fn who<'a>(principal: &'a Principal, orgs: &'a [Organization]) -> Option<Who<'a>> {
+    match principal.org() {
+        None if principal.is_admin() => Some(Who::Admin),
+        None => None,
+        Some(org) => {
+            let kind = orgs.iter().find(|o| &o.name == org)?.kind;
+            let kind = match kind {
+                OrgKind::Internal => "internal",
+                OrgKind::Partner => "partner",
+            };
+            Some(Who::Org {
+                name: org.as_str(),
+                kind,
+            })
         }
     }
 }

@@ -14,6 +14,7 @@
 //! - [`config`]: loading TOML with `FREEPORT_` environment overrides.
 //! - [`telemetry`]: logging set-up.
 
+pub mod authz;
 pub mod config;
 pub mod error;
 pub mod json;

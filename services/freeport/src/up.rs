@@ -217,6 +217,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
     let catalog_addr = catalog_listener.local_addr()?;
     let catalog_url = format!("https://{catalog_addr}");
     let catalog_config = CatalogConfig {
+        policies: None,
         listen: catalog_addr,
         store: format!("sled://{}", data_dir.join("catalog").display()),
         tls: pki.files_for("catalog"),
@@ -240,6 +241,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         consumer_idle_secs: 300,
         contract_requests_per_second: 50,
         request_timeout_secs: 30,
+        policies: None,
         client_ca: None,
     };
 

@@ -46,6 +46,10 @@ pub struct PortalConfig {
     /// are not limited); beyond, 504.
     #[serde(default = "default_request_timeout_secs")]
     pub request_timeout_secs: u64,
+    /// Cedar policies deciding who may read a stream's records; the copy of
+    /// `policies/freeport.cedar` built into the binary when absent.
+    #[serde(default)]
+    pub policies: Option<std::path::PathBuf>,
 }
 
 fn default_contract_requests_per_second() -> u32 {

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
+use freeport_common::authz::{Authorizer, StreamFacts, Who};
 use freeport_common::config::{ClusterConfig, Clusters};
 use freeport_common::error::ErrorCode;
 use freeport_common::kafka::{client_config, partition_count};
@@ -67,6 +68,8 @@ pub enum StartError {
     },
     #[error("HTTP server failed: {0}")]
     Serve(std::io::Error),
+    #[error(transparent)]
+    Policies(#[from] freeport_common::authz::PolicyError),
     #[error(
         "portal.hash_key must be at least {} characters",
         freeport_common::config::MIN_HASH_KEY_CHARS
@@ -98,10 +101,15 @@ struct Inner {
     scheme: &'static str,
     limits: Arc<limits::ContractLimits>,
     request_timeout: Duration,
+    /// The Cedar policies: who may read a stream's records.
+    authz: Authorizer,
+    /// Organizations' kinds, as the policies need them (a kind never
+    /// changes once the organization exists).
+    org_kinds: Mutex<HashMap<String, String>>,
 }
 
 /// How a portal behaves, beyond what it connects to.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Settings {
     pub hash_key: Option<Vec<u8>>,
     pub max_body_bytes: usize,
@@ -109,6 +117,7 @@ pub struct Settings {
     pub dev_mode: bool,
     pub contract_requests_per_second: u32,
     pub request_timeout: Duration,
+    pub authz: Authorizer,
 }
 
 impl AppState {
@@ -147,6 +156,8 @@ impl AppState {
                     settings.contract_requests_per_second,
                 )),
                 request_timeout: settings.request_timeout,
+                authz: settings.authz,
+                org_kinds: Mutex::new(HashMap::new()),
                 contract_changes: tokio::sync::broadcast::channel(push::CONTRACT_CHANGES).0,
                 shutdown,
             }),
@@ -155,6 +166,62 @@ impl AppState {
 
     pub fn consumers(&self) -> &consumers::Consumers {
         &self.inner.consumers
+    }
+
+    /// May `caller` read `stream`'s records, holding an active contract on
+    /// it or not? The policies decide (`policies/freeport.cedar`).
+    pub async fn may_read(
+        &self,
+        caller: &extract::Caller,
+        stream: &pb::Stream,
+        active_contract: bool,
+    ) -> ApiResult<bool> {
+        let facts = StreamFacts {
+            name: &stream.name,
+            owner: &stream.owner,
+            classification: &rest::classification_name(stream.classification),
+        };
+        let Some(org) = caller.org() else {
+            return Ok(caller.is_admin()
+                && self
+                    .inner
+                    .authz
+                    .may_read_records(&Who::Admin, &facts, active_contract));
+        };
+        let kind = self.org_kind(org).await?;
+        let who = Who::Org {
+            name: org,
+            kind: &kind,
+        };
+        Ok(self
+            .inner
+            .authz
+            .may_read_records(&who, &facts, active_contract))
+    }
+
+    async fn org_kind(&self, org: &str) -> ApiResult<String> {
+        let cached = self
+            .inner
+            .org_kinds
+            .lock()
+            .ok()
+            .and_then(|kinds| kinds.get(org).cloned());
+        if let Some(kind) = cached {
+            return Ok(kind);
+        }
+        let orgs = self.catalog().list_organizations().await?;
+        let mut kinds = self
+            .inner
+            .org_kinds
+            .lock()
+            .map_err(|_| ApiError::internal("organization kinds", "poisoned"))?;
+        for o in orgs {
+            let kind = pb::OrganizationKind::try_from(o.kind)
+                .map(|k| rest::enum_name(k.as_str_name(), "ORGANIZATION_KIND_"))
+                .unwrap_or_default();
+            kinds.insert(o.name, kind);
+        }
+        Ok(kinds.get(org).cloned().unwrap_or_default())
     }
 
     pub fn limits(&self) -> &Arc<limits::ContractLimits> {
@@ -305,6 +372,7 @@ pub async fn serve(
         dev_mode: config.dev_mode,
         contract_requests_per_second: config.contract_requests_per_second,
         request_timeout: Duration::from_secs(config.request_timeout_secs),
+        authz: Authorizer::load(config.policies.as_deref())?,
     };
     let state = AppState::new(catalog.clone(), clusters, settings, shutdown.clone())?;
     // Closes every consumer instance at shutdown; awaited before returning

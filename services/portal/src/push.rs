@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::catalog_client::CatalogClient;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::Caller;
 use crate::limits::{ContractLimits, FeedPermit};
 use crate::AppState;
 
@@ -187,20 +188,24 @@ pub struct Feed {
 /// `position` (or `from` for the partitions it does not name).
 pub async fn open(
     state: &AppState,
-    org: &str,
+    caller: &Caller,
     stream: &pb::Stream,
     last_event_id: Option<&str>,
     from: From,
 ) -> ApiResult<Feed> {
     // Subscribe before looking, so a change right after the check is seen.
     let changes = state.contract_changes();
+    let org = caller.require_org("read a stream's records")?;
     let contract = state
         .catalog()
         .list_contracts()
         .await?
         .into_iter()
-        .find(|c| c.consumer == org && c.stream == stream.name && is_active(c))
-        .ok_or_else(|| {
+        .find(|c| c.consumer == org && c.stream == stream.name && is_active(c));
+    let allowed = state.may_read(caller, stream, contract.is_some()).await?;
+    // A feed follows a contract (its terms, its revocation, its limits):
+    // the owner reads its own topic from its cluster.
+    let contract = contract.filter(|_| allowed).ok_or_else(|| {
             ApiError::new(
                 ErrorCode::NoActiveContract,
                 format!(

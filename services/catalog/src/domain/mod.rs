@@ -76,16 +76,6 @@ impl Classification {
             Classification::Restricted => "restricted",
         }
     }
-
-    /// Whether an organization of `kind`, neither owner nor contract holder,
-    /// may discover a stream of this class.
-    pub fn visible_to(self, kind: OrgKind) -> bool {
-        match self {
-            Classification::Public | Classification::Partner => true,
-            Classification::Internal => kind == OrgKind::Internal,
-            Classification::Restricted => false,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -75,7 +75,7 @@ pub async fn events(
     ApiQuery(query): ApiQuery<EventsQuery>,
     request: Request,
 ) -> ApiResult<Response> {
-    let org = caller.require_org("read a stream's records")?.to_string();
+    caller.require_org("read a stream's records")?;
     let from = match query.from.as_deref() {
         None | Some("beginning") => From::Beginning,
         Some("end") => From::End,
@@ -110,8 +110,12 @@ pub async fn events(
     } else {
         None
     };
-    let stream = state.catalog().get_stream_for(&name, caller.0).await?;
-    let feed = push::open(&state, &org, &stream, last_event_id.as_deref(), from).await?;
+    let stream = state
+        .catalog()
+        .get_stream_for(&name, caller.0.clone())
+        .await?;
+    let feed = push::open(&state, &caller, &stream, last_event_id.as_deref(), from).await?;
+    let org = caller.org().unwrap_or_default();
     let transport = if upgrade.is_some() {
         "websocket"
     } else {

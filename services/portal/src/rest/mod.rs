@@ -135,6 +135,14 @@ pub fn asyncapi_response(document: serde_json::Value, headers: &HeaderMap) -> Ap
     Ok(([(header::CONTENT_TYPE, "application/yaml")], yaml).into_response())
 }
 
+/// A stream's classification as the REST API and the policies name it:
+/// `public`, `partner`, `internal` or `restricted`.
+pub fn classification_name(value: i32) -> String {
+    freeport_common::proto::catalog::v1::Classification::try_from(value)
+        .map(|c| enum_name(c.as_str_name(), "CLASSIFICATION_"))
+        .unwrap_or_default()
+}
+
 /// `CONTRACT_STATE_APPROVED` -> `approved`: proto enum names as the REST API shows them.
 pub fn enum_name(proto_name: &str, prefix: &str) -> String {
     proto_name

@@ -48,6 +48,8 @@ async fn accessible_streams(
 ) -> ApiResult<Vec<(pb::Stream, Option<pb::Contract>)>> {
     let streams = state.catalog().list_streams().await?;
     let Some(org) = caller.org() else {
+        // Admins see every topic's metadata; reading records needs an
+        // organization, which the consumer routes ask for.
         return Ok(streams.into_iter().map(|s| (s, None)).collect());
     };
     let contracts: Vec<_> = state
@@ -57,16 +59,16 @@ async fn accessible_streams(
         .into_iter()
         .filter(|c| c.consumer == org && is_active(c))
         .collect();
-    Ok(streams
-        .into_iter()
-        .filter_map(|stream| {
-            if stream.owner == org {
-                return Some((stream, None));
-            }
-            let contract = contracts.iter().find(|c| c.stream == stream.name)?.clone();
-            Some((stream, Some(contract)))
-        })
-        .collect())
+    let mut accessible = vec![];
+    for stream in streams {
+        let contract = contracts.iter().find(|c| c.stream == stream.name).cloned();
+        if state.may_read(caller, &stream, contract.is_some()).await? {
+            // The owner reads its own stream as it is, under no contract.
+            let contract = contract.filter(|_| stream.owner != org);
+            accessible.push((stream, contract));
+        }
+    }
+    Ok(accessible)
 }
 
 /// The caller's access to `topic`: 40401 when no stream has it, 40302 when
