@@ -180,7 +180,8 @@ pub async fn create(
 }
 
 /// Path of an instance's routes.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
 pub struct InstancePath {
     group: String,
     instance: String,
@@ -204,7 +205,7 @@ impl InstancePath {
     path = "/consumers/{group}/instances/{instance}",
     operation_id = "consumers_delete",
     tag = "rest proxy",
-    params(("group" = String, Path), ("instance" = String, Path)),
+    params(InstancePath),
     responses(
         (status = 204, description = "closed; it left its group"),
         crate::openapi::Failures,
@@ -271,7 +272,7 @@ pub struct SubscriptionBody {
     path = "/consumers/{group}/instances/{instance}/subscription",
     operation_id = "consumers_subscribe",
     tag = "rest proxy",
-    params(("group" = String, Path), ("instance" = String, Path)),
+    params(InstancePath),
     request_body(content = SubscriptionBody, content_type = "application/vnd.kafka.v2+json"),
     responses(
         (status = 204, description = "subscribed"),
@@ -300,7 +301,7 @@ pub async fn subscribe(
     path = "/consumers/{group}/instances/{instance}/subscription",
     operation_id = "consumers_subscription",
     tag = "rest proxy",
-    params(("group" = String, Path), ("instance" = String, Path)),
+    params(InstancePath),
     responses(
         (status = 200, body = crate::openapi::Subscription, content_type = "application/vnd.kafka.v2+json"),
         crate::openapi::Failures,
@@ -328,7 +329,7 @@ pub async fn subscription(
     path = "/consumers/{group}/instances/{instance}/subscription",
     operation_id = "consumers_unsubscribe",
     tag = "rest proxy",
-    params(("group" = String, Path), ("instance" = String, Path)),
+    params(InstancePath),
     responses(
         (status = 204, description = "reads nothing any more"),
         crate::openapi::Failures,
@@ -420,7 +421,7 @@ async fn check_partitions(
     path = "/consumers/{group}/instances/{instance}/assignments",
     operation_id = "consumers_assign",
     tag = "rest proxy",
-    params(("group" = String, Path), ("instance" = String, Path)),
+    params(InstancePath),
     request_body(content = PartitionsBody, content_type = "application/vnd.kafka.v2+json"),
     responses(
         (status = 204, description = "assigned"),
@@ -447,7 +448,7 @@ pub async fn assign(
     path = "/consumers/{group}/instances/{instance}/assignments",
     operation_id = "consumers_assignments",
     tag = "rest proxy",
-    params(("group" = String, Path), ("instance" = String, Path)),
+    params(InstancePath),
     responses(
         (status = 200, body = crate::openapi::Assignments, content_type = "application/vnd.kafka.v2+json"),
         crate::openapi::Failures,
@@ -474,7 +475,7 @@ pub async fn assignments(
     path = "/consumers/{group}/instances/{instance}/positions",
     operation_id = "consumers_seek",
     tag = "rest proxy",
-    params(("group" = String, Path), ("instance" = String, Path)),
+    params(InstancePath),
     request_body(content = OffsetsBody, content_type = "application/vnd.kafka.v2+json"),
     responses(
         (status = 204, description = "moved"),
@@ -517,7 +518,7 @@ async fn seek_to(
     path = "/consumers/{group}/instances/{instance}/positions/beginning",
     operation_id = "consumers_seek_beginning",
     tag = "rest proxy",
-    params(("group" = String, Path), ("instance" = String, Path)),
+    params(InstancePath),
     request_body(content = PartitionsBody, content_type = "application/vnd.kafka.v2+json"),
     responses(
         (status = 204, description = "moved"),
@@ -539,7 +540,7 @@ pub async fn seek_beginning(
     path = "/consumers/{group}/instances/{instance}/positions/end",
     operation_id = "consumers_seek_end",
     tag = "rest proxy",
-    params(("group" = String, Path), ("instance" = String, Path)),
+    params(InstancePath),
     request_body(content = PartitionsBody, content_type = "application/vnd.kafka.v2+json"),
     responses(
         (status = 204, description = "moved"),
@@ -586,7 +587,7 @@ fn accepted_format(headers: &HeaderMap) -> Option<Format> {
     path = "/consumers/{group}/instances/{instance}/records",
     operation_id = "consumers_records",
     tag = "rest proxy",
-    params(("group" = String, Path), ("instance" = String, Path), RecordsQuery),
+    params(InstancePath, RecordsQuery),
     responses(
         (status = 200, description = "the records, in the instance's format", content((Vec<crate::openapi::ConsumerRecord> = "application/vnd.kafka.json.v2+json"), (Vec<crate::openapi::ConsumerRecord> = "application/vnd.kafka.binary.v2+json"))),
         crate::openapi::Failures,
@@ -683,7 +684,7 @@ pub async fn records(
     path = "/consumers/{group}/instances/{instance}/offsets",
     operation_id = "consumers_commit",
     tag = "rest proxy",
-    params(("group" = String, Path), ("instance" = String, Path)),
+    params(InstancePath),
     request_body(content = Option<OffsetsBody>, content_type = "application/vnd.kafka.v2+json", description = "without a body: everything read so far"),
     responses(
         (status = 204, description = "committed"),
@@ -714,7 +715,7 @@ pub async fn commit(
     path = "/consumers/{group}/instances/{instance}/offsets",
     operation_id = "consumers_committed",
     tag = "rest proxy",
-    params(("group" = String, Path), ("instance" = String, Path)),
+    params(InstancePath),
     request_body(content = PartitionsBody, content_type = "application/vnd.kafka.v2+json"),
     responses(
         (status = 200, body = crate::openapi::CommittedOffsets, content_type = "application/vnd.kafka.v2+json"),
