@@ -928,3 +928,103 @@ async fn a_request_the_catalog_cannot_answer_times_out_with_504() {
         .await;
     assert_eq!(status, 200, "answers again once the catalog does: {answer}");
 }
+
+/// The partitions an instance holds now.
+async fn held(sandbox: &TwoOrgs, key: &str, instance: &str) -> usize {
+    let (status, held) = call_v2(
+        sandbox,
+        "GET",
+        &format!("/consumers/pair/instances/{instance}/assignments"),
+        key,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{held}");
+    held["partitions"].as_array().unwrap().len()
+}
+
+/// Polls an instance's records once (which also keeps it alive and lets
+/// the group rebalance).
+async fn poll(sandbox: &TwoOrgs, key: &str, instance: &str) {
+    let response = sandbox
+        .hub
+        .http
+        .get(format!(
+            "{}/consumers/pair/instances/{instance}/records?timeout=500",
+            sandbox.hub.url
+        ))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_instance_releases_its_partitions_to_the_rest_of_its_group() {
+    let sandbox = TwoOrgs::start().await;
+    sandbox.stream("orders", 2, json!({})).await;
+    sandbox
+        .active_contract("orders", "orders-copy", Value::Null)
+        .await;
+    let partner = sandbox.partner.as_str();
+    for name in ["a", "b"] {
+        let (status, _) = call_v2(
+            &sandbox,
+            "POST",
+            "/consumers/pair",
+            partner,
+            Some(json!({"name": name, "format": "json"})),
+        )
+        .await;
+        assert_eq!(status, 200);
+        let (status, _) = call_v2(
+            &sandbox,
+            "POST",
+            &format!("/consumers/pair/instances/{name}/subscription"),
+            partner,
+            Some(json!({"topics": ["orders"]})),
+        )
+        .await;
+        assert_eq!(status, 204);
+    }
+    // Both poll until the group has shared the two partitions between them.
+    let started = std::time::Instant::now();
+    loop {
+        poll(&sandbox, partner, "a").await;
+        poll(&sandbox, partner, "b").await;
+        let (a, b) = (
+            held(&sandbox, partner, "a").await,
+            held(&sandbox, partner, "b").await,
+        );
+        if a == 1 && b == 1 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "never shared: a {a}, b {b}"
+        );
+    }
+    // `a` goes quiet; once it expires (4 s here) `b` holds both.
+    let started = std::time::Instant::now();
+    loop {
+        poll(&sandbox, partner, "b").await;
+        if held(&sandbox, partner, "b").await == 2 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "b never got a's partition"
+        );
+    }
+    expect_refusal(
+        &sandbox,
+        "GET",
+        "/consumers/pair/instances/a/assignments",
+        partner,
+        None,
+        404,
+        40403,
+    )
+    .await;
+}
