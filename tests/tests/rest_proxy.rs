@@ -678,6 +678,42 @@ async fn v2_consumer_instances_read_commit_resume_seek_and_expire() {
     )
     .await;
 
+    // A pattern subscription takes the matching topics the caller may read.
+    let p1 = json!({"name": "p1", "format": "json", "auto.offset.reset": "earliest"});
+    call_v2(&sandbox, "POST", "/consumers/patterns", partner, Some(p1)).await;
+    let subscription = "/consumers/patterns/instances/p1/subscription";
+    for (body, status, code) in [
+        (json!({"topic_pattern": "ord(ers"}), 422, 42204),
+        (json!({"topic_pattern": "nothing.*"}), 404, 40401),
+        (
+            json!({"topic_pattern": "ord.*", "topics": ["orders"]}),
+            409,
+            40903,
+        ),
+    ] {
+        expect_refusal(
+            &sandbox,
+            "POST",
+            subscription,
+            partner,
+            Some(body),
+            status,
+            code,
+        )
+        .await;
+    }
+    let (status, _) = call_v2(
+        &sandbox,
+        "POST",
+        subscription,
+        partner,
+        Some(json!({"topic_pattern": "ord.*"})),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (_, subscribed) = call_v2(&sandbox, "GET", subscription, partner, None).await;
+    assert_eq!(subscribed, json!({"topics": ["orders"]}));
+
     // A stranger without a contract cannot subscribe to the topic.
     let stranger = sandbox.hub.org("initech", "partner").await;
     call_v2(

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::produce::{BINARY_V2, JSON_V2, RESPONSE_V2};
-use super::topics::topic_access;
+use super::topics::{readable_topics, topic_access};
 use crate::consumers::{close, with_instance, Format, Mode, Settings, TopicRead};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{body_bytes, parse_json, ApiJson, ApiPath, ApiQuery, Caller};
@@ -286,14 +286,55 @@ pub async fn subscribe(
     ApiJson(body): ApiJson<SubscriptionBody>,
 ) -> ApiResult<Response> {
     let instance = path.get(&state, &caller)?;
-    if body.topic_pattern.is_some() {
-        return Err(invalid_config(
-            "topic_pattern is not supported: name the topics (GET /topics lists those you may read)",
-        ));
-    }
-    let (reads, cluster) = topic_reads(&state, &caller, body.topics).await?;
+    let topics = match body.topic_pattern {
+        None => body.topics,
+        Some(_) if !body.topics.is_empty() => {
+            return Err(ApiError::new(
+                ErrorCode::ConsumerIllegalState,
+                "topics and topic_pattern are mutually exclusive",
+            ))
+        }
+        Some(pattern) => matching_topics(&state, &caller, &pattern).await?,
+    };
+    let (reads, cluster) = topic_reads(&state, &caller, topics).await?;
     with_instance(instance, move |i| i.subscribe(reads, &cluster)).await?;
     Ok(no_content())
+}
+
+/// The topics the caller may read whose whole name matches `pattern` (a
+/// regular expression, as Kafka's pattern subscriptions take it). The
+/// match is made now: topics created later need a new subscription.
+async fn matching_topics(
+    state: &AppState,
+    caller: &Caller,
+    pattern: &str,
+) -> ApiResult<Vec<String>> {
+    const MAX_PATTERN_CHARS: usize = 1000;
+    if pattern.len() > MAX_PATTERN_CHARS {
+        return Err(invalid_config(format!(
+            "topic_pattern is longer than {MAX_PATTERN_CHARS} characters"
+        )));
+    }
+    let regex = regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
+        .size_limit(1 << 20)
+        .build()
+        .map_err(|e| {
+            invalid_config(format!(
+                "topic_pattern {pattern:?} is not a regular expression: {e}"
+            ))
+        })?;
+    let topics: Vec<String> = readable_topics(state, caller)
+        .await?
+        .into_iter()
+        .filter(|t| regex.is_match(t))
+        .collect();
+    if topics.is_empty() {
+        return Err(ApiError::new(
+            ErrorCode::TopicNotFound,
+            format!("no topic you may read matches {pattern:?} (GET /topics lists them)"),
+        ));
+    }
+    Ok(topics)
 }
 
 #[utoipa::path(

@@ -153,6 +153,18 @@ fn find_partition(partitions: &[PartitionLayout], id: i32) -> ApiResult<&Partiti
     })
 }
 
+/// The names of the topics the caller may see, sorted.
+pub(crate) async fn readable_topics(state: &AppState, caller: &Caller) -> ApiResult<Vec<String>> {
+    let mut topics: Vec<String> = accessible_streams(state, caller)
+        .await?
+        .into_iter()
+        .map(|(stream, _)| stream.topic)
+        .collect();
+    topics.sort();
+    topics.dedup();
+    Ok(topics)
+}
+
 /// `GET /topics`: the names of the topics the caller may see.
 #[utoipa::path(
     get,
@@ -165,14 +177,7 @@ fn find_partition(partitions: &[PartitionLayout], id: i32) -> ApiResult<&Partiti
     ),
 )]
 pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
-    let mut topics: Vec<String> = accessible_streams(&state, &caller)
-        .await?
-        .into_iter()
-        .map(|(stream, _)| stream.topic)
-        .collect();
-    topics.sort();
-    topics.dedup();
-    Ok(v2(json!(topics)))
+    Ok(v2(json!(readable_topics(&state, &caller).await?)))
 }
 
 /// `GET /topics/{topic}`: its configs (as far as the cluster describes
