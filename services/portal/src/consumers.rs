@@ -198,10 +198,6 @@ pub struct Instance {
     last_used: Instant,
 }
 
-fn kafka(context: &str, e: KafkaError) -> ApiError {
-    ApiError::kafka(context, e)
-}
-
 fn illegal(message: impl Into<String>) -> ApiError {
     ApiError::new(ErrorCode::ConsumerIllegalState, message)
 }
@@ -259,7 +255,7 @@ impl Instance {
                 .set("allow.auto.create.topics", "false")
                 .set("fetch.wait.max.ms", "100")
                 .create_with_context(context)
-                .map_err(|e| kafka("cannot create a consumer", e))?;
+                .map_err(|e| ApiError::kafka("cannot create a consumer", e))?;
             self.consumer = Some(consumer);
         }
         self.consumer
@@ -289,7 +285,7 @@ impl Instance {
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         consumer
             .subscribe(&refs)
-            .map_err(|e| kafka("cannot subscribe", e))?;
+            .map_err(|e| ApiError::kafka("cannot subscribe", e))?;
         self.mode = Mode::Subscribed(names);
         Ok(())
     }
@@ -314,7 +310,7 @@ impl Instance {
         let starts = consumer.context().starts(consumer, &list);
         consumer
             .assign(&starts)
-            .map_err(|e| kafka("cannot assign partitions", e))?;
+            .map_err(|e| ApiError::kafka("cannot assign partitions", e))?;
         self.mode = Mode::Assigned(partitions);
         Ok(())
     }
@@ -327,7 +323,7 @@ impl Instance {
                 Mode::Subscribed(_) => consumer.unsubscribe(),
                 Mode::Assigned(_) => consumer
                     .unassign()
-                    .map_err(|e| kafka("cannot drop the assignment", e))?,
+                    .map_err(|e| ApiError::kafka("cannot drop the assignment", e))?,
                 Mode::Idle => {}
             }
         }
@@ -343,7 +339,7 @@ impl Instance {
         };
         let list = consumer
             .assignment()
-            .map_err(|e| kafka("cannot read the assignment", e))?;
+            .map_err(|e| ApiError::kafka("cannot read the assignment", e))?;
         Ok(list
             .elements()
             .iter()
@@ -380,7 +376,7 @@ impl Instance {
                         Offset::Offset(start.fetch_from),
                         METADATA_TIMEOUT,
                     )
-                    .map_err(|e| kafka("cannot seek", e))?;
+                    .map_err(|e| ApiError::kafka("cannot seek", e))?;
                 context
                     .floors()
                     .insert((topic.clone(), partition), start.next);
@@ -402,7 +398,7 @@ impl Instance {
             let offset = if end { Offset::End } else { Offset::Beginning };
             consumer
                 .seek(&topic, partition, offset, METADATA_TIMEOUT)
-                .map_err(|e| kafka("cannot seek", e))?;
+                .map_err(|e| ApiError::kafka("cannot seek", e))?;
             consumer.context().floors().remove(&(topic, partition));
         }
         Ok(())
@@ -437,7 +433,7 @@ impl Instance {
                 None if records.is_empty() => continue,
                 None => break,
                 Some(Err(KafkaError::PartitionEOF(_))) => continue,
-                Some(Err(e)) => return Err(kafka("reading records failed", e)),
+                Some(Err(e)) => return Err(ApiError::kafka("reading records failed", e)),
                 Some(Ok(message)) => message,
             };
             let floor = consumer
@@ -479,17 +475,17 @@ impl Instance {
                 Err(KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) => {
                     Ok(())
                 }
-                other => other.map_err(|e| kafka("cannot commit", e)),
+                other => other.map_err(|e| ApiError::kafka("cannot commit", e)),
             };
         }
         let mut list = TopicPartitionList::new();
         for (topic, partition, offset) in offsets {
             list.add_partition_offset(&topic, partition, Offset::Offset(offset + 1))
-                .map_err(|e| kafka("cannot commit", e))?;
+                .map_err(|e| ApiError::kafka("cannot commit", e))?;
         }
         consumer
             .commit(&list, CommitMode::Sync)
-            .map_err(|e| kafka("cannot commit", e))
+            .map_err(|e| ApiError::kafka("cannot commit", e))
     }
 
     /// The group's committed offsets of `partitions` (the next record to
@@ -502,7 +498,7 @@ impl Instance {
         }
         let committed = consumer
             .committed_offsets(list, METADATA_TIMEOUT)
-            .map_err(|e| kafka("cannot read committed offsets", e))?;
+            .map_err(|e| ApiError::kafka("cannot read committed offsets", e))?;
         Ok(committed
             .elements()
             .iter()

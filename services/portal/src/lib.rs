@@ -57,8 +57,6 @@ pub enum StartError {
     },
     #[error(transparent)]
     Tls(#[from] freeport_common::tls::TlsError),
-    #[error("invalid HTTPS certificate or key: {0}")]
-    HttpsConfig(std::io::Error),
     #[error("invalid catalog_url: {0}")]
     CatalogUrl(#[from] tonic::transport::Error),
     #[error("cannot create a Kafka producer for cluster {cluster}: {source}")]
@@ -216,10 +214,7 @@ impl AppState {
             .lock()
             .map_err(|_| ApiError::internal("organization kinds", "poisoned"))?;
         for o in orgs {
-            let kind = pb::OrganizationKind::try_from(o.kind)
-                .map(|k| rest::enum_name(k.as_str_name(), "ORGANIZATION_KIND_"))
-                .unwrap_or_default();
-            kinds.insert(o.name, kind);
+            kinds.insert(o.name, rest::org_kind_name(o.kind));
         }
         Ok(kinds.get(org).cloned().unwrap_or_default())
     }

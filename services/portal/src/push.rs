@@ -164,10 +164,19 @@ pub(crate) fn is_active(contract: &pb::Contract) -> bool {
     contract.state == i32::from(pb::ContractState::Active)
 }
 
+/// The active contracts `org` consumes under.
+pub(crate) async fn active_contracts(state: &AppState, org: &str) -> ApiResult<Vec<pb::Contract>> {
+    Ok(state
+        .catalog()
+        .list_contracts()
+        .await?
+        .into_iter()
+        .filter(|c| c.consumer == org && is_active(c))
+        .collect())
+}
+
 fn state_name(contract: &pb::Contract) -> String {
-    pb::ContractState::try_from(contract.state)
-        .map(|s| crate::rest::enum_name(s.as_str_name(), "CONTRACT_STATE_"))
-        .unwrap_or_else(|_| "unknown".into())
+    crate::rest::contract_state_name(contract.state)
 }
 
 /// A reader's open feed, ready to stream.
@@ -196,12 +205,10 @@ pub async fn open(
     // Subscribe before looking, so a change right after the check is seen.
     let changes = state.contract_changes();
     let org = caller.require_org("read a stream's records")?;
-    let contract = state
-        .catalog()
-        .list_contracts()
+    let contract = active_contracts(state, org)
         .await?
         .into_iter()
-        .find(|c| c.consumer == org && c.stream == stream.name && is_active(c));
+        .find(|c| c.stream == stream.name);
     let allowed = state.may_read(caller, stream, contract.is_some()).await?;
     // A feed follows a contract (its terms, its revocation, its limits):
     // the owner reads its own topic from its cluster.

@@ -6,7 +6,6 @@ use axum::Json;
 use freeport_common::proto::catalog::v1 as pb;
 use serde::Deserialize;
 
-use super::enum_name;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, Caller};
 use crate::AppState;
@@ -82,9 +81,7 @@ pub async fn clusters(
 }
 
 fn org_view(o: pb::Organization) -> serde_json::Value {
-    let kind = pb::OrganizationKind::try_from(o.kind)
-        .map(|k| enum_name(k.as_str_name(), "ORGANIZATION_KIND_"))
-        .unwrap_or_default();
+    let kind = super::org_kind_name(o.kind);
     serde_json::json!({
         "name": o.name,
         "kind": kind,

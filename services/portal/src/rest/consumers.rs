@@ -642,12 +642,12 @@ pub async fn records(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let instance = path.get(&state, &caller)?;
-    let (format, default_timeout, contracts) = {
-        let i = instance
-            .lock()
-            .map_err(|_| ApiError::internal("consumer instance", "poisoned"))?;
-        (i.settings.format, i.settings.request_timeout, i.contracts())
-    };
+    // Off the async runtime: another request may hold the instance while
+    // it waits for records.
+    let (format, default_timeout, contracts) = with_instance(instance.clone(), |i| {
+        Ok((i.settings.format, i.settings.request_timeout, i.contracts()))
+    })
+    .await?;
     if accepted_format(&headers).is_some_and(|wanted| wanted != format) {
         return Err(ApiError::new(
             ErrorCode::ConsumerFormatMismatch,

@@ -9,6 +9,7 @@ use freeport_common::error::ErrorCode;
 use freeport_common::proto::catalog::v1 as pb;
 use serde::{Deserialize, Serialize};
 
+use super::contract_state_name as state_name;
 use super::enum_name;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{body_bytes, media_type, parse_json, ApiJson, ApiPath, ApiQuery, Caller};
@@ -173,12 +174,6 @@ pub struct ContractView {
     link_status: String,
     history: Vec<TransitionView>,
     created_at_ms: i64,
-}
-
-fn state_name(value: i32) -> String {
-    pb::ContractState::try_from(value)
-        .map(|s| enum_name(s.as_str_name(), "CONTRACT_STATE_"))
-        .unwrap_or_else(|_| "unknown".into())
 }
 
 impl From<pb::Contract> for ContractView {

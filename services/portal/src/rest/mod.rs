@@ -143,6 +143,21 @@ pub fn classification_name(value: i32) -> String {
         .unwrap_or_default()
 }
 
+/// A contract's state as the REST API names it (`requested`, `active`, ...).
+pub fn contract_state_name(value: i32) -> String {
+    freeport_common::proto::catalog::v1::ContractState::try_from(value)
+        .map(|s| enum_name(s.as_str_name(), "CONTRACT_STATE_"))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// An organization's kind as the REST API and the policies name it:
+/// `internal` or `partner`.
+pub fn org_kind_name(value: i32) -> String {
+    freeport_common::proto::catalog::v1::OrganizationKind::try_from(value)
+        .map(|k| enum_name(k.as_str_name(), "ORGANIZATION_KIND_"))
+        .unwrap_or_default()
+}
+
 /// `CONTRACT_STATE_APPROVED` -> `approved`: proto enum names as the REST API shows them.
 pub fn enum_name(proto_name: &str, prefix: &str) -> String {
     proto_name

@@ -127,9 +127,7 @@ impl From<pb::Stream> for StreamView {
     fn from(s: pb::Stream) -> StreamView {
         StreamView {
             schema: serde_json::from_str(&s.value_schema_json).unwrap_or(serde_json::Value::Null),
-            classification: pb::Classification::try_from(s.classification)
-                .map(|c| super::enum_name(c.as_str_name(), "CLASSIFICATION_"))
-                .unwrap_or_default(),
+            classification: super::classification_name(s.classification),
             personal_data_fields: s.personal_data_fields,
             partitions: s.partitions,
             retention_ms: (s.retention_ms != 0).then_some(s.retention_ms),

@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use super::produce::RESPONSE_V2;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiPath, Caller};
-use crate::push::is_active;
+use crate::push::active_contracts;
 use crate::AppState;
 
 /// How the caller may use a topic.
@@ -52,13 +52,7 @@ async fn accessible_streams(
         // organization, which the consumer routes ask for.
         return Ok(streams.into_iter().map(|s| (s, None)).collect());
     };
-    let contracts: Vec<_> = state
-        .catalog()
-        .list_contracts()
-        .await?
-        .into_iter()
-        .filter(|c| c.consumer == org && is_active(c))
-        .collect();
+    let contracts = active_contracts(state, org).await?;
     let mut accessible = vec![];
     for stream in streams {
         let contract = contracts.iter().find(|c| c.stream == stream.name).cloned();
