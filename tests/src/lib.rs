@@ -395,9 +395,9 @@ pub struct Hub {
     pub url: String,
     pub http: reqwest::Client,
     pub admin_key: String,
-    /// The link's Prometheus endpoint, and a client with a certificate
-    /// it accepts.
-    pub link_metrics_url: String,
+    /// Each service's operations port (`/livez`, `/readyz`, `/metrics`).
+    pub ops_ports: std::collections::BTreeMap<&'static str, u16>,
+    /// A client with a certificate the operations listeners accept.
     metrics_http: reqwest::Client,
     config: PathBuf,
     /// The CA that signed the portal's certificate.
@@ -430,7 +430,11 @@ impl Hub {
         let pki = DevPki::ensure(&certs).expect("dev PKI");
         let catalog_port = free_port();
         let portal_port = free_port();
-        let metrics_port = free_port();
+        let ops_ports: std::collections::BTreeMap<&'static str, u16> =
+            ["catalog", "link", "portal"]
+                .into_iter()
+                .map(|service| (service, free_port()))
+                .collect();
         let tls_table = |files: &TlsFiles| {
             format!(
                 "tls = {{ ca = {:?}, cert = {:?}, key = {:?} }}\n",
@@ -450,18 +454,21 @@ impl Hub {
         }
         let tls = |service: &str| tls_table(&pki.files_for(service));
         config.push_str(&format!(
-            "[catalog]\nlisten = \"127.0.0.1:{catalog_port}\"\nstore = \"sled://{}\"\nasyncapi_schema = {:?}\n{}\n",
+            "[catalog]\nlisten = \"127.0.0.1:{catalog_port}\"\nstore = \"sled://{}\"\nasyncapi_schema = {:?}\nops_listen = \"127.0.0.1:{}\"\n{}\n",
             dir.path().join("catalog-db").display(),
             asyncapi_schema_path(),
+            ops_ports["catalog"],
             tls("catalog")
         ));
         config.push_str(&format!(
-            "[link]\ncatalog_url = \"https://127.0.0.1:{catalog_port}\"\nhash_key = \"sandbox-hash-key-of-at-least-32-characters\"\nmetrics_listen = \"127.0.0.1:{metrics_port}\"\n{}\n",
+            "[link]\ncatalog_url = \"https://127.0.0.1:{catalog_port}\"\nhash_key = \"sandbox-hash-key-of-at-least-32-characters\"\nops_listen = \"127.0.0.1:{}\"\n{}\n",
+            ops_ports["link"],
             tls("link")
         ));
         config.push_str(&format!(
-            "[portal]\nlisten = \"127.0.0.1:{portal_port}\"\ncatalog_url = \"https://127.0.0.1:{catalog_port}\"\nmax_body_bytes = 65536\nconsumer_idle_secs = 4\nrequest_timeout_secs = 8\nclient_ca = {:?}\n{portal_extra}{}\n",
+            "[portal]\nlisten = \"127.0.0.1:{portal_port}\"\ncatalog_url = \"https://127.0.0.1:{catalog_port}\"\nmax_body_bytes = 65536\nconsumer_idle_secs = 4\nrequest_timeout_secs = 8\nclient_ca = {:?}\nops_listen = \"127.0.0.1:{}\"\n{portal_extra}{}\n",
             pki.ca_path(),
+            ops_ports["portal"],
             tls("portal")
         ));
         let config_path = dir.path().join("freeport.toml");
@@ -518,7 +525,7 @@ impl Hub {
             url,
             http,
             admin_key,
-            link_metrics_url: format!("https://localhost:{metrics_port}/metrics"),
+            ops_ports,
             metrics_http,
             config: config_path,
             ca_pem: ca,
@@ -616,16 +623,36 @@ impl Hub {
         Ok(socket)
     }
 
-    /// The link's metrics, as Prometheus scrapes them.
-    pub async fn link_metrics(&self) -> String {
-        let response = self
-            .metrics_http
-            .get(&self.link_metrics_url)
+    /// `https://localhost:PORT/PATH` on `service`'s operations listener.
+    pub fn ops_url(&self, service: &str, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.ops_ports[service])
+    }
+
+    /// GET `path` on `service`'s operations listener, showing a client
+    /// certificate signed by the hub's CA or (`certified` false) none.
+    pub async fn ops_get(&self, service: &str, path: &str, certified: bool) -> reqwest::Response {
+        let client = if certified {
+            &self.metrics_http
+        } else {
+            &self.http
+        };
+        client
+            .get(self.ops_url(service, path))
             .send()
             .await
-            .expect("scrape the link's metrics");
+            .unwrap_or_else(|e| panic!("GET {path} on the {service}'s operations listener: {e}"))
+    }
+
+    /// `service`'s metrics, as Prometheus scrapes them.
+    pub async fn metrics(&self, service: &str) -> String {
+        let response = self.ops_get(service, "/metrics", true).await;
         assert!(response.status().is_success(), "{}", response.status());
         response.text().await.expect("metrics text")
+    }
+
+    /// The link's metrics, as Prometheus scrapes them.
+    pub async fn link_metrics(&self) -> String {
+        self.metrics("link").await
     }
 
     /// Starts the link again (after a kill).

@@ -23,4 +23,9 @@ pub struct CatalogConfig {
     /// binary when absent.
     #[serde(default)]
     pub policies: Option<std::path::PathBuf>,
+    /// Where to serve the operations endpoints: `/livez`, `/readyz` (the
+    /// store answers) and Prometheus `/metrics` (client certificate signed
+    /// by the hub's CA required), over HTTPS. None when absent.
+    #[serde(default)]
+    pub ops_listen: Option<SocketAddr>,
 }

@@ -11,6 +11,8 @@
 //! - [`service`]: the operations and their rules; every write goes through
 //!   one lock and one atomic commit, and is broadcast to Watch subscribers.
 //! - [`grpc`]: the tonic adapter, served over mutual TLS by [`serve`].
+//! - [`metrics`]: write latency and contract counts; with the per-method
+//!   gRPC metrics and readiness, served on `ops_listen`.
 
 pub mod asyncapi;
 pub mod audit;
@@ -18,6 +20,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod grpc;
+pub mod metrics;
 pub mod schema;
 pub mod service;
 pub mod store;
@@ -25,10 +28,12 @@ pub mod store;
 use std::sync::Arc;
 
 use freeport_common::config::Clusters;
+use freeport_common::ops::Ops;
 use freeport_common::tls::TlsMaterial;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
+use tonic_health::ServingStatus;
 
 pub use config::CatalogConfig;
 pub use error::CatalogError;
@@ -51,6 +56,10 @@ pub enum StartError {
     Policies(#[from] freeport_common::authz::PolicyError),
     #[error("cannot set up gRPC reflection: {0}")]
     Reflection(String),
+    #[error(transparent)]
+    Metrics(#[from] freeport_common::metrics::MetricsError),
+    #[error(transparent)]
+    Ops(#[from] freeport_common::ops::OpsError),
     #[error("gRPC server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
 }
@@ -61,6 +70,14 @@ pub fn open(
     clusters: Clusters,
     shutdown: CancellationToken,
 ) -> Result<Arc<Catalog>, StartError> {
+    build(config, clusters, shutdown).map(Arc::new)
+}
+
+fn build(
+    config: &CatalogConfig,
+    clusters: Clusters,
+    shutdown: CancellationToken,
+) -> Result<Catalog, StartError> {
     let store = store::open(&config.store)?;
     let mut catalog = Catalog::new(store, clusters, shutdown);
     catalog.set_policies(freeport_common::authz::Authorizer::load(
@@ -71,7 +88,7 @@ pub fn open(
             asyncapi::AsyncApiValidator::load(path).map_err(StartError::AsyncApiSchema)?,
         );
     }
-    Ok(Arc::new(catalog))
+    Ok(catalog)
 }
 
 /// Runs the catalog from its config until `shutdown` fires.
@@ -80,14 +97,34 @@ pub async fn run(
     clusters: Clusters,
     shutdown: CancellationToken,
 ) -> Result<(), StartError> {
-    let catalog = open(&config, clusters, shutdown.clone())?;
+    let tls = config.tls.load()?;
+    let mut catalog = build(&config, clusters, shutdown.clone())?;
+    let ops = match config.ops_listen {
+        Some(addr) => {
+            let metrics = Arc::new(freeport_common::metrics::Metrics::new("freeport-catalog")?);
+            catalog.set_metrics(&metrics.meter());
+            Some((addr, metrics))
+        }
+        None => None,
+    };
+    let catalog = Arc::new(catalog);
+    if let Some((addr, metrics)) = ops {
+        // The catalog talks to no cluster: its readiness is its store.
+        let ops = Ops::for_service(metrics, &tls, None, &Clusters::new(), &shutdown);
+        let store = catalog.clone();
+        ops.readiness.probe("store", shutdown.clone(), move || {
+            let outcome = store.store_readable();
+            async move { outcome }
+        });
+        freeport_common::ops::start(addr, Some(&tls), ops, shutdown.clone())?;
+    }
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| StartError::Bind {
             addr: config.listen,
             source,
         })?;
-    serve(catalog, listener, config.tls.load()?, shutdown).await
+    serve(catalog, listener, tls, shutdown).await
 }
 
 /// Serves the catalog's gRPC API on `listener` over mutual TLS.
@@ -103,14 +140,30 @@ pub async fn serve(
     tokio::spawn(catalog.clone().run_expiry());
     let (health, health_service) = tonic_health::server::health_reporter();
     health
-        .set_serving::<freeport_common::proto::catalog::v1::catalog_service_server::CatalogServiceServer<grpc::CatalogGrpc>>()
+        .set_service_status(
+            freeport_common::ops::CATALOG_SERVICE,
+            ServingStatus::Serving,
+        )
         .await;
+    // Draining: callers' health checks see NOT_SERVING while open calls finish.
+    let draining = shutdown.clone();
+    tokio::spawn(async move {
+        draining.cancelled().await;
+        health
+            .set_service_status(
+                freeport_common::ops::CATALOG_SERVICE,
+                ServingStatus::NotServing,
+            )
+            .await;
+    });
+    let grpc_metrics = freeport_common::metrics::GrpcMetricsLayer::new(catalog.meter());
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(freeport_common::proto::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| StartError::Reflection(e.to_string()))?;
     tonic::transport::Server::builder()
         .tls_config(tls.server_config())?
+        .layer(grpc_metrics)
         .add_service(health_service)
         .add_service(reflection)
         .add_service(grpc::CatalogGrpc::new(catalog).into_server())

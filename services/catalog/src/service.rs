@@ -24,6 +24,7 @@ use crate::domain::{
     Principal, Role, SchemaFormat, SchemaVersion, Stream,
 };
 use crate::error::CatalogError;
+use crate::metrics::CatalogMetrics;
 use crate::store::{Commit, Store};
 
 /// Live events kept for slow Watch subscribers before they fall back to
@@ -90,6 +91,8 @@ pub struct Catalog {
     write_lock: Mutex<()>,
     events: broadcast::Sender<Event>,
     shutdown: CancellationToken,
+    metrics: Option<CatalogMetrics>,
+    meter: opentelemetry::metrics::Meter,
 }
 
 fn sha256_hex(text: &str) -> String {
@@ -131,7 +134,26 @@ impl Catalog {
             write_lock: Mutex::new(()),
             events,
             shutdown,
+            metrics: None,
+            meter: opentelemetry::global::meter("freeport-catalog"),
         }
+    }
+
+    /// Records write latencies and contract counts through `meter`.
+    pub fn set_metrics(&mut self, meter: &opentelemetry::metrics::Meter) {
+        self.metrics = Some(CatalogMetrics::new(meter, self.store.clone()));
+        self.meter = meter.clone();
+    }
+
+    /// Where the catalog's instruments record (a no-op one until
+    /// [`Catalog::set_metrics`]).
+    pub fn meter(&self) -> &opentelemetry::metrics::Meter {
+        &self.meter
+    }
+
+    /// Whether the store answers reads: the catalog's readiness.
+    pub fn store_readable(&self) -> Result<(), String> {
+        self.store.revision().map(|_| ()).map_err(|e| e.to_string())
     }
 
     /// Decides with these policies instead of the built-in ones.
@@ -334,6 +356,11 @@ impl Catalog {
     /// Commits and then broadcasts, under the write lock, so subscribers
     /// see events in revision order.
     async fn commit(&self, commit: Commit) -> Result<Vec<Event>, CatalogError> {
+        let operation = commit
+            .audit
+            .first()
+            .map_or_else(|| "other".to_string(), |record| record.action.clone());
+        let started = std::time::Instant::now();
         let events = if self.store.blocks() {
             let store = self.store.clone();
             tokio::task::spawn_blocking(move || store.commit(commit))
@@ -344,6 +371,9 @@ impl Catalog {
         } else {
             self.store.commit(commit)?
         };
+        if let Some(metrics) = &self.metrics {
+            metrics.wrote(&operation, started.elapsed());
+        }
         for event in &events {
             // No subscriber is not an error.
             let _ = self.events.send(event.clone());

@@ -94,6 +94,13 @@ impl ErrorRecorder {
         self.last.lock().ok()?.clone()
     }
 
+    /// Forgets the last error, before a new attempt.
+    pub fn clear(&self) {
+        if let Ok(mut last) = self.last.lock() {
+            *last = None;
+        }
+    }
+
     /// `error` as a [`ClusterError`], naming the connection's last complaint
     /// when there was one.
     pub fn explain(&self, cluster: &ClusterConfig, error: KafkaError) -> ClusterError {

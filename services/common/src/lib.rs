@@ -13,14 +13,22 @@
 //!   mirrors and by the portal when it pushes records to a partner.
 //! - [`config`]: loading TOML with `FREEPORT_` environment overrides.
 //! - [`telemetry`]: logging set-up.
+//! - [`https`]: the TLS acceptor of HTTPS listeners that hands the client
+//!   certificate to handlers.
+//! - [`metrics`]: instruments read by Prometheus, per-route HTTP and gRPC
+//!   metrics, certificate expiry.
+//! - [`ops`]: the operations listener (`/metrics`, `/livez`, `/readyz`)
+//!   and the readiness probes behind it.
 
 pub mod authz;
 pub mod config;
 pub mod error;
+pub mod https;
 pub mod json;
 pub mod kafka;
 pub mod metrics;
 pub mod names;
+pub mod ops;
 pub mod telemetry;
 pub mod terms;
 pub mod tls;

@@ -194,6 +194,14 @@ pub fn certificate_org(der: &[u8]) -> Option<String> {
     orgs.next().is_none().then(|| org.to_string())
 }
 
+/// When the first certificate of a PEM file stops being valid (Unix
+/// seconds); `None` when it cannot be read.
+pub fn certificate_not_after(pem: &[u8]) -> Option<i64> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(pem).ok()?;
+    let certificate = pem.parse_x509().ok()?;
+    Some(certificate.validity().not_after.timestamp())
+}
+
 /// A development CA and one certificate per service, kept in a folder:
 /// `ca.pem`, `ca.key`, and `<service>.pem` / `<service>.key`.
 #[derive(Debug, Clone)]

@@ -40,6 +40,10 @@ pub struct UpArgs {
     /// in-process mock clusters named local-a and local-b are started.
     #[arg(long = "cluster", value_name = "NAME=BOOTSTRAP")]
     clusters: Vec<String>,
+    /// Where to serve the portal's `/livez`, `/readyz` and `/metrics`
+    /// (plain HTTP). None when absent.
+    #[arg(long)]
+    ops_addr: Option<SocketAddr>,
     /// The official AsyncAPI 3.0 JSON Schema (`schemas/3.0.0-without-$id.json`
     /// of the `@asyncapi/specs` npm package); enables `POST /v1/asyncapi`.
     #[arg(long, env = "FREEPORT_ASYNCAPI_SCHEMA")]
@@ -222,6 +226,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         store: format!("sled://{}", data_dir.join("catalog").display()),
         tls: pki.files_for("catalog"),
         asyncapi_schema: args.asyncapi_schema.clone(),
+        ops_listen: None,
     };
     let catalog = freeport_catalog::open(&catalog_config, clusters.clone(), shutdown.clone())?;
     let credentials = ensure_credentials(&catalog, &data_dir).await?;
@@ -243,6 +248,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         request_timeout_secs: 30,
         policies: None,
         client_ca: None,
+        ops_listen: args.ops_addr,
     };
 
     let mut tasks = tokio::task::JoinSet::new();
@@ -294,6 +300,9 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         "  credentials: {} (admin; owner = org {OWNER_ORG}; partner = org {PARTNER_ORG})",
         credentials.display()
     );
+    if let Some(addr) = args.ops_addr {
+        println!("  operations:  http://{addr}/readyz, http://{addr}/metrics (portal)");
+    }
     println!("  data:        {}", data_dir.display());
 
     // The first service to fail takes the others down with it.

@@ -15,8 +15,10 @@ pub struct LinkConfig {
     /// stable: a new key changes every hash.
     #[serde(default)]
     pub hash_key: Option<Secret>,
-    /// Where to serve Prometheus `/metrics` (HTTPS, client certificate
-    /// signed by the hub's CA required). No endpoint when absent.
+    /// Where to serve the operations endpoints: `/livez`, `/readyz` (the
+    /// catalog and every cluster reachable) and Prometheus `/metrics`
+    /// (client certificate signed by the hub's CA required), over HTTPS.
+    /// None when absent.
     #[serde(default)]
-    pub metrics_listen: Option<std::net::SocketAddr>,
+    pub ops_listen: Option<std::net::SocketAddr>,
 }

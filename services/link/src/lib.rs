@@ -35,6 +35,7 @@ use crate::mirror::Mirror;
 use crate::plan::{CatalogView, MirrorSpec};
 use crate::status::StatusReporter;
 use freeport_common::metrics::Metrics;
+use freeport_common::ops::Ops;
 
 const RECONNECT_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -48,6 +49,8 @@ pub enum StartError {
     HashKey,
     #[error(transparent)]
     Metrics(#[from] freeport_common::metrics::MetricsError),
+    #[error(transparent)]
+    Ops(#[from] freeport_common::ops::OpsError),
 }
 
 /// Runs the link from its config until `shutdown` fires.
@@ -64,34 +67,14 @@ pub async fn run(
     };
     let metrics = Arc::new(Metrics::new("freeport-link")?);
     let link_metrics = LinkMetrics::new(&metrics.meter());
-    let serving = config.metrics_listen.map(|addr| {
-        tokio::spawn(freeport_common::metrics::serve(
-            addr,
-            tls.clone(),
-            metrics,
-            shutdown.clone(),
-        ))
-    });
-    let link = Link::new(CatalogServiceClient::new(channel), clusters, hash_key)
-        .with_metrics(link_metrics)
-        .run(shutdown);
-    match serving {
-        None => link.await,
-        Some(serving) => {
-            // A metrics endpoint that cannot start stops the link: an
-            // operator who asked for it would otherwise watch nothing.
-            tokio::pin!(link);
-            tokio::select! {
-                () = &mut link => {}
-                served = serving => {
-                    if let Ok(Err(e)) = served {
-                        return Err(e.into());
-                    }
-                    link.await;
-                }
-            }
-        }
+    if let Some(addr) = config.ops_listen {
+        let ops = Ops::for_service(metrics, &tls, Some(channel.clone()), &clusters, &shutdown);
+        freeport_common::ops::start(addr, Some(&tls), ops, shutdown.clone())?;
     }
+    Link::new(CatalogServiceClient::new(channel), clusters, hash_key)
+        .with_metrics(link_metrics)
+        .run(shutdown)
+        .await;
     Ok(())
 }
 

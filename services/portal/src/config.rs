@@ -50,6 +50,12 @@ pub struct PortalConfig {
     /// `policies/freeport.cedar` built into the binary when absent.
     #[serde(default)]
     pub policies: Option<std::path::PathBuf>,
+    /// Where to serve the operations endpoints: `/livez`, `/readyz` (the
+    /// catalog and every cluster reachable) and Prometheus `/metrics`
+    /// (client certificate signed by the hub's CA required), over HTTPS
+    /// (plain HTTP in development mode). None when absent.
+    #[serde(default)]
+    pub ops_listen: Option<SocketAddr>,
 }
 
 fn default_contract_requests_per_second() -> u32 {

@@ -565,6 +565,15 @@ impl Consumers {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// How many instances there are.
+    pub fn len(&self) -> usize {
+        self.instances().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Adds an instance; 40902 when the group has one of that name.
     pub fn create(&self, org: &str, group: &str, name: &str, settings: Settings) -> ApiResult<()> {
         let key = (org.to_string(), group.to_string(), name.to_string());

@@ -10,8 +10,8 @@ use freeport_common::proto::catalog::v1 as pb;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
-use crate::https::PeerCertificate;
 use crate::AppState;
+use freeport_common::https::PeerCertificate;
 use freeport_common::tls::certificate_org;
 
 /// A JSON body: `application/json`, or any `application/*+json` type (the

@@ -13,8 +13,8 @@ pub mod config;
 pub mod consumers;
 pub mod error;
 pub mod extract;
-pub mod https;
 pub mod limits;
+pub mod metrics;
 pub mod openapi;
 pub mod push;
 pub mod rest;
@@ -31,6 +31,7 @@ use freeport_common::config::{ClusterConfig, Clusters};
 use freeport_common::error::ErrorCode;
 use freeport_common::kafka::{client_config, partition_count};
 use freeport_common::names::ClusterName;
+use freeport_common::ops::Ops;
 use freeport_common::proto::catalog::v1 as pb;
 use freeport_common::tls::TlsMaterial;
 use rdkafka::producer::FutureProducer;
@@ -68,6 +69,10 @@ pub enum StartError {
     Serve(std::io::Error),
     #[error(transparent)]
     Policies(#[from] freeport_common::authz::PolicyError),
+    #[error(transparent)]
+    Metrics(#[from] freeport_common::metrics::MetricsError),
+    #[error(transparent)]
+    Ops(#[from] freeport_common::ops::OpsError),
     #[error(
         "portal.hash_key must be at least {} characters",
         freeport_common::config::MIN_HASH_KEY_CHARS
@@ -101,6 +106,7 @@ struct Inner {
     request_timeout: Duration,
     /// The Cedar policies: who may read a stream's records.
     authz: Authorizer,
+    http_metrics: freeport_common::metrics::HttpMetrics,
     /// Organizations' kinds, as the policies need them (a kind never
     /// changes once the organization exists).
     org_kinds: Mutex<HashMap<String, String>>,
@@ -116,6 +122,8 @@ pub struct Settings {
     pub contract_requests_per_second: u32,
     pub request_timeout: Duration,
     pub authz: Authorizer,
+    /// Where the portal's instruments record.
+    pub meter: opentelemetry::metrics::Meter,
 }
 
 impl AppState {
@@ -140,6 +148,11 @@ impl AppState {
                 Ok((name.clone(), producer))
             })
             .collect::<Result<_, StartError>>()?;
+        let limits = Arc::new(limits::ContractLimits::new(
+            settings.contract_requests_per_second,
+        ));
+        let consumers = Arc::new(consumers::Consumers::new(settings.consumer_idle_timeout));
+        let http_metrics = metrics::register(&settings.meter, limits.clone(), consumers.clone());
         Ok(AppState {
             inner: Arc::new(Inner {
                 catalog,
@@ -148,11 +161,10 @@ impl AppState {
                 partitions: Mutex::new(HashMap::new()),
                 hash_key: settings.hash_key,
                 max_body_bytes: settings.max_body_bytes,
-                consumers: Arc::new(consumers::Consumers::new(settings.consumer_idle_timeout)),
+                consumers,
+                http_metrics,
                 scheme: if settings.dev_mode { "http" } else { "https" },
-                limits: Arc::new(limits::ContractLimits::new(
-                    settings.contract_requests_per_second,
-                )),
+                limits,
                 request_timeout: settings.request_timeout,
                 authz: settings.authz,
                 org_kinds: Mutex::new(HashMap::new()),
@@ -292,6 +304,7 @@ impl AppState {
 pub fn app(state: AppState) -> Router {
     let max_body_bytes = state.max_body_bytes();
     let timeout = state.inner.request_timeout;
+    let http_metrics = state.inner.http_metrics.clone();
     rest::router(state)
         .layer(axum::middleware::from_fn(
             move |request: axum::extract::Request, next: axum::middleware::Next| {
@@ -307,6 +320,11 @@ pub fn app(state: AppState) -> Router {
                     "internal error",
                 ))
             },
+        ))
+        // Outermost, so refusals by the layers above count too.
+        .layer(axum::middleware::from_fn_with_state(
+            http_metrics,
+            freeport_common::metrics::HttpMetrics::record,
         ))
 }
 
@@ -359,8 +377,10 @@ pub async fn serve(
         Some(key) => Some(key.hash_key().ok_or(StartError::HashKey)?),
         None => None,
     };
-    let catalog = CatalogClient::new(channel);
+    let catalog = CatalogClient::new(channel.clone());
+    let metrics = Arc::new(freeport_common::metrics::Metrics::new("freeport-portal")?);
     let settings = Settings {
+        meter: metrics.meter(),
         hash_key,
         max_body_bytes: config.max_body_bytes,
         consumer_idle_timeout: Duration::from_secs(config.consumer_idle_secs),
@@ -369,6 +389,11 @@ pub async fn serve(
         request_timeout: Duration::from_secs(config.request_timeout_secs),
         authz: Authorizer::load(config.policies.as_deref())?,
     };
+    if let Some(addr) = config.ops_listen {
+        let ops = Ops::for_service(metrics, &tls, Some(channel), &clusters, &shutdown);
+        let tls = (!config.dev_mode).then_some(&tls);
+        freeport_common::ops::start(addr, tls, ops, shutdown.clone())?;
+    }
     let state = AppState::new(catalog.clone(), clusters, settings, shutdown.clone())?;
     // Closes every consumer instance at shutdown; awaited before returning
     // so they leave their groups instead of timing out of them.
@@ -400,7 +425,7 @@ pub async fn serve(
             None => None,
         };
     let rustls = tls.rustls_https_config(client_ca.as_deref())?;
-    let acceptor = https::ClientCertAcceptor::new(rustls);
+    let acceptor = freeport_common::https::ClientCertAcceptor::new(rustls);
     let handle = axum_server::Handle::new();
     let stopper = handle.clone();
     tokio::spawn(async move {

@@ -106,6 +106,15 @@ impl ContractLimits {
         Ok(got)
     }
 
+    /// Push feeds open under every contract.
+    pub fn open_feeds(&self) -> usize {
+        self.feeds
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .sum()
+    }
+
     /// One data-plane request under `contract`; 429 when its budget is spent.
     pub fn request(&self, contract: &str) -> Result<(), ApiError> {
         self.request_at(contract, Instant::now())
