@@ -1,13 +1,15 @@
 use std::net::SocketAddr;
 
+use freeport_common::config::Problems;
 use freeport_common::tls::TlsFiles;
 use serde::Deserialize;
 
 /// The `[catalog]` section of the configuration file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CatalogConfig {
     /// Address of the gRPC listener (mutual TLS).
+    #[schemars(schema_with = "freeport_common::config::socket_addr_schema")]
     pub listen: SocketAddr,
     /// Where state is kept: `sled://PATH` or `memory://`.
     pub store: String,
@@ -27,5 +29,38 @@ pub struct CatalogConfig {
     /// store answers) and Prometheus `/metrics` (client certificate signed
     /// by the hub's CA required), over HTTPS. None when absent.
     #[serde(default)]
+    #[schemars(schema_with = "freeport_common::config::optional_socket_addr_schema")]
     pub ops_listen: Option<SocketAddr>,
+}
+
+impl CatalogConfig {
+    /// Every problem with the `[catalog]` section, found without starting it.
+    pub fn validate(&self, problems: &mut Problems) {
+        let store_ok = self.store == "memory://"
+            || self
+                .store
+                .strip_prefix("sled://")
+                .is_some_and(|path| !path.is_empty());
+        if !store_ok {
+            problems.add(
+                "catalog.store",
+                format!("{:?} is neither sled://PATH nor memory://", self.store),
+            );
+        }
+        self.tls.validate("catalog.tls", problems);
+        if let Some(path) = &self.asyncapi_schema {
+            if let Err(e) = crate::asyncapi::AsyncApiValidator::load(path) {
+                problems.add("catalog.asyncapi_schema", e);
+            }
+        }
+        if let Err(e) = freeport_common::authz::Authorizer::load(self.policies.as_deref()) {
+            problems.add("catalog.policies", e);
+        }
+        if self.ops_listen == Some(self.listen) {
+            problems.add(
+                "catalog.ops_listen",
+                "is the same address as catalog.listen",
+            );
+        }
+    }
 }

@@ -32,7 +32,7 @@ pub enum ConfigError {
 
 /// A secret from configuration. It never prints: not in logs, not in
 /// debug output.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(transparent)]
 pub struct Secret(String);
 
@@ -62,7 +62,7 @@ impl std::fmt::Debug for Secret {
 }
 
 /// A Kafka cluster the hub can reach, by name.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterConfig {
     /// Comma-separated `host:port` bootstrap servers.
@@ -87,6 +87,26 @@ impl ClusterConfig {
     }
 }
 
+/// `host:port` with an IP address, as listeners take: the schema of a
+/// `SocketAddr` field.
+pub fn socket_addr_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "string",
+        "pattern": SOCKET_ADDR_PATTERN,
+    })
+}
+
+/// [`socket_addr_schema`] for an optional field.
+pub fn optional_socket_addr_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": ["string", "null"],
+        "pattern": SOCKET_ADDR_PATTERN,
+    })
+}
+
+/// An IPv4 address or a bracketed IPv6 one, a colon and a port.
+const SOCKET_ADDR_PATTERN: &str = r"^(\d{1,3}(\.\d{1,3}){3}|\[[0-9A-Fa-f:.]+\]):\d{1,5}$";
+
 /// Every configured cluster, by name.
 pub type Clusters = BTreeMap<ClusterName, ClusterConfig>;
 
@@ -96,6 +116,16 @@ pub fn load<T: DeserializeOwned>(
     path: Option<&Path>,
     env: &HashMap<String, String>,
 ) -> Result<T, ConfigError> {
+    let root = load_table(path, env)?;
+    T::deserialize(toml::Value::Table(root)).map_err(|e| ConfigError::Parse(e.to_string()))
+}
+
+/// The TOML file (when given) with the `FREEPORT_` overrides from `env`
+/// applied, before it is read into types.
+pub fn load_table(
+    path: Option<&Path>,
+    env: &HashMap<String, String>,
+) -> Result<toml::Table, ConfigError> {
     let mut root = match path {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -108,7 +138,100 @@ pub fn load<T: DeserializeOwned>(
         None => toml::Table::new(),
     };
     apply_env(&mut root, env)?;
-    T::deserialize(toml::Value::Table(root)).map_err(|e| ConfigError::Parse(e.to_string()))
+    Ok(root)
+}
+
+/// The environment variable that sets the value at `path` (`portal.listen`
+/// is `FREEPORT_PORTAL__LISTEN`).
+pub fn env_var(path: &str) -> String {
+    format!(
+        "{ENV_PREFIX}{}",
+        path.replace('.', "__").to_ascii_uppercase()
+    )
+}
+
+/// Problems found in a configuration, each naming its key.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Problems(pub Vec<String>);
+
+impl Problems {
+    /// One problem with the value at `key` (a dotted path).
+    pub fn add(&mut self, key: &str, problem: impl std::fmt::Display) {
+        self.0.push(format!("{key}: {problem}"));
+    }
+
+    /// A file the service reads at start: it must exist and be readable.
+    pub fn readable(&mut self, key: &str, path: &Path) -> Option<Vec<u8>> {
+        match std::fs::read(path) {
+            Ok(bytes) => Some(bytes),
+            Err(e) => {
+                self.add(key, format!("cannot read {}: {e}", path.display()));
+                None
+            }
+        }
+    }
+
+    /// A catalog address: `https://host:port`.
+    pub fn catalog_url(&mut self, key: &str, url: &str) {
+        match url.strip_prefix("https://") {
+            None => self.add(
+                key,
+                format!("{url:?} is not an https:// URL (the catalog speaks mutual TLS only)"),
+            ),
+            Some(rest) => {
+                let authority = rest.trim_end_matches('/');
+                let port_ok = authority
+                    .rsplit_once(':')
+                    .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+                if !port_ok || authority.contains('/') {
+                    self.add(key, format!("{url:?} is not https://host:port"));
+                }
+            }
+        }
+    }
+
+    /// A secret used as an HMAC key.
+    pub fn hash_key(&mut self, key: &str, secret: Option<&Secret>) {
+        if secret.is_some_and(|s| s.hash_key().is_none()) {
+            self.add(
+                key,
+                format!("must be at least {MIN_HASH_KEY_CHARS} characters"),
+            );
+        }
+    }
+
+    /// A number that must be at least `min`.
+    pub fn at_least(&mut self, key: &str, value: u64, min: u64) {
+        if value < min {
+            self.add(key, format!("is {value}; the least allowed is {min}"));
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl ClusterConfig {
+    /// Every problem with cluster `name`'s settings.
+    pub fn validate(&self, name: &str, problems: &mut Problems) {
+        let key = format!("clusters.{name}");
+        let servers: Vec<&str> = self.bootstrap.split(',').map(str::trim).collect();
+        for server in servers {
+            let ok = server
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+            if !ok {
+                problems.add(
+                    &format!("{key}.bootstrap"),
+                    format!("{server:?} is not host:port"),
+                );
+            }
+        }
+        if let Some(tls) = &self.tls {
+            tls.validate(&format!("{key}.tls"), problems);
+        }
+    }
 }
 
 fn apply_env(root: &mut toml::Table, env: &HashMap<String, String>) -> Result<(), ConfigError> {

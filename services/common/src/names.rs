@@ -133,6 +133,23 @@ name_type!(
     "cluster name",
     |v: &str| check_identifier("cluster name", v)
 );
+impl schemars::JsonSchema for ClusterName {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ClusterName".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^[a-z0-9][a-z0-9._-]{0,62}$",
+        })
+    }
+}
+
 name_type!(
     /// A Kafka topic name.
     TopicName,

@@ -38,14 +38,15 @@ pub enum TlsError {
 }
 
 /// Where a service finds its own identity and the CA it trusts.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TlsFiles {
-    /// PEM file of the CA that signs every Freeport service certificate.
+    /// PEM file of the CA that signs the other side's certificates (the
+    /// hub's CA between Freeport services; the brokers' CA for a cluster).
     pub ca: PathBuf,
-    /// PEM file of this service's certificate.
+    /// PEM file of this side's certificate.
     pub cert: PathBuf,
-    /// PEM file of this service's private key.
+    /// PEM file of this side's private key.
     pub key: PathBuf,
 }
 
@@ -72,6 +73,50 @@ fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
 }
 
 impl TlsFiles {
+    /// Every problem with these files, under `key`: unreadable, not PEM, a
+    /// key that does not fit the certificate, a certificate out of date.
+    pub fn validate(&self, key: &str, problems: &mut crate::config::Problems) {
+        let ca = problems.readable(&format!("{key}.ca"), &self.ca);
+        let cert = problems.readable(&format!("{key}.cert"), &self.cert);
+        let private = problems.readable(&format!("{key}.key"), &self.key);
+        if let Some(ca) = &ca {
+            if certificate_not_after(ca).is_none() {
+                problems.add(
+                    &format!("{key}.ca"),
+                    format!("{} holds no PEM certificate", self.ca.display()),
+                );
+            }
+        }
+        let Some(cert) = cert else { return };
+        match certificate_not_after(&cert) {
+            None => problems.add(
+                &format!("{key}.cert"),
+                format!("{} holds no PEM certificate", self.cert.display()),
+            ),
+            Some(not_after) if not_after * 1000 < crate::now_ms() => problems.add(
+                &format!("{key}.cert"),
+                format!(
+                    "{} expired (not after {not_after}, Unix time)",
+                    self.cert.display()
+                ),
+            ),
+            Some(_) => {}
+        }
+        if let (Some(ca), Some(private)) = (ca, private) {
+            let material = TlsMaterial {
+                ca_pem: ca,
+                cert_pem: cert,
+                key_pem: private,
+            };
+            if let Err(e) = material.rustls_https_config(None) {
+                problems.add(
+                    key,
+                    format!("the certificate and key do not make an identity: {e}"),
+                );
+            }
+        }
+    }
+
     pub fn load(&self) -> Result<TlsMaterial, TlsError> {
         Ok(TlsMaterial {
             ca_pem: read(&self.ca)?,

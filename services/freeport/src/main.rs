@@ -1,6 +1,7 @@
 //! The `freeport` command. Parses arguments, loads configuration and hands
 //! over to a service's `run`; `up` runs all three in one process.
 
+mod config;
 mod topic;
 mod up;
 
@@ -8,9 +9,10 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use freeport_common::config::{self, Clusters};
-use serde::Deserialize;
+use freeport_common::config::Clusters;
 use tokio_util::sync::CancellationToken;
+
+use crate::config::{FileConfig, Scope};
 
 #[derive(Parser)]
 #[command(
@@ -44,6 +46,11 @@ enum Command {
     Certs {
         #[command(subcommand)]
         command: CertsCommand,
+    },
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
     },
     /// Kafka topic tools.
     Topic {
@@ -86,20 +93,24 @@ enum CertsCommand {
     },
 }
 
-/// The configuration file: one format for every service.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    #[serde(default)]
-    clusters: Clusters,
-    catalog: Option<freeport_catalog::CatalogConfig>,
-    link: Option<freeport_link::LinkConfig>,
-    portal: Option<freeport_portal::PortalConfig>,
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Check FILE (with the FREEPORT_ environment overrides) and report
+    /// every problem at once; exits non-zero when there is one.
+    Check { file: PathBuf },
+    /// Print the configuration reference (docs/configuration.md).
+    Docs,
+    /// Print the JSON Schema of the configuration file.
+    Schema,
 }
 
 impl FileConfig {
-    fn load(arg: &ConfigArg) -> anyhow::Result<FileConfig> {
-        Ok(config::load(arg.config.as_deref(), &config::process_env())?)
+    fn from_arg(arg: &ConfigArg, scope: Scope) -> anyhow::Result<FileConfig> {
+        Ok(FileConfig::load(
+            arg.config.as_deref(),
+            &freeport_common::config::process_env(),
+            scope,
+        )?)
     }
 }
 
@@ -142,6 +153,12 @@ async fn verify_audit(
             answer.entries
         )
     }
+}
+
+/// Writes `text` to stdout; a reader that went away (`| head`) is not an error.
+fn print_out(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
 
 /// Fires on Ctrl-C or SIGTERM.
@@ -191,7 +208,7 @@ async fn run() -> anyhow::Result<()> {
             config: arg,
             action: None,
         } => {
-            let config = FileConfig::load(&arg)?;
+            let config = FileConfig::from_arg(&arg, Scope::Catalog)?;
             let catalog = section(config.catalog, "catalog")?;
             freeport_catalog::run(catalog, config.clusters, shutdown_on_signal()).await?;
         }
@@ -199,23 +216,23 @@ async fn run() -> anyhow::Result<()> {
             config: arg,
             action: Some(CatalogAction::VerifyAudit),
         } => {
-            let config = FileConfig::load(&arg)?;
+            let config = FileConfig::from_arg(&arg, Scope::Catalog)?;
             let catalog = section(config.catalog, "catalog")?;
             verify_audit(&catalog, config.clusters).await?;
         }
         Command::Link(arg) => {
-            let config = FileConfig::load(&arg)?;
+            let config = FileConfig::from_arg(&arg, Scope::Link)?;
             let link = section(config.link, "link")?;
             freeport_link::run(link, config.clusters, shutdown_on_signal()).await?;
         }
         Command::Portal(arg) => {
-            let config = FileConfig::load(&arg)?;
+            let config = FileConfig::from_arg(&arg, Scope::Portal)?;
             let portal = section(config.portal, "portal")?;
             freeport_portal::run(portal, config.clusters, shutdown_on_signal()).await?;
         }
         Command::Up(args) => up::run(args, shutdown_on_signal()).await?,
         Command::BootstrapAdmin(arg) => {
-            let config = FileConfig::load(&arg)?;
+            let config = FileConfig::from_arg(&arg, Scope::Catalog)?;
             let catalog_config = section(config.catalog, "catalog")?;
             let catalog =
                 freeport_catalog::open(&catalog_config, config.clusters, CancellationToken::new())?;
@@ -251,22 +268,33 @@ async fn run() -> anyhow::Result<()> {
             println!("  key:         {}", files.key.display());
         }
         Command::Topic { command } => topic::run(command).await?,
+        Command::Config {
+            command: ConfigCommand::Check { file },
+        } => {
+            let checked = FileConfig::load(
+                Some(&file),
+                &freeport_common::config::process_env(),
+                Scope::All,
+            )
+            .with_context(|| format!("{} has problems", file.display()))?;
+            println!(
+                "{}: ok (sections: {}; clusters: {})",
+                file.display(),
+                checked.sections().join(", "),
+                checked
+                    .clusters
+                    .keys()
+                    .map(|c| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        Command::Config {
+            command: ConfigCommand::Docs,
+        } => print_out(&config::reference()),
+        Command::Config {
+            command: ConfigCommand::Schema,
+        } => print_out(&format!("{:#}\n", config::schema())),
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_example_configuration_loads() {
-        let path =
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy/freeport.example.toml");
-        let config: FileConfig =
-            config::load(Some(&path), &std::collections::HashMap::new()).unwrap();
-        assert_eq!(config.clusters.len(), 2);
-        assert!(config.catalog.is_some() && config.link.is_some());
-        assert!(!config.portal.unwrap().dev_mode);
-    }
 }

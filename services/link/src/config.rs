@@ -1,9 +1,9 @@
-use freeport_common::config::Secret;
+use freeport_common::config::{Problems, Secret};
 use freeport_common::tls::TlsFiles;
 use serde::Deserialize;
 
 /// The `[link]` section of the configuration file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LinkConfig {
     /// The catalog's gRPC address, `https://host:port`.
@@ -20,5 +20,15 @@ pub struct LinkConfig {
     /// (client certificate signed by the hub's CA required), over HTTPS.
     /// None when absent.
     #[serde(default)]
+    #[schemars(schema_with = "freeport_common::config::optional_socket_addr_schema")]
     pub ops_listen: Option<std::net::SocketAddr>,
+}
+
+impl LinkConfig {
+    /// Every problem with the `[link]` section, found without starting it.
+    pub fn validate(&self, problems: &mut Problems) {
+        problems.catalog_url("link.catalog_url", &self.catalog_url);
+        self.tls.validate("link.tls", problems);
+        problems.hash_key("link.hash_key", self.hash_key.as_ref());
+    }
 }

@@ -1,14 +1,15 @@
 use std::net::SocketAddr;
 
-use freeport_common::config::Secret;
+use freeport_common::config::{Problems, Secret};
 use freeport_common::tls::TlsFiles;
 use serde::Deserialize;
 
 /// The `[portal]` section of the configuration file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PortalConfig {
     /// Address of the HTTP listener.
+    #[schemars(schema_with = "freeport_common::config::socket_addr_schema")]
     pub listen: SocketAddr,
     /// The catalog's gRPC address, `https://host:port`.
     pub catalog_url: String,
@@ -55,7 +56,44 @@ pub struct PortalConfig {
     /// (client certificate signed by the hub's CA required), over HTTPS
     /// (plain HTTP in development mode). None when absent.
     #[serde(default)]
+    #[schemars(schema_with = "freeport_common::config::optional_socket_addr_schema")]
     pub ops_listen: Option<SocketAddr>,
+}
+
+impl PortalConfig {
+    /// Every problem with the `[portal]` section, found without starting it.
+    pub fn validate(&self, problems: &mut Problems) {
+        problems.catalog_url("portal.catalog_url", &self.catalog_url);
+        self.tls.validate("portal.tls", problems);
+        if let Some(path) = &self.client_ca {
+            let pem = problems.readable("portal.client_ca", path);
+            if pem.is_some_and(|pem| freeport_common::tls::certificate_not_after(&pem).is_none()) {
+                problems.add(
+                    "portal.client_ca",
+                    format!("{} holds no PEM certificate", path.display()),
+                );
+            }
+        }
+        problems.hash_key("portal.hash_key", self.hash_key.as_ref());
+        problems.at_least(
+            "portal.max_body_bytes",
+            u64::try_from(self.max_body_bytes).unwrap_or(u64::MAX),
+            1024,
+        );
+        problems.at_least("portal.consumer_idle_secs", self.consumer_idle_secs, 1);
+        problems.at_least(
+            "portal.contract_requests_per_second",
+            u64::from(self.contract_requests_per_second),
+            1,
+        );
+        problems.at_least("portal.request_timeout_secs", self.request_timeout_secs, 1);
+        if let Err(e) = freeport_common::authz::Authorizer::load(self.policies.as_deref()) {
+            problems.add("portal.policies", e);
+        }
+        if self.ops_listen == Some(self.listen) {
+            problems.add("portal.ops_listen", "is the same address as portal.listen");
+        }
+    }
 }
 
 fn default_contract_requests_per_second() -> u32 {
