@@ -292,13 +292,36 @@ impl DevPki {
     }
 
     fn generate(&self) -> Result<(), TlsError> {
+        if !(self.ca_path().exists() && self.key_path("ca").exists()) {
+            self.create_ca("Freeport development CA")?;
+        }
+        let hosts = ["localhost".to_string(), "127.0.0.1".to_string()];
+        for service in SERVICE_NAMES {
+            self.issue_service(service, &hosts, None)?;
+        }
+        Ok(())
+    }
+
+    /// The CA in `dir`, created (`ca.pem`, `ca.key`) when there is none;
+    /// an existing one is never replaced.
+    pub fn ensure_ca(dir: &Path) -> Result<DevPki, TlsError> {
+        let pki = DevPki {
+            dir: dir.to_path_buf(),
+        };
+        if !(pki.ca_path().exists() && pki.key_path("ca").exists()) {
+            pki.create_ca("Freeport CA")?;
+        }
+        Ok(pki)
+    }
+
+    fn create_ca(&self, name: &str) -> Result<(), TlsError> {
         fs::create_dir_all(&self.dir).map_err(|source| TlsError::Write {
             path: self.dir.clone(),
             source,
         })?;
         let ca_key = KeyPair::generate()?;
         let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-        ca_params.distinguished_name = distinguished_name("Freeport development CA");
+        ca_params.distinguished_name = distinguished_name(name);
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         ca_params.key_usages = vec![
             KeyUsagePurpose::KeyCertSign,
@@ -306,42 +329,73 @@ impl DevPki {
             KeyUsagePurpose::DigitalSignature,
         ];
         let ca_cert = ca_params.self_signed(&ca_key)?;
-        self.write("ca", &ca_cert.pem(), &ca_key.serialize_pem())?;
-
-        for service in SERVICE_NAMES {
-            let key = KeyPair::generate()?;
-            let mut params =
-                CertificateParams::new(vec![service.to_string(), "localhost".to_string()])?;
-            params
-                .subject_alt_names
-                .push(SanType::IpAddress([127, 0, 0, 1].into()));
-            params.distinguished_name = distinguished_name(service);
-            params.key_usages = vec![
-                KeyUsagePurpose::DigitalSignature,
-                KeyUsagePurpose::KeyEncipherment,
-            ];
-            params.extended_key_usages = vec![
-                ExtendedKeyUsagePurpose::ServerAuth,
-                ExtendedKeyUsagePurpose::ClientAuth,
-            ];
-            let cert = params.signed_by(&key, &ca_cert, &ca_key)?;
-            self.write(service, &cert.pem(), &key.serialize_pem())?;
-        }
-        Ok(())
+        self.write("ca", &ca_cert.pem(), &ca_key.serialize_pem())
     }
 
-    /// A client certificate for organization `org`, signed by this CA:
-    /// `org-<org>.pem` and `org-<org>.key`. The portal, given this CA as its
-    /// `client_ca`, takes a caller showing it for the organization.
-    pub fn issue_org(&self, org: &str) -> Result<TlsFiles, TlsError> {
+    /// The CA's certificate (rebuilt from its PEM to sign with) and key.
+    fn load_ca(&self) -> Result<(rcgen::Certificate, KeyPair), TlsError> {
         let read = |path: PathBuf| {
             fs::read_to_string(&path).map_err(|source| TlsError::Read { path, source })
         };
         let ca_key = KeyPair::from_pem(&read(self.key_path("ca"))?)?;
         let ca_cert =
             CertificateParams::from_ca_cert_pem(&read(self.ca_path())?)?.self_signed(&ca_key)?;
+        Ok((ca_cert, ca_key))
+    }
+
+    /// A certificate for service `name` (server and client use), signed by
+    /// this CA: `<name>.pem` and `<name>.key`, replacing any there (that is
+    /// how one renews). It names `name` (Freeport's services reach the
+    /// catalog as `catalog`) and each of `hosts`, DNS names or IP
+    /// addresses; valid for `days`, or without end when `None`.
+    pub fn issue_service(
+        &self,
+        name: &str,
+        hosts: &[String],
+        days: Option<u32>,
+    ) -> Result<TlsFiles, TlsError> {
+        let (ca_cert, ca_key) = self.load_ca()?;
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(vec![name.to_string()])?;
+        for host in hosts {
+            let san = match host.parse::<std::net::IpAddr>() {
+                Ok(ip) => SanType::IpAddress(ip),
+                Err(_) => SanType::DnsName(
+                    host.clone()
+                        .try_into()
+                        .map_err(|_| TlsError::Invalid(format!("{host:?} is not a DNS name")))?,
+                ),
+            };
+            params.subject_alt_names.push(san);
+        }
+        params.distinguished_name = distinguished_name(name);
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        valid_for(&mut params, days);
+        let cert = params.signed_by(&key, &ca_cert, &ca_key)?;
+        self.write(name, &cert.pem(), &key.serialize_pem())?;
+        Ok(self.files_for(name))
+    }
+
+    /// A client certificate for organization `org`, signed by this CA:
+    /// `org-<org>.pem` and `org-<org>.key`. The portal, given this CA as its
+    /// `client_ca`, takes a caller showing it for the organization.
+    pub fn issue_org(&self, org: &str) -> Result<TlsFiles, TlsError> {
+        self.issue_partner(org, None)
+    }
+
+    /// [`DevPki::issue_org`], valid for `days` (without end when `None`).
+    pub fn issue_partner(&self, org: &str, days: Option<u32>) -> Result<TlsFiles, TlsError> {
+        let (ca_cert, ca_key) = self.load_ca()?;
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::new(Vec::<String>::new())?;
+        valid_for(&mut params, days);
         params.distinguished_name = distinguished_name(org);
         params.subject_alt_names.push(SanType::URI(
             format!("{ORG_URI_PREFIX}{org}")
@@ -359,6 +413,15 @@ impl DevPki {
     fn write(&self, name: &str, cert_pem: &str, key_pem: &str) -> Result<(), TlsError> {
         write_file(&self.cert_path(name), cert_pem.as_bytes(), false)?;
         write_file(&self.key_path(name), key_pem.as_bytes(), true)
+    }
+}
+
+/// From an hour ago (clocks differ) to `days` from now.
+fn valid_for(params: &mut CertificateParams, days: Option<u32>) {
+    if let Some(days) = days {
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::hours(1);
+        params.not_after = now + time::Duration::days(i64::from(days));
     }
 }
 

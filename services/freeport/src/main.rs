@@ -83,13 +83,38 @@ enum CertsCommand {
         #[arg(long)]
         dir: PathBuf,
     },
-    /// Issue a client certificate for organization ORG, signed by the
-    /// development CA in DIR: `org-ORG.pem` and `org-ORG.key`. A portal
-    /// whose `client_ca` is that CA takes a caller showing it for ORG.
-    Org {
+    /// Create a CA in DIR (`ca.pem`, `ca.key`), unless one is there. Keep
+    /// `ca.key` off the hosts that run the services.
+    Ca {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Issue (or renew) the certificate of service NAME, signed by the CA
+    /// in DIR: `NAME.pem` and `NAME.key`, for server and client use. It
+    /// names NAME (the services reach the catalog as `catalog`) and every
+    /// --host. Prometheus gets one too, to scrape /metrics.
+    Service {
+        name: String,
+        #[arg(long)]
+        dir: PathBuf,
+        /// A DNS name or IP address clients use to reach the service; repeatable.
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+        /// Days the certificate is valid.
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+    },
+    /// Issue a client certificate for partner organization ORG, signed by
+    /// the CA in DIR: `org-ORG.pem` and `org-ORG.key`. A portal whose
+    /// `client_ca` is that CA takes a caller showing it for ORG.
+    #[command(alias = "org")]
+    Partner {
         org: String,
         #[arg(long)]
         dir: PathBuf,
+        /// Days the certificate is valid.
+        #[arg(long, default_value_t = 365)]
+        days: u32,
     },
 }
 
@@ -153,6 +178,25 @@ async fn verify_audit(
             answer.entries
         )
     }
+}
+
+/// The CA in `dir`, which must exist (`freeport certs ca` creates one).
+fn ca_in(dir: &std::path::Path) -> anyhow::Result<freeport_common::tls::DevPki> {
+    let ca = dir.join("ca.pem");
+    anyhow::ensure!(
+        ca.exists() && dir.join("ca.key").exists(),
+        "no CA in {} (create one with `freeport certs ca --dir {}`)",
+        dir.display(),
+        dir.display()
+    );
+    Ok(freeport_common::tls::DevPki::ensure_ca(dir)?)
+}
+
+fn print_issued(what: &str, files: &freeport_common::tls::TlsFiles, days: u32) {
+    println!("{what}, valid for {days} days:");
+    println!("  certificate: {}", files.cert.display());
+    println!("  key:         {}", files.key.display());
+    println!("  CA:          {}", files.ca.display());
 }
 
 /// Writes `text` to stdout; a reader that went away (`| head`) is not an error.
@@ -259,13 +303,35 @@ async fn run() -> anyhow::Result<()> {
             println!("  CA: {}", pki.ca_path().display());
         }
         Command::Certs {
-            command: CertsCommand::Org { org, dir },
+            command: CertsCommand::Ca { dir },
+        } => {
+            let pki = freeport_common::tls::DevPki::ensure_ca(&dir)?;
+            println!("CA: {}", pki.ca_path().display());
+        }
+        Command::Certs {
+            command:
+                CertsCommand::Service {
+                    name,
+                    dir,
+                    hosts,
+                    days,
+                },
+        } => {
+            let name = freeport_common::names::OrgName::parse(name)
+                .context("a service certificate's name")?;
+            let files = ca_in(&dir)?.issue_service(name.as_str(), &hosts, Some(days))?;
+            print_issued(&format!("certificate of service {name}"), &files, days);
+        }
+        Command::Certs {
+            command: CertsCommand::Partner { org, dir, days },
         } => {
             let org = freeport_common::names::OrgName::parse(org)?;
-            let files = freeport_common::tls::DevPki::ensure(&dir)?.issue_org(org.as_str())?;
-            println!("client certificate of organization {org}:");
-            println!("  certificate: {}", files.cert.display());
-            println!("  key:         {}", files.key.display());
+            let files = ca_in(&dir)?.issue_partner(org.as_str(), Some(days))?;
+            print_issued(
+                &format!("client certificate of organization {org}"),
+                &files,
+                days,
+            );
         }
         Command::Topic { command } => topic::run(command).await?,
         Command::Config {
