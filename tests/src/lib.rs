@@ -404,6 +404,13 @@ pub struct Hub {
     ca_pem: Vec<u8>,
 }
 
+/// A further process of a hub's service ([`Hub::spawn_another`]).
+pub struct Another {
+    pub process: Process,
+    /// A portal's listener port.
+    pub listen: u16,
+}
+
 /// A WebSocket to the portal, over TLS.
 pub type WebSocket =
     tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
@@ -454,7 +461,7 @@ impl Hub {
         }
         let tls = |service: &str| tls_table(&pki.files_for(service));
         config.push_str(&format!(
-            "[catalog]\nlisten = \"127.0.0.1:{catalog_port}\"\nstore = \"sled://{}\"\nasyncapi_schema = {:?}\nops_listen = \"127.0.0.1:{}\"\n{}\n",
+            "[catalog]\nlisten = \"127.0.0.1:{catalog_port}\"\nstore = \"sled://{}\"\nasyncapi_schema = {:?}\nops_listen = \"127.0.0.1:{}\"\nlink_lease_secs = 3\n{}\n",
             dir.path().join("catalog-db").display(),
             asyncapi_schema_path(),
             ops_ports["catalog"],
@@ -653,6 +660,28 @@ impl Hub {
     /// The link's metrics, as Prometheus scrapes them.
     pub async fn link_metrics(&self) -> String {
         self.metrics("link").await
+    }
+
+    /// Starts another process of `service` (`link` or `portal`) on this
+    /// hub's config, as `name`, with its own operations port (and, for a
+    /// portal, its own listener at `https://localhost:{listen}`).
+    pub fn spawn_another(&mut self, service: &'static str, name: &'static str) -> Another {
+        let ops = free_port();
+        let listen = free_port();
+        let upper = service.to_ascii_uppercase();
+        let mut command = Command::new(freeport_bin());
+        command.args([service, "--config"]).arg(&self.config).env(
+            format!("FREEPORT_{upper}__OPS_LISTEN"),
+            format!("127.0.0.1:{ops}"),
+        );
+        if service == "portal" {
+            command.env("FREEPORT_PORTAL__LISTEN", format!("127.0.0.1:{listen}"));
+        }
+        self.ops_ports.insert(name, ops);
+        Another {
+            process: Process::spawn(name, &mut command, self.dir.path()),
+            listen,
+        }
     }
 
     /// Starts the link again (after a kill).

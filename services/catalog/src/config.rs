@@ -31,6 +31,15 @@ pub struct CatalogConfig {
     #[serde(default)]
     #[schemars(schema_with = "freeport_common::config::optional_socket_addr_schema")]
     pub ops_listen: Option<SocketAddr>,
+    /// Seconds a link process holds the contracts it mirrors without
+    /// calling in. A link that dies hands its contracts over after this
+    /// long; a catalog that restarts hands out nothing new for this long.
+    #[serde(default = "default_link_lease_secs")]
+    pub link_lease_secs: u64,
+}
+
+fn default_link_lease_secs() -> u64 {
+    10
 }
 
 impl CatalogConfig {
@@ -62,5 +71,6 @@ impl CatalogConfig {
                 "is the same address as catalog.listen",
             );
         }
+        problems.at_least("catalog.link_lease_secs", self.link_lease_secs, 2);
     }
 }

@@ -742,6 +742,23 @@ impl pb::catalog_service_server::CatalogService for CatalogGrpc {
         Ok(Response::new(contract_pb(contract)))
     }
 
+    async fn share_links(
+        &self,
+        request: Request<pb::ShareLinksRequest>,
+    ) -> Result<Response<pb::ShareLinksResponse>, Status> {
+        let r = request.into_inner();
+        let (share, lease) = self.catalog.share_links(
+            &r.member,
+            &r.wanted.into_iter().collect(),
+            &r.held.into_iter().collect(),
+        )?;
+        Ok(Response::new(pb::ShareLinksResponse {
+            assigned: share.assigned,
+            lease_ms: u32::try_from(lease.as_millis()).unwrap_or(u32::MAX),
+            members: share.members,
+        }))
+    }
+
     async fn get_audit_trail(
         &self,
         request: Request<pb::GetAuditTrailRequest>,

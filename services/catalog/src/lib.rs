@@ -10,6 +10,7 @@
 //! - [`store`]: storage behind a trait, sled or in memory.
 //! - [`service`]: the operations and their rules; every write goes through
 //!   one lock and one atomic commit, and is broadcast to Watch subscribers.
+//! - [`links`]: which link process mirrors which contract (leases).
 //! - [`grpc`]: the tonic adapter, served over mutual TLS by [`serve`].
 //! - [`metrics`]: write latency and contract counts; with the per-method
 //!   gRPC metrics and readiness, served on `ops_listen`.
@@ -20,6 +21,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod grpc;
+pub mod links;
 pub mod metrics;
 pub mod schema;
 pub mod service;
@@ -73,13 +75,18 @@ pub fn open(
     build(config, clusters, shutdown).map(Arc::new)
 }
 
-fn build(
+/// [`open`], for a caller that adjusts the catalog before sharing it.
+pub fn build(
     config: &CatalogConfig,
     clusters: Clusters,
     shutdown: CancellationToken,
 ) -> Result<Catalog, StartError> {
     let store = store::open(&config.store)?;
     let mut catalog = Catalog::new(store, clusters, shutdown);
+    catalog.set_link_lease(
+        std::time::Duration::from_secs(config.link_lease_secs.max(2)),
+        false,
+    );
     catalog.set_policies(freeport_common::authz::Authorizer::load(
         config.policies.as_deref(),
     )?);

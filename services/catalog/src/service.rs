@@ -24,6 +24,7 @@ use crate::domain::{
     Principal, Role, SchemaFormat, SchemaVersion, Stream,
 };
 use crate::error::CatalogError;
+use crate::links::{LinkShares, Share};
 use crate::metrics::CatalogMetrics;
 use crate::store::{Commit, Store};
 
@@ -93,6 +94,8 @@ pub struct Catalog {
     shutdown: CancellationToken,
     metrics: Option<CatalogMetrics>,
     meter: opentelemetry::metrics::Meter,
+    /// Which link process mirrors which contract.
+    link_shares: std::sync::Mutex<LinkShares>,
 }
 
 fn sha256_hex(text: &str) -> String {
@@ -136,6 +139,11 @@ impl Catalog {
             shutdown,
             metrics: None,
             meter: opentelemetry::global::meter("freeport-catalog"),
+            link_shares: std::sync::Mutex::new(LinkShares::new(
+                crate::links::LEASE,
+                std::time::Instant::now(),
+                false,
+            )),
         }
     }
 
@@ -149,6 +157,33 @@ impl Catalog {
     /// [`Catalog::set_metrics`]).
     pub fn meter(&self) -> &opentelemetry::metrics::Meter {
         &self.meter
+    }
+
+    /// Grants links `lease`; `fresh` when no link can be holding anything
+    /// from before this catalog started.
+    pub fn set_link_lease(&mut self, lease: std::time::Duration, fresh: bool) {
+        self.link_shares =
+            std::sync::Mutex::new(LinkShares::new(lease, std::time::Instant::now(), fresh));
+    }
+
+    /// A link process's call: what it may mirror, and for how long.
+    pub fn share_links(
+        &self,
+        member: &str,
+        wanted: &std::collections::BTreeSet<String>,
+        held: &std::collections::BTreeSet<String>,
+    ) -> Result<(Share, std::time::Duration), CatalogError> {
+        if member.is_empty() || member.len() > 200 {
+            return Err(CatalogError::InvalidField(
+                "member must be 1 to 200 characters".into(),
+            ));
+        }
+        let mut shares = self
+            .link_shares
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let share = shares.share(member, wanted, held, std::time::Instant::now());
+        Ok((share, shares.lease()))
     }
 
     /// Whether the store answers reads: the catalog's readiness.

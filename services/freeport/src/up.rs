@@ -227,8 +227,13 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         tls: pki.files_for("catalog"),
         asyncapi_schema: args.asyncapi_schema.clone(),
         ops_listen: None,
+        link_lease_secs: 10,
     };
-    let catalog = freeport_catalog::open(&catalog_config, clusters.clone(), shutdown.clone())?;
+    let mut catalog = freeport_catalog::build(&catalog_config, clusters.clone(), shutdown.clone())?;
+    // The only link is this process's own, started below: nothing can hold
+    // a contract from before, so there is no first lease to wait out.
+    catalog.set_link_lease(std::time::Duration::from_secs(10), true);
+    let catalog = std::sync::Arc::new(catalog);
     let credentials = ensure_credentials(&catalog, &data_dir).await?;
 
     let portal_listener = TcpListener::bind(args.portal_addr)

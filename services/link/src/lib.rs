@@ -5,18 +5,25 @@
 //! - [`status`]: reports each mirror's state back to the catalog.
 //! - [`terms`]: a contract's terms applied to each record.
 //!
-//! The link never polls: it takes a snapshot of the catalog, then follows
-//! the Watch stream, starting a mirror when a contract is approved and
-//! stopping it when the contract is revoked.
+//! - [`share`]: this link's lease on the contracts it mirrors, when several
+//!   link processes share them.
+//!
+//! The link never polls for contracts: it takes a snapshot of the catalog,
+//! then follows the Watch stream, starting a mirror when a contract is
+//! approved and stopping it when the contract is revoked. It mirrors only
+//! the contracts the catalog assigns it (`ShareLinks`, renewed several times
+//! a lease), so several link processes share the work and none mirrors a
+//! contract another one does.
 
 pub mod config;
 pub mod metrics;
 pub mod mirror;
 pub mod offsets;
 pub mod plan;
+pub mod share;
 pub mod status;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,6 +40,7 @@ pub use config::LinkConfig;
 use crate::metrics::LinkMetrics;
 use crate::mirror::Mirror;
 use crate::plan::{CatalogView, MirrorSpec};
+use crate::share::Lease;
 use crate::status::StatusReporter;
 use freeport_common::metrics::Metrics;
 use freeport_common::ops::Ops;
@@ -89,7 +97,16 @@ pub struct Link {
     clusters: Clusters,
     hash_key: Option<Vec<u8>>,
     running: HashMap<String, Running>,
+    /// Mirrors told to stop whose tasks have not finished: still held.
+    stopping: Vec<(String, JoinHandle<()>)>,
+    /// Assigned contracts that cannot be mirrored here (terms or clusters);
+    /// held, so they are not handed round, and reported once.
+    refused: BTreeSet<String>,
     metrics: LinkMetrics,
+    /// This process, to the catalog.
+    member: String,
+    /// What the catalog assigned on the last call.
+    assigned: BTreeSet<String>,
 }
 
 impl Link {
@@ -104,8 +121,17 @@ impl Link {
             clusters,
             hash_key,
             running: HashMap::new(),
+            stopping: Vec::new(),
+            refused: BTreeSet::new(),
             metrics: LinkMetrics::new(&meter),
+            member: member_name(),
+            assigned: BTreeSet::new(),
         }
+    }
+
+    /// The name this process goes by when sharing contracts.
+    pub fn member(&self) -> &str {
+        &self.member
     }
 
     /// Records into `metrics` instead of the global (no-op) meter.
@@ -115,9 +141,10 @@ impl Link {
     }
 
     pub async fn run(mut self, shutdown: CancellationToken) {
-        tracing::info!("link started");
+        tracing::info!(member = %self.member, "link started");
+        let lease = Lease::new(shutdown.clone());
         loop {
-            match self.follow(&shutdown).await {
+            match self.follow(&lease, &shutdown).await {
                 Ok(()) => break,
                 Err(status) => {
                     tracing::warn!(code = ?status.code(), message = %status.message(), "lost the catalog; reconnecting");
@@ -135,12 +162,19 @@ impl Link {
         for mirror in stopping {
             let _ = mirror.task.await;
         }
+        for (_, task) in self.stopping.drain(..) {
+            let _ = task.await;
+        }
         tracing::info!("link stopped");
     }
 
     /// Snapshot, then Watch from the snapshot's revision. Returns `Ok` on
     /// shutdown and the error when the catalog connection is lost.
-    async fn follow(&mut self, shutdown: &CancellationToken) -> Result<(), tonic::Status> {
+    async fn follow(
+        &mut self,
+        lease: &Lease,
+        shutdown: &CancellationToken,
+    ) -> Result<(), tonic::Status> {
         let snapshot = self
             .catalog
             .list_contracts(pb::ListContractsRequest {})
@@ -158,7 +192,8 @@ impl Link {
         for contract in snapshot.contracts {
             view.apply(pb::watch_event::Change::Contract(contract));
         }
-        self.reconcile(&view);
+        self.share(&view, lease).await;
+        self.reconcile(&view, lease);
         let mut watch = self
             .catalog
             .watch(pb::WatchRequest {
@@ -166,10 +201,21 @@ impl Link {
             })
             .await?
             .into_inner();
+        let mut renewal = tokio::time::interval(lease.renewal_interval());
+        renewal.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let event = tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 event = watch.message() => event?,
+                _ = renewal.tick() => {
+                    self.share(&view, lease).await;
+                    self.reconcile(&view, lease);
+                    if renewal.period() != lease.renewal_interval() {
+                        renewal = tokio::time::interval(lease.renewal_interval());
+                        renewal.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    }
+                    continue;
+                }
             };
             let Some(event) = event else {
                 return Err(tonic::Status::unavailable(
@@ -177,25 +223,89 @@ impl Link {
                 ));
             };
             if let Some(change) = event.change {
+                let wanted_before: BTreeSet<String> = view.desired().into_keys().collect();
                 view.apply(change);
-                self.reconcile(&view);
+                // A contract to start: ask for it now rather than at the
+                // next renewal, so it starts within about a second.
+                if view.desired().keys().any(|id| !wanted_before.contains(id)) {
+                    self.share(&view, lease).await;
+                }
+                self.reconcile(&view, lease);
             }
         }
     }
 
-    /// Starts the mirrors that should run and stops the ones that should not.
-    fn reconcile(&mut self, view: &CatalogView) {
-        let desired = view.desired();
-        self.running.retain(|id, running| {
-            let keep = desired.get(id) == Some(&running.spec);
-            if !keep {
+    /// Tells the catalog what this link would mirror and holds, and takes
+    /// what it assigns. A failed call leaves the grant to run out.
+    async fn share(&mut self, view: &CatalogView, lease: &Lease) {
+        self.reap();
+        let held: BTreeSet<String> = self
+            .running
+            .keys()
+            .cloned()
+            .chain(self.stopping.iter().map(|(id, _)| id.clone()))
+            .chain(self.refused.iter().cloned())
+            .collect();
+        let sent = tokio::time::Instant::now();
+        let answer = self
+            .catalog
+            .share_links(pb::ShareLinksRequest {
+                member: self.member.clone(),
+                wanted: view.desired().into_keys().collect(),
+                held: held.into_iter().collect(),
+            })
+            .await;
+        match answer {
+            Ok(answer) => {
+                let answer = answer.into_inner();
+                lease.renewed(sent, Duration::from_millis(u64::from(answer.lease_ms)));
+                let assigned: BTreeSet<String> = answer.assigned.into_iter().collect();
+                if assigned != self.assigned {
+                    tracing::info!(
+                        member = %self.member,
+                        assigned = ?assigned,
+                        members = answer.members.len(),
+                        "contracts assigned to this link"
+                    );
+                }
+                self.assigned = assigned;
+            }
+            Err(status) => {
+                tracing::warn!(code = ?status.code(), message = %status.message(), "cannot renew the lease on this link's contracts");
+            }
+        }
+    }
+
+    /// Forgets stopped mirrors whose tasks have finished.
+    fn reap(&mut self) {
+        self.stopping.retain(|(_, task)| !task.is_finished());
+    }
+
+    /// Starts the mirrors that should run here and stops the others: a
+    /// mirror runs for a contract the catalog wants mirrored and assigned to
+    /// this link, while the lease holds.
+    fn reconcile(&mut self, view: &CatalogView, lease: &Lease) {
+        let mut desired = view.desired();
+        let valid = lease.valid();
+        desired.retain(|id, _| valid && self.assigned.contains(id));
+        for (id, running) in std::mem::take(&mut self.running) {
+            if desired.get(&id) == Some(&running.spec) && !running.cancel.is_cancelled() {
+                self.running.insert(id, running);
+            } else {
+                // Held until its task ends: it may still be writing.
                 tracing::info!(contract = %id, "stopping mirror");
                 running.cancel.cancel();
+                self.stopping.push((id, running.task));
             }
-            keep
-        });
+        }
+        self.reap();
+        self.refused.retain(|id| desired.contains_key(id));
         for (id, spec) in desired {
-            if self.running.contains_key(&id) {
+            // A mirror of it still stopping must finish first: it writes.
+            if self.running.contains_key(&id)
+                || self.refused.contains(&id)
+                || self.stopping.iter().any(|(stopping, _)| *stopping == id)
+            {
                 continue;
             }
             let status =
@@ -212,6 +322,7 @@ impl Link {
                     );
                     tracing::warn!(contract = %id, "{refusal}");
                     tokio::spawn(async move { status.error(&refusal).await });
+                    self.refused.insert(id);
                     continue;
                 }
             };
@@ -225,10 +336,11 @@ impl Link {
                 );
                 tracing::warn!(contract = %id, "{missing}");
                 tokio::spawn(async move { status.error(&missing).await });
+                self.refused.insert(id);
                 continue;
             };
-            tracing::info!(contract = %id, "starting mirror");
-            let cancel = CancellationToken::new();
+            tracing::info!(contract = %id, member = %self.member, "starting mirror");
+            let cancel = lease.mirror_token();
             let mirror = Mirror {
                 rate: std::num::NonZeroU32::new(spec.terms.max_records_per_second),
                 spec: spec.clone(),
@@ -245,4 +357,17 @@ impl Link {
         let name = ClusterName::parse(name).ok()?;
         self.clusters.get(&name).cloned()
     }
+}
+
+/// A name unique to this process: the host's (a pod's name on Kubernetes)
+/// and a random suffix, so a restarted process is a new member.
+fn member_name() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "link".to_string());
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}", &suffix[..8])
 }
