@@ -1085,6 +1085,17 @@ pub struct SseEvent {
     pub data: String,
 }
 
+/// The `value.n` of each record event (the numbered records tests produce).
+pub fn event_numbers(events: &[SseEvent]) -> Vec<u64> {
+    events
+        .iter()
+        .map(|e| {
+            let record: Value = serde_json::from_str(&e.data).expect("record JSON");
+            record["value"]["n"].as_u64().expect("n")
+        })
+        .collect()
+}
+
 /// Reads Server-Sent Events from a streaming response.
 pub struct SseReader {
     body: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use freeport_tests::{json, SseEvent, SseReader, TwoOrgs};
+use freeport_tests::{event_numbers, json, SseEvent, SseReader, TwoOrgs};
 use serde_json::Value;
 
 /// Opens the stream's feed for `key`, with `last_event_id` when given.
@@ -43,16 +43,6 @@ async fn records(reader: &mut SseReader, count: usize) -> Vec<SseEvent> {
         found.push(event);
     }
     found
-}
-
-fn numbers(events: &[SseEvent]) -> Vec<u64> {
-    events
-        .iter()
-        .map(|e| {
-            let record: Value = serde_json::from_str(&e.data).expect("record JSON");
-            record["value"]["n"].as_u64().expect("n")
-        })
-        .collect()
 }
 
 async fn produce(sandbox: &TwoOrgs, numbers: std::ops::Range<u64>) {
@@ -96,8 +86,8 @@ async fn a_partner_reads_resumes_and_is_cut_off_by_revocation() {
     assert_eq!(response.status(), 200);
     let mut reader = SseReader::new(response);
     let rest = records(&mut reader, 5).await;
-    let mut seen: Vec<u64> = numbers(&first);
-    seen.extend(numbers(&rest));
+    let mut seen: Vec<u64> = event_numbers(&first);
+    seen.extend(event_numbers(&rest));
     assert_eq!(
         seen.iter().copied().collect::<BTreeSet<_>>(),
         (0..9).collect::<BTreeSet<_>>(),
@@ -107,7 +97,7 @@ async fn a_partner_reads_resumes_and_is_cut_off_by_revocation() {
 
     // Pushed as produced, not polled.
     produce(&sandbox, 9..10).await;
-    assert_eq!(numbers(&records(&mut reader, 1).await), [9]);
+    assert_eq!(event_numbers(&records(&mut reader, 1).await), [9]);
 
     // The same position given as a query parameter, from another "instance"
     // (nothing is kept server-side): the same records.
@@ -122,7 +112,7 @@ async fn a_partner_reads_resumes_and_is_cut_off_by_revocation() {
     )
     .await;
     let mut again = SseReader::new(response);
-    assert_eq!(numbers(&records(&mut again, 6).await).len(), 6);
+    assert_eq!(event_numbers(&records(&mut again, 6).await).len(), 6);
     drop(again);
 
     // from=end: only what is produced after the feed opened, though tansu
@@ -130,9 +120,9 @@ async fn a_partner_reads_resumes_and_is_cut_off_by_revocation() {
     let response = open(&sandbox, &sandbox.partner, "?from=end", None).await;
     let mut tail = SseReader::new(response);
     produce(&sandbox, 10..11).await;
-    assert_eq!(numbers(&records(&mut tail, 1).await), [10]);
+    assert_eq!(event_numbers(&records(&mut tail, 1).await), [10]);
     drop(tail);
-    assert_eq!(numbers(&records(&mut reader, 1).await), [10]);
+    assert_eq!(event_numbers(&records(&mut reader, 1).await), [10]);
 
     // Strangers and bad positions are refused with stable codes.
     let stranger = sandbox.hub.org("initech", "partner").await;
@@ -313,7 +303,7 @@ async fn a_feed_is_paced_to_the_contract_s_record_rate() {
     assert_eq!(response.status(), 200);
     let mut reader = SseReader::new(response);
     let started = Instant::now();
-    let got = numbers(&records(&mut reader, 6).await);
+    let got = event_numbers(&records(&mut reader, 6).await);
     let took = started.elapsed();
     assert_eq!(got, (0..6).collect::<Vec<_>>());
     // Two at once (the burst), then two a second: at least two seconds for

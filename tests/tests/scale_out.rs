@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use freeport_tests::{
-    assert_exactly_once, eventually, metric, produce_sequence, read_cluster_topic, sequence_report,
-    SseReader, TwoOrgs,
+    assert_exactly_once, event_numbers, eventually, metric, produce_sequence, read_cluster_topic,
+    sequence_report, SseReader, TwoOrgs,
 };
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
@@ -169,15 +169,6 @@ async fn a_push_feed_read_on_one_portal_resumes_on_another() {
         .await;
     assert_eq!(status, 200);
 
-    let numbers = |events: &[freeport_tests::SseEvent]| -> Vec<u64> {
-        events
-            .iter()
-            .map(|e| {
-                let record: Value = serde_json::from_str(&e.data).expect("record");
-                record["value"]["n"].as_u64().expect("n")
-            })
-            .collect()
-    };
     let first_url = format!("{}/v1/streams/orders/events", orgs.hub.url);
     let response = orgs
         .hub
@@ -215,8 +206,8 @@ async fn a_push_feed_read_on_one_portal_resumes_on_another() {
     .await;
     let mut reader = SseReader::new(response);
     let rest = read(&mut reader, 6).await;
-    let mut seen = numbers(&first);
-    seen.extend(numbers(&rest));
+    let mut seen = event_numbers(&first);
+    seen.extend(event_numbers(&rest));
     assert_eq!(seen.len(), 10, "no record twice: {seen:?}");
     assert_eq!(
         seen.iter().copied().collect::<BTreeSet<_>>(),
