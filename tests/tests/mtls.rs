@@ -189,7 +189,9 @@ async fn a_client_certificate_identifies_its_organization_at_the_portal() {
     sandbox.stream("orders", 1, json!({})).await;
     let hub = &sandbox.hub;
     let pki = hub.pki();
-    let globex = pki.issue_org("globex").expect("globex certificate");
+    let globex = pki
+        .issue_partner("globex", None)
+        .expect("globex certificate");
     let client = hub.client_with_certificate(&globex.cert, &globex.key);
 
     // Acting as globex: request a contract, then see it as globex's.
@@ -229,7 +231,9 @@ async fn a_client_certificate_identifies_its_organization_at_the_portal() {
 
     // Refused: a certificate of an organization that does not exist, a
     // service's certificate (it names no organization), and none at all.
-    let initech = pki.issue_org("initech").expect("initech certificate");
+    let initech = pki
+        .issue_partner("initech", None)
+        .expect("initech certificate");
     let link = pki.files_for("link");
     for (client, why) in [
         (
@@ -284,7 +288,7 @@ async fn a_client_certificate_identifies_its_organization_at_the_portal() {
     let stranger_dir = tempfile::tempdir().unwrap();
     let stranger = DevPki::ensure(stranger_dir.path())
         .unwrap()
-        .issue_org("globex")
+        .issue_partner("globex", None)
         .unwrap();
     let refused = hub
         .client_with_certificate(&stranger.cert, &stranger.key)

@@ -40,12 +40,11 @@ impl CatalogMetrics {
             })
             .build();
         CatalogMetrics {
-            write_duration: meter
-                .f64_histogram("freeport_catalog_write_duration")
-                .with_unit("s")
-                .with_description("Time to commit one change (data, events and audit entry) to the store, by operation")
-                .with_boundaries(freeport_common::metrics::LATENCY_BUCKETS.to_vec())
-                .build(),
+            write_duration: freeport_common::metrics::latency(
+                meter,
+                "freeport_catalog_write_duration",
+                "Time to commit one change (data, events and audit entry) to the store, by operation",
+            ),
         }
     }
 

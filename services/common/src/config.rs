@@ -180,10 +180,7 @@ impl Problems {
             ),
             Some(rest) => {
                 let authority = rest.trim_end_matches('/');
-                let port_ok = authority
-                    .rsplit_once(':')
-                    .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
-                if !port_ok || authority.contains('/') {
+                if !is_host_port(authority) || authority.contains('/') {
                     self.add(key, format!("{url:?} is not https://host:port"));
                 }
             }
@@ -212,16 +209,19 @@ impl Problems {
     }
 }
 
+/// `host:port`: a host, a colon and a port number.
+fn is_host_port(text: &str) -> bool {
+    text.rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+}
+
 impl ClusterConfig {
     /// Every problem with cluster `name`'s settings.
     pub fn validate(&self, name: &str, problems: &mut Problems) {
         let key = format!("clusters.{name}");
         let servers: Vec<&str> = self.bootstrap.split(',').map(str::trim).collect();
         for server in servers {
-            let ok = server
-                .rsplit_once(':')
-                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
-            if !ok {
+            if !is_host_port(server) {
                 problems.add(
                     &format!("{key}.bootstrap"),
                     format!("{server:?} is not host:port"),

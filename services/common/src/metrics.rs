@@ -103,7 +103,8 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
-fn latency(meter: &Meter, name: &'static str, description: &'static str) -> Histogram<f64> {
+/// A latency histogram in seconds with [`LATENCY_BUCKETS`].
+pub fn latency(meter: &Meter, name: &'static str, description: &'static str) -> Histogram<f64> {
     meter
         .f64_histogram(name)
         .with_unit("s")

@@ -384,13 +384,9 @@ impl DevPki {
     }
 
     /// A client certificate for organization `org`, signed by this CA:
-    /// `org-<org>.pem` and `org-<org>.key`. The portal, given this CA as its
-    /// `client_ca`, takes a caller showing it for the organization.
-    pub fn issue_org(&self, org: &str) -> Result<TlsFiles, TlsError> {
-        self.issue_partner(org, None)
-    }
-
-    /// [`DevPki::issue_org`], valid for `days` (without end when `None`).
+    /// `org-<org>.pem` and `org-<org>.key`, valid for `days` (without end
+    /// when `None`). The portal, given this CA as its `client_ca`, takes a
+    /// caller showing it for the organization.
     pub fn issue_partner(&self, org: &str, days: Option<u32>) -> Result<TlsFiles, TlsError> {
         let (ca_cert, ca_key) = self.load_ca()?;
         let key = KeyPair::generate()?;
@@ -482,7 +478,7 @@ mod tests {
         use rustls::pki_types::pem::PemObject;
         let dir = tempfile::tempdir().unwrap();
         let pki = DevPki::ensure(dir.path()).unwrap();
-        let files = pki.issue_org("globex").unwrap();
+        let files = pki.issue_partner("globex", None).unwrap();
         let der = |path: &Path| {
             rustls::pki_types::CertificateDer::from_pem_file(path)
                 .unwrap()

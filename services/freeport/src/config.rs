@@ -181,6 +181,13 @@ fn shape_problems(instance: &Value, env: &HashMap<String, String>) -> Problems {
     problems
 }
 
+/// Whether `pattern` is the one of `ip:port` fields
+/// (`config::socket_addr_schema`), as written in the schema or as jsonschema
+/// reports it (`\d` rewritten to `[0-9]`): only it bounds a run to 1-5.
+fn is_address_pattern(pattern: &str) -> bool {
+    pattern.contains("{1,5}")
+}
+
 fn describe(error: &jsonschema::ValidationError<'_>) -> String {
     use jsonschema::error::ValidationErrorKind as Kind;
     match &error.kind {
@@ -192,7 +199,7 @@ fn describe(error: &jsonschema::ValidationError<'_>) -> String {
             format!("unknown key(s) {}", unexpected.join(", "))
         }
         Kind::Required { property } => format!("missing key {property}"),
-        Kind::Pattern { pattern } if pattern.contains("{1,5}") => format!(
+        Kind::Pattern { pattern } if is_address_pattern(pattern) => format!(
             "{} is not an IP address and port such as 0.0.0.0:8443",
             error.instance
         ),
@@ -290,7 +297,7 @@ fn type_name(node: &Value) -> String {
     if node
         .get("pattern")
         .and_then(Value::as_str)
-        .is_some_and(|p| p.contains("{1,5}"))
+        .is_some_and(is_address_pattern)
     {
         return "address (`ip:port`)".to_string();
     }

@@ -129,11 +129,6 @@ impl Link {
         }
     }
 
-    /// The name this process goes by when sharing contracts.
-    pub fn member(&self) -> &str {
-        &self.member
-    }
-
     /// Records into `metrics` instead of the global (no-op) meter.
     pub fn with_metrics(mut self, metrics: LinkMetrics) -> Link {
         self.metrics = metrics;

@@ -8,7 +8,6 @@
 //! to another link. A link that cannot reach the catalog therefore stops
 //! mirroring: the price of never mirroring a contract twice.
 
-use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -105,11 +104,4 @@ impl Lease {
             }
         }
     }
-}
-
-/// What this link asks for and holds, for one call.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Call {
-    pub wanted: BTreeSet<String>,
-    pub held: BTreeSet<String>,
 }
