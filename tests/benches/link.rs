@@ -5,7 +5,10 @@
 //! (b) the link's mirrored throughput: the same N records copied from A to
 //!     B by a `freeport link` process, from approval to the last record;
 //! (c) end-to-end delay p50/p99 (produce at A to consume at B) at half the
-//!     link's rate and at 1,000 records/s, and the link process's CPU use.
+//!     link's rate and at 1,000 records/s, and the link process's CPU use;
+//! (d) (b) again on a second hub that traces every record (`[telemetry]`,
+//!     sample_ratio 1, spans to an OTLP receiver in this process): the
+//!     price of tracing on the link.
 //!
 //! Run: `cargo build -p freeport && cargo bench -p freeport-tests --bench link`
 //! (`-- --records N` to change N, default 50,000).
@@ -14,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use freeport_common::kafka::{client_config, ensure_topic};
 use freeport_tests::bench::{consume, percentile, rate};
+use freeport_tests::otlp::Receiver;
 use freeport_tests::{json, Broker, Hub};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
@@ -107,6 +111,46 @@ async fn approve(hub: &Hub, stream: &str, destination: &str) -> String {
     id
 }
 
+/// Registers `stream` on cluster A for a new owner, produces `count`
+/// records to it, then approves a contract into `<stream>-copy` on B and
+/// times the copy: (first to last record, approval to last record).
+async fn mirror(
+    hub: &Hub,
+    a: &Broker,
+    b: &Broker,
+    stream: &str,
+    count: usize,
+) -> (Duration, Duration) {
+    let owner = hub.org(&format!("owner-{stream}"), "internal").await;
+    let (status, _) = hub
+        .call(
+            "POST",
+            "/v1/streams",
+            &owner,
+            Some(json!({"name": stream, "cluster": "a", "topic": stream, "partitions": PARTITIONS, "classification": "partner"})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    produce(&a.bootstrap, stream, count).await;
+    // The reader waits on the destination before the link starts, so it
+    // sees records as they arrive; it reads three times faster than the
+    // link copies, so the link is what it measures.
+    let copy = format!("{stream}-copy");
+    ensure_topic(&b.cluster(), &copy, PARTITIONS)
+        .await
+        .expect("topic");
+    let bootstrap = b.bootstrap.clone();
+    let reading = copy.clone();
+    let reader = tokio::task::spawn_blocking(move || {
+        consume(&bootstrap, &reading, PARTITIONS, count, false)
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let started = Instant::now();
+    approve(hub, stream, &copy).await;
+    let (steady, _) = reader.await.expect("consume");
+    (steady, started.elapsed())
+}
+
 /// Produces at `per_second` for about ten seconds through the link and
 /// reports the delay from produce at A to consume at B, and the link's CPU.
 async fn delay(hub: &Hub, a: &Broker, b: &Broker, stream: &str, per_second: f64, most: usize) {
@@ -188,7 +232,7 @@ fn main() {
         // (b) the link's mirrored throughput, from approval to the last record.
         let hub = Hub::start(&[("a", a.bootstrap.as_str()), ("b", b.bootstrap.as_str())]).await;
         let owner = hub.org("owner", "internal").await;
-        for stream in ["bulk", "live", "calm"] {
+        for stream in ["live", "calm"] {
             let (status, _) = hub
                 .call(
                     "POST",
@@ -199,20 +243,10 @@ fn main() {
                 .await;
             assert_eq!(status, 201);
         }
-        produce(&a.bootstrap, "bulk", count).await;
-        // The reader waits on the destination before the link starts, so it
-        // sees records as they arrive; it reads three times faster than the
-        // link copies, so the link is what it measures.
-        for topic in ["bulk-copy", "live-copy", "calm-copy"] {
+        for topic in ["live-copy", "calm-copy"] {
             ensure_topic(&b.cluster(), topic, PARTITIONS).await.expect("topic");
         }
-        let bootstrap = b.bootstrap.clone();
-        let reader = tokio::task::spawn_blocking(move || consume(&bootstrap, "bulk-copy", PARTITIONS, count, false));
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        let started = Instant::now();
-        approve(&hub, "bulk", "bulk-copy").await;
-        let (steady, _) = reader.await.expect("consume");
-        let total = started.elapsed();
+        let (steady, total) = mirror(&hub, &a, &b, "bulk", count).await;
         let linked = rate(count, steady);
         println!(
             "link      mirrored A -> B {:>8.0} records/s ({:.1} MiB/s), first to last record; {:.2?} from approval to the first   link/raw = {:.2}",
@@ -225,6 +259,31 @@ fn main() {
         // (c) delay at half the link's rate, and at a calm 1,000 records/s.
         for (stream, per_second) in [("live", (linked / 2.0).max(1.0)), ("calm", 1_000.0)] {
             delay(&hub, &a, &b, stream, per_second, count).await;
+        }
+        drop(hub);
+
+        // (d) the same copy traced: every record sampled, then one in a
+        // hundred (what a busy hub would run with).
+        for (stream, ratio) in [("traced", 1.0), ("sampled", 0.01)] {
+            let receiver = Receiver::start().await;
+            let traced_hub = Hub::start_configured(
+                &[("a", a.cluster()), ("b", b.cluster())],
+                "",
+                &format!("[telemetry]\nendpoint = {:?}\nsample_ratio = {ratio}\n", receiver.endpoint),
+            )
+            .await;
+            let (steady, _) = mirror(&traced_hub, &a, &b, stream, count).await;
+            let traced = rate(count, steady);
+            // Spans leave in batches every 5 s: wait for the last ones.
+            tokio::time::sleep(Duration::from_secs(6)).await;
+            let name = format!("mirror {stream}");
+            let spans = receiver.spans().iter().filter(|s| s.name == name).count();
+            println!(
+                "traced    mirrored A -> B {:>8.0} records/s ({:.1} MiB/s), sample_ratio {ratio}   traced/untraced = {:.2}; {spans} spans of {count} records reached the collector",
+                traced,
+                traced * VALUE_BYTES as f64 / 1048576.0,
+                traced / linked
+            );
         }
     });
 }

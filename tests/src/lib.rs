@@ -24,6 +24,7 @@ pub use serde_json::{json, Value};
 
 pub mod bench;
 pub mod browser;
+pub mod otlp;
 pub mod tls_front;
 use tls_front::TlsFront;
 
@@ -426,12 +427,17 @@ impl Hub {
 
     /// [`Hub::start`] with clusters that may need TLS.
     pub async fn start_with(clusters: &[(&str, ClusterConfig)]) -> Hub {
-        Hub::start_configured(clusters, "").await
+        Hub::start_configured(clusters, "", "").await
     }
 
     /// [`Hub::start_with`], with `portal_extra` added to the `[portal]`
-    /// section of the config (`key = value` lines).
-    pub async fn start_configured(clusters: &[(&str, ClusterConfig)], portal_extra: &str) -> Hub {
+    /// section of the config (`key = value` lines) and `sections` (whole
+    /// tables, `[telemetry]` say) at its end.
+    pub async fn start_configured(
+        clusters: &[(&str, ClusterConfig)],
+        portal_extra: &str,
+        sections: &str,
+    ) -> Hub {
         let dir = tempfile::tempdir().expect("temp dir");
         let certs = dir.path().join("certs");
         let pki = DevPki::ensure(&certs).expect("dev PKI");
@@ -478,6 +484,7 @@ impl Hub {
             ops_ports["portal"],
             tls("portal")
         ));
+        config.push_str(sections);
         let config_path = dir.path().join("freeport.toml");
         std::fs::write(&config_path, config).expect("write config");
 

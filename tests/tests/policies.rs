@@ -25,6 +25,7 @@ async fn the_portal_decides_with_the_policies_its_config_names() {
             ("globex", partner_cluster.cluster()),
         ],
         &format!("policies = {policies:?}\n"),
+        "",
     )
     .await;
     let sandbox = TwoOrgs::from_parts(owner_cluster, partner_cluster, hub, logs).await;

@@ -163,7 +163,7 @@ pub async fn serve(
             )
             .await;
     });
-    let grpc_metrics = freeport_common::metrics::GrpcMetricsLayer::new(catalog.meter());
+    let grpc_metrics = freeport_common::metrics::GrpcTelemetryLayer::new(catalog.meter());
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(freeport_common::proto::FILE_DESCRIPTOR_SET)
         .build_v1()

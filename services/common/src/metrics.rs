@@ -17,6 +17,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use futures::future::BoxFuture;
 use opentelemetry::metrics::{Histogram, Meter, MeterProvider};
+use opentelemetry::trace::{SpanKind, TraceContextExt};
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
 use prometheus::{Encoder, TextEncoder};
@@ -177,14 +178,17 @@ fn http_method(method: &axum::http::Method) -> &'static str {
 /// Per-method gRPC metrics for a tonic server (`Server::builder().layer`):
 /// `freeport_grpc_server_request_duration_seconds` by `method` (the full
 /// gRPC path of a method the server has) and `code` (the gRPC status name).
+/// A call that comes with a trace context (a portal call made while
+/// serving a request) also gets a server span in that trace; calls from
+/// outside any trace (watches, leases, health checks) start none.
 #[derive(Clone)]
-pub struct GrpcMetricsLayer {
+pub struct GrpcTelemetryLayer {
     duration: Histogram<f64>,
 }
 
-impl GrpcMetricsLayer {
-    pub fn new(meter: &Meter) -> GrpcMetricsLayer {
-        GrpcMetricsLayer {
+impl GrpcTelemetryLayer {
+    pub fn new(meter: &Meter) -> GrpcTelemetryLayer {
+        GrpcTelemetryLayer {
             duration: latency(
                 meter,
                 "freeport_grpc_server_request_duration",
@@ -194,11 +198,11 @@ impl GrpcMetricsLayer {
     }
 }
 
-impl<S> tower::Layer<S> for GrpcMetricsLayer {
-    type Service = GrpcMetrics<S>;
+impl<S> tower::Layer<S> for GrpcTelemetryLayer {
+    type Service = GrpcTelemetry<S>;
 
-    fn layer(&self, inner: S) -> GrpcMetrics<S> {
-        GrpcMetrics {
+    fn layer(&self, inner: S) -> GrpcTelemetry<S> {
+        GrpcTelemetry {
             inner,
             duration: self.duration.clone(),
         }
@@ -206,12 +210,12 @@ impl<S> tower::Layer<S> for GrpcMetricsLayer {
 }
 
 #[derive(Clone)]
-pub struct GrpcMetrics<S> {
+pub struct GrpcTelemetry<S> {
     inner: S,
     duration: Histogram<f64>,
 }
 
-impl<S, B, RB> tower::Service<axum::http::Request<B>> for GrpcMetrics<S>
+impl<S, B, RB> tower::Service<axum::http::Request<B>> for GrpcTelemetry<S>
 where
     S: tower::Service<axum::http::Request<B>, Response = axum::http::Response<RB>>,
     S::Future: Send + 'static,
@@ -227,10 +231,32 @@ where
     fn call(&mut self, request: axum::http::Request<B>) -> Self::Future {
         let method = request.uri().path().to_string();
         let started = Instant::now();
-        let answer = self.inner.call(request);
+        let traced = crate::telemetry::enabled()
+            .then(|| crate::telemetry::http_context(request.headers()))
+            .filter(|parent| parent.span().span_context().is_valid())
+            .map(|parent| {
+                let span = crate::telemetry::span(
+                    method.trim_start_matches('/').to_string(),
+                    SpanKind::Server,
+                    &parent,
+                    || vec![KeyValue::new("rpc.system", "grpc")],
+                );
+                parent.with_span(span)
+            });
+        let answer = match &traced {
+            // The handler may start its work before its future is polled.
+            Some(cx) => {
+                let _entered = cx.clone().attach();
+                self.inner.call(request)
+            }
+            None => self.inner.call(request),
+        };
         let duration = self.duration.clone();
         Box::pin(async move {
-            let result = answer.await;
+            let result = match &traced {
+                Some(cx) => crate::telemetry::in_context(cx.clone(), answer).await,
+                None => answer.await,
+            };
             // A failed call answers with its status in the head; a
             // successful one only in the trailers, so no status here is OK.
             let code = match &result {
@@ -248,6 +274,12 @@ where
             } else {
                 method
             };
+            if let Some(cx) = &traced {
+                cx.span()
+                    .set_attribute(KeyValue::new("rpc.grpc.status_code", code as i64));
+                let failed = (code != tonic::Code::Ok).then(|| grpc_code_name(code).to_string());
+                crate::telemetry::end(cx, failed);
+            }
             duration.record(
                 started.elapsed().as_secs_f64(),
                 &[

@@ -40,6 +40,9 @@ pub struct FileConfig {
     pub catalog: Option<freeport_catalog::CatalogConfig>,
     pub link: Option<freeport_link::LinkConfig>,
     pub portal: Option<freeport_portal::PortalConfig>,
+    /// Where every service sends its spans (OpenTelemetry, OTLP/HTTP). No
+    /// span is recorded without it.
+    pub telemetry: Option<freeport_common::telemetry::TelemetryConfig>,
 }
 
 impl FileConfig {
@@ -74,6 +77,9 @@ impl FileConfig {
             for (name, cluster) in &self.clusters {
                 cluster.validate(name.as_str(), problems);
             }
+        }
+        if let Some(telemetry) = &self.telemetry {
+            telemetry.validate(problems);
         }
         if let (Some(catalog), Scope::All | Scope::Catalog) = (&self.catalog, scope) {
             catalog.validate(problems);
@@ -243,9 +249,12 @@ pub fn reference() -> String {
         .map(&resolve)
         .unwrap_or(Value::Null);
     section(&mut out, "clusters.NAME", &clusters, &resolve);
-    for name in ["catalog", "link", "portal"] {
-        let node = properties.get(name).map(&resolve).unwrap_or(Value::Null);
-        section(&mut out, name, &node, &resolve);
+    // Every other top-level key is a section: a new one is documented
+    // without being listed here.
+    for (name, node) in properties.as_object().into_iter().flatten() {
+        if name != "clusters" {
+            section(&mut out, name, &resolve(node), &resolve);
+        }
     }
     out
 }
@@ -342,6 +351,8 @@ mod tests {
             "`clusters.NAME.tls.cert`",
             "`catalog.ops_listen`",
             "`link.hash_key`",
+            "`telemetry.endpoint`",
+            "`telemetry.sample_ratio`",
             "`portal.request_timeout_secs`",
         ] {
             assert!(generated.contains(key), "{key} is documented");

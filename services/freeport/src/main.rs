@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use freeport_common::config::Clusters;
+use freeport_common::telemetry::Telemetry;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{FileConfig, Scope};
@@ -254,7 +255,10 @@ async fn run() -> anyhow::Result<()> {
         } => {
             let config = FileConfig::from_arg(&arg, Scope::Catalog)?;
             let catalog = section(config.catalog, "catalog")?;
-            freeport_catalog::run(catalog, config.clusters, shutdown_on_signal()).await?;
+            let telemetry = Telemetry::start(config.telemetry.as_ref(), "freeport-catalog")?;
+            let ran = freeport_catalog::run(catalog, config.clusters, shutdown_on_signal()).await;
+            telemetry.shutdown().await;
+            ran?;
         }
         Command::Catalog {
             config: arg,
@@ -267,12 +271,18 @@ async fn run() -> anyhow::Result<()> {
         Command::Link(arg) => {
             let config = FileConfig::from_arg(&arg, Scope::Link)?;
             let link = section(config.link, "link")?;
-            freeport_link::run(link, config.clusters, shutdown_on_signal()).await?;
+            let telemetry = Telemetry::start(config.telemetry.as_ref(), "freeport-link")?;
+            let ran = freeport_link::run(link, config.clusters, shutdown_on_signal()).await;
+            telemetry.shutdown().await;
+            ran?;
         }
         Command::Portal(arg) => {
             let config = FileConfig::from_arg(&arg, Scope::Portal)?;
             let portal = section(config.portal, "portal")?;
-            freeport_portal::run(portal, config.clusters, shutdown_on_signal()).await?;
+            let telemetry = Telemetry::start(config.telemetry.as_ref(), "freeport-portal")?;
+            let ran = freeport_portal::run(portal, config.clusters, shutdown_on_signal()).await;
+            telemetry.shutdown().await;
+            ran?;
         }
         Command::Up(args) => up::run(args, shutdown_on_signal()).await?,
         Command::BootstrapAdmin(arg) => {

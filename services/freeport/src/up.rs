@@ -17,6 +17,7 @@ use freeport_common::config::{ClusterConfig, Clusters, Secret};
 use freeport_common::kafka::register_topic_creator;
 use freeport_common::names::{ClusterName, OrgName};
 use freeport_common::proto::catalog::v1::catalog_service_client::CatalogServiceClient;
+use freeport_common::telemetry::{Telemetry, TelemetryConfig};
 use freeport_common::tls::{catalog_channel, write_file, DevPki};
 use freeport_portal::PortalConfig;
 use rdkafka::mocking::MockCluster;
@@ -44,6 +45,10 @@ pub struct UpArgs {
     /// (plain HTTP). None when absent.
     #[arg(long)]
     ops_addr: Option<SocketAddr>,
+    /// An OTLP/HTTP collector (`http://localhost:4318`, say) to send the
+    /// hub's spans to. None recorded when absent.
+    #[arg(long, value_name = "URL")]
+    otlp_endpoint: Option<String>,
     /// The official AsyncAPI 3.0 JSON Schema (`schemas/3.0.0-without-$id.json`
     /// of the `@asyncapi/specs` npm package); enables `POST /v1/asyncapi`.
     #[arg(long, env = "FREEPORT_ASYNCAPI_SCHEMA")]
@@ -216,6 +221,21 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
     let data_dir = args.data_dir.canonicalize()?;
     let pki = DevPki::ensure(&data_dir.join("certs"))?;
     let clusters = clusters(&args)?;
+    let telemetry = args.otlp_endpoint.as_ref().map(|endpoint| TelemetryConfig {
+        endpoint: endpoint.clone(),
+        sample_ratio: 1.0,
+        headers: Default::default(),
+        ca: None,
+        timeout_secs: 10,
+    });
+    if let Some(config) = &telemetry {
+        let mut problems = freeport_common::config::Problems::default();
+        config.validate(&mut problems);
+        if !problems.is_empty() {
+            anyhow::bail!("--otlp-endpoint: {}", problems.0.join("; "));
+        }
+    }
+    let telemetry = Telemetry::start(telemetry.as_ref(), "freeport")?;
 
     let catalog_listener = TcpListener::bind("127.0.0.1:0").await?;
     let catalog_addr = catalog_listener.local_addr()?;
@@ -308,6 +328,9 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
     if let Some(addr) = args.ops_addr {
         println!("  operations:  http://{addr}/readyz, http://{addr}/metrics (portal)");
     }
+    if let Some(endpoint) = &args.otlp_endpoint {
+        println!("  traces:      OTLP/HTTP to {endpoint}");
+    }
     println!("  data:        {}", data_dir.display());
 
     // The first service to fail takes the others down with it.
@@ -322,5 +345,6 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         }
         shutdown.cancel();
     }
+    telemetry.shutdown().await;
     outcome
 }

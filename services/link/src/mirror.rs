@@ -32,7 +32,10 @@ use crate::metrics::Sample;
 use crate::offsets::{OffsetMap, Topics};
 use crate::plan::MirrorSpec;
 use crate::status::StatusReporter;
+use freeport_common::telemetry;
 use freeport_common::terms::{Outcome, Reshaper};
+use opentelemetry::trace::{SpanKind, TraceContextExt};
+use opentelemetry::KeyValue;
 
 pub const HEADER_SOURCE_CLUSTER: &str = "freeport.source.cluster";
 pub const HEADER_SOURCE_TOPIC: &str = "freeport.source.topic";
@@ -74,6 +77,8 @@ struct Pending {
     source_offset: i64,
     timestamp_ms: i64,
     bytes: u64,
+    /// The record's `mirror` span, ended when the destination has it.
+    mirroring: Option<opentelemetry::Context>,
 }
 
 /// A running mirror's progress, shared by the copy loop, the delivery task
@@ -462,6 +467,13 @@ impl Mirror {
                     .store(pending.timestamp_ms, Ordering::Relaxed);
                 match delivery.await {
                     Ok(Ok(landed)) => {
+                        if let Some(cx) = &pending.mirroring {
+                            cx.span().set_attribute(KeyValue::new(
+                                "freeport.destination.offset",
+                                landed.offset,
+                            ));
+                            telemetry::end(cx, None);
+                        }
                         if landed.offset < 0 {
                             tracing::warn!(
                                 partition = pending.partition,
@@ -483,7 +495,12 @@ impl Mirror {
                             .store(pending.timestamp_ms, Ordering::Relaxed);
                         delivered.oldest_unacked_ms.store(0, Ordering::Relaxed);
                     }
-                    Ok(Err((e, _))) => return Err(e),
+                    Ok(Err((e, _))) => {
+                        if let Some(cx) = &pending.mirroring {
+                            telemetry::end(cx, Some(e.to_string()));
+                        }
+                        return Err(e);
+                    }
                     Err(_) => return Err(KafkaError::Canceled),
                 }
             }
@@ -505,6 +522,7 @@ impl Mirror {
             None => None,
         };
         let mut dead_letter_topic_ready = false;
+        let spans = MirrorSpans::new(spec);
         let result = loop {
             tokio::select! {
                 _ = cancel.cancelled() => break Ok(()),
@@ -556,8 +574,9 @@ impl Mirror {
                         timestamp_ms: message.timestamp().to_millis().unwrap_or_else(now_ms),
                         bytes: (message.key().map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len))
                             as u64,
+                        mirroring: spans.as_ref().map(|spans| spans.start(&message)),
                     };
-                    let delivery = self.forward(&producer, &message, value).await?;
+                    let delivery = self.forward(&producer, &message, value, pending.mirroring.as_ref()).await?;
                     progress.sent.fetch_add(1, Ordering::Relaxed);
                     if in_flight.send((delivery, pending)).await.is_err() {
                         continue; // the delivery task failed; the next turn reports it
@@ -593,7 +612,7 @@ impl Mirror {
         reason: &str,
     ) -> Result<(), MirrorError> {
         tracing::warn!(contract = %self.spec.contract_id, partition = message.partition(), offset = message.offset(), %reason, "record to the dead-letter topic");
-        let headers = self.provenance(message).insert(Header {
+        let headers = self.provenance(message, None).insert(Header {
             key: HEADER_DEAD_LETTER_REASON,
             value: Some(reason),
         });
@@ -612,14 +631,28 @@ impl Mirror {
             .map_err(|(e, _)| MirrorError::Kafka(e))
     }
 
-    /// The record's own headers followed by the provenance headers.
-    fn provenance(&self, message: &BorrowedMessage<'_>) -> OwnedHeaders {
+    /// The record's own headers followed by the provenance headers. With
+    /// `trace` (the record's `mirror` span), the copy carries that span's
+    /// context instead of the trace context the record came with.
+    fn provenance(
+        &self,
+        message: &BorrowedMessage<'_>,
+        trace: Option<&opentelemetry::Context>,
+    ) -> OwnedHeaders {
         let spec = &self.spec;
         let mut headers = OwnedHeaders::new();
         if let Some(original) = message.headers() {
             for header in original.iter() {
-                headers = headers.insert(header);
+                if trace.is_none() || !telemetry::is_trace_header(header.key) {
+                    headers = headers.insert(header);
+                }
             }
+        }
+        for (key, value) in trace.map(telemetry::trace_headers).unwrap_or_default() {
+            headers = headers.insert(Header {
+                key,
+                value: Some(value.as_str()),
+            });
         }
         let partition = message.partition().to_string();
         let offset = message.offset().to_string();
@@ -645,9 +678,10 @@ impl Mirror {
         producer: &FutureProducer,
         message: &BorrowedMessage<'_>,
         value: Option<&[u8]>,
+        trace: Option<&opentelemetry::Context>,
     ) -> Result<DeliveryFuture, MirrorError> {
         let spec = &self.spec;
-        let headers = self.provenance(message);
+        let headers = self.provenance(message, trace);
         loop {
             let mut record = FutureRecord::<[u8], [u8]>::to(&spec.destination_topic)
                 .partition(message.partition())
@@ -669,6 +703,56 @@ impl Mirror {
                 Err((e, _)) => return Err(e.into()),
             }
         }
+    }
+}
+
+/// What the `mirror` spans of one contract share, built once per run: a
+/// span per record copied must cost little.
+struct MirrorSpans {
+    name: String,
+    shared: Vec<KeyValue>,
+}
+
+impl MirrorSpans {
+    /// `None` when tracing is off.
+    fn new(spec: &MirrorSpec) -> Option<MirrorSpans> {
+        if !telemetry::enabled() {
+            return None;
+        }
+        let text = |value: &str| opentelemetry::Value::from(Arc::<str>::from(value));
+        Some(MirrorSpans {
+            name: format!("mirror {}", spec.source_topic),
+            shared: vec![
+                KeyValue::new("messaging.system", "kafka"),
+                KeyValue::new("messaging.operation.type", "process"),
+                KeyValue::new("messaging.destination.name", text(&spec.source_topic)),
+                KeyValue::new("freeport.contract.id", text(&spec.contract_id)),
+                KeyValue::new("freeport.source.cluster", text(&spec.source_cluster)),
+                KeyValue::new(
+                    "freeport.destination.cluster",
+                    text(&spec.destination_cluster),
+                ),
+                KeyValue::new("freeport.destination.topic", text(&spec.destination_topic)),
+            ],
+        })
+    }
+
+    /// The span of copying `message`, continuing the trace its headers
+    /// carry.
+    fn start(&self, message: &BorrowedMessage<'_>) -> opentelemetry::Context {
+        let parent = telemetry::record_context(message.headers());
+        let attributes = || {
+            let mut attributes = Vec::with_capacity(self.shared.len() + 2);
+            attributes.extend_from_slice(&self.shared);
+            attributes.push(KeyValue::new(
+                "messaging.destination.partition.id",
+                message.partition().to_string(),
+            ));
+            attributes.push(KeyValue::new("messaging.kafka.offset", message.offset()));
+            attributes
+        };
+        let span = telemetry::span(self.name.clone(), SpanKind::Consumer, &parent, attributes);
+        parent.with_span(span)
     }
 }
 

@@ -93,7 +93,10 @@ impl Lease {
                 () = tokio::time::sleep_until(deadline) => {
                     let token = self.token.lock().unwrap_or_else(PoisonError::into_inner).clone();
                     if !token.is_cancelled() && *self.deadline.borrow() <= Instant::now() {
-                        tracing::warn!("lease from the catalog ran out; stopping every mirror until it is renewed");
+                        // Before the first grant there is nothing to run out.
+                        if self.lease.lock().unwrap_or_else(PoisonError::into_inner).is_some() {
+                            tracing::warn!("lease from the catalog ran out; stopping every mirror until it is renewed");
+                        }
                         token.cancel();
                     }
                     // Nothing to do until the next renewal.

@@ -1,25 +1,28 @@
 //! The portal's handle on the catalog: a mutual-TLS gRPC client whose
-//! errors arrive as [`ApiError`]s carrying the catalog's own codes.
+//! errors arrive as [`ApiError`]s carrying the catalog's own codes. Calls
+//! made while serving a traced request carry its trace context.
 
 use freeport_common::proto::catalog::v1 as pb;
+use freeport_common::telemetry::CatalogCalls;
 use pb::catalog_service_client::CatalogServiceClient;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
 use crate::error::ApiResult;
 
 #[derive(Clone)]
 pub struct CatalogClient {
-    inner: CatalogServiceClient<Channel>,
+    inner: CatalogServiceClient<InterceptedService<Channel, CatalogCalls>>,
 }
 
 impl CatalogClient {
     pub fn new(channel: Channel) -> CatalogClient {
         CatalogClient {
-            inner: CatalogServiceClient::new(channel),
+            inner: CatalogServiceClient::with_interceptor(channel, CatalogCalls),
         }
     }
 
-    fn client(&self) -> CatalogServiceClient<Channel> {
+    fn client(&self) -> CatalogServiceClient<InterceptedService<Channel, CatalogCalls>> {
         self.inner.clone()
     }
 

@@ -321,6 +321,9 @@ pub fn app(state: AppState) -> Router {
                 ))
             },
         ))
+        .layer(axum::middleware::from_fn(
+            freeport_common::telemetry::http_spans,
+        ))
         // Outermost, so refusals by the layers above count too.
         .layer(axum::middleware::from_fn_with_state(
             http_metrics,

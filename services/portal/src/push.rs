@@ -7,6 +7,10 @@
 //! id, so a reconnect with `Last-Event-ID` resumes exactly where the last
 //! event left off, on any portal instance.
 //!
+//! Tracing: each record delivered is a `deliver` span continuing the trace
+//! its headers carry (the produce call's, or the link's for a mirrored
+//! copy), ended once the transport has taken the event.
+//!
 //! Revocation: [`watch_contracts`] follows the catalog's Watch stream and
 //! broadcasts every contract change; an open feed whose contract is no
 //! longer active ends at once, with a `closed` event saying why.
@@ -20,8 +24,11 @@ use freeport_common::error::ErrorCode;
 use freeport_common::kafka::{client_config, read_starts, Resume};
 use freeport_common::names::ClusterName;
 use freeport_common::proto::catalog::v1 as pb;
+use freeport_common::telemetry;
 use freeport_common::terms::{Outcome, Reshaper};
 use futures::Stream;
+use opentelemetry::trace::{SpanKind, TraceContextExt};
+use opentelemetry::KeyValue;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::{Message, Offset, TopicPartitionList};
@@ -319,8 +326,9 @@ impl Feed {
         &self.contract.id
     }
 
-    /// The feed as a stream of items; ends after a [`Item::Closed`].
-    pub fn into_stream(self) -> impl Stream<Item = Item> + Send {
+    /// The feed as a stream of items, for `transport` (`sse`,
+    /// `websocket`); ends after a [`Item::Closed`].
+    pub fn into_stream(self, transport: &'static str) -> impl Stream<Item = Item> + Send {
         let Feed {
             contract,
             consumer,
@@ -373,7 +381,12 @@ impl Feed {
                                 if per_second > 0 {
                                     limits.pace(&contract.id, per_second).await;
                                 }
+                                let delivering = deliver_span(&message, &contract, transport);
                                 yield Item::Record { id: position.id(), record: record_json(&message, value.as_deref()) };
+                                // Asked for the next item: the transport has this one.
+                                if let Some(cx) = &delivering {
+                                    telemetry::end(cx, None);
+                                }
                             }
                             None
                         }
@@ -386,6 +399,41 @@ impl Feed {
             }
         }
     }
+}
+
+/// The span of delivering `message` to the contract's consumer over
+/// `transport`, continuing the trace in the record's headers; `None` when
+/// tracing is off.
+fn deliver_span(
+    message: &BorrowedMessage<'_>,
+    contract: &pb::Contract,
+    transport: &'static str,
+) -> Option<opentelemetry::Context> {
+    if !telemetry::enabled() {
+        return None;
+    }
+    let parent = telemetry::record_context(message.headers());
+    let span = telemetry::span(
+        format!("deliver {}", message.topic()),
+        SpanKind::Consumer,
+        &parent,
+        || {
+            vec![
+                KeyValue::new("messaging.system", "kafka"),
+                KeyValue::new("messaging.operation.type", "process"),
+                KeyValue::new("messaging.destination.name", message.topic().to_string()),
+                KeyValue::new(
+                    "messaging.destination.partition.id",
+                    message.partition().to_string(),
+                ),
+                KeyValue::new("messaging.kafka.offset", message.offset()),
+                KeyValue::new("freeport.contract.id", contract.id.clone()),
+                KeyValue::new("freeport.consumer", contract.consumer.clone()),
+                KeyValue::new("freeport.transport", transport),
+            ]
+        },
+    );
+    Some(parent.with_span(span))
 }
 
 /// `None` while the contract is active; why not otherwise. A catalog that

@@ -122,7 +122,7 @@ pub async fn events(
         "sse"
     };
     tracing::info!(contract = %feed.contract_id(), stream = %name, %org, transport, "push feed opened");
-    let items = feed.into_stream();
+    let items = feed.into_stream(transport);
     if let Some(upgrade) = upgrade {
         return Ok(upgrade.on_upgrade(move |socket| over_websocket(socket, items)));
     }

@@ -4,6 +4,12 @@
 //!
 //! Beyond v2, a record may carry `headers`: `[{"name": "...", "value":
 //! "<base64>"}]`, the shape of REST Proxy v3.
+//!
+//! With tracing on, a produce call is a `send` span (the child of the
+//! call's own span) and every record it writes carries that span's W3C
+//! context in its `traceparent` / `tracestate` headers, in place of any
+//! the client put there: downstream spans (the link's mirror, a push
+//! feed's delivery) continue the call's trace.
 
 use axum::extract::{Request, State};
 use axum::http::header;
@@ -12,6 +18,9 @@ use axum::Json;
 use base64::Engine;
 use freeport_common::error::ErrorCode;
 use freeport_common::names::ClusterName;
+use freeport_common::telemetry;
+use opentelemetry::trace::{SpanKind, TraceContextExt};
+use opentelemetry::{Context, KeyValue};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::future_producer::Delivery;
@@ -73,6 +82,21 @@ pub(crate) struct Encoded {
 }
 
 impl Encoded {
+    /// Carries `trace` (W3C headers) instead of any trace context the
+    /// record came with.
+    pub fn carry(&mut self, trace: &[(&'static str, String)]) {
+        if trace.is_empty() {
+            return;
+        }
+        self.headers
+            .retain(|(name, _)| !telemetry::is_trace_header(name));
+        self.headers.extend(
+            trace
+                .iter()
+                .map(|(name, value)| (name.to_string(), Some(value.as_bytes().to_vec()))),
+        );
+    }
+
     /// The record as rdkafka sends it to `topic`.
     pub fn to_kafka<'a>(&'a self, topic: &'a str) -> FutureRecord<'a, [u8], [u8]> {
         let mut headers = OwnedHeaders::new_with_capacity(self.headers.len());
@@ -97,6 +121,35 @@ impl Encoded {
         }
         out
     }
+}
+
+/// The `send` span of records produced to `topic` on `cluster`, the child
+/// of `parent` (the HTTP call's span); `None` when tracing is off.
+pub(crate) fn send_span(
+    parent: &Context,
+    cluster: &str,
+    topic: &str,
+    records: usize,
+) -> Option<Context> {
+    if !telemetry::enabled() {
+        return None;
+    }
+    let mut attributes = vec![
+        KeyValue::new("messaging.system", "kafka"),
+        KeyValue::new("messaging.operation.type", "send"),
+        KeyValue::new("messaging.destination.name", topic.to_string()),
+        KeyValue::new("freeport.cluster", cluster.to_string()),
+    ];
+    if records > 1 {
+        attributes.push(KeyValue::new(
+            "messaging.batch.message_count",
+            i64::try_from(records).unwrap_or(i64::MAX),
+        ));
+    }
+    let span = telemetry::span(format!("send {topic}"), SpanKind::Producer, parent, || {
+        attributes
+    });
+    Some(parent.with_span(span))
 }
 
 /// Waits for a record's delivery report: where it landed, or why not.
@@ -343,8 +396,18 @@ async fn produce_records(
     }
     // Everything is checked before anything is sent: a bad record fails the
     // whole request and writes nothing.
-    let records = encode(format, parsed, partitions)?;
+    let mut records = encode(format, parsed, partitions)?;
     let producer = state.producer(&cluster_name)?;
+    let sending = send_span(
+        &Context::current(),
+        cluster_name.as_str(),
+        &topic,
+        records.len(),
+    );
+    if let Some(cx) = &sending {
+        let trace = telemetry::trace_headers(cx);
+        records.iter_mut().for_each(|record| record.carry(&trace));
+    }
 
     let deliveries: Vec<_> = records
         .iter()
@@ -355,6 +418,7 @@ async fn produce_records(
         })
         .collect();
     let mut offsets = Vec::with_capacity(deliveries.len());
+    let mut failed = None;
     for sent in deliveries {
         offsets.push(match delivered(sent).await {
             Ok(delivery) => serde_json::json!({
@@ -362,11 +426,15 @@ async fn produce_records(
             }),
             Err(e) => {
                 tracing::warn!(topic = %topic, error = %e, "produce failed");
+                failed = Some(e.to_string());
                 serde_json::json!({
                     "partition": null, "offset": null, "error_code": delivery_error_code(&e), "error": e.to_string(),
                 })
             }
         });
+    }
+    if let Some(cx) = &sending {
+        telemetry::end(cx, failed);
     }
     let body = serde_json::json!({
         "key_schema_id": null,

@@ -27,7 +27,10 @@ use axum::extract::{Request, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use freeport_common::error::ErrorCode;
+use freeport_common::telemetry;
 use futures::StreamExt;
+use opentelemetry::trace::TraceContextExt;
+use opentelemetry::{Context, KeyValue};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryFuture, FutureProducer};
 use serde::Deserialize;
@@ -38,7 +41,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::produce::{
     check_partition, decode_base64, decode_headers, delivered, delivery_error_code, owned_topic,
-    Encoded, HeaderIn,
+    send_span, Encoded, HeaderIn,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{media_type, ApiPath, Caller};
@@ -104,6 +107,8 @@ enum Pending {
         delivery: Result<DeliveryFuture, KafkaError>,
         key: Shape,
         value: Shape,
+        /// The record's `send` span, when tracing is on.
+        sending: Option<Context>,
     },
     Refused(ApiError),
 }
@@ -192,14 +197,22 @@ async fn send(
     }
 }
 
+/// Where `read_records` sends: the producer, cluster and topic, and the
+/// trace context of the request (each record's `send` span is its child).
+struct Destination {
+    producer: FutureProducer,
+    cluster: String,
+    topic: String,
+    trace: Context,
+}
+
 /// Reads records from `body` as they arrive, sends each, and queues what
 /// to report, until the body ends, stops being JSON, nobody reads the
 /// reports any more, or the portal shuts down (the records already read
 /// are still reported, then a last report says to send the rest again).
 async fn read_records(
     body: Body,
-    producer: FutureProducer,
-    topic: String,
+    to: Destination,
     partitions: usize,
     max_record_bytes: usize,
     reports: mpsc::Sender<Pending>,
@@ -255,11 +268,18 @@ async fn read_records(
         let consumed = values.byte_offset();
         for value in parsed {
             let pending = match encode(index, value, partitions) {
-                Ok((record, key, value)) => Pending::Sent {
-                    delivery: send(&producer, &topic, &record).await,
-                    key,
-                    value,
-                },
+                Ok((mut record, key, value)) => {
+                    let sending = send_span(&to.trace, &to.cluster, &to.topic, 1);
+                    if let Some(cx) = &sending {
+                        record.carry(&telemetry::trace_headers(cx));
+                    }
+                    Pending::Sent {
+                        delivery: send(&to.producer, &to.topic, &record).await,
+                        key,
+                        value,
+                        sending,
+                    }
+                }
                 Err(refused) => Pending::Refused(refused),
             };
             index += 1;
@@ -305,8 +325,19 @@ async fn report(pending: Pending, cluster: &str, topic: &str) -> Value {
             delivery,
             key,
             value,
+            sending,
         } => match delivered(delivery).await {
             Ok(delivery) => {
+                if let Some(cx) = &sending {
+                    cx.span().set_attributes([
+                        KeyValue::new(
+                            "messaging.destination.partition.id",
+                            delivery.partition.to_string(),
+                        ),
+                        KeyValue::new("messaging.kafka.offset", delivery.offset),
+                    ]);
+                    telemetry::end(cx, None);
+                }
                 let timestamp = delivery
                     .timestamp
                     .to_millis()
@@ -331,6 +362,9 @@ async fn report(pending: Pending, cluster: &str, topic: &str) -> Value {
             }
             Err(e) => {
                 tracing::warn!(topic = %topic, error = %e, "produce failed");
+                if let Some(cx) = &sending {
+                    telemetry::end(cx, Some(e.to_string()));
+                }
                 json!({"error_code": delivery_error_code(&e), "message": e.to_string()})
             }
         },
@@ -377,10 +411,15 @@ pub async fn produce(
     }
     let producer = state.producer(&cluster_name)?.clone();
     let (sender, receiver) = mpsc::channel(IN_FLIGHT);
+    let to = Destination {
+        producer,
+        cluster: cluster.clone(),
+        topic: topic.clone(),
+        trace: Context::current(),
+    };
     tokio::spawn(read_records(
         request.into_body(),
-        producer,
-        topic.clone(),
+        to,
         partitions,
         state.max_body_bytes(),
         sender,
