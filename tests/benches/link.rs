@@ -111,6 +111,19 @@ async fn approve(hub: &Hub, stream: &str, destination: &str) -> String {
     id
 }
 
+/// Registers `stream` (topic of the same name on cluster A) for `owner`.
+async fn register(hub: &Hub, owner: &str, stream: &str) {
+    let (status, _) = hub
+        .call(
+            "POST",
+            "/v1/streams",
+            owner,
+            Some(json!({"name": stream, "cluster": "a", "topic": stream, "partitions": PARTITIONS, "classification": "partner"})),
+        )
+        .await;
+    assert_eq!(status, 201);
+}
+
 /// Registers `stream` on cluster A for a new owner, produces `count`
 /// records to it, then approves a contract into `<stream>-copy` on B and
 /// times the copy: (first to last record, approval to last record).
@@ -122,15 +135,7 @@ async fn mirror(
     count: usize,
 ) -> (Duration, Duration) {
     let owner = hub.org(&format!("owner-{stream}"), "internal").await;
-    let (status, _) = hub
-        .call(
-            "POST",
-            "/v1/streams",
-            &owner,
-            Some(json!({"name": stream, "cluster": "a", "topic": stream, "partitions": PARTITIONS, "classification": "partner"})),
-        )
-        .await;
-    assert_eq!(status, 201);
+    register(hub, &owner, stream).await;
     produce(&a.bootstrap, stream, count).await;
     // The reader waits on the destination before the link starts, so it
     // sees records as they arrive; it reads three times faster than the
@@ -233,15 +238,7 @@ fn main() {
         let hub = Hub::start(&[("a", a.bootstrap.as_str()), ("b", b.bootstrap.as_str())]).await;
         let owner = hub.org("owner", "internal").await;
         for stream in ["live", "calm"] {
-            let (status, _) = hub
-                .call(
-                    "POST",
-                    "/v1/streams",
-                    &owner,
-                    Some(json!({"name": stream, "cluster": "a", "topic": stream, "partitions": PARTITIONS, "classification": "partner"})),
-                )
-                .await;
-            assert_eq!(status, 201);
+            register(&hub, &owner, stream).await;
         }
         for topic in ["live-copy", "calm-copy"] {
             ensure_topic(&b.cluster(), topic, PARTITIONS).await.expect("topic");

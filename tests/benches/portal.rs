@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use freeport_common::kafka::{client_config, ensure_topic};
 use freeport_tests::bench::{consume, percentile, rate};
-use freeport_tests::{json, SseReader, TwoOrgs, Value};
+use freeport_tests::{json, TwoOrgs, Value};
 use futures::future::join_all;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
@@ -192,16 +192,7 @@ fn main() {
         let (raw_read, _) = tokio::task::spawn_blocking(move || consume(&owner, "bench", PARTITIONS, total, false))
             .await
             .expect("consume");
-        let response = sandbox
-            .hub
-            .http
-            .get(format!("{}/v1/streams/bench/events", sandbox.hub.url))
-            .bearer_auth(&sandbox.partner)
-            .send()
-            .await
-            .expect("feed");
-        assert_eq!(response.status(), 200);
-        let mut reader = SseReader::new(response);
+        let mut reader = sandbox.hub.feed("bench", &sandbox.partner, "").await;
         let mut first = None;
         for _ in 0..total {
             let event = reader.next().await.expect("an event");

@@ -767,6 +767,20 @@ impl Hub {
         .await;
     }
 
+    /// Opens `stream`'s Server-Sent Events feed as `key` (`query` like
+    /// `?from=end`, or empty); panics unless the portal answers 200.
+    pub async fn feed(&self, stream: &str, key: &str, query: &str) -> SseReader {
+        let response = self
+            .http
+            .get(format!("{}/v1/streams/{stream}/events{query}", self.url))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("open the feed");
+        assert_eq!(response.status(), 200, "open the feed of {stream}");
+        SseReader::new(response)
+    }
+
     /// Produces through the REST Proxy v2 endpoint.
     pub async fn produce(&self, topic: &str, key: &str, records: Value) -> (u16, Value) {
         let response = self

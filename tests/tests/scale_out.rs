@@ -169,17 +169,7 @@ async fn a_push_feed_read_on_one_portal_resumes_on_another() {
         .await;
     assert_eq!(status, 200);
 
-    let first_url = format!("{}/v1/streams/orders/events", orgs.hub.url);
-    let response = orgs
-        .hub
-        .http
-        .get(&first_url)
-        .bearer_auth(&orgs.partner)
-        .send()
-        .await
-        .expect("open on the first portal");
-    assert_eq!(response.status(), 200);
-    let mut reader = SseReader::new(response);
+    let mut reader = orgs.hub.feed("orders", &orgs.partner, "").await;
     let first = read(&mut reader, 4).await;
     let resume_at = first[3].id.clone().expect("an id");
     drop(reader);

@@ -93,15 +93,7 @@ async fn one_trace_follows_a_record_from_produce_through_the_link_to_the_partner
     let contract = sandbox
         .active_contract("orders", "orders-copy", Value::Null)
         .await;
-    let response = hub
-        .http
-        .get(format!("{}/v1/streams/orders/events?from=end", hub.url))
-        .bearer_auth(&sandbox.partner)
-        .send()
-        .await
-        .expect("open the feed");
-    assert_eq!(response.status(), 200);
-    let mut feed = SseReader::new(response);
+    let mut feed = hub.feed("orders", &sandbox.partner, "?from=end").await;
 
     // A client that traces its own work produces one record in its trace,
     // with a traceparent header of its own on the record (replaced: the

@@ -171,6 +171,16 @@ impl Problems {
         }
     }
 
+    /// A PEM certificate file (a CA, say): readable and holding one.
+    pub fn certificate(&mut self, key: &str, path: &Path) -> Option<Vec<u8>> {
+        let pem = self.readable(key, path)?;
+        if crate::tls::certificate_not_after(&pem).is_none() {
+            self.add(key, format!("{} holds no PEM certificate", path.display()));
+            return None;
+        }
+        Some(pem)
+    }
+
     /// A catalog address: `https://host:port`.
     pub fn catalog_url(&mut self, key: &str, url: &str) {
         match url.strip_prefix("https://") {

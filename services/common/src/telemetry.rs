@@ -125,13 +125,7 @@ impl TelemetryConfig {
             }
         }
         if let Some(path) = &self.ca {
-            let pem = problems.readable("telemetry.ca", path);
-            if pem.is_some_and(|pem| reqwest::Certificate::from_pem(&pem).is_err()) {
-                problems.add(
-                    "telemetry.ca",
-                    format!("{} holds no PEM certificate", path.display()),
-                );
-            }
+            problems.certificate("telemetry.ca", path);
         }
         problems.at_least("telemetry.timeout_secs", self.timeout_secs, 1);
     }

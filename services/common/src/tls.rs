@@ -76,17 +76,9 @@ impl TlsFiles {
     /// Every problem with these files, under `key`: unreadable, not PEM, a
     /// key that does not fit the certificate, a certificate out of date.
     pub fn validate(&self, key: &str, problems: &mut crate::config::Problems) {
-        let ca = problems.readable(&format!("{key}.ca"), &self.ca);
+        let ca = problems.certificate(&format!("{key}.ca"), &self.ca);
         let cert = problems.readable(&format!("{key}.cert"), &self.cert);
         let private = problems.readable(&format!("{key}.key"), &self.key);
-        if let Some(ca) = &ca {
-            if certificate_not_after(ca).is_none() {
-                problems.add(
-                    &format!("{key}.ca"),
-                    format!("{} holds no PEM certificate", self.ca.display()),
-                );
-            }
-        }
         let Some(cert) = cert else { return };
         match certificate_not_after(&cert) {
             None => problems.add(

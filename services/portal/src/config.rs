@@ -66,13 +66,7 @@ impl PortalConfig {
         problems.catalog_url("portal.catalog_url", &self.catalog_url);
         self.tls.validate("portal.tls", problems);
         if let Some(path) = &self.client_ca {
-            let pem = problems.readable("portal.client_ca", path);
-            if pem.is_some_and(|pem| freeport_common::tls::certificate_not_after(&pem).is_none()) {
-                problems.add(
-                    "portal.client_ca",
-                    format!("{} holds no PEM certificate", path.display()),
-                );
-            }
+            problems.certificate("portal.client_ca", path);
         }
         problems.hash_key("portal.hash_key", self.hash_key.as_ref());
         problems.at_least(
