@@ -82,6 +82,17 @@ fn default_export_timeout_secs() -> u64 {
 }
 
 impl TelemetryConfig {
+    /// Spans to `endpoint`, every other setting at its default.
+    pub fn for_endpoint(endpoint: impl Into<String>) -> TelemetryConfig {
+        TelemetryConfig {
+            endpoint: endpoint.into(),
+            sample_ratio: default_sample_ratio(),
+            headers: BTreeMap::new(),
+            ca: None,
+            timeout_secs: default_export_timeout_secs(),
+        }
+    }
+
     pub fn validate(&self, problems: &mut Problems) {
         match self.endpoint.parse::<http::Uri>() {
             Ok(uri)
@@ -216,7 +227,6 @@ impl Telemetry {
             .with_resource(resource)
             .build();
         opentelemetry::global::set_tracer_provider(provider.clone());
-        opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
         ENABLED.store(true, Ordering::Relaxed);
         tracing::info!(
             endpoint = %config.endpoint,
@@ -226,6 +236,19 @@ impl Telemetry {
         Ok(Telemetry {
             provider: Some(provider),
         })
+    }
+
+    /// Runs `service` (its name, `freeport-link` say) with spans exported as
+    /// `config` says, then sends the spans still queued.
+    pub async fn around<T>(
+        config: Option<&TelemetryConfig>,
+        service: &'static str,
+        run: impl std::future::Future<Output = T>,
+    ) -> Result<T, TelemetryError> {
+        let telemetry = Telemetry::start(config, service)?;
+        let ran = run.await;
+        telemetry.shutdown().await;
+        Ok(ran)
     }
 
     /// Sends the spans still queued and stops exporting.

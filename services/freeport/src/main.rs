@@ -255,10 +255,8 @@ async fn run() -> anyhow::Result<()> {
         } => {
             let config = FileConfig::from_arg(&arg, Scope::Catalog)?;
             let catalog = section(config.catalog, "catalog")?;
-            let telemetry = Telemetry::start(config.telemetry.as_ref(), "freeport-catalog")?;
-            let ran = freeport_catalog::run(catalog, config.clusters, shutdown_on_signal()).await;
-            telemetry.shutdown().await;
-            ran?;
+            let run = freeport_catalog::run(catalog, config.clusters, shutdown_on_signal());
+            Telemetry::around(config.telemetry.as_ref(), "freeport-catalog", run).await??;
         }
         Command::Catalog {
             config: arg,
@@ -271,18 +269,14 @@ async fn run() -> anyhow::Result<()> {
         Command::Link(arg) => {
             let config = FileConfig::from_arg(&arg, Scope::Link)?;
             let link = section(config.link, "link")?;
-            let telemetry = Telemetry::start(config.telemetry.as_ref(), "freeport-link")?;
-            let ran = freeport_link::run(link, config.clusters, shutdown_on_signal()).await;
-            telemetry.shutdown().await;
-            ran?;
+            let run = freeport_link::run(link, config.clusters, shutdown_on_signal());
+            Telemetry::around(config.telemetry.as_ref(), "freeport-link", run).await??;
         }
         Command::Portal(arg) => {
             let config = FileConfig::from_arg(&arg, Scope::Portal)?;
             let portal = section(config.portal, "portal")?;
-            let telemetry = Telemetry::start(config.telemetry.as_ref(), "freeport-portal")?;
-            let ran = freeport_portal::run(portal, config.clusters, shutdown_on_signal()).await;
-            telemetry.shutdown().await;
-            ran?;
+            let run = freeport_portal::run(portal, config.clusters, shutdown_on_signal());
+            Telemetry::around(config.telemetry.as_ref(), "freeport-portal", run).await??;
         }
         Command::Up(args) => up::run(args, shutdown_on_signal()).await?,
         Command::BootstrapAdmin(arg) => {

@@ -221,13 +221,10 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
     let data_dir = args.data_dir.canonicalize()?;
     let pki = DevPki::ensure(&data_dir.join("certs"))?;
     let clusters = clusters(&args)?;
-    let telemetry = args.otlp_endpoint.as_ref().map(|endpoint| TelemetryConfig {
-        endpoint: endpoint.clone(),
-        sample_ratio: 1.0,
-        headers: Default::default(),
-        ca: None,
-        timeout_secs: 10,
-    });
+    let telemetry = args
+        .otlp_endpoint
+        .as_ref()
+        .map(TelemetryConfig::for_endpoint);
     if let Some(config) = &telemetry {
         let mut problems = freeport_common::config::Problems::default();
         config.validate(&mut problems);
