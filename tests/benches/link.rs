@@ -88,13 +88,29 @@ fn cpu_time(pid: u32) -> Duration {
     Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux
 }
 
-async fn approve(hub: &Hub, stream: &str, destination: &str) -> String {
-    let partner = hub.org(&format!("partner-{stream}"), "partner").await;
+/// API keys of the organizations that own the two clusters: `a`, the data
+/// owner's, and `b`, the partner's (a sandbox's clusters belong to the
+/// organizations of their names).
+struct Keys {
+    owner: String,
+    partner: String,
+}
+
+impl Keys {
+    async fn create(hub: &Hub) -> Keys {
+        Keys {
+            owner: hub.org("a", "internal").await,
+            partner: hub.org("b", "partner").await,
+        }
+    }
+}
+
+async fn approve(hub: &Hub, keys: &Keys, stream: &str, destination: &str) -> String {
     let (_, contract) = hub
         .call(
             "POST",
             "/v1/contracts",
-            &partner,
+            &keys.partner,
             Some(json!({"stream": stream, "purpose": "bench", "destination": {"cluster": "b", "topic": destination}})),
         )
         .await;
@@ -129,13 +145,12 @@ async fn register(hub: &Hub, owner: &str, stream: &str) {
 /// times the copy: (first to last record, approval to last record).
 async fn mirror(
     hub: &Hub,
-    a: &Broker,
-    b: &Broker,
+    keys: &Keys,
+    (a, b): (&Broker, &Broker),
     stream: &str,
     count: usize,
 ) -> (Duration, Duration) {
-    let owner = hub.org(&format!("owner-{stream}"), "internal").await;
-    register(hub, &owner, stream).await;
+    register(hub, &keys.owner, stream).await;
     produce(&a.bootstrap, stream, count).await;
     // The reader waits on the destination before the link starts, so it
     // sees records as they arrive; it reads three times faster than the
@@ -151,15 +166,22 @@ async fn mirror(
     });
     tokio::time::sleep(Duration::from_secs(1)).await;
     let started = Instant::now();
-    approve(hub, stream, &copy).await;
+    approve(hub, keys, stream, &copy).await;
     let (steady, _) = reader.await.expect("consume");
     (steady, started.elapsed())
 }
 
 /// Produces at `per_second` for about ten seconds through the link and
 /// reports the delay from produce at A to consume at B, and the link's CPU.
-async fn delay(hub: &Hub, a: &Broker, b: &Broker, stream: &str, per_second: f64, most: usize) {
-    let id = approve(hub, stream, &format!("{stream}-copy")).await;
+async fn delay(
+    hub: &Hub,
+    keys: &Keys,
+    (a, b): (&Broker, &Broker),
+    stream: &str,
+    per_second: f64,
+    most: usize,
+) {
+    let id = approve(hub, keys, stream, &format!("{stream}-copy")).await;
     // Measure a running mirror, not its start.
     hub.until_contract(&id, "state", "active").await;
     let total = ((per_second * 10.0) as usize).clamp(1_000, most);
@@ -236,14 +258,14 @@ fn main() {
 
         // (b) the link's mirrored throughput, from approval to the last record.
         let hub = Hub::start(&[("a", a.bootstrap.as_str()), ("b", b.bootstrap.as_str())]).await;
-        let owner = hub.org("owner", "internal").await;
+        let keys = Keys::create(&hub).await;
         for stream in ["live", "calm"] {
-            register(&hub, &owner, stream).await;
+            register(&hub, &keys.owner, stream).await;
         }
         for topic in ["live-copy", "calm-copy"] {
             ensure_topic(&b.cluster(), topic, PARTITIONS).await.expect("topic");
         }
-        let (steady, total) = mirror(&hub, &a, &b, "bulk", count).await;
+        let (steady, total) = mirror(&hub, &keys, (&a, &b), "bulk", count).await;
         let linked = rate(count, steady);
         println!(
             "link      mirrored A -> B {:>8.0} records/s ({:.1} MiB/s), first to last record; {:.2?} from approval to the first   link/raw = {:.2}",
@@ -255,7 +277,7 @@ fn main() {
 
         // (c) delay at half the link's rate, and at a calm 1,000 records/s.
         for (stream, per_second) in [("live", (linked / 2.0).max(1.0)), ("calm", 1_000.0)] {
-            delay(&hub, &a, &b, stream, per_second, count).await;
+            delay(&hub, &keys, (&a, &b), stream, per_second, count).await;
         }
         drop(hub);
 
@@ -269,7 +291,8 @@ fn main() {
                 &format!("[telemetry]\nendpoint = {:?}\nsample_ratio = {ratio}\n", receiver.endpoint),
             )
             .await;
-            let (steady, _) = mirror(&traced_hub, &a, &b, stream, count).await;
+            let keys = Keys::create(&traced_hub).await;
+            let (steady, _) = mirror(&traced_hub, &keys, (&a, &b), stream, count).await;
             let traced = rate(count, steady);
             // Spans leave in batches every 5 s: wait for the last ones.
             tokio::time::sleep(Duration::from_secs(6)).await;

@@ -417,6 +417,8 @@ pub type WebSocket =
     tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>;
 
 impl Hub {
+    /// A hub on these clusters, each owned by the organization of its name
+    /// (which the test creates when it needs it).
     pub async fn start(clusters: &[(&str, &str)]) -> Hub {
         let clusters: Vec<_> = clusters
             .iter()
@@ -456,8 +458,14 @@ impl Hub {
         };
         let mut config = String::new();
         for (name, cluster) in clusters {
+            // A cluster of the sandbox belongs to the organization of its
+            // name unless it says otherwise.
+            let owner = cluster
+                .owner
+                .as_ref()
+                .map_or_else(|| name.to_string(), ToString::to_string);
             config.push_str(&format!(
-                "[clusters.{name}]\nbootstrap = \"{}\"\n",
+                "[clusters.{name}]\nowner = \"{owner}\"\nbootstrap = \"{}\"\n",
                 cluster.bootstrap
             ));
             if let Some(files) = &cluster.tls {
@@ -596,32 +604,10 @@ impl Hub {
         key: &str,
         headers: &[(&str, &str)],
     ) -> Result<WebSocket, tokio_tungstenite::tungstenite::Error> {
-        use tokio_rustls::rustls;
-        use tokio_rustls::rustls::pki_types::pem::PemObject;
         use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-        let mut roots = rustls::RootCertStore::empty();
-        for ca in rustls::pki_types::CertificateDer::pem_slice_iter(&self.ca_pem) {
-            roots.add(ca.expect("CA pem")).expect("trust the CA");
-        }
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
         let authority = self.url.trim_start_matches("https://");
-        let tcp = tokio::net::TcpStream::connect(authority.replace("localhost", "127.0.0.1"))
-            .await
-            .expect("connect to the portal");
-        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-            .connect(
-                rustls::pki_types::ServerName::try_from("localhost").expect("server name"),
-                tcp,
-            )
-            .await
-            .expect("TLS to the portal");
+        let tls = self.tls_to(authority).await.expect("TLS to the portal");
         let mut request = format!("wss://{authority}{path_and_query}").into_client_request()?;
         let mut add = |name: &str, value: &str| {
             request.headers_mut().insert(
@@ -635,6 +621,36 @@ impl Hub {
         }
         let (socket, _) = tokio_tungstenite::client_async(request, tls).await?;
         Ok(socket)
+    }
+
+    /// A TLS connection to `localhost:PORT` (the portal, an operations
+    /// listener), trusting the hub's CA and showing no certificate.
+    pub async fn tls_to(
+        &self,
+        authority: &str,
+    ) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+        use tokio_rustls::rustls;
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+
+        let mut roots = rustls::RootCertStore::empty();
+        for ca in rustls::pki_types::CertificateDer::pem_slice_iter(&self.ca_pem) {
+            roots.add(ca.expect("CA pem")).expect("trust the CA");
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let tcp =
+            tokio::net::TcpStream::connect(authority.replace("localhost", "127.0.0.1")).await?;
+        tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(
+                rustls::pki_types::ServerName::try_from("localhost").expect("server name"),
+                tcp,
+            )
+            .await
     }
 
     /// `https://localhost:PORT/PATH` on `service`'s operations listener.
@@ -689,6 +705,11 @@ impl Hub {
             process: Process::spawn(name, &mut command, self.dir.path()),
             listen,
         }
+    }
+
+    /// The configuration file the services run with.
+    pub fn config_path(&self) -> &Path {
+        &self.config
     }
 
     /// Starts the link again (after a kill).

@@ -8,9 +8,8 @@ use freeport_tests::{asyncapi_violations, json};
 
 fn cluster(bootstrap: &str, description: &str) -> ClusterConfig {
     ClusterConfig {
-        bootstrap: bootstrap.into(),
         description: description.into(),
-        tls: None,
+        ..ClusterConfig::plaintext(bootstrap)
     }
 }
 

@@ -497,8 +497,12 @@ async fn bad_input_gets_a_stable_code_and_writes_nothing() {
         hub.call("POST", "/v1/contracts", &partner, Some(json!({"stream": "orders", "purpose": " ", "destination": {"cluster": "globex", "topic": "t"}}))).await,
     );
     check(
-        Refusal { what: "mirror into the source", status: 409, code: 40903 },
+        Refusal { what: "mirror into the owner's cluster", status: 403, code: 40303 },
         hub.call("POST", "/v1/contracts", &partner, Some(json!({"stream": "orders", "purpose": "p", "destination": {"cluster": "acme", "topic": "orders"}}))).await,
+    );
+    check(
+        Refusal { what: "mirror into a topic of the hub's", status: 403, code: 40304 },
+        hub.call("POST", "/v1/contracts", &partner, Some(json!({"stream": "orders", "purpose": "p", "destination": {"cluster": "globex", "topic": "freeport.dlq.x"}}))).await,
     );
     check(
         Refusal {

@@ -522,7 +522,7 @@ fn certificates_from_freeport_certs_pass_the_config_check() {
         )
     };
     let config = format!(
-        "[clusters.acme]\nbootstrap = \"kafka:9092\"\n\
+        "[clusters.acme]\nowner = \"acme\"\nbootstrap = \"kafka:9092\"\n\
          [catalog]\nlisten = \"0.0.0.0:7001\"\nstore = \"memory://\"\n{}\
          [link]\ncatalog_url = \"https://catalog:7001\"\n{}\
          [portal]\nlisten = \"0.0.0.0:8443\"\ncatalog_url = \"https://catalog:7001\"\nclient_ca = \"{certs_dir}/ca.pem\"\n{}",

@@ -68,7 +68,7 @@ components:
 async fn catalog() -> (Arc<Catalog>, Principal, Principal) {
     let clusters: Clusters = [(
         ClusterName::parse("acme").unwrap(),
-        ClusterConfig::plaintext("kafka.acme.internal:9092"),
+        ClusterConfig::owned_by(OrgName::parse("acme").unwrap(), "kafka.acme.internal:9092"),
     )]
     .into();
     let mut catalog = Catalog::new(
@@ -190,6 +190,26 @@ async fn a_document_registers_its_streams_and_evolves_them() {
             .len(),
         2
     );
+    // Nor can a new channel claim a topic on a cluster of someone else's.
+    let claim = DOCUMENT
+        .replace("orders", "claimed")
+        .replace("payments", "claimed-too");
+    let problems = catalog
+        .publish_asyncapi(&rival, &claim, false)
+        .await
+        .unwrap()
+        .unwrap_err();
+    let said = pointers(&problems);
+    assert_eq!(said.len(), 2, "{said:#?}");
+    assert!(
+        said.iter().all(|p| p.contains(
+            "cluster: cluster \"acme\" belongs to organization \"acme\"; \"rival\" may register streams only on its own clusters, and it owns none"
+        )),
+        "{said:#?}"
+    );
+    assert!(catalog
+        .get_stream(&StreamName::parse("claimed").unwrap())
+        .is_err());
 }
 
 #[tokio::test]

@@ -31,6 +31,9 @@ pub struct CatalogConfig {
     #[serde(default)]
     #[schemars(schema_with = "freeport_common::config::optional_socket_addr_schema")]
     pub ops_listen: Option<SocketAddr>,
+    /// Connection limits of the operations listener.
+    #[serde(default)]
+    pub ops_connections: freeport_common::http_server::ConnectionLimits,
     /// Seconds a link process holds the contracts it mirrors without
     /// calling in. A link that dies hands its contracts over after this
     /// long; a catalog that restarts hands out nothing new for this long.
@@ -57,6 +60,8 @@ impl CatalogConfig {
             );
         }
         self.tls.validate("catalog.tls", problems);
+        self.ops_connections
+            .validate("catalog.ops_connections", problems);
         if let Some(path) = &self.asyncapi_schema {
             if let Err(e) = crate::asyncapi::AsyncApiValidator::load(path) {
                 problems.add("catalog.asyncapi_schema", e);

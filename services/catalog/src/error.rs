@@ -43,6 +43,8 @@ pub enum CatalogError {
     #[error("{0}")]
     Unavailable(String),
     #[error(transparent)]
+    Ownership(#[from] freeport_common::ownership::Refusal),
+    #[error(transparent)]
     Store(#[from] StoreError),
 }
 
@@ -60,6 +62,7 @@ impl CatalogError {
             CatalogError::DestinationInUse { .. } => ErrorCode::DestinationInUse,
             CatalogError::IncompatibleSchema { .. } => ErrorCode::IncompatibleSchema,
             CatalogError::Unavailable(_) => ErrorCode::Unavailable,
+            CatalogError::Ownership(refusal) => refusal.code(),
             CatalogError::Store(_) => ErrorCode::Internal,
         }
     }

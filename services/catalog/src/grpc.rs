@@ -383,6 +383,19 @@ pub fn verification_pb(outcome: Result<u64, crate::audit::AuditBreak>) -> pb::Ve
     }
 }
 
+/// What [`Catalog::ownership_problems`] found, on the wire.
+pub fn ownership_pb(report: crate::service::OwnershipReport) -> pb::CheckOwnershipResponse {
+    pb::CheckOwnershipResponse {
+        problems: report
+            .problems
+            .into_iter()
+            .map(|(entity, problem)| pb::OwnershipProblem { entity, problem })
+            .collect(),
+        streams: report.streams as u64,
+        contracts: report.contracts as u64,
+    }
+}
+
 type WatchStream = Pin<Box<dyn FuturesStream<Item = Result<pb::WatchEvent, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -479,9 +492,14 @@ impl pb::catalog_service_server::CatalogService for CatalogGrpc {
     ) -> Result<Response<pb::Stream>, Status> {
         let r = request.into_inner();
         let actor = actor(r.actor)?;
+        // An admin names the organization it registers the stream for.
+        let owner = match r.stream.as_ref().map(|s| s.owner.as_str()) {
+            None | Some("") => None,
+            Some(owner) => Some(OrgName::parse(owner).map_err(CatalogError::from)?),
+        };
         let stream = self
             .catalog
-            .register_stream(&actor, new_stream(r.stream)?)
+            .register_stream_for(&actor, owner, new_stream(r.stream)?)
             .await?;
         Ok(Response::new(stream_pb(stream)))
     }
@@ -593,9 +611,8 @@ impl pb::catalog_service_server::CatalogService for CatalogGrpc {
             .get(&stream.cluster)
             .cloned()
             .unwrap_or_else(|| ClusterConfig {
-                bootstrap: String::new(),
                 description: format!("cluster {} is no longer configured", stream.cluster),
-                tls: None,
+                ..ClusterConfig::plaintext("")
             });
         let partitions = (stream.partitions > 0).then_some(stream.partitions as usize);
         let document = crate::asyncapi::stream_document(&stream_pb(stream), &cluster, partitions);
@@ -787,6 +804,15 @@ impl pb::catalog_service_server::CatalogService for CatalogGrpc {
         _request: Request<pb::VerifyAuditRequest>,
     ) -> Result<Response<pb::VerifyAuditResponse>, Status> {
         Ok(Response::new(verification_pb(self.catalog.verify_audit()?)))
+    }
+
+    async fn check_ownership(
+        &self,
+        _request: Request<pb::CheckOwnershipRequest>,
+    ) -> Result<Response<pb::CheckOwnershipResponse>, Status> {
+        Ok(Response::new(ownership_pb(
+            self.catalog.ownership_problems()?,
+        )))
     }
 
     type WatchStream = WatchStream;

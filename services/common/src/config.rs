@@ -13,7 +13,7 @@ use std::path::Path;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
-use crate::names::ClusterName;
+use crate::names::{ClusterName, OrgName};
 
 pub const ENV_PREFIX: &str = "FREEPORT_";
 
@@ -65,6 +65,10 @@ impl std::fmt::Debug for Secret {
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterConfig {
+    /// Required: the organization that owns this cluster. Only its members
+    /// register streams on it, and only its contracts deliver into it.
+    #[serde(default)]
+    pub owner: Option<OrgName>,
     /// Comma-separated `host:port` bootstrap servers.
     pub bootstrap: String,
     /// Shown in listings; the embedded mock clusters say what they are here.
@@ -77,9 +81,11 @@ pub struct ClusterConfig {
 }
 
 impl ClusterConfig {
-    /// A plaintext cluster with no description.
+    /// A plaintext cluster with no description and no owner: a connection
+    /// for tools and tests that only read or write records.
     pub fn plaintext(bootstrap: impl Into<String>) -> ClusterConfig {
         ClusterConfig {
+            owner: None,
             bootstrap: bootstrap.into(),
             description: String::new(),
             tls: None,
@@ -226,6 +232,31 @@ fn is_host_port(text: &str) -> bool {
 }
 
 impl ClusterConfig {
+    /// [`ClusterConfig::plaintext`], owned by `owner`.
+    pub fn owned_by(owner: OrgName, bootstrap: impl Into<String>) -> ClusterConfig {
+        ClusterConfig {
+            owner: Some(owner),
+            ..ClusterConfig::plaintext(bootstrap)
+        }
+    }
+
+    /// Whether `org` owns this cluster.
+    pub fn is_owned_by(&self, org: &str) -> bool {
+        self.owner
+            .as_ref()
+            .is_some_and(|owner| owner.as_str() == org)
+    }
+
+    /// Every service needs to know whose each cluster is.
+    pub fn validate_owner(&self, name: &str, problems: &mut Problems) {
+        if self.owner.is_none() {
+            problems.add(
+                &format!("clusters.{name}.owner"),
+                "missing: name the organization that owns this cluster",
+            );
+        }
+    }
+
     /// Every problem with cluster `name`'s settings.
     pub fn validate(&self, name: &str, problems: &mut Problems) {
         let key = format!("clusters.{name}");

@@ -23,6 +23,11 @@ pub enum ErrorCode {
     Forbidden,
     /// Reading a stream's records needs an active contract for it.
     NoActiveContract,
+    /// The cluster belongs to another organization: streams live on their
+    /// owner's clusters, and a contract delivers into the consumer's own.
+    NotClusterOwner,
+    /// Topics under `freeport.` belong to the hub.
+    ReservedTopic,
     /// No such route.
     RouteNotFound,
     /// The route exists but not for this HTTP method.
@@ -80,11 +85,13 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 26] = [
+    pub const ALL: [ErrorCode; 28] = [
         ErrorCode::MalformedBody,
         ErrorCode::Unauthenticated,
         ErrorCode::Forbidden,
         ErrorCode::NoActiveContract,
+        ErrorCode::NotClusterOwner,
+        ErrorCode::ReservedTopic,
         ErrorCode::RouteNotFound,
         ErrorCode::TopicNotFound,
         ErrorCode::PartitionNotFound,
@@ -130,6 +137,8 @@ impl ErrorCode {
             ErrorCode::Unauthenticated => 40101,
             ErrorCode::Forbidden => 40301,
             ErrorCode::NoActiveContract => 40302,
+            ErrorCode::NotClusterOwner => 40303,
+            ErrorCode::ReservedTopic => 40304,
             ErrorCode::RouteNotFound => 40400,
             ErrorCode::TopicNotFound => 40401,
             ErrorCode::PartitionNotFound => 40402,
@@ -179,7 +188,10 @@ impl ErrorCode {
             | ErrorCode::UnsupportedMediaType
             | ErrorCode::InvalidConsumerConfig => Code::InvalidArgument,
             ErrorCode::Unauthenticated => Code::Unauthenticated,
-            ErrorCode::Forbidden | ErrorCode::NoActiveContract => Code::PermissionDenied,
+            ErrorCode::Forbidden
+            | ErrorCode::NoActiveContract
+            | ErrorCode::NotClusterOwner
+            | ErrorCode::ReservedTopic => Code::PermissionDenied,
             ErrorCode::RouteNotFound
             | ErrorCode::TopicNotFound
             | ErrorCode::PartitionNotFound

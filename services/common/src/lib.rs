@@ -11,10 +11,14 @@
 //! - [`kafka`]: librdkafka client settings and topic helpers.
 //! - [`terms`]: a contract's terms applied to records, by the link when it
 //!   mirrors and by the portal when it pushes records to a partner.
+//! - [`ownership`]: whose each cluster is, and the topics the hub keeps for
+//!   itself: where streams may live and contracts may deliver.
 //! - [`config`]: loading TOML with `FREEPORT_` environment overrides.
 //! - [`telemetry`]: logging set-up.
-//! - [`https`]: the TLS acceptor of HTTPS listeners that hands the client
-//!   certificate to handlers.
+//! - [`http_server`]: the one way every HTTP listener is served (HTTPS with
+//!   the client certificate handed to handlers, or plain HTTP in
+//!   development), with connection limits (header read and idle timeouts, a
+//!   cap on open connections) so no client can hold a listener hostage.
 //! - [`metrics`]: instruments read by Prometheus, per-route HTTP and gRPC
 //!   metrics, certificate expiry.
 //! - [`ops`]: the operations listener (`/metrics`, `/livez`, `/readyz`)
@@ -23,12 +27,13 @@
 pub mod authz;
 pub mod config;
 pub mod error;
-pub mod https;
+pub mod http_server;
 pub mod json;
 pub mod kafka;
 pub mod metrics;
 pub mod names;
 pub mod ops;
+pub mod ownership;
 pub mod telemetry;
 pub mod terms;
 pub mod tls;

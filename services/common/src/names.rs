@@ -133,22 +133,29 @@ name_type!(
     "cluster name",
     |v: &str| check_identifier("cluster name", v)
 );
-impl schemars::JsonSchema for ClusterName {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "ClusterName".into()
-    }
+/// The JSON Schema of an identifier type, for configuration files.
+macro_rules! identifier_schema {
+    ($name:ident) => {
+        impl schemars::JsonSchema for $name {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
 
-    fn inline_schema() -> bool {
-        true
-    }
+            fn inline_schema() -> bool {
+                true
+            }
 
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "type": "string",
-            "pattern": "^[a-z0-9][a-z0-9._-]{0,62}$",
-        })
-    }
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!({
+                    "type": "string",
+                    "pattern": "^[a-z0-9][a-z0-9._-]{0,62}$",
+                })
+            }
+        }
+    };
 }
+identifier_schema!(ClusterName);
+identifier_schema!(OrgName);
 
 name_type!(
     /// A Kafka topic name.
@@ -156,6 +163,27 @@ name_type!(
     "topic",
     check_topic
 );
+
+/// Topics whose names start with this belong to the hub itself (dead
+/// letters, the catalog's own log): nobody registers them as a stream,
+/// produces to them, reads them or names them as a destination.
+pub const RESERVED_TOPIC_PREFIX: &str = "freeport.";
+
+/// Whether `topic` is one of the hub's own ([`RESERVED_TOPIC_PREFIX`]).
+/// Kafka topic names are case-sensitive, but `Freeport.x` would still
+/// read as the hub's to a person, so the prefix is matched ignoring case.
+pub fn is_reserved_topic(topic: &str) -> bool {
+    topic
+        .get(..RESERVED_TOPIC_PREFIX.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(RESERVED_TOPIC_PREFIX))
+}
+
+impl TopicName {
+    /// See [`is_reserved_topic`].
+    pub fn is_reserved(&self) -> bool {
+        is_reserved_topic(&self.0)
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -182,6 +210,28 @@ mod tests {
         for bad in ["", ".", "..", "a b", "a/b", &"t".repeat(250)] {
             assert!(TopicName::parse(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn the_hubs_own_topics_are_reserved() {
+        for reserved in [
+            "freeport.dlq.x",
+            "freeport.catalog",
+            "Freeport.x",
+            "FREEPORT.",
+        ] {
+            assert!(is_reserved_topic(reserved), "{reserved}");
+        }
+        for free in [
+            "freeport",
+            "freeportx",
+            "orders",
+            "partner.freeport.x",
+            "fr",
+        ] {
+            assert!(!is_reserved_topic(free), "{free}");
+        }
+        assert!(TopicName::parse("freeport.dlq.1").unwrap().is_reserved());
     }
 
     #[test]

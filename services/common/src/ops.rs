@@ -36,7 +36,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{ClusterConfig, Clusters};
-use crate::https::{ClientCertAcceptor, PeerCertificate};
+use crate::http_server::{ConnectionLimits, PeerCertificate};
 use crate::kafka::{explain_failure, metadata_consumer, ErrorRecorder};
 use crate::metrics::Metrics;
 use crate::tls::TlsMaterial;
@@ -350,6 +350,7 @@ async fn scrape(State(ops): State<Ops>, peer: Option<Extension<PeerCertificate>>
 pub fn start(
     addr: SocketAddr,
     tls: Option<&TlsMaterial>,
+    limits: &ConnectionLimits,
     mut ops: Ops,
     shutdown: CancellationToken,
 ) -> Result<SocketAddr, OpsError> {
@@ -357,37 +358,23 @@ pub fn start(
     let listener = std::net::TcpListener::bind(addr).map_err(serve_error)?;
     listener.set_nonblocking(true).map_err(serve_error)?;
     let bound = listener.local_addr().map_err(serve_error)?;
-    let acceptor = match tls {
-        Some(tls) => Some(ClientCertAcceptor::new(
-            tls.rustls_https_config(Some(&tls.ca_pem))?,
-        )),
+    let listener = tokio::net::TcpListener::from_std(listener).map_err(serve_error)?;
+    let tls = match tls {
+        Some(tls) => Some(tls.rustls_https_config(Some(&tls.ca_pem))?),
         None => {
             ops.require_client_certificate = false;
             None
         }
     };
-    let handle = axum_server::Handle::new();
-    let stopper = handle.clone();
+    if tls.is_some() {
+        tracing::info!(addr = %bound, "operations endpoints on https://{bound} (/livez, /readyz, /metrics)");
+    } else {
+        tracing::warn!(addr = %bound, "operations endpoints on plain HTTP (development mode)");
+    }
+    let app = router(ops);
+    let limits = limits.clone();
     tokio::spawn(async move {
-        shutdown.cancelled().await;
-        stopper.shutdown();
-    });
-    let server = axum_server::from_tcp(listener).handle(handle);
-    let app = router(ops).into_make_service();
-    tokio::spawn(async move {
-        let served = match acceptor {
-            Some(acceptor) => {
-                tracing::info!(addr = %bound, "operations endpoints on https://{bound} (/livez, /readyz, /metrics)");
-                server.acceptor(acceptor).serve(app).await
-            }
-            None => {
-                tracing::warn!(addr = %bound, "operations endpoints on plain HTTP (development mode)");
-                server.serve(app).await
-            }
-        };
-        if let Err(error) = served {
-            tracing::error!(addr = %bound, %error, "operations endpoints stopped");
-        }
+        crate::http_server::serve(listener, tls, app, &limits, shutdown, Duration::ZERO).await;
     });
     Ok(bound)
 }

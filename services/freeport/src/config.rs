@@ -72,6 +72,9 @@ impl FileConfig {
 
     /// Every problem a look at the world finds within `scope`.
     fn validate(&self, scope: Scope, problems: &mut Problems) {
+        for (name, cluster) in &self.clusters {
+            cluster.validate_owner(name.as_str(), problems);
+        }
         // The catalog never connects to a cluster; the others do.
         if scope != Scope::Catalog {
             for (name, cluster) in &self.clusters {
@@ -428,6 +431,7 @@ mod tests {
             &path,
             &HashMap::new(),
             &[
+                "clusters.a.owner: missing: name the organization that owns this cluster",
                 "clusters.a.bootstrap: \"y\" is not host:port",
                 "link.catalog_url: \"http://c:1\" is not an https:// URL",
                 "link.hash_key: must be at least 32 characters",

@@ -74,6 +74,13 @@ enum CatalogAction {
     /// and exits non-zero if there is one. Reads the store directly when the
     /// catalog is stopped, and asks the running catalog otherwise.
     VerifyAudit,
+    /// Report the streams whose owner does not own their cluster (or whose
+    /// topic is reserved for the hub) and the live contracts that deliver
+    /// into a cluster their consumer does not own: written before clusters
+    /// had owners. Changes nothing; exits non-zero when it finds any. Reads
+    /// the store directly when the catalog is stopped, and asks the running
+    /// catalog otherwise.
+    CheckOwnership,
 }
 
 #[derive(Subcommand)]
@@ -144,30 +151,91 @@ fn section<T>(value: Option<T>, name: &str) -> anyhow::Result<T> {
     value.with_context(|| format!("the configuration has no [{name}] section"))
 }
 
+/// Answers a catalog tool's question from the store when the catalog is
+/// stopped (`offline`), or else from the running catalog, which holds the
+/// store's lock (`online`).
+async fn ask_catalog<T, F>(
+    config: &freeport_catalog::CatalogConfig,
+    clusters: Clusters,
+    offline: impl FnOnce(&freeport_catalog::Catalog) -> anyhow::Result<T>,
+    online: impl FnOnce(CatalogClient) -> F,
+) -> anyhow::Result<T>
+where
+    F: std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+{
+    match freeport_catalog::open(config, clusters, CancellationToken::new()) {
+        Ok(catalog) => offline(&catalog),
+        Err(closed) => {
+            let tls = config.tls.load()?;
+            let url = format!("https://{}", config.listen);
+            let channel = freeport_common::tls::catalog_channel(&url, &tls)?;
+            let answer = online(CatalogClient::new(channel)).await.map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot open the store ({closed}) nor ask the catalog at {url} ({})",
+                    e.message()
+                )
+            })?;
+            Ok(answer.into_inner())
+        }
+    }
+}
+
+type CatalogClient =
+    freeport_common::proto::catalog::v1::catalog_service_client::CatalogServiceClient<
+        tonic::transport::Channel,
+    >;
+
+async fn check_ownership(
+    config: &freeport_catalog::CatalogConfig,
+    clusters: Clusters,
+) -> anyhow::Result<()> {
+    use freeport_common::proto::catalog::v1 as pb;
+    let answer = ask_catalog(
+        config,
+        clusters,
+        |catalog| {
+            Ok(freeport_catalog::grpc::ownership_pb(
+                catalog.ownership_problems()?,
+            ))
+        },
+        |mut client| async move { client.check_ownership(pb::CheckOwnershipRequest {}).await },
+    )
+    .await?;
+    for problem in &answer.problems {
+        println!("{}: {}", problem.entity, problem.problem);
+    }
+    if answer.problems.is_empty() {
+        println!(
+            "ownership holds: {} streams and {} contracts checked",
+            answer.streams, answer.contracts
+        );
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "{} of {} streams and {} contracts break the ownership rules; nothing was changed",
+            answer.problems.len(),
+            answer.streams,
+            answer.contracts
+        )
+    }
+}
+
 async fn verify_audit(
     config: &freeport_catalog::CatalogConfig,
     clusters: Clusters,
 ) -> anyhow::Result<()> {
     use freeport_common::proto::catalog::v1 as pb;
-    let answer = match freeport_catalog::open(config, clusters, CancellationToken::new()) {
-        Ok(catalog) => freeport_catalog::grpc::verification_pb(catalog.verify_audit()?),
-        Err(offline) => {
-            // The store is locked by the running catalog: ask it.
-            let tls = config.tls.load()?;
-            let url = format!("https://{}", config.listen);
-            let channel = freeport_common::tls::catalog_channel(&url, &tls)?;
-            pb::catalog_service_client::CatalogServiceClient::new(channel)
-                .verify_audit(pb::VerifyAuditRequest {})
-                .await
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "cannot open the store ({offline}) nor ask the catalog at {url} ({})",
-                        e.message()
-                    )
-                })?
-                .into_inner()
-        }
-    };
+    let answer = ask_catalog(
+        config,
+        clusters,
+        |catalog| {
+            Ok(freeport_catalog::grpc::verification_pb(
+                catalog.verify_audit()?,
+            ))
+        },
+        |mut client| async move { client.verify_audit(pb::VerifyAuditRequest {}).await },
+    )
+    .await?;
     if answer.intact {
         println!("audit chain intact: {} entries", answer.entries);
         Ok(())
@@ -265,6 +333,14 @@ async fn run() -> anyhow::Result<()> {
             let config = FileConfig::from_arg(&arg, Scope::Catalog)?;
             let catalog = section(config.catalog, "catalog")?;
             verify_audit(&catalog, config.clusters).await?;
+        }
+        Command::Catalog {
+            config: arg,
+            action: Some(CatalogAction::CheckOwnership),
+        } => {
+            let config = FileConfig::from_arg(&arg, Scope::Catalog)?;
+            let catalog = section(config.catalog, "catalog")?;
+            check_ownership(&catalog, config.clusters).await?;
         }
         Command::Link(arg) => {
             let config = FileConfig::from_arg(&arg, Scope::Link)?;

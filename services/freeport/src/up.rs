@@ -37,8 +37,10 @@ pub struct UpArgs {
     /// Address of the portal's HTTP listener (plain HTTP: development mode).
     #[arg(long, default_value = "127.0.0.1:8080")]
     portal_addr: SocketAddr,
-    /// A real Kafka cluster as NAME=BOOTSTRAP, repeatable. Without any, two
-    /// in-process mock clusters named local-a and local-b are started.
+    /// A real Kafka cluster as NAME=BOOTSTRAP, repeatable, owned by the
+    /// organization of the same name (local-a and local-b exist). Without
+    /// any, two in-process mock clusters named local-a and local-b are
+    /// started.
     #[arg(long = "cluster", value_name = "NAME=BOOTSTRAP")]
     clusters: Vec<String>,
     /// Where to serve the portal's `/livez`, `/readyz` and `/metrics`
@@ -66,7 +68,7 @@ fn clusters(args: &UpArgs) -> anyhow::Result<Clusters> {
             .with_context(|| format!("--cluster {spec:?}: expected NAME=BOOTSTRAP"))?;
         clusters.insert(
             ClusterName::parse(name)?,
-            ClusterConfig::plaintext(bootstrap),
+            ClusterConfig::owned_by(OrgName::parse(name)?, bootstrap),
         );
     }
     Ok(clusters)
@@ -145,11 +147,10 @@ fn start_mock_clusters() -> anyhow::Result<Clusters> {
         clusters.insert(
             ClusterName::parse(name)?,
             ClusterConfig {
-                bootstrap,
                 description: format!(
                     "in-process librdkafka MOCK cluster standing in for {role}; data lives in memory only"
                 ),
-                tls: None,
+                ..ClusterConfig::owned_by(OrgName::parse(name)?, bootstrap)
             },
         );
     }
@@ -244,6 +245,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         tls: pki.files_for("catalog"),
         asyncapi_schema: args.asyncapi_schema.clone(),
         ops_listen: None,
+        ops_connections: Default::default(),
         link_lease_secs: 10,
     };
     let mut catalog = freeport_catalog::build(&catalog_config, clusters.clone(), shutdown.clone())?;
@@ -271,6 +273,8 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         policies: None,
         client_ca: None,
         ops_listen: args.ops_addr,
+        ops_connections: Default::default(),
+        connections: Default::default(),
     };
 
     let mut tasks = tokio::task::JoinSet::new();

@@ -22,6 +22,9 @@ pub struct LinkConfig {
     #[serde(default)]
     #[schemars(schema_with = "freeport_common::config::optional_socket_addr_schema")]
     pub ops_listen: Option<std::net::SocketAddr>,
+    /// Connection limits of the operations listener.
+    #[serde(default)]
+    pub ops_connections: freeport_common::http_server::ConnectionLimits,
 }
 
 impl LinkConfig {
@@ -29,6 +32,8 @@ impl LinkConfig {
     pub fn validate(&self, problems: &mut Problems) {
         problems.catalog_url("link.catalog_url", &self.catalog_url);
         self.tls.validate("link.tls", problems);
+        self.ops_connections
+            .validate("link.ops_connections", problems);
         problems.hash_key("link.hash_key", self.hash_key.as_ref());
     }
 }

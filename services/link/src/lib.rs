@@ -77,7 +77,13 @@ pub async fn run(
     let link_metrics = LinkMetrics::new(&metrics.meter());
     if let Some(addr) = config.ops_listen {
         let ops = Ops::for_service(metrics, &tls, Some(channel.clone()), &clusters, &shutdown);
-        freeport_common::ops::start(addr, Some(&tls), ops, shutdown.clone())?;
+        freeport_common::ops::start(
+            addr,
+            Some(&tls),
+            &config.ops_connections,
+            ops,
+            shutdown.clone(),
+        )?;
     }
     Link::new(CatalogServiceClient::new(channel), clusters, hash_key)
         .with_metrics(link_metrics)
@@ -321,6 +327,14 @@ impl Link {
                     continue;
                 }
             };
+            if let Err(refusal) = self.check_ownership(&spec) {
+                // Written before clusters had owners: never copy across them.
+                let refusal = format!("{refusal}; nothing is mirrored");
+                tracing::warn!(contract = %id, "{refusal}");
+                tokio::spawn(async move { status.error(&refusal).await });
+                self.refused.insert(id);
+                continue;
+            }
             let (Some(source), Some(destination)) = (
                 self.cluster(&spec.source_cluster),
                 self.cluster(&spec.destination_cluster),
@@ -346,6 +360,27 @@ impl Link {
             let task = tokio::spawn(mirror.run(status, cancel.clone()));
             self.running.insert(id, Running { spec, cancel, task });
         }
+    }
+
+    /// The source must be a cluster of the stream's owner and the
+    /// destination one of the consumer's, neither on a reserved topic.
+    fn check_ownership(&self, spec: &MirrorSpec) -> Result<(), String> {
+        use freeport_common::ownership::{check_destination, check_stream_home};
+        let parse = |name: &str| ClusterName::parse(name).map_err(|e| e.to_string());
+        check_stream_home(
+            &self.clusters,
+            &parse(&spec.source_cluster)?,
+            &spec.source_topic,
+            &spec.owner,
+        )
+        .map_err(|e| format!("source {e}"))?;
+        check_destination(
+            &self.clusters,
+            &parse(&spec.destination_cluster)?,
+            &spec.destination_topic,
+            &spec.consumer,
+        )
+        .map_err(|e| e.to_string())
     }
 
     fn cluster(&self, name: &str) -> Option<freeport_common::config::ClusterConfig> {

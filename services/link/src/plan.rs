@@ -9,6 +9,10 @@ use freeport_common::proto::catalog::v1 as pb;
 #[derive(Debug, Clone, PartialEq)]
 pub struct MirrorSpec {
     pub contract_id: String,
+    /// The stream's owner and the contract's consumer: the source must be a
+    /// cluster of the one, the destination a cluster of the other.
+    pub owner: String,
+    pub consumer: String,
     pub source_cluster: String,
     pub source_topic: String,
     pub destination_cluster: String,
@@ -58,6 +62,8 @@ impl CatalogView {
                     c.id.clone(),
                     MirrorSpec {
                         contract_id: c.id.clone(),
+                        owner: stream.owner.clone(),
+                        consumer: c.consumer.clone(),
                         source_cluster: stream.cluster.clone(),
                         source_topic: stream.topic.clone(),
                         destination_cluster: destination.cluster.clone(),

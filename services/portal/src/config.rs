@@ -58,6 +58,14 @@ pub struct PortalConfig {
     #[serde(default)]
     #[schemars(schema_with = "freeport_common::config::optional_socket_addr_schema")]
     pub ops_listen: Option<SocketAddr>,
+    /// Connection limits of the operations listener.
+    #[serde(default)]
+    pub ops_connections: freeport_common::http_server::ConnectionLimits,
+    /// Connection limits of the API listener: how long a client has to
+    /// send a request's headers, how long an idle connection stays open,
+    /// how many connections are open at once.
+    #[serde(default)]
+    pub connections: freeport_common::http_server::ConnectionLimits,
 }
 
 impl PortalConfig {
@@ -69,6 +77,9 @@ impl PortalConfig {
             problems.certificate("portal.client_ca", path);
         }
         problems.hash_key("portal.hash_key", self.hash_key.as_ref());
+        self.connections.validate("portal.connections", problems);
+        self.ops_connections
+            .validate("portal.ops_connections", problems);
         problems.at_least(
             "portal.max_body_bytes",
             u64::try_from(self.max_body_bytes).unwrap_or(u64::MAX),

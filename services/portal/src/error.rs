@@ -62,6 +62,12 @@ impl From<tonic::Status> for ApiError {
     }
 }
 
+impl From<freeport_common::ownership::Refusal> for ApiError {
+    fn from(refusal: freeport_common::ownership::Refusal) -> ApiError {
+        ApiError::new(refusal.code(), refusal.to_string())
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.code.http_status())

@@ -11,7 +11,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 use crate::AppState;
-use freeport_common::https::PeerCertificate;
+use freeport_common::http_server::PeerCertificate;
 use freeport_common::tls::certificate_org;
 
 /// A JSON body: `application/json`, or any `application/*+json` type (the

@@ -395,7 +395,7 @@ pub async fn serve(
     if let Some(addr) = config.ops_listen {
         let ops = Ops::for_service(metrics, &tls, Some(channel), &clusters, &shutdown);
         let tls = (!config.dev_mode).then_some(&tls);
-        freeport_common::ops::start(addr, tls, ops, shutdown.clone())?;
+        freeport_common::ops::start(addr, tls, &config.ops_connections, ops, shutdown.clone())?;
     }
     let state = AppState::new(catalog.clone(), clusters, settings, shutdown.clone())?;
     // Closes every consumer instance at shutdown; awaited before returning
@@ -408,17 +408,11 @@ pub async fn serve(
     ));
     let app = app(state);
     let addr = listener.local_addr().map_err(StartError::Serve)?;
-    if config.dev_mode {
+    let rustls = if config.dev_mode {
         tracing::warn!(%addr, "portal listening on plain HTTP (development mode)");
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await
-            .map_err(StartError::Serve)?;
-        let _ = consumers.await;
-        return Ok(());
-    }
-    let client_ca =
-        match &config.client_ca {
+        None
+    } else {
+        let client_ca = match &config.client_ca {
             Some(path) => Some(std::fs::read(path).map_err(|source| {
                 freeport_common::tls::TlsError::Read {
                     path: path.clone(),
@@ -427,22 +421,18 @@ pub async fn serve(
             })?),
             None => None,
         };
-    let rustls = tls.rustls_https_config(client_ca.as_deref())?;
-    let acceptor = freeport_common::https::ClientCertAcceptor::new(rustls);
-    let handle = axum_server::Handle::new();
-    let stopper = handle.clone();
-    tokio::spawn(async move {
-        shutdown.cancelled().await;
-        stopper.graceful_shutdown(Some(SHUTDOWN_GRACE));
-    });
-    tracing::info!(%addr, "portal listening on HTTPS");
-    let std_listener = listener.into_std().map_err(StartError::Serve)?;
-    axum_server::from_tcp(std_listener)
-        .acceptor(acceptor)
-        .handle(handle)
-        .serve(app.into_make_service())
-        .await
-        .map_err(StartError::Serve)?;
+        tracing::info!(%addr, "portal listening on HTTPS");
+        Some(tls.rustls_https_config(client_ca.as_deref())?)
+    };
+    freeport_common::http_server::serve(
+        listener,
+        rustls,
+        app,
+        &config.connections,
+        shutdown,
+        SHUTDOWN_GRACE,
+    )
+    .await;
     let _ = consumers.await;
     Ok(())
 }

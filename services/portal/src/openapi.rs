@@ -103,6 +103,9 @@ pub struct AuditTrail {
 #[allow(dead_code)]
 pub struct Cluster {
     name: String,
+    /// The organization that owns the cluster; null when the configuration
+    /// names none (nothing may use such a cluster).
+    owner: Option<String>,
     bootstrap: String,
     description: String,
 }

@@ -212,6 +212,7 @@ pub async fn open(
     // Subscribe before looking, so a change right after the check is seen.
     let changes = state.contract_changes();
     let org = caller.require_org("read a stream's records")?;
+    freeport_common::ownership::check_topic("topic", &stream.topic)?;
     let contract = active_contracts(state, org)
         .await?
         .into_iter()

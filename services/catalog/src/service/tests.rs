@@ -1,6 +1,7 @@
 use std::sync::Arc;
 
 use freeport_common::config::{ClusterConfig, Clusters};
+use freeport_common::error::ErrorCode;
 use freeport_common::names::{ClusterName, OrgName, StreamName, TopicName};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
@@ -8,13 +9,14 @@ use tokio_util::sync::CancellationToken;
 use super::*;
 use crate::store::MemoryStore;
 
+/// Cluster `a` is the owner's, `b` the partner's, `c` a third party's.
 fn clusters() -> Clusters {
-    ["a", "b"]
+    [("a", "owner"), ("b", "partner"), ("c", "initech")]
         .into_iter()
-        .map(|n| {
+        .map(|(n, owner)| {
             (
                 ClusterName::parse(n).unwrap(),
-                ClusterConfig::plaintext(format!("{n}:9092")),
+                ClusterConfig::owned_by(OrgName::parse(owner).unwrap(), format!("{n}:9092")),
             )
         })
         .collect()
@@ -238,10 +240,16 @@ async fn destinations_cannot_be_shared_or_point_at_a_source() {
             .await,
         Err(CatalogError::DestinationInUse { .. })
     ));
-    let mut into_source = request("orders");
-    into_source.destination.cluster = ClusterName::parse("a").unwrap();
+    // The partner's own stream on its own cluster is no destination either.
+    let mut own = orders();
+    own.name = StreamName::parse("mine").unwrap();
+    own.cluster = ClusterName::parse("b").unwrap();
+    own.topic = TopicName::parse("mine").unwrap();
+    f.catalog.register_stream(&f.partner, own).await.unwrap();
     assert!(matches!(
-        f.catalog.request_contract(&f.partner, into_source).await,
+        f.catalog
+            .request_contract(&f.partner, request("mine"))
+            .await,
         Err(CatalogError::DestinationInUse { .. })
     ));
     // Once the first is over, its destination is free again.
@@ -277,7 +285,7 @@ async fn registration_validates_references_and_uniqueness() {
     );
     assert!(matches!(
         f.catalog.register_stream(&f.admin, orders()).await,
-        Err(CatalogError::Forbidden(_))
+        Err(CatalogError::InvalidField(ref m)) if m.starts_with("owner:")
     ));
     f.catalog.register_stream(&f.owner, orders()).await.unwrap();
     assert!(matches!(
@@ -290,6 +298,140 @@ async fn registration_validates_references_and_uniqueness() {
         f.catalog.register_stream(&f.owner, same_topic).await,
         Err(CatalogError::AlreadyExists(_))
     ));
+}
+
+fn refusal_code(result: Result<impl std::fmt::Debug, CatalogError>) -> ErrorCode {
+    result.expect_err("refused").code()
+}
+
+#[tokio::test]
+async fn streams_live_on_their_owners_clusters_and_contracts_deliver_into_the_consumers() {
+    let f = fixture().await;
+    // The partner claims a topic on the owner's cluster: refused, nothing written.
+    let revision = f.catalog.store.revision().unwrap();
+    let mut claim = orders();
+    claim.name = StreamName::parse("mine").unwrap();
+    claim.topic = TopicName::parse("the-owners-own-topic").unwrap();
+    let refused = f.catalog.register_stream(&f.partner, claim.clone()).await;
+    assert_eq!(refusal_code(refused), ErrorCode::NotClusterOwner);
+    // Nor for another organization, nor on a topic of the hub's.
+    let refused = f
+        .catalog
+        .register_stream_for(
+            &f.partner,
+            Some(OrgName::parse("owner").unwrap()),
+            claim.clone(),
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(CatalogError::Forbidden(_))),
+        "{refused:?}"
+    );
+    let mut dead_letters = orders();
+    dead_letters.topic = TopicName::parse("freeport.dlq.x").unwrap();
+    let refused = f.catalog.register_stream(&f.owner, dead_letters).await;
+    assert_eq!(refusal_code(refused), ErrorCode::ReservedTopic);
+    assert_eq!(f.catalog.store.revision().unwrap(), revision);
+
+    // An admin registers for the owner, on the owner's cluster only; the
+    // audit says it acted on the owner's behalf.
+    let owner = OrgName::parse("owner").unwrap();
+    let refused = f
+        .catalog
+        .register_stream_for(&f.admin, Some(OrgName::parse("partner").unwrap()), orders())
+        .await;
+    assert_eq!(refusal_code(refused), ErrorCode::NotClusterOwner);
+    let stream = f
+        .catalog
+        .register_stream_for(&f.admin, Some(owner.clone()), orders())
+        .await
+        .unwrap();
+    assert_eq!(stream.owner, owner);
+    let trail = f.catalog.audit_trail("stream:orders").unwrap();
+    assert_eq!(trail[0].record.actor, f.admin.audit_name());
+    assert_eq!(trail[0].record.detail["on_behalf_of"], "owner");
+
+    // Destinations: the consumer's own clusters, never a reserved topic.
+    for (cluster, topic, code) in [
+        ("a", "copy", ErrorCode::NotClusterOwner),
+        ("c", "copy", ErrorCode::NotClusterOwner),
+        ("b", "freeport.dlq.orders", ErrorCode::ReservedTopic),
+    ] {
+        let mut foreign = request(topic);
+        foreign.destination.cluster = ClusterName::parse(cluster).unwrap();
+        let refused = f.catalog.request_contract(&f.partner, foreign).await;
+        assert_eq!(refusal_code(refused), code, "{cluster}/{topic}");
+    }
+    f.catalog
+        .request_contract(&f.partner, request("copy"))
+        .await
+        .unwrap();
+    let report = f.catalog.ownership_problems().unwrap();
+    assert_eq!(
+        (report.problems.len(), report.streams, report.contracts),
+        (0, 1, 1),
+        "{report:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_store_from_before_ownership_opens_and_its_breaches_are_reported_unchanged() {
+    // Written when nobody owned cluster a: the partner claimed a topic on
+    // it and asked for a copy into the owner's cluster.
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::default());
+    let mut anyone: Clusters = clusters();
+    for config in anyone.values_mut() {
+        config.owner = Some(OrgName::parse("partner").unwrap());
+    }
+    let before = Catalog::new(store.clone(), anyone, CancellationToken::new());
+    let (_, admin_key) = before.bootstrap_admin_key().await.unwrap().unwrap();
+    let admin = before.authenticate(&admin_key).unwrap();
+    let partner = OrgName::parse("partner").unwrap();
+    before
+        .create_organization(
+            &admin,
+            partner.clone(),
+            OrgKind::Partner,
+            OrgDetails::default(),
+        )
+        .await
+        .unwrap();
+    let (_, key) = before
+        .create_api_key(&admin, Role::Member, Some(partner))
+        .await
+        .unwrap();
+    let member = before.authenticate(&key).unwrap();
+    before.register_stream(&member, orders()).await.unwrap();
+    let mut into_a = request("copy");
+    into_a.destination.cluster = ClusterName::parse("a").unwrap();
+    let contract = before.request_contract(&member, into_a).await.unwrap();
+    drop(before);
+
+    let now = Catalog::new(store.clone(), clusters(), CancellationToken::new());
+    let revision = store.revision().unwrap();
+    let report = now.ownership_problems().unwrap();
+    let problems = report.problems;
+    assert_eq!((report.streams, report.contracts), (1, 1));
+    let entities: Vec<&str> = problems.iter().map(|(e, _)| e.as_str()).collect();
+    assert_eq!(
+        entities,
+        [
+            "stream:orders".to_string(),
+            format!("contract:{}", contract.id)
+        ]
+    );
+    assert!(
+        problems[0].1.contains("belongs to organization \"owner\""),
+        "{problems:?}"
+    );
+    assert!(
+        problems[1].1.starts_with("destination.cluster"),
+        "{problems:?}"
+    );
+    // Reported, not changed.
+    assert_eq!(store.revision().unwrap(), revision);
+    now.get_stream(&StreamName::parse("orders").unwrap())
+        .unwrap();
 }
 
 #[tokio::test]

@@ -65,13 +65,16 @@ pub async fn clusters(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<Json<serde_json::Value>> {
-    caller.require_admin("list clusters")?;
+    // Admins see every cluster; an organization sees its own, where it may
+    // register streams and receive contracts.
     let clusters: Vec<_> = state
         .clusters()
         .iter()
+        .filter(|(_, c)| caller.is_admin() || caller.org().is_some_and(|org| c.is_owned_by(org)))
         .map(|(name, c)| {
             serde_json::json!({
                 "name": name,
+                "owner": c.owner,
                 "bootstrap": c.bootstrap,
                 "description": c.description,
             })

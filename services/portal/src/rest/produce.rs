@@ -179,6 +179,7 @@ pub(crate) async fn owned_topic(
     org: &str,
     topic: &str,
 ) -> ApiResult<(ClusterName, usize)> {
+    freeport_common::ownership::check_topic("topic", topic)?;
     let streams = state.catalog().list_streams().await?;
     let on_topic: Vec<_> = streams.into_iter().filter(|s| s.topic == topic).collect();
     let Some(stream) = on_topic.iter().find(|s| s.owner == org) else {

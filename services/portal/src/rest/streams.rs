@@ -6,7 +6,7 @@ use axum::response::Response;
 use axum::Json;
 use freeport_common::error::ErrorCode;
 use freeport_common::kafka::ensure_topic_with;
-use freeport_common::names::{ClusterName, StreamName, TopicName};
+use freeport_common::names::{ClusterName, OrgName, StreamName, TopicName};
 use freeport_common::proto::catalog::v1 as pb;
 use serde::{Deserialize, Serialize};
 
@@ -21,7 +21,12 @@ const MAX_PARTITIONS: u32 = 1000;
 #[serde(deny_unknown_fields)]
 pub struct RegisterStream {
     name: String,
+    /// A cluster of the owner's (see `GET /v1/clusters`).
     cluster: String,
+    /// For an admin registering on an organization's behalf: that
+    /// organization. Members register for their own and may leave it out.
+    #[serde(default)]
+    owner: Option<String>,
     topic: String,
     #[serde(default)]
     title: String,
@@ -262,11 +267,32 @@ pub async fn register(
     caller: Caller,
     ApiJson(body): ApiJson<RegisterStream>,
 ) -> ApiResult<(StatusCode, Json<StreamView>)> {
-    caller.require_org("register streams")?;
     let invalid = |e: freeport_common::names::NameError| ApiError::invalid(e.to_string());
+    let owner = match (caller.org(), body.owner) {
+        (Some(org), None) => org.to_string(),
+        (Some(org), Some(owner)) if owner == org => owner,
+        (Some(org), Some(owner)) => {
+            return Err(ApiError::forbidden(format!(
+                "organization {org:?} cannot register streams for {owner:?}"
+            )))
+        }
+        (None, Some(owner)) => OrgName::parse(owner).map_err(invalid)?.to_string(),
+        (None, None) => {
+            return Err(ApiError::invalid(
+                "owner: an admin registers a stream for an organization; name it",
+            ))
+        }
+    };
     let name = StreamName::parse(body.name).map_err(invalid)?;
     let cluster_name = ClusterName::parse(body.cluster).map_err(invalid)?;
     let topic = TopicName::parse(body.topic).map_err(invalid)?;
+    // Before anything touches the cluster: the catalog checks again.
+    freeport_common::ownership::check_stream_home(
+        state.clusters(),
+        &cluster_name,
+        topic.as_str(),
+        &owner,
+    )?;
     let partitions = body.partitions.unwrap_or(1);
     if partitions == 0 || partitions > MAX_PARTITIONS {
         return Err(ApiError::invalid(format!(
@@ -324,6 +350,7 @@ pub async fn register(
         })?;
     let stream = pb::Stream {
         name: name.to_string(),
+        owner,
         cluster: cluster_name.to_string(),
         topic: topic.to_string(),
         title: body.title,

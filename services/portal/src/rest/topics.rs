@@ -46,7 +46,10 @@ async fn accessible_streams(
     state: &AppState,
     caller: &Caller,
 ) -> ApiResult<Vec<(pb::Stream, Option<pb::Contract>)>> {
-    let streams = state.catalog().list_streams().await?;
+    let mut streams = state.catalog().list_streams().await?;
+    // A store from before the rules may hold a stream on one of the hub's
+    // own topics: nobody reads those.
+    streams.retain(|s| !freeport_common::names::is_reserved_topic(&s.topic));
     let Some(org) = caller.org() else {
         // Admins see every topic's metadata; reading records needs an
         // organization, which the consumer routes ask for.
@@ -72,6 +75,7 @@ pub(crate) async fn topic_access(
     caller: &Caller,
     topic: &str,
 ) -> ApiResult<TopicAccess> {
+    freeport_common::ownership::check_topic("topic", topic)?;
     let mut accessible = accessible_streams(state, caller).await?;
     // Own streams first: an owner reads its own topic without a contract.
     accessible.sort_by_key(|(_, contract)| contract.is_some());
