@@ -689,6 +689,16 @@ impl Hub {
     /// hub's config, as `name`, with its own operations port (and, for a
     /// portal, its own listener at `https://localhost:{listen}`).
     pub fn spawn_another(&mut self, service: &'static str, name: &'static str) -> Another {
+        self.spawn_another_with(service, name, &[])
+    }
+
+    /// [`Hub::spawn_another`], with `env` (`FREEPORT_...` overrides) set.
+    pub fn spawn_another_with(
+        &mut self,
+        service: &'static str,
+        name: &'static str,
+        env: &[(&str, &str)],
+    ) -> Another {
         let ops = free_port();
         let listen = free_port();
         let upper = service.to_ascii_uppercase();
@@ -700,6 +710,7 @@ impl Hub {
         if service == "portal" {
             command.env("FREEPORT_PORTAL__LISTEN", format!("127.0.0.1:{listen}"));
         }
+        command.envs(env.iter().copied());
         self.ops_ports.insert(name, ops);
         Another {
             process: Process::spawn(name, &mut command, self.dir.path()),

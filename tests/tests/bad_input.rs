@@ -231,12 +231,33 @@ async fn bad_input_gets_a_stable_code_and_writes_nothing() {
     );
     check(
         Refusal {
-            what: "admin registering",
-            status: 403,
-            code: 40301,
+            what: "admin registering for nobody",
+            status: 422,
+            code: 42201,
         },
         hub.call("POST", "/v1/streams", &admin, Some(stream.clone()))
             .await,
+    );
+    let mut for_partner = stream.clone();
+    for_partner["owner"] = json!("globex");
+    check(
+        Refusal {
+            what: "admin registering on a cluster the organization does not own",
+            status: 403,
+            code: 40303,
+        },
+        hub.call("POST", "/v1/streams", &admin, Some(for_partner))
+            .await,
+    );
+    let mut claim = stream.clone();
+    claim["name"] = json!("claim");
+    check(
+        Refusal {
+            what: "partner registering on the owner's cluster",
+            status: 403,
+            code: 40303,
+        },
+        hub.call("POST", "/v1/streams", &partner, Some(claim)).await,
     );
     assert_eq!(
         hub.call("POST", "/v1/streams", &owner, Some(stream.clone()))

@@ -18,6 +18,7 @@ fn admin() -> Option<pb::Principal> {
         role: pb::Role::Admin.into(),
         organization: String::new(),
         key_id: "crash-test".into(),
+        ..Default::default()
     })
 }
 

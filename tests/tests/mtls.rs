@@ -134,6 +134,7 @@ async fn only_clients_with_a_certificate_from_the_hub_ca_get_in_and_find_health_
             role: pb::Role::Admin.into(),
             organization: String::new(),
             key_id: "test".into(),
+            ..Default::default()
         }),
         name: name.into(),
         kind: pb::OrganizationKind::Partner.into(),

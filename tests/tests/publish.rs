@@ -92,7 +92,7 @@ async fn catalog() -> (Arc<Catalog>, Principal, Principal) {
             .await
             .unwrap();
         let (_, key) = catalog
-            .create_api_key(&admin, Role::Member, Some(org))
+            .create_api_key(&admin, Role::Member, Some(org), Default::default())
             .await
             .unwrap();
         members.push(catalog.authenticate(&key).unwrap());

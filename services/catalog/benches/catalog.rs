@@ -44,6 +44,7 @@ fn admin_pb() -> Option<pb::Principal> {
         role: pb::Role::Admin.into(),
         organization: String::new(),
         key_id: "bench".into(),
+        ..Default::default()
     })
 }
 

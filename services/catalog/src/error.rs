@@ -12,6 +12,14 @@ pub enum CatalogError {
     InvalidName(#[from] NameError),
     #[error("unknown or missing credentials")]
     Unauthenticated,
+    /// A key that exists but was revoked or has expired.
+    #[error("{0}")]
+    CredentialWithdrawn(String),
+    #[error("organization {org:?} has no API key {key_id:?}")]
+    KeyNotFound { org: String, key_id: String },
+    /// The entity is not in a state that allows this.
+    #[error("{0}")]
+    Conflict(String),
     #[error("{0}")]
     Forbidden(String),
     #[error("stream {0:?} not found")]
@@ -53,6 +61,9 @@ impl CatalogError {
         match self {
             CatalogError::InvalidField(_) | CatalogError::InvalidName(_) => ErrorCode::InvalidField,
             CatalogError::Unauthenticated => ErrorCode::Unauthenticated,
+            CatalogError::CredentialWithdrawn(_) => ErrorCode::CredentialWithdrawn,
+            CatalogError::KeyNotFound { .. } => ErrorCode::KeyNotFound,
+            CatalogError::Conflict(_) => ErrorCode::IllegalTransition,
             CatalogError::Forbidden(_) => ErrorCode::Forbidden,
             CatalogError::StreamNotFound(_) => ErrorCode::StreamNotFound,
             CatalogError::ContractNotFound(_) => ErrorCode::ContractNotFound,

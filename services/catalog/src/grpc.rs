@@ -11,9 +11,9 @@ use futures::{Stream as FuturesStream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use crate::domain::{
-    AsyncApiDocument, Change, Classification, ClusterDestination, Compatibility, Contact, Contract,
-    ContractAction, ContractState, ContractTerms, Event, FilterOp, OrgKind, Organization,
-    Principal, Role, RowCondition, SchemaFormat, SchemaVersion, Stream,
+    ApiKeyRecord, AsyncApiDocument, Change, Classification, ClusterDestination, Compatibility,
+    Contact, Contract, ContractAction, ContractState, ContractTerms, Event, FilterOp, OrgKind,
+    Organization, Principal, Role, RowCondition, SchemaFormat, SchemaVersion, Stream,
 };
 use crate::error::CatalogError;
 use crate::service::{Catalog, LinkStatus, NewContract, NewStream, OrgDetails};
@@ -251,6 +251,16 @@ fn organization_pb(o: Organization) -> pb::Organization {
             })
             .collect(),
         trusted_cert_fingerprints: o.trusted_cert_fingerprints,
+        revoked_certificates: o
+            .revoked_certificates
+            .into_iter()
+            .map(|c| pb::RevokedCertificate {
+                fingerprint: c.fingerprint,
+                revoked_at_ms: c.withdrawal.at_ms,
+                revoked_by: c.withdrawal.by,
+                reason: c.withdrawal.reason,
+            })
+            .collect(),
     }
 }
 
@@ -260,11 +270,13 @@ fn principal_pb(p: Principal) -> pb::Principal {
             role: pb::Role::Admin.into(),
             organization: String::new(),
             key_id,
+            expires_at_ms: 0,
         },
         Principal::Member { org, key_id } => pb::Principal {
             role: pb::Role::Member.into(),
             organization: org.to_string(),
             key_id,
+            expires_at_ms: 0,
         },
     }
 }
@@ -349,7 +361,58 @@ fn event_pb(e: Event) -> pb::WatchEvent {
             Change::Stream(s) => pb::watch_event::Change::Stream(stream_pb(s)),
             Change::Contract(c) => pb::watch_event::Change::Contract(contract_pb(c)),
             Change::Document(d) => pb::watch_event::Change::Document(document_pb(d)),
+            Change::ApiKey(k) => pb::watch_event::Change::ApiKey(api_key_pb(k, true)),
         }),
+    }
+}
+
+/// A key record on the wire; its hash only for the services' view.
+fn api_key_pb(k: ApiKeyRecord, with_hash: bool) -> pb::ApiKey {
+    let revoked = k.revoked.unwrap_or_else(|| crate::domain::Withdrawal {
+        at_ms: 0,
+        by: String::new(),
+        reason: String::new(),
+    });
+    pb::ApiKey {
+        key_id: k.key_id,
+        role: match k.role {
+            Role::Admin => pb::Role::Admin,
+            Role::Member => pb::Role::Member,
+        }
+        .into(),
+        organization: k.org.map(|o| o.to_string()).unwrap_or_default(),
+        name: k.name,
+        created_at_ms: k.created_at_ms,
+        expires_at_ms: k.expires_at_ms.unwrap_or(0),
+        revoked_at_ms: revoked.at_ms,
+        revoked_by: revoked.by,
+        revoked_reason: revoked.reason,
+        last_used_ms: k.last_used_ms.unwrap_or(0),
+        replaces: k.replaces.unwrap_or_default(),
+        key_sha256: if with_hash {
+            k.key_sha256
+        } else {
+            String::new()
+        },
+    }
+}
+
+fn created_pb((record, api_key): (ApiKeyRecord, String)) -> pb::CreateApiKeyResponse {
+    pb::CreateApiKeyResponse {
+        key_id: record.key_id.clone(),
+        api_key,
+        key: Some(api_key_pb(record, false)),
+    }
+}
+
+fn org_name(text: String) -> Result<OrgName, CatalogError> {
+    Ok(OrgName::parse(text)?)
+}
+
+fn new_key(name: String, expires_at_ms: i64) -> crate::service::NewKey {
+    crate::service::NewKey {
+        name,
+        expires_at_ms: (expires_at_ms != 0).then_some(expires_at_ms),
     }
 }
 
@@ -404,8 +467,13 @@ impl pb::catalog_service_server::CatalogService for CatalogGrpc {
         &self,
         request: Request<pb::AuthenticateRequest>,
     ) -> Result<Response<pb::Principal>, Status> {
-        let principal = self.catalog.authenticate(&request.into_inner().api_key)?;
-        Ok(Response::new(principal_pb(principal)))
+        let (principal, expires_at_ms) = self
+            .catalog
+            .authenticate_key(&request.into_inner().api_key)?;
+        Ok(Response::new(pb::Principal {
+            expires_at_ms: expires_at_ms.unwrap_or(0),
+            ..principal_pb(principal)
+        }))
     }
 
     async fn create_organization(
@@ -482,8 +550,84 @@ impl pb::catalog_service_server::CatalogService for CatalogGrpc {
         } else {
             Some(OrgName::parse(r.organization).map_err(CatalogError::from)?)
         };
-        let (key_id, api_key) = self.catalog.create_api_key(&actor, role, org).await?;
-        Ok(Response::new(pb::CreateApiKeyResponse { key_id, api_key }))
+        let created = self
+            .catalog
+            .create_api_key(&actor, role, org, new_key(r.name, r.expires_at_ms))
+            .await?;
+        Ok(Response::new(created_pb(created)))
+    }
+
+    async fn revoke_certificate(
+        &self,
+        request: Request<pb::RevokeCertificateRequest>,
+    ) -> Result<Response<pb::Organization>, Status> {
+        let r = request.into_inner();
+        let actor = actor(r.actor)?;
+        let org = org_name(r.organization)?;
+        let organization = self
+            .catalog
+            .revoke_certificate(&actor, &org, &r.fingerprint, r.reason)
+            .await?;
+        Ok(Response::new(organization_pb(organization)))
+    }
+
+    async fn list_api_keys(
+        &self,
+        request: Request<pb::ListApiKeysRequest>,
+    ) -> Result<Response<pb::ListApiKeysResponse>, Status> {
+        let r = request.into_inner();
+        let Some(principal) = r.actor else {
+            // The services' view: every key, with hashes.
+            let (keys, revision) = self.catalog.all_api_keys().await?;
+            return Ok(Response::new(pb::ListApiKeysResponse {
+                keys: keys.into_iter().map(|k| api_key_pb(k, true)).collect(),
+                revision,
+            }));
+        };
+        let actor = actor(Some(principal))?;
+        let org = org_name(r.organization)?;
+        let keys = self.catalog.list_api_keys(&actor, &org)?;
+        Ok(Response::new(pb::ListApiKeysResponse {
+            keys: keys.into_iter().map(|k| api_key_pb(k, false)).collect(),
+            revision: 0,
+        }))
+    }
+
+    async fn revoke_api_key(
+        &self,
+        request: Request<pb::RevokeApiKeyRequest>,
+    ) -> Result<Response<pb::ApiKey>, Status> {
+        let r = request.into_inner();
+        let actor = actor(r.actor)?;
+        let org = org_name(r.organization)?;
+        let revoked = self
+            .catalog
+            .revoke_api_key(&actor, &org, &r.key_id, r.reason)
+            .await?;
+        Ok(Response::new(api_key_pb(revoked, false)))
+    }
+
+    async fn rotate_api_key(
+        &self,
+        request: Request<pb::RotateApiKeyRequest>,
+    ) -> Result<Response<pb::RotateApiKeyResponse>, Status> {
+        let r = request.into_inner();
+        let actor = actor(r.actor)?;
+        let org = org_name(r.organization)?;
+        let (record, key, replaced) = self
+            .catalog
+            .rotate_api_key(
+                &actor,
+                &org,
+                &r.key_id,
+                r.overlap_ms,
+                new_key(r.name, r.expires_at_ms),
+            )
+            .await?;
+        Ok(Response::new(pb::RotateApiKeyResponse {
+            created: Some(created_pb((record, key))),
+            replaced: Some(api_key_pb(replaced, false)),
+        }))
     }
 
     async fn register_stream(

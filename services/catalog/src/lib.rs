@@ -161,6 +161,7 @@ pub async fn serve(
         tracing::info!(%addr, "catalog listening (gRPC, mutual TLS)");
     }
     tokio::spawn(catalog.clone().run_expiry());
+    let key_use = tokio::spawn(catalog.clone().run_key_use_flush());
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_service_status(
@@ -192,6 +193,8 @@ pub async fn serve(
         .add_service(grpc::CatalogGrpc::new(catalog).into_server())
         .serve_with_incoming_shutdown(incoming(listener), shutdown.cancelled_owned())
         .await?;
+    // The last use of each key since the last flush.
+    let _ = key_use.await;
     Ok(())
 }
 

@@ -93,6 +93,8 @@ pub enum LinkStatus {
     Stalled,
 }
 
+pub use keys::{NewKey, MAX_ROTATION_OVERLAP_MS};
+
 pub struct Catalog {
     asyncapi: Option<AsyncApiValidator>,
     /// The Cedar policies: who may discover a stream, who may decide on
@@ -107,6 +109,8 @@ pub struct Catalog {
     meter: opentelemetry::metrics::Meter,
     /// Which link process mirrors which contract.
     link_shares: std::sync::Mutex<LinkShares>,
+    /// When keys were last used, not yet written ([`keys`]).
+    key_use: keys::KeyUse,
 }
 
 fn sha256_hex(text: &str) -> String {
@@ -155,6 +159,7 @@ impl Catalog {
                 std::time::Instant::now(),
                 false,
             )),
+            key_use: keys::KeyUse::default(),
         }
     }
 
@@ -487,27 +492,7 @@ impl Catalog {
         })
     }
 
-    // ---- credentials and organizations ----
-
-    pub fn authenticate(&self, api_key: &str) -> Result<Principal, CatalogError> {
-        if api_key.is_empty() || api_key.len() > 256 {
-            return Err(CatalogError::Unauthenticated);
-        }
-        let record = self
-            .store
-            .get_api_key(&sha256_hex(api_key))?
-            .ok_or(CatalogError::Unauthenticated)?;
-        Ok(match (record.role, record.org) {
-            (Role::Admin, _) => Principal::Admin {
-                key_id: record.key_id,
-            },
-            (Role::Member, Some(org)) => Principal::Member {
-                org,
-                key_id: record.key_id,
-            },
-            (Role::Member, None) => return Err(CatalogError::Unauthenticated),
-        })
-    }
+    // ---- organizations (credentials are in keys.rs) ----
 
     pub async fn create_organization(
         &self,
@@ -537,18 +522,10 @@ impl Catalog {
         }
         let mut fingerprints = Vec::with_capacity(details.trusted_cert_fingerprints.len());
         for (i, raw) in details.trusted_cert_fingerprints.iter().enumerate() {
-            // Accept the common "AB:CD:..." form; keep lowercase hex.
-            let hex: String = raw
-                .chars()
-                .filter(|c| *c != ':')
-                .collect::<String>()
-                .to_ascii_lowercase();
-            if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(CatalogError::InvalidField(format!(
-                    "trusted_cert_fingerprints[{i}] {raw:?} is not a SHA-256 fingerprint (64 hex digits)"
-                )));
-            }
-            fingerprints.push(hex);
+            fingerprints.push(keys::fingerprint(
+                &format!("trusted_cert_fingerprints[{i}]"),
+                raw,
+            )?);
         }
         let display_name = details.display_name;
         let _guard = self.write_lock.lock().await;
@@ -565,6 +542,7 @@ impl Catalog {
             created_at_ms: now_ms(),
             contacts: details.contacts,
             trusted_cert_fingerprints: fingerprints,
+            revoked_certificates: vec![],
         };
         self.commit(Commit {
             changes: vec![Change::Organization(org.clone())],
@@ -583,84 +561,6 @@ impl Catalog {
     pub fn list_organizations(&self) -> Result<Vec<Organization>, CatalogError> {
         Ok(self.store.list_orgs()?)
     }
-
-    /// Issues an API key; returns its id and the key itself, which is not
-    /// kept anywhere and cannot be shown again.
-    pub async fn create_api_key(
-        &self,
-        actor: &Principal,
-        role: Role,
-        org: Option<OrgName>,
-    ) -> Result<(String, String), CatalogError> {
-        Self::require_admin(actor, "issue API keys")?;
-        self.issue_api_key(actor.audit_name(), role, org).await
-    }
-
-    /// Issues the first admin key of an empty catalog; `None` when an admin
-    /// key exists already.
-    pub async fn bootstrap_admin_key(&self) -> Result<Option<(String, String)>, CatalogError> {
-        if self
-            .store
-            .list_api_keys()?
-            .iter()
-            .any(|k| k.role == Role::Admin)
-        {
-            return Ok(None);
-        }
-        self.issue_api_key("system:bootstrap".into(), Role::Admin, None)
-            .await
-            .map(Some)
-    }
-
-    async fn issue_api_key(
-        &self,
-        actor: String,
-        role: Role,
-        org: Option<OrgName>,
-    ) -> Result<(String, String), CatalogError> {
-        match (role, &org) {
-            (Role::Admin, Some(_)) => {
-                return Err(CatalogError::InvalidField(
-                    "an admin key belongs to no organization".into(),
-                ))
-            }
-            (Role::Member, None) => {
-                return Err(CatalogError::InvalidField(
-                    "a member key needs an organization".into(),
-                ))
-            }
-            _ => {}
-        }
-        let _guard = self.write_lock.lock().await;
-        if let Some(org) = &org {
-            if self.store.get_org(org)?.is_none() {
-                return Err(CatalogError::OrganizationNotFound(org.to_string()));
-            }
-        }
-        let key = format!("fpk_{}", hex::encode(rand::random::<[u8; 32]>()));
-        let key_id = format!("key-{}", hex::encode(rand::random::<[u8; 6]>()));
-        let record = ApiKeyRecord {
-            key_id: key_id.clone(),
-            key_sha256: sha256_hex(&key),
-            role,
-            org,
-            created_at_ms: now_ms(),
-        };
-        let audit = AuditRecord::new(
-            actor,
-            "api_key.issue",
-            format!("api_key:{key_id}"),
-            json!({"role": record.role, "organization": record.org}),
-        );
-        self.commit(Commit {
-            changes: vec![],
-            api_keys: vec![record],
-            audit: vec![audit],
-        })
-        .await?;
-        Ok((key_id, key))
-    }
-
     // ---- streams ----
 
     /// Checks a new stream's own fields, all at once, and builds it with its
@@ -1454,5 +1354,6 @@ fn who<'a>(principal: &'a Principal, orgs: &'a [Organization]) -> Option<Who<'a>
     }
 }
 
+mod keys;
 #[cfg(test)]
 mod tests;

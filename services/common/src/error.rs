@@ -19,6 +19,9 @@ pub enum ErrorCode {
     MalformedBody,
     /// No credentials, or credentials that are not valid.
     Unauthenticated,
+    /// Credentials that were valid: a revoked or expired key, a revoked
+    /// client certificate.
+    CredentialWithdrawn,
     /// Valid credentials that do not allow this action.
     Forbidden,
     /// Reading a stream's records needs an active contract for it.
@@ -40,6 +43,7 @@ pub enum ErrorCode {
     ContractNotFound,
     ClusterNotFound,
     OrganizationNotFound,
+    KeyNotFound,
     /// The entity exists already.
     AlreadyExists,
     /// The contract is not in a state that allows this action.
@@ -85,9 +89,11 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 28] = [
+    pub const ALL: [ErrorCode; 30] = [
         ErrorCode::MalformedBody,
         ErrorCode::Unauthenticated,
+        ErrorCode::CredentialWithdrawn,
+        ErrorCode::KeyNotFound,
         ErrorCode::Forbidden,
         ErrorCode::NoActiveContract,
         ErrorCode::NotClusterOwner,
@@ -135,6 +141,7 @@ impl ErrorCode {
         match self {
             ErrorCode::MalformedBody => 40001,
             ErrorCode::Unauthenticated => 40101,
+            ErrorCode::CredentialWithdrawn => 40102,
             ErrorCode::Forbidden => 40301,
             ErrorCode::NoActiveContract => 40302,
             ErrorCode::NotClusterOwner => 40303,
@@ -146,6 +153,7 @@ impl ErrorCode {
             ErrorCode::ContractNotFound => 40411,
             ErrorCode::ClusterNotFound => 40412,
             ErrorCode::OrganizationNotFound => 40413,
+            ErrorCode::KeyNotFound => 40414,
             ErrorCode::MethodNotAllowed => 40501,
             ErrorCode::AlreadyExists => 40901,
             ErrorCode::IllegalTransition => 40902,
@@ -187,7 +195,7 @@ impl ErrorCode {
             | ErrorCode::InvalidDocument
             | ErrorCode::UnsupportedMediaType
             | ErrorCode::InvalidConsumerConfig => Code::InvalidArgument,
-            ErrorCode::Unauthenticated => Code::Unauthenticated,
+            ErrorCode::Unauthenticated | ErrorCode::CredentialWithdrawn => Code::Unauthenticated,
             ErrorCode::Forbidden
             | ErrorCode::NoActiveContract
             | ErrorCode::NotClusterOwner
@@ -199,6 +207,7 @@ impl ErrorCode {
             | ErrorCode::ContractNotFound
             | ErrorCode::ClusterNotFound
             | ErrorCode::OrganizationNotFound
+            | ErrorCode::KeyNotFound
             | ErrorCode::ConsumerNotFound => Code::NotFound,
             ErrorCode::AlreadyExists
             | ErrorCode::DestinationInUse

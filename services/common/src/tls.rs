@@ -239,6 +239,73 @@ pub fn certificate_not_after(pem: &[u8]) -> Option<i64> {
     Some(certificate.validity().not_after.timestamp())
 }
 
+/// The certificates a certificate revocation list (CRL) withdraws, by
+/// issuer and serial number. The file is the operator's, read from local
+/// disk like the CA it sits beside, so its signature is not checked here.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RevocationList {
+    revoked: std::collections::HashSet<(Vec<u8>, Vec<u8>)>,
+}
+
+impl RevocationList {
+    /// Reads one or more CRLs, PEM (`-----BEGIN X509 CRL-----`) or DER.
+    pub fn parse(bytes: &[u8]) -> Result<RevocationList, String> {
+        let mut ders = vec![];
+        let text = bytes.trim_ascii_start();
+        if text.is_empty() {
+            return Err("holds no CRL".into());
+        }
+        if text.starts_with(b"-----") {
+            for pem in x509_parser::pem::Pem::iter_from_buffer(bytes) {
+                let pem = pem.map_err(|e| format!("not PEM: {e}"))?;
+                if pem.label != "X509 CRL" {
+                    return Err(format!("holds a {:?}, not an X509 CRL", pem.label));
+                }
+                ders.push(pem.contents);
+            }
+        } else if text.first() == Some(&0x30) {
+            ders.push(text.to_vec());
+        } else {
+            return Err("is neither PEM nor DER".into());
+        }
+        if ders.is_empty() {
+            return Err("holds no CRL".into());
+        }
+        let mut list = RevocationList::default();
+        for der in &ders {
+            let (_, crl) =
+                x509_parser::parse_x509_crl(der).map_err(|e| format!("not a CRL: {e}"))?;
+            let issuer = crl.issuer().as_raw().to_vec();
+            for revoked in crl.iter_revoked_certificates() {
+                list.revoked
+                    .insert((issuer.clone(), revoked.raw_serial().to_vec()));
+            }
+        }
+        Ok(list)
+    }
+
+    /// How many certificates it withdraws.
+    pub fn len(&self) -> usize {
+        self.revoked.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.revoked.is_empty()
+    }
+
+    /// Whether it withdraws the certificate `der` (a certificate that does
+    /// not parse counts as withdrawn).
+    pub fn revokes(&self, der: &[u8]) -> bool {
+        match x509_parser::parse_x509_certificate(der) {
+            Ok((_, certificate)) => self.revoked.contains(&(
+                certificate.issuer().as_raw().to_vec(),
+                certificate.raw_serial().to_vec(),
+            )),
+            Err(_) => true,
+        }
+    }
+}
+
 /// A development CA and one certificate per service, kept in a folder:
 /// `ca.pem`, `ca.key`, and `<service>.pem` / `<service>.key`.
 #[derive(Debug, Clone)]
@@ -398,6 +465,44 @@ impl DevPki {
         Ok(self.files_for(&name))
     }
 
+    /// A CRL signed by this CA withdrawing the certificates in `certs`
+    /// (PEM files it issued): `crl.pem`, replacing any there, valid for
+    /// `days`. A portal whose `client_crl` is that file refuses them.
+    pub fn revoke(&self, certs: &[PathBuf], days: u32) -> Result<PathBuf, TlsError> {
+        let (ca_cert, ca_key) = self.load_ca()?;
+        let now = time::OffsetDateTime::now_utc();
+        let mut revoked = Vec::with_capacity(certs.len());
+        for path in certs {
+            let pem = fs::read(path).map_err(|source| TlsError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let (_, pem) = x509_parser::pem::parse_x509_pem(&pem)
+                .map_err(|e| TlsError::Invalid(format!("{}: not PEM: {e}", path.display())))?;
+            let certificate = pem.parse_x509().map_err(|e| {
+                TlsError::Invalid(format!("{}: not a certificate: {e}", path.display()))
+            })?;
+            revoked.push(rcgen::RevokedCertParams {
+                serial_number: rcgen::SerialNumber::from_slice(certificate.raw_serial()),
+                revocation_time: now,
+                reason_code: None,
+                invalidity_date: None,
+            });
+        }
+        let params = rcgen::CertificateRevocationListParams {
+            this_update: now - time::Duration::hours(1),
+            next_update: now + time::Duration::days(i64::from(days.max(1))),
+            crl_number: rcgen::SerialNumber::from(u64::try_from(now.unix_timestamp()).unwrap_or(1)),
+            issuing_distribution_point: None,
+            revoked_certs: revoked,
+            key_identifier_method: rcgen::KeyIdMethod::Sha256,
+        };
+        let crl = params.signed_by(&ca_cert, &ca_key)?;
+        let path = self.dir.join("crl.pem");
+        write_file(&path, crl.pem()?.as_bytes(), false)?;
+        Ok(path)
+    }
+
     fn write(&self, name: &str, cert_pem: &str, key_pem: &str) -> Result<(), TlsError> {
         write_file(&self.cert_path(name), cert_pem.as_bytes(), false)?;
         write_file(&self.key_path(name), key_pem.as_bytes(), true)
@@ -482,5 +587,47 @@ mod tests {
         // Signed by the CA: a server trusting it accepts the certificate.
         let material = files.load().unwrap();
         assert!(material.rustls_https_config(Some(&material.ca_pem)).is_ok());
+    }
+}
+
+#[cfg(test)]
+mod revocation_tests {
+    use super::*;
+
+    fn der(files: &TlsFiles) -> Vec<u8> {
+        let pem = std::fs::read(&files.cert).unwrap();
+        let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).unwrap();
+        pem.contents
+    }
+
+    #[test]
+    fn a_crl_withdraws_exactly_the_certificates_it_lists() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = DevPki::ensure(dir.path()).unwrap();
+        let lost = pki.issue_partner("lost", None).unwrap();
+        let kept = pki.issue_partner("kept", None).unwrap();
+        let crl = pki.revoke(std::slice::from_ref(&lost.cert), 7).unwrap();
+        let list = RevocationList::parse(&std::fs::read(&crl).unwrap()).unwrap();
+        assert_eq!(list.len(), 1);
+        assert!(list.revokes(&der(&lost)));
+        assert!(!list.revokes(&der(&kept)));
+        // Another CA's certificate with the same serial is not withdrawn.
+        let other = DevPki::ensure(&dir.path().join("other")).unwrap();
+        assert!(!list.revokes(&der(&other.issue_partner("lost", None).unwrap())));
+    }
+
+    #[test]
+    fn what_is_not_a_crl_says_so() {
+        for (bytes, says) in [
+            (
+                &b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"[..],
+                "not an X509 CRL",
+            ),
+            (&b""[..], "holds no CRL"),
+            (&[0x30u8, 0x03, 0x02, 0x01, 0x01][..], "not a CRL"),
+        ] {
+            let error = RevocationList::parse(bytes).unwrap_err();
+            assert!(error.contains(says), "{error}");
+        }
     }
 }

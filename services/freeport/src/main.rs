@@ -124,6 +124,19 @@ enum CertsCommand {
         #[arg(long, default_value_t = 365)]
         days: u32,
     },
+    /// Write `crl.pem` in DIR: a certificate revocation list signed by the
+    /// CA there, listing every CERT (PEM files it issued; none for an empty
+    /// list). A portal whose `client_crl` is that file refuses them within
+    /// about a second. List every certificate still revoked each time: the
+    /// file is replaced.
+    Revoke {
+        certs: Vec<PathBuf>,
+        #[arg(long)]
+        dir: PathBuf,
+        /// Days until the list should be issued again.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -411,6 +424,16 @@ async fn run() -> anyhow::Result<()> {
                 &format!("client certificate of organization {org}"),
                 &files,
                 days,
+            );
+        }
+        Command::Certs {
+            command: CertsCommand::Revoke { certs, dir, days },
+        } => {
+            let path = ca_in(&dir)?.revoke(&certs, days)?;
+            println!(
+                "{} revoking {} certificate(s), valid for {days} days",
+                path.display(),
+                certs.len()
             );
         }
         Command::Topic { command } => topic::run(command).await?,

@@ -192,12 +192,24 @@ async fn ensure_credentials(catalog: &Catalog, data_dir: &Path) -> anyhow::Resul
                 .await?;
         }
     }
-    let (_, admin) = catalog.create_api_key(&setup, Role::Admin, None).await?;
+    let (_, admin) = catalog
+        .create_api_key(&setup, Role::Admin, None, Default::default())
+        .await?;
     let (_, owner) = catalog
-        .create_api_key(&setup, Role::Member, Some(OrgName::parse(OWNER_ORG)?))
+        .create_api_key(
+            &setup,
+            Role::Member,
+            Some(OrgName::parse(OWNER_ORG)?),
+            Default::default(),
+        )
         .await?;
     let (_, partner) = catalog
-        .create_api_key(&setup, Role::Member, Some(OrgName::parse(PARTNER_ORG)?))
+        .create_api_key(
+            &setup,
+            Role::Member,
+            Some(OrgName::parse(PARTNER_ORG)?),
+            Default::default(),
+        )
         .await?;
     let credentials = serde_json::json!({"admin": admin, "owner": owner, "partner": partner});
     let text = serde_json::to_string_pretty(&credentials)?;
@@ -272,6 +284,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         request_timeout_secs: 30,
         policies: None,
         client_ca: None,
+        client_crl: None,
         ops_listen: args.ops_addr,
         ops_connections: Default::default(),
         connections: Default::default(),

@@ -40,7 +40,9 @@ impl CatalogView {
             pb::watch_event::Change::Stream(s) => {
                 self.streams.insert(s.name.clone(), s);
             }
-            pb::watch_event::Change::Organization(_) | pb::watch_event::Change::Document(_) => {}
+            pb::watch_event::Change::Organization(_)
+            | pb::watch_event::Change::Document(_)
+            | pb::watch_event::Change::ApiKey(_) => {}
         }
     }
 

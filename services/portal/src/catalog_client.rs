@@ -59,6 +59,46 @@ impl CatalogClient {
         Ok(self.client().create_api_key(request).await?.into_inner())
     }
 
+    /// `org`'s keys as `actor` may see them (never their hashes).
+    pub async fn list_api_keys(
+        &self,
+        actor: pb::Principal,
+        org: String,
+    ) -> ApiResult<Vec<pb::ApiKey>> {
+        let request = pb::ListApiKeysRequest {
+            actor: Some(actor),
+            organization: org,
+        };
+        Ok(self
+            .client()
+            .list_api_keys(request)
+            .await?
+            .into_inner()
+            .keys)
+    }
+
+    pub async fn revoke_certificate(
+        &self,
+        request: pb::RevokeCertificateRequest,
+    ) -> ApiResult<pb::Organization> {
+        Ok(self
+            .client()
+            .revoke_certificate(request)
+            .await?
+            .into_inner())
+    }
+
+    pub async fn revoke_api_key(&self, request: pb::RevokeApiKeyRequest) -> ApiResult<pb::ApiKey> {
+        Ok(self.client().revoke_api_key(request).await?.into_inner())
+    }
+
+    pub async fn rotate_api_key(
+        &self,
+        request: pb::RotateApiKeyRequest,
+    ) -> ApiResult<pb::RotateApiKeyResponse> {
+        Ok(self.client().rotate_api_key(request).await?.into_inner())
+    }
+
     pub async fn register_stream(
         &self,
         actor: pb::Principal,

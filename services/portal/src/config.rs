@@ -22,6 +22,13 @@ pub struct PortalConfig {
     /// it the portal asks for no client certificate: API keys only.
     #[serde(default)]
     pub client_ca: Option<std::path::PathBuf>,
+    /// PEM (or DER) file of certificate revocation lists from `client_ca`:
+    /// a client certificate it lists is refused (40102), and its open feeds
+    /// and consumer instances close. Read again within about a second of
+    /// changing; a file that no longer parses is logged and the last good
+    /// list kept. `freeport certs revoke` writes one.
+    #[serde(default)]
+    pub client_crl: Option<std::path::PathBuf>,
     /// Serve plain HTTP instead of HTTPS. Development only: `freeport up`
     /// sets it; anything else should not.
     #[serde(default)]
@@ -75,6 +82,19 @@ impl PortalConfig {
         self.tls.validate("portal.tls", problems);
         if let Some(path) = &self.client_ca {
             problems.certificate("portal.client_ca", path);
+        }
+        if let Some(path) = &self.client_crl {
+            if self.client_ca.is_none() {
+                problems.add(
+                    "portal.client_crl",
+                    "needs portal.client_ca: it revokes client certificates that CA signed",
+                );
+            }
+            if let Some(bytes) = problems.readable("portal.client_crl", path) {
+                if let Err(e) = freeport_common::tls::RevocationList::parse(&bytes) {
+                    problems.add("portal.client_crl", format!("{}: {e}", path.display()));
+                }
+            }
         }
         problems.hash_key("portal.hash_key", self.hash_key.as_ref());
         self.connections.validate("portal.connections", problems);

@@ -38,6 +38,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
+use crate::credentials::{Change, Credential, Crl};
 use crate::error::{ApiError, ApiResult};
 use crate::push::headers_json;
 
@@ -190,6 +191,8 @@ pub struct Instance {
     pub group: String,
     pub name: String,
     pub settings: Settings,
+    /// What its creator authenticated with: it closes when that is withdrawn.
+    credential: Credential,
     consumer: Option<BaseConsumer<InstanceContext>>,
     /// The cluster its consumer reads from, once it has one.
     cluster: Option<ClusterName>,
@@ -575,7 +578,14 @@ impl Consumers {
     }
 
     /// Adds an instance; 40902 when the group has one of that name.
-    pub fn create(&self, org: &str, group: &str, name: &str, settings: Settings) -> ApiResult<()> {
+    pub fn create(
+        &self,
+        org: &str,
+        group: &str,
+        name: &str,
+        settings: Settings,
+        credential: Credential,
+    ) -> ApiResult<()> {
         let key = (org.to_string(), group.to_string(), name.to_string());
         let mut instances = self.instances();
         if instances.contains_key(&key) {
@@ -597,6 +607,7 @@ impl Consumers {
             group: group.to_string(),
             name: name.to_string(),
             settings,
+            credential,
             consumer: None,
             cluster: None,
             topics: BTreeMap::new(),
@@ -669,6 +680,50 @@ impl Consumers {
     }
 }
 
+impl Consumers {
+    /// Closes the instances whose creator's credential is withdrawn, as
+    /// the changes say, until `shutdown`.
+    pub async fn close_withdrawn(
+        self: Arc<Self>,
+        mut changes: tokio::sync::broadcast::Receiver<Change>,
+        crl: Crl,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            let change = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                change = changes.recv() => change,
+            };
+            let change = match change {
+                Ok(change) => change,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            };
+            let withdrawn: Vec<_> = {
+                let mut instances = self.instances();
+                let keys: Vec<Key> = instances
+                    .iter()
+                    .filter(|(_, instance)| {
+                        instance
+                            .lock()
+                            .is_ok_and(|i| change.withdraws(&i.credential, &crl))
+                    })
+                    .map(|(key, _)| key.clone())
+                    .collect();
+                keys.iter()
+                    .filter_map(|key| instances.remove(key))
+                    .collect()
+            };
+            for instance in &withdrawn {
+                if let Ok(i) = instance.lock() {
+                    tracing::info!(org = %i.org, group = %i.group, instance = %i.name, "consumer instance closed: {} was withdrawn", i.credential.describe());
+                }
+            }
+            close(withdrawn).await;
+        }
+    }
+}
+
 /// Closes instances' consumers (leaving their groups) off the async
 /// runtime: closing blocks.
 pub async fn close(instances: Vec<Arc<Mutex<Instance>>>) {
@@ -708,6 +763,10 @@ pub async fn with_instance<T: Send + 'static>(
 mod tests {
     use super::*;
 
+    fn key() -> Credential {
+        Credential::Key("key-test".into())
+    }
+
     fn settings() -> Settings {
         Settings {
             format: Format::Json,
@@ -721,11 +780,17 @@ mod tests {
     #[test]
     fn instances_are_per_organization_unique_and_capped() {
         let consumers = Consumers::new(Duration::from_secs(60));
-        consumers.create("acme", "g", "a", settings()).unwrap();
-        let taken = consumers.create("acme", "g", "a", settings()).unwrap_err();
+        consumers
+            .create("acme", "g", "a", settings(), key())
+            .unwrap();
+        let taken = consumers
+            .create("acme", "g", "a", settings(), key())
+            .unwrap_err();
         assert_eq!(taken.code, ErrorCode::ConsumerAlreadyExists);
         // Another organization's group of the same name is its own.
-        consumers.create("globex", "g", "a", settings()).unwrap();
+        consumers
+            .create("globex", "g", "a", settings(), key())
+            .unwrap();
         assert!(consumers.get("globex", "g", "a").is_ok());
         assert!(matches!(
             consumers.get("initech", "g", "a"),
@@ -733,17 +798,19 @@ mod tests {
         ));
         for i in 1..MAX_INSTANCES_PER_ORG {
             consumers
-                .create("acme", "g", &format!("i{i}"), settings())
+                .create("acme", "g", &format!("i{i}"), settings(), key())
                 .unwrap();
         }
         let capped = consumers
-            .create("acme", "g", "one-more", settings())
+            .create("acme", "g", "one-more", settings(), key())
             .unwrap_err();
         assert_eq!(capped.code, ErrorCode::TooManyRequests);
-        consumers.create("globex", "g", "b", settings()).unwrap();
+        consumers
+            .create("globex", "g", "b", settings(), key())
+            .unwrap();
         consumers.remove("acme", "g", "a").unwrap();
         consumers
-            .create("acme", "g", "one-more", settings())
+            .create("acme", "g", "one-more", settings(), key())
             .unwrap();
     }
 }

@@ -9,10 +9,12 @@ use freeport_common::error::ErrorCode;
 use freeport_common::proto::catalog::v1 as pb;
 use serde::de::DeserializeOwned;
 
+use crate::credentials::Credential;
 use crate::error::ApiError;
 use crate::AppState;
 use freeport_common::http_server::PeerCertificate;
 use freeport_common::tls::certificate_org;
+use std::sync::Arc;
 
 /// A JSON body: `application/json`, or any `application/*+json` type (the
 /// Kafka REST Proxy media types among them). Syntax errors are 400, a body
@@ -81,6 +83,38 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// An optional JSON body: none at all (no body, no content type) is the
+/// default; anything sent is read as [`ApiJson`] reads it.
+pub struct OptionalJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let declared = req.headers().contains_key(CONTENT_TYPE);
+        if !declared {
+            let bytes = body_bytes(req, state).await?;
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                return Ok(OptionalJson(T::default()));
+            }
+            return Err(ApiError::new(
+                ErrorCode::UnsupportedMediaType,
+                "missing Content-Type; send application/json",
+            ));
+        }
+        let bytes_empty = req
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes() == b"0");
+        if bytes_empty {
+            return Ok(OptionalJson(T::default()));
+        }
+        ApiJson::<T>::from_request(req, state)
+            .await
+            .map(|ApiJson(value)| OptionalJson(value))
+    }
+}
+
 /// Query parameters; unknown or malformed ones are 422, not axum's plain text.
 pub struct ApiQuery<T>(pub T);
 
@@ -119,7 +153,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
 /// (resolved by the catalog), or else from the client certificate the
 /// caller showed (its `urn:freeport:org:<name>` names a member of that
 /// organization; the portal's `client_ca` signed it).
-pub struct Caller(pub pb::Principal);
+pub struct Caller(pub pb::Principal, pub Credential);
 
 impl Caller {
     pub fn is_admin(&self) -> bool {
@@ -151,35 +185,58 @@ impl Caller {
 /// The organization member a client certificate speaks for: the one its
 /// `urn:freeport:org:` URI names, or else the one that registered its
 /// SHA-256 fingerprint among its `trusted_cert_fingerprints`.
-async fn certificate_caller(state: &AppState, der: &[u8]) -> Result<Caller, ApiError> {
+async fn certificate_caller(state: &AppState, der: &Arc<Vec<u8>>) -> Result<Caller, ApiError> {
     use sha2::Digest;
+    let fingerprint = hex::encode(sha2::Sha256::digest(der.as_slice()));
+    if state.crl().revokes(der) {
+        return Err(ApiError::new(
+            ErrorCode::CredentialWithdrawn,
+            format!("the client certificate {fingerprint} is revoked (portal.client_crl)"),
+        ));
+    }
     let orgs = state.catalog().list_organizations().await?;
     let org = match certificate_org(der) {
-        Some(org) if orgs.iter().any(|o| o.name == org) => org,
-        Some(org) => {
-            return Err(ApiError::new(
+        Some(org) => orgs.into_iter().find(|o| o.name == org).ok_or_else(|| {
+            ApiError::new(
                 ErrorCode::Unauthenticated,
                 format!("the client certificate names organization {org:?}, which does not exist"),
-            ))
-        }
-        None => {
-            let fingerprint = hex::encode(sha2::Sha256::digest(der));
-            orgs.into_iter()
-                .find(|o| o.trusted_cert_fingerprints.contains(&fingerprint))
-                .map(|o| o.name)
-                .ok_or_else(|| {
-                    ApiError::new(
-                        ErrorCode::Unauthenticated,
-                        format!("the client certificate names no organization (no urn:freeport:org: URI) and no organization trusts its fingerprint {fingerprint}; send an API key"),
-                    )
-                })?
-        }
+            )
+        })?,
+        None => orgs
+            .into_iter()
+            .find(|o| o.trusted_cert_fingerprints.contains(&fingerprint))
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::Unauthenticated,
+                    format!("the client certificate names no organization (no urn:freeport:org: URI) and no organization trusts its fingerprint {fingerprint}; send an API key"),
+                )
+            })?,
     };
-    Ok(Caller(pb::Principal {
-        role: pb::Role::Member.into(),
-        key_id: format!("certificate:{org}"),
-        organization: org,
-    }))
+    if let Some(revoked) = org
+        .revoked_certificates
+        .iter()
+        .find(|c| c.fingerprint == fingerprint)
+    {
+        return Err(ApiError::new(
+            ErrorCode::CredentialWithdrawn,
+            format!(
+                "the client certificate {fingerprint} of {} was revoked at {} ms",
+                org.name, revoked.revoked_at_ms
+            ),
+        ));
+    }
+    Ok(Caller(
+        pb::Principal {
+            role: pb::Role::Member.into(),
+            key_id: format!("certificate:{}", org.name),
+            organization: org.name,
+            expires_at_ms: 0,
+        },
+        Credential::Certificate {
+            fingerprint,
+            der: der.clone(),
+        },
+    ))
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -207,6 +264,7 @@ impl FromRequestParts<AppState> for Caller {
             .filter(|k| !k.is_empty())
             .ok_or_else(|| unauthenticated("Authorization must be 'Bearer <api key>'"))?;
         let principal = state.catalog().authenticate(key).await?;
-        Ok(Caller(principal))
+        let credential = Credential::Key(principal.key_id.clone());
+        Ok(Caller(principal, credential))
     }
 }

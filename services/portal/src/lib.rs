@@ -11,6 +11,7 @@
 pub mod catalog_client;
 pub mod config;
 pub mod consumers;
+pub mod credentials;
 pub mod error;
 pub mod extract;
 pub mod limits;
@@ -78,6 +79,8 @@ pub enum StartError {
         freeport_common::config::MIN_HASH_KEY_CHARS
     )]
     HashKey,
+    #[error("portal.client_crl: {0}")]
+    Crl(String),
 }
 
 /// Shared by every handler; cheap to clone.
@@ -94,8 +97,11 @@ struct Inner {
     hash_key: Option<Vec<u8>>,
     /// The largest request body; for streamed bodies, the largest record.
     max_body_bytes: usize,
-    /// Every contract change the catalog announces ([`push::watch_contracts`]).
-    contract_changes: tokio::sync::broadcast::Sender<pb::Contract>,
+    /// Every contract change and withdrawn credential the catalog
+    /// announces ([`push::watch_contracts`]), and CRL reloads.
+    changes: tokio::sync::broadcast::Sender<credentials::Change>,
+    /// The client CRL, as last read.
+    crl: credentials::Crl,
     /// Fires when the portal shuts down: open push feeds end.
     shutdown: CancellationToken,
     /// REST Proxy consumer instances.
@@ -124,6 +130,8 @@ pub struct Settings {
     pub authz: Authorizer,
     /// Where the portal's instruments record.
     pub meter: opentelemetry::metrics::Meter,
+    /// Client certificates revoked by the operator's CRL file.
+    pub crl: credentials::Crl,
 }
 
 impl AppState {
@@ -168,7 +176,8 @@ impl AppState {
                 request_timeout: settings.request_timeout,
                 authz: settings.authz,
                 org_kinds: Mutex::new(HashMap::new()),
-                contract_changes: tokio::sync::broadcast::channel(push::CONTRACT_CHANGES).0,
+                changes: tokio::sync::broadcast::channel(push::CONTRACT_CHANGES).0,
+                crl: settings.crl,
                 shutdown,
             }),
         })
@@ -247,9 +256,14 @@ impl AppState {
         self.inner.hash_key.as_deref()
     }
 
-    /// Contract changes from now on.
-    pub fn contract_changes(&self) -> tokio::sync::broadcast::Receiver<pb::Contract> {
-        self.inner.contract_changes.subscribe()
+    /// Contract changes and withdrawn credentials from now on.
+    pub fn changes(&self) -> tokio::sync::broadcast::Receiver<credentials::Change> {
+        self.inner.changes.subscribe()
+    }
+
+    /// The client CRL, as last read.
+    pub fn crl(&self) -> &credentials::Crl {
+        &self.inner.crl
     }
 
     pub fn shutdown(&self) -> &CancellationToken {
@@ -391,6 +405,7 @@ pub async fn serve(
         contract_requests_per_second: config.contract_requests_per_second,
         request_timeout: Duration::from_secs(config.request_timeout_secs),
         authz: Authorizer::load(config.policies.as_deref())?,
+        crl: credentials::Crl::load(config.client_crl.clone()).map_err(StartError::Crl)?,
     };
     if let Some(addr) = config.ops_listen {
         let ops = Ops::for_service(metrics, &tls, Some(channel), &clusters, &shutdown);
@@ -403,7 +418,19 @@ pub async fn serve(
     let consumers = tokio::spawn(state.inner.consumers.clone().expire_idle(shutdown.clone()));
     tokio::spawn(push::watch_contracts(
         catalog,
-        state.inner.contract_changes.clone(),
+        state.inner.changes.clone(),
+        shutdown.clone(),
+    ));
+    tokio::spawn(
+        state
+            .inner
+            .crl
+            .clone()
+            .follow(state.inner.changes.clone(), shutdown.clone()),
+    );
+    tokio::spawn(state.inner.consumers.clone().close_withdrawn(
+        state.changes(),
+        state.inner.crl.clone(),
         shutdown.clone(),
     ));
     let app = app(state);

@@ -154,13 +154,21 @@ pub struct OrganizationList {
     organizations: Vec<Organization>,
 }
 
-/// A new API key: shown in this answer only, stored hashed.
+/// An organization's revoked client certificates.
 #[derive(ToSchema)]
 #[allow(dead_code)]
-pub struct ApiKeyCreated {
+pub struct RevokedCertificates {
     organization: String,
-    key_id: String,
-    api_key: String,
+    revoked_certificates: Vec<RevokedCertificate>,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct RevokedCertificate {
+    fingerprint: String,
+    revoked_at_ms: i64,
+    revoked_by: String,
+    reason: String,
 }
 
 #[derive(ToSchema)]
@@ -412,7 +420,11 @@ impl Modify for Security {
         rest::admin::clusters,
         rest::admin::list_orgs,
         rest::admin::create_org,
-        rest::admin::create_key,
+        rest::credentials::create_key,
+        rest::credentials::list_keys,
+        rest::credentials::revoke_key,
+        rest::credentials::revoke_certificate,
+        rest::credentials::rotate_key,
         rest::topics::list,
         rest::topics::get_one,
         rest::produce::produce,

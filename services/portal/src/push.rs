@@ -37,6 +37,7 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog_client::CatalogClient;
+use crate::credentials::{Change, Credential, Crl};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Caller;
 use crate::limits::{ContractLimits, FeedPermit};
@@ -122,6 +123,9 @@ pub enum Ending {
     Shutdown,
     /// Reading the stream failed: reconnect.
     Failed,
+    /// The credential the reader showed was revoked or expired: reconnect
+    /// with another.
+    Withdrawn,
 }
 
 const SHUTTING_DOWN: &str = "the portal is shutting down; reconnect with Last-Event-ID";
@@ -131,7 +135,7 @@ const SHUTTING_DOWN: &str = "the portal is shutting down; reconnect with Last-Ev
 /// the catalog goes away.
 pub async fn watch_contracts(
     catalog: CatalogClient,
-    changes: broadcast::Sender<pb::Contract>,
+    changes: broadcast::Sender<Change>,
     shutdown: CancellationToken,
 ) {
     let mut revision = None;
@@ -145,9 +149,21 @@ pub async fn watch_contracts(
             let mut watch = catalog.watch(after).await?;
             while let Some(event) = watch.message().await? {
                 revision = Some(event.revision);
-                if let Some(pb::watch_event::Change::Contract(contract)) = event.change {
+                let announced = match event.change {
+                    Some(pb::watch_event::Change::Contract(contract)) => {
+                        vec![Change::Contract(Box::new(contract))]
+                    }
+                    Some(pb::watch_event::Change::ApiKey(key)) if key.revoked_at_ms != 0 => {
+                        vec![Change::KeyRevoked(key.key_id)]
+                    }
+                    Some(pb::watch_event::Change::Organization(org)) => {
+                        crate::credentials::organization_changes(&org)
+                    }
+                    _ => vec![],
+                };
+                for change in announced {
                     // No receivers is fine: nobody is reading.
-                    let _ = changes.send(contract);
+                    let _ = changes.send(change);
                 }
             }
             Ok::<(), ApiError>(())
@@ -192,12 +208,17 @@ pub struct Feed {
     consumer: StreamConsumer,
     position: Position,
     reshaper: Option<Reshaper>,
-    changes: broadcast::Receiver<pb::Contract>,
+    changes: broadcast::Receiver<Change>,
     catalog: CatalogClient,
     shutdown: CancellationToken,
     limits: Arc<ContractLimits>,
     /// Frees the contract's place for a feed when the feed ends.
     permit: FeedPermit,
+    /// What the reader authenticated with: the feed closes when it is
+    /// withdrawn, or at its expiry.
+    credential: Credential,
+    expires_at_ms: Option<i64>,
+    crl: Crl,
 }
 
 /// Opens `stream` for `org`: its active contract, the owner's topic from
@@ -210,7 +231,7 @@ pub async fn open(
     from: From,
 ) -> ApiResult<Feed> {
     // Subscribe before looking, so a change right after the check is seen.
-    let changes = state.contract_changes();
+    let changes = state.changes();
     let org = caller.require_org("read a stream's records")?;
     freeport_common::ownership::check_topic("topic", &stream.topic)?;
     let contract = active_contracts(state, org)
@@ -297,6 +318,9 @@ pub async fn open(
         shutdown: state.shutdown().clone(),
         limits: state.limits().clone(),
         permit,
+        credential: caller.1.clone(),
+        expires_at_ms: (caller.0.expires_at_ms != 0).then_some(caller.0.expires_at_ms),
+        crl: state.crl().clone(),
     })
 }
 
@@ -340,7 +364,14 @@ impl Feed {
             shutdown,
             limits,
             permit,
+            credential,
+            expires_at_ms,
+            crl,
         } = self;
+        let expiry = expires_at_ms.map(|end| {
+            let left = u64::try_from(end - freeport_common::now_ms()).unwrap_or(0);
+            tokio::time::Instant::now() + Duration::from_millis(left)
+        });
         let per_second = contract
             .terms
             .as_ref()
@@ -353,9 +384,18 @@ impl Feed {
             loop {
                 let ended: Option<(Ending, String)> = tokio::select! {
                     _ = shutdown.cancelled() => Some((Ending::Shutdown, SHUTTING_DOWN.into())),
+                    _ = async {
+                        match expiry {
+                            Some(at) => tokio::time::sleep_until(at).await,
+                            None => std::future::pending().await,
+                        }
+                    } => Some((Ending::Withdrawn, format!("{} expired", credential.describe()))),
                     change = changes.recv() => match change {
-                        Ok(changed) if changed.id == contract.id && !is_active(&changed) => {
+                        Ok(Change::Contract(changed)) if changed.id == contract.id && !is_active(&changed) => {
                             Some((Ending::NotActive, format!("contract {} is {}", contract.id, state_name(&changed))))
+                        }
+                        Ok(change) if change.withdraws(&credential, &crl) => {
+                            Some((Ending::Withdrawn, format!("{} was revoked", credential.describe())))
                         }
                         Ok(_) => None,
                         Err(broadcast::error::RecvError::Lagged(_)) => still_active(&catalog, &contract.id).await,

@@ -39,6 +39,19 @@ pub struct Organization {
     /// identify this organization.
     #[serde(default)]
     pub trusted_cert_fingerprints: Vec<String>,
+    /// Client certificates of this organization's that no longer identify
+    /// anyone, by fingerprint.
+    #[serde(default)]
+    pub revoked_certificates: Vec<RevokedCertificate>,
+}
+
+/// A client certificate withdrawn by an admin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokedCertificate {
+    /// SHA-256 of the certificate's DER, lowercase hex.
+    pub fingerprint: String,
+    #[serde(flatten)]
+    pub withdrawal: Withdrawal,
 }
 
 /// Who may discover a stream besides its owner, the hub's admins and the
@@ -116,6 +129,8 @@ impl Principal {
 }
 
 /// A credential as stored: only the SHA-256 of the key, never the key.
+/// Records written before keys had names, expiry and revocation read with
+/// those empty.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiKeyRecord {
     pub key_id: String,
@@ -123,6 +138,60 @@ pub struct ApiKeyRecord {
     pub role: Role,
     pub org: Option<OrgName>,
     pub created_at_ms: i64,
+    /// What its holder calls it ("ci", "billing export").
+    #[serde(default)]
+    pub name: String,
+    /// When it stops working, if ever.
+    #[serde(default)]
+    pub expires_at_ms: Option<i64>,
+    /// When it was withdrawn, by whom and why.
+    #[serde(default)]
+    pub revoked: Option<Withdrawal>,
+    /// The last time it authenticated a call (kept to within a minute).
+    #[serde(default)]
+    pub last_used_ms: Option<i64>,
+    /// The key this one replaced by rotation.
+    #[serde(default)]
+    pub replaces: Option<String>,
+}
+
+/// A credential's withdrawal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Withdrawal {
+    pub at_ms: i64,
+    pub by: String,
+    #[serde(default)]
+    pub reason: String,
+}
+
+/// Whether a key works now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    Active,
+    Expired,
+    Revoked,
+}
+
+impl KeyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Active => "active",
+            KeyState::Expired => "expired",
+            KeyState::Revoked => "revoked",
+        }
+    }
+}
+
+impl ApiKeyRecord {
+    pub fn state(&self, now_ms: i64) -> KeyState {
+        if self.revoked.is_some() {
+            KeyState::Revoked
+        } else if self.expires_at_ms.is_some_and(|end| end <= now_ms) {
+            KeyState::Expired
+        } else {
+            KeyState::Active
+        }
+    }
 }
 
 /// A Kafka topic on a named cluster, offered in the catalog.
@@ -188,6 +257,8 @@ pub enum Change {
     Stream(Stream),
     Contract(Contract),
     Document(AsyncApiDocument),
+    /// A key issued, rotated or revoked; stored under its hash.
+    ApiKey(ApiKeyRecord),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

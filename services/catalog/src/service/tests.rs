@@ -46,7 +46,7 @@ async fn fixture() -> Fixture {
             .await
             .unwrap();
         let (_, key) = catalog
-            .create_api_key(&admin, Role::Member, Some(org))
+            .create_api_key(&admin, Role::Member, Some(org), Default::default())
             .await
             .unwrap();
         members.push(catalog.authenticate(&key).unwrap());
@@ -397,7 +397,7 @@ async fn a_store_from_before_ownership_opens_and_its_breaches_are_reported_uncha
         .await
         .unwrap();
     let (_, key) = before
-        .create_api_key(&admin, Role::Member, Some(partner))
+        .create_api_key(&admin, Role::Member, Some(partner), Default::default())
         .await
         .unwrap();
     let member = before.authenticate(&key).unwrap();
@@ -672,7 +672,7 @@ async fn what_an_organization_may_discover_follows_classification() {
         .unwrap();
     let (_, key) = f
         .catalog
-        .create_api_key(&f.admin, Role::Member, Some(unit))
+        .create_api_key(&f.admin, Role::Member, Some(unit), Default::default())
         .await
         .unwrap();
     let unit = f.catalog.authenticate(&key).unwrap();
@@ -943,4 +943,160 @@ async fn avro_streams_evolve_by_avro_rules() {
             .contains("field 'total' was added without a default"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn keys_are_listed_rotated_revoked_and_expire_with_every_change_audited() {
+    let f = fixture().await;
+    let org = OrgName::parse("partner").unwrap();
+    let soon = now_ms() + 60_000;
+    let (record, key) = f
+        .catalog
+        .create_api_key(
+            &f.partner,
+            Role::Member,
+            Some(org.clone()),
+            NewKey {
+                name: "ci".into(),
+                expires_at_ms: Some(soon),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (record.name.as_str(), record.expires_at_ms),
+        ("ci", Some(soon))
+    );
+    let (principal, expires) = f.catalog.authenticate_key(&key).unwrap();
+    assert_eq!((principal.org(), expires), (Some(&org), Some(soon)));
+    // The owner may not touch the partner's keys; nothing is written.
+    let revision = f.catalog.store.revision().unwrap();
+    for refused in [
+        f.catalog.list_api_keys(&f.owner, &org).map(|_| ()),
+        f.catalog
+            .revoke_api_key(&f.owner, &org, &record.key_id, String::new())
+            .await
+            .map(|_| ()),
+        f.catalog
+            .create_api_key(&f.owner, Role::Member, Some(org.clone()), NewKey::default())
+            .await
+            .map(|_| ()),
+    ] {
+        assert!(
+            matches!(refused, Err(CatalogError::Forbidden(_))),
+            "{refused:?}"
+        );
+    }
+    let past = NewKey {
+        name: String::new(),
+        expires_at_ms: Some(now_ms() - 1),
+    };
+    let refused = f
+        .catalog
+        .create_api_key(&f.partner, Role::Member, Some(org.clone()), past)
+        .await;
+    assert!(matches!(refused, Err(CatalogError::InvalidField(_))));
+    assert_eq!(f.catalog.store.revision().unwrap(), revision);
+
+    // Listed without secrets, with when it was last used once flushed.
+    f.catalog.flush_key_use().await.unwrap();
+    let listed = f.catalog.list_api_keys(&f.admin, &org).unwrap();
+    assert_eq!(listed.len(), 2, "the fixture's key and the new one");
+    let ci = listed.iter().find(|k| k.key_id == record.key_id).unwrap();
+    assert!(ci.last_used_ms.is_some());
+
+    // Rotation: both work during the overlap, then only the new one.
+    let (successor, new_key, old) = f
+        .catalog
+        .rotate_api_key(&f.partner, &org, &record.key_id, 0, NewKey::default())
+        .await
+        .unwrap();
+    assert_eq!(successor.name, "ci");
+    assert_eq!(successor.replaces.as_deref(), Some(record.key_id.as_str()));
+    assert!(old.expires_at_ms.unwrap() <= now_ms());
+    assert!(f.catalog.authenticate(&new_key).is_ok());
+    let withdrawn = f.catalog.authenticate(&key).unwrap_err();
+    assert_eq!(withdrawn.code(), ErrorCode::CredentialWithdrawn);
+    assert!(withdrawn.to_string().contains("expired"), "{withdrawn}");
+    let refused = f
+        .catalog
+        .rotate_api_key(&f.partner, &org, &record.key_id, 1000, NewKey::default())
+        .await;
+    assert!(
+        matches!(refused, Err(CatalogError::Conflict(_))),
+        "{refused:?}"
+    );
+
+    // Revocation: at once, once; an unknown key is not found.
+    let revoked = f
+        .catalog
+        .revoke_api_key(&f.admin, &org, &successor.key_id, "leaked".into())
+        .await
+        .unwrap();
+    assert_eq!(revoked.state(now_ms()), crate::domain::KeyState::Revoked);
+    let withdrawn = f.catalog.authenticate(&new_key).unwrap_err();
+    assert!(withdrawn.to_string().contains("revoked"), "{withdrawn}");
+    let again = f
+        .catalog
+        .revoke_api_key(&f.admin, &org, &successor.key_id, String::new())
+        .await;
+    assert!(matches!(again, Err(CatalogError::Conflict(_))));
+    let unknown = f
+        .catalog
+        .revoke_api_key(&f.admin, &org, "key-nope", String::new())
+        .await;
+    assert_eq!(unknown.unwrap_err().code(), ErrorCode::KeyNotFound);
+    for (id, actions) in [
+        (&record.key_id, vec!["api_key.issue", "api_key.retire"]),
+        (&successor.key_id, vec!["api_key.rotate", "api_key.revoke"]),
+    ] {
+        let trail: Vec<String> = f
+            .catalog
+            .audit_trail(&format!("api_key:{id}"))
+            .unwrap()
+            .into_iter()
+            .map(|e| e.record.action)
+            .collect();
+        assert_eq!(trail, actions);
+    }
+    // Watch carried each change of a key.
+    let (all, _) = f.catalog.all_api_keys().await.unwrap();
+    assert!(all.iter().all(|k| k.key_sha256.len() == 64));
+    let events = f.catalog.store.events_after(revision, 100).unwrap();
+    let keys = events
+        .iter()
+        .filter(|e| matches!(e.change, Change::ApiKey(_)))
+        .count();
+    assert_eq!(keys, 3, "rotation (new, old) and revocation");
+}
+
+#[tokio::test]
+async fn an_admin_revokes_a_client_certificate_once() {
+    let f = fixture().await;
+    let org = OrgName::parse("partner").unwrap();
+    let fingerprint = "AB:".repeat(31) + "AB";
+    let refused = f
+        .catalog
+        .revoke_certificate(&f.partner, &org, &fingerprint, String::new())
+        .await;
+    assert!(matches!(refused, Err(CatalogError::Forbidden(_))));
+    let bad = f
+        .catalog
+        .revoke_certificate(&f.admin, &org, "not-a-fingerprint", String::new())
+        .await;
+    assert!(matches!(bad, Err(CatalogError::InvalidField(_))));
+    let organization = f
+        .catalog
+        .revoke_certificate(&f.admin, &org, &fingerprint, "lost laptop".into())
+        .await
+        .unwrap();
+    assert_eq!(
+        organization.revoked_certificates[0].fingerprint,
+        "ab".repeat(32)
+    );
+    let again = f
+        .catalog
+        .revoke_certificate(&f.admin, &org, &"ab".repeat(32), String::new())
+        .await;
+    assert!(matches!(again, Err(CatalogError::Conflict(_))));
 }

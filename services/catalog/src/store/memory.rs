@@ -99,6 +99,9 @@ impl Store for MemoryStore {
                 Change::Document(d) => {
                     state.documents.insert(d.id.clone(), d.clone());
                 }
+                Change::ApiKey(k) => {
+                    state.api_keys.insert(k.key_sha256.clone(), k.clone());
+                }
             }
         }
         for key in commit.api_keys {

@@ -22,6 +22,7 @@ enum Kind {
     Stream,
     Contract,
     Document,
+    ApiKey,
 }
 
 /// sled on local disk. One tree per entity kind, plus the change log keyed by
@@ -176,6 +177,7 @@ impl Store for SledStore {
                 Change::Stream(s) => (Kind::Stream, s.name.as_str().as_bytes(), encode(s)?),
                 Change::Contract(c) => (Kind::Contract, c.id.as_bytes(), encode(c)?),
                 Change::Document(d) => (Kind::Document, d.id.as_bytes(), encode(d)?),
+                Change::ApiKey(k) => (Kind::ApiKey, k.key_sha256.as_bytes(), encode(k)?),
             });
         }
         let keys = commit
@@ -209,6 +211,7 @@ impl Store for SledStore {
                             Kind::Stream => streams,
                             Kind::Contract => contracts,
                             Kind::Document => documents,
+                            Kind::ApiKey => api_keys,
                         };
                         tree.insert(*key, value.as_slice())?;
                         let encoded = encode(event).map_err(ConflictableTransactionError::Abort)?;

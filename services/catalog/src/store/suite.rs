@@ -17,6 +17,7 @@ fn org(name: &str) -> Organization {
         created_at_ms: 1,
         contacts: vec![],
         trusted_cert_fingerprints: vec![],
+        revoked_certificates: vec![],
     }
 }
 
@@ -39,6 +40,21 @@ fn stream(name: &str) -> Stream {
         schema_format: Default::default(),
         compatibility: Default::default(),
         schema_versions: vec![],
+    }
+}
+
+fn key(id: &str, hash: &str) -> ApiKeyRecord {
+    ApiKeyRecord {
+        key_id: id.into(),
+        key_sha256: hash.into(),
+        role: Role::Admin,
+        org: None,
+        created_at_ms: 1,
+        name: String::new(),
+        expires_at_ms: None,
+        revoked: None,
+        last_used_ms: None,
+        replaces: None,
     }
 }
 
@@ -69,19 +85,30 @@ fn commit_assigns_dense_revisions_and_stores_entities(store: &dyn Store) {
                 Change::Stream(stream("orders")),
             ],
             audit: vec![],
-            api_keys: vec![ApiKeyRecord {
-                key_id: "k1".into(),
-                key_sha256: "ab".into(),
-                role: Role::Admin,
-                org: None,
-                created_at_ms: 1,
-            }],
+            api_keys: vec![key("k1", "ab")],
         })
         .unwrap();
     assert_eq!(
         events.iter().map(|e| e.revision).collect::<Vec<_>>(),
         [1, 2]
     );
+    // A key change is an entity too: stored under its hash and logged.
+    let mut revoked = key("k2", "cd");
+    revoked.revoked = Some(crate::domain::Withdrawal {
+        at_ms: 2,
+        by: "admin:x".into(),
+        reason: "leaked".into(),
+    });
+    let logged = store
+        .commit(Commit {
+            changes: vec![Change::ApiKey(revoked.clone())],
+            api_keys: vec![],
+            audit: vec![],
+        })
+        .unwrap();
+    assert_eq!(logged[0].change, Change::ApiKey(revoked.clone()));
+    assert_eq!(store.get_api_key("cd").unwrap(), Some(revoked));
+    assert_eq!(store.list_api_keys().unwrap().len(), 2);
     let more = store
         .commit(Commit {
             changes: vec![Change::Contract(contract("c1", ContractState::Requested))],
@@ -89,8 +116,8 @@ fn commit_assigns_dense_revisions_and_stores_entities(store: &dyn Store) {
             audit: vec![],
         })
         .unwrap();
-    assert_eq!(more[0].revision, 3);
-    assert_eq!(store.revision().unwrap(), 3);
+    assert_eq!(more[0].revision, 4);
+    assert_eq!(store.revision().unwrap(), 4);
     assert_eq!(
         store.get_org(&OrgName::parse("owner").unwrap()).unwrap(),
         Some(org("owner"))

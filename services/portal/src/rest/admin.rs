@@ -1,4 +1,5 @@
-//! Hub administration: clusters, organizations and their API keys.
+//! Hub administration: clusters and organizations (their keys are in
+//! `keys.rs`).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -7,7 +8,7 @@ use freeport_common::proto::catalog::v1 as pb;
 use serde::Deserialize;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiPath, Caller};
+use crate::extract::{ApiJson, Caller};
 use crate::AppState;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -165,40 +166,4 @@ pub async fn create_org(
         })
         .await?;
     Ok((StatusCode::CREATED, Json(org_view(org))))
-}
-
-/// Issues a key for an organization. The key is in this answer only.
-#[utoipa::path(
-    post,
-    path = "/v1/orgs/{org}/keys",
-    operation_id = "admin_create_key",
-    tag = "administration",
-    params(("org" = String, Path)),
-    responses(
-        (status = 201, body = crate::openapi::ApiKeyCreated),
-        crate::openapi::Failures,
-    ),
-)]
-pub async fn create_key(
-    State(state): State<AppState>,
-    caller: Caller,
-    ApiPath(org): ApiPath<String>,
-) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
-    caller.require_admin("issue API keys")?;
-    let created = state
-        .catalog()
-        .create_api_key(pb::CreateApiKeyRequest {
-            actor: Some(caller.0),
-            role: pb::Role::Member.into(),
-            organization: org.clone(),
-        })
-        .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(serde_json::json!({
-            "organization": org,
-            "key_id": created.key_id,
-            "api_key": created.api_key,
-        })),
-    ))
 }

@@ -169,7 +169,9 @@ pub async fn create(
     };
     let (name, settings) = settings_from(&body)?;
     let name = name.unwrap_or_else(|| format!("rest-consumer-{}", uuid::Uuid::new_v4()));
-    state.consumers().create(org, &group, &name, settings)?;
+    state
+        .consumers()
+        .create(org, &group, &name, settings, caller.1.clone())?;
     let path = format!("/consumers/{group}/instances/{name}");
     let base_uri = match headers.get(header::HOST).and_then(|h| h.to_str().ok()) {
         Some(host) => format!("{}://{host}{path}", state.scheme()),

@@ -176,6 +176,7 @@ async fn over_websocket(mut socket: WebSocket, items: impl Stream<Item = Item> +
                     Ending::NotActive => (1008, "contract not active"),
                     Ending::Shutdown => (1001, "portal shutting down"),
                     Ending::Failed => (1011, "reading the stream failed"),
+                    Ending::Withdrawn => (1008, "credential withdrawn"),
                 };
                 (json!({"type": "closed", "reason": reason}), Some(close))
             }

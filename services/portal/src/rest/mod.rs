@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod consumers;
 pub mod contracts;
+pub mod credentials;
 pub mod events;
 pub mod partners;
 pub mod produce;
@@ -49,7 +50,22 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/asyncapi/{id}", get(publish::get_one))
         .route("/v1/clusters", get(admin::clusters))
         .route("/v1/orgs", get(admin::list_orgs).post(admin::create_org))
-        .route("/v1/orgs/{org}/keys", post(admin::create_key))
+        .route(
+            "/v1/orgs/{org}/keys",
+            get(credentials::list_keys).post(credentials::create_key),
+        )
+        .route(
+            "/v1/orgs/{org}/keys/{key_id}",
+            delete(credentials::revoke_key),
+        )
+        .route(
+            "/v1/orgs/{org}/keys/{key_id}/rotate",
+            post(credentials::rotate_key),
+        )
+        .route(
+            "/v1/orgs/{org}/revoked-certificates",
+            post(credentials::revoke_certificate),
+        )
         .route("/topics", get(topics::list))
         .route(
             "/topics/{topic}",
