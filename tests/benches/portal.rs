@@ -7,7 +7,11 @@
 //!     1 and 100 records per request from CLIENTS concurrent clients;
 //!     records per second and the latency of each request, p50/p99;
 //! (c) push: a partner reads every record over SSE from the beginning,
-//!     against rdkafka consuming the same topic.
+//!     against rdkafka consuming the same topic;
+//! (d) the catalog's size: 1-record produce from CATALOG_CLIENTS
+//!     connections with the streams registered so far, then again once
+//!     10,000 more streams and 1,000 contracts exist (registered over the
+//!     catalog's gRPC API); the ratio of the two rates.
 //!
 //! Run: `cargo build --release -p freeport && FREEPORT_BIN=target/release/freeport
 //! cargo bench -p freeport-tests --bench portal` (`-- --requests N` sets the
@@ -25,6 +29,10 @@ use futures::future::join_all;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
 const CLIENTS: usize = 8;
+/// Connections of the catalog-size runs (d).
+const CATALOG_CLIENTS: usize = 32;
+const MORE_STREAMS: usize = 10_000;
+const MORE_CONTRACTS: usize = 1_000;
 const PARTITIONS: usize = 3;
 const PAD: usize = 200;
 
@@ -41,8 +49,17 @@ where
     F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = ()> + Send,
 {
+    clients_of(CLIENTS, per_client, call).await
+}
+
+/// [`clients`] on `count` concurrent tasks.
+async fn clients_of<F, Fut>(count: usize, per_client: usize, call: F) -> (Duration, Vec<Duration>)
+where
+    F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
     let call = Arc::new(call);
-    join_all((0..CLIENTS).map(|client| {
+    join_all((0..count).map(|client| {
         let call = call.clone();
         async move {
             for i in 0..3 {
@@ -52,7 +69,7 @@ where
     }))
     .await;
     let started = Instant::now();
-    let tasks = (0..CLIENTS).map(|client| {
+    let tasks = (0..count).map(|client| {
         let call = call.clone();
         tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(per_client);
@@ -206,5 +223,111 @@ fn main() {
             rate(total, raw_read),
             rate(total, sse) / rate(total, raw_read)
         );
+
+        // (d) what a produce costs as the catalog grows.
+        let small = produce_rate(&sandbox, requests).await;
+        let report_small = format!("portal HTTP, 1 record per request, {CATALOG_CLIENTS} connections, few streams");
+        report(&report_small, CATALOG_CLIENTS * requests, small.0, &small.1);
+        let registered = Instant::now();
+        grow_catalog(&sandbox).await;
+        println!(
+            "registered {MORE_STREAMS} more streams and {MORE_CONTRACTS} contracts in {:.1?}",
+            registered.elapsed()
+        );
+        let large = produce_rate(&sandbox, requests).await;
+        let report_large = format!("portal HTTP, 1 record per request, {CATALOG_CLIENTS} connections, {MORE_STREAMS} more streams");
+        report(&report_large, CATALOG_CLIENTS * requests, large.0, &large.1);
+        println!(
+            "catalog size: {:.0} records/s with few streams, {:.0} with {MORE_STREAMS} more and {MORE_CONTRACTS} contracts; large/small = {:.2}",
+            rate(CATALOG_CLIENTS * requests, small.0),
+            rate(CATALOG_CLIENTS * requests, large.0),
+            small.0.as_secs_f64() / large.0.as_secs_f64()
+        );
     });
+}
+
+/// 1-record produce requests to `bench` from CATALOG_CLIENTS connections.
+async fn produce_rate(sandbox: &TwoOrgs, requests: usize) -> (Duration, Vec<Duration>) {
+    let url = format!("{}/topics/bench", sandbox.hub.url);
+    let body = Arc::new(json!({"records": [{"value": value(0)}]}).to_string());
+    let (http, key) = (sandbox.hub.http.clone(), sandbox.owner.clone());
+    clients_of(CATALOG_CLIENTS, requests, move |_, _| {
+        let request = http
+            .post(&url)
+            .bearer_auth(&key)
+            .header("content-type", "application/vnd.kafka.json.v2+json")
+            .body(body.as_str().to_owned());
+        async move {
+            let response = request.send().await.expect("produce");
+            assert_eq!(response.status(), 200);
+            response.text().await.expect("answer");
+        }
+    })
+    .await
+}
+
+/// MORE_STREAMS streams of the owner's (their topics need not exist) and
+/// MORE_CONTRACTS requested contracts of the partner's, over the catalog's
+/// gRPC API, 16 calls at a time.
+async fn grow_catalog(sandbox: &TwoOrgs) {
+    use freeport_common::proto::catalog::v1 as pb;
+    use futures::StreamExt;
+    let tls = sandbox
+        .hub
+        .pki()
+        .files_for("portal")
+        .load()
+        .expect("portal identity");
+    let channel =
+        freeport_common::tls::catalog_channel(&sandbox.hub.catalog_url, &tls).expect("channel");
+    let client = pb::catalog_service_client::CatalogServiceClient::new(channel);
+    let member = |org: &str| pb::Principal {
+        role: pb::Role::Member.into(),
+        organization: org.into(),
+        key_id: "bench".into(),
+        ..Default::default()
+    };
+    futures::stream::iter(0..MORE_STREAMS)
+        .for_each_concurrent(16, |n| {
+            let mut client = client.clone();
+            let actor = member("acme");
+            async move {
+                client
+                    .register_stream(pb::RegisterStreamRequest {
+                        actor: Some(actor),
+                        stream: Some(pb::Stream {
+                            name: format!("grown-{n}"),
+                            cluster: "acme".into(),
+                            topic: format!("grown-{n}"),
+                            partitions: 1,
+                            classification: pb::Classification::Partner.into(),
+                            ..Default::default()
+                        }),
+                    })
+                    .await
+                    .expect("register");
+            }
+        })
+        .await;
+    futures::stream::iter(0..MORE_CONTRACTS)
+        .for_each_concurrent(16, |n| {
+            let mut client = client.clone();
+            let actor = member("globex");
+            async move {
+                client
+                    .request_contract(pb::RequestContractRequest {
+                        actor: Some(actor),
+                        stream: format!("grown-{n}"),
+                        purpose: "bench".into(),
+                        destination: Some(pb::ClusterDestination {
+                            cluster: "globex".into(),
+                            topic: format!("grown-{n}-copy"),
+                        }),
+                        terms: None,
+                    })
+                    .await
+                    .expect("request");
+            }
+        })
+        .await;
 }

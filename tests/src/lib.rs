@@ -395,6 +395,8 @@ pub struct Hub {
     pub portal: Process,
     pub url: String,
     pub http: reqwest::Client,
+    /// The catalog's gRPC address (mutual TLS; [`Hub::pki`] issues clients).
+    pub catalog_url: String,
     pub admin_key: String,
     /// Each service's operations port (`/livez`, `/readyz`, `/metrics`).
     pub ops_ports: std::collections::BTreeMap<&'static str, u16>,
@@ -540,6 +542,7 @@ impl Hub {
             .build()
             .expect("metrics client");
         let mut hub = Hub {
+            catalog_url: format!("https://127.0.0.1:{catalog_port}"),
             dir,
             catalog,
             link,
@@ -721,6 +724,17 @@ impl Hub {
     /// The configuration file the services run with.
     pub fn config_path(&self) -> &Path {
         &self.config
+    }
+
+    /// Starts the catalog again (after a kill), on the same store.
+    pub fn restart_catalog(&mut self) {
+        self.catalog = Process::spawn(
+            "catalog",
+            Command::new(freeport_bin())
+                .args(["catalog", "--config"])
+                .arg(&self.config),
+            self.dir.path(),
+        );
     }
 
     /// Starts the link again (after a kill).
@@ -1189,7 +1203,13 @@ impl SseReader {
                 event.data = data.join("\n");
                 return Some(event);
             }
-            let chunk = self.body.next().await?.ok()?;
+            let chunk = match self.body.next().await? {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    eprintln!("SSE body failed: {e:?}");
+                    return None;
+                }
+            };
             self.buffer.push_str(&String::from_utf8_lossy(&chunk));
         }
     }

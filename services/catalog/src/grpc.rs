@@ -571,6 +571,28 @@ impl pb::catalog_service_server::CatalogService for CatalogGrpc {
         Ok(Response::new(organization_pb(organization)))
     }
 
+    async fn current_revision(
+        &self,
+        _request: Request<pb::CurrentRevisionRequest>,
+    ) -> Result<Response<pb::CurrentRevisionResponse>, Status> {
+        Ok(Response::new(pb::CurrentRevisionResponse {
+            revision: self.catalog.revision()?,
+        }))
+    }
+
+    async fn record_key_use(
+        &self,
+        request: Request<pb::RecordKeyUseRequest>,
+    ) -> Result<Response<pb::RecordKeyUseResponse>, Status> {
+        let uses = request.into_inner().uses;
+        if uses.len() > 100_000 {
+            return Err(CatalogError::InvalidField("at most 100000 uses per call".into()).into());
+        }
+        self.catalog
+            .record_key_use(uses.into_iter().map(|u| (u.key_sha256, u.last_used_ms)));
+        Ok(Response::new(pb::RecordKeyUseResponse {}))
+    }
+
     async fn list_api_keys(
         &self,
         request: Request<pb::ListApiKeysRequest>,

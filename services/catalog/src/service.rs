@@ -202,6 +202,11 @@ impl Catalog {
         Ok((share, shares.lease()))
     }
 
+    /// The revision of the last commit.
+    pub fn revision(&self) -> Result<u64, CatalogError> {
+        Ok(self.store.revision()?)
+    }
+
     /// Whether the store answers reads: the catalog's readiness.
     pub fn store_readable(&self) -> Result<(), String> {
         self.store.revision().map(|_| ()).map_err(|e| e.to_string())

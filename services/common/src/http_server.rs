@@ -389,7 +389,27 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
-        let app = Router::new().route("/", axum::routing::get(|| async { "hello" }));
+        let app = Router::new()
+            .route("/", axum::routing::get(|| async { "hello" }))
+            .route(
+                "/slow",
+                axum::routing::get(|| async {
+                    // One byte a second for five seconds.
+                    let ticks = futures::stream::unfold(0, |n| async move {
+                        if n == 5 {
+                            return None;
+                        }
+                        // Quiet for longer than the idle timeout.
+                        tokio::time::sleep(Duration::from_millis(if n == 0 { 2500 } else { 300 }))
+                            .await;
+                        Some((
+                            Ok::<_, std::io::Error>(axum::body::Bytes::from_static(b".")),
+                            n + 1,
+                        ))
+                    });
+                    Body::from_stream(ticks)
+                }),
+            );
         let stop = shutdown.clone();
         tokio::spawn(async move {
             serve(listener, None, app, &limits, stop, Duration::from_secs(1)).await;
@@ -435,6 +455,39 @@ mod tests {
             waited >= Duration::from_millis(500),
             "closed after {waited:?}"
         );
+        shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn a_long_answer_outlives_every_timeout() {
+        let limits = ConnectionLimits {
+            header_read_timeout_secs: 1,
+            idle_timeout_secs: 1,
+            ..ConnectionLimits::default()
+        };
+        let (addr, shutdown) = start(limits).await;
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /slow HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !answer.ends_with(b"0\r\n\r\n") {
+            let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
+                .await
+                .expect("the answer goes on")
+                .unwrap();
+            assert!(
+                n > 0,
+                "cut off after {:?}",
+                String::from_utf8_lossy(&answer)
+            );
+            answer.extend_from_slice(&buf[..n]);
+        }
+        let head = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+        let dots = answer[head..].iter().filter(|b| **b == b'.').count();
+        assert_eq!(dots, 5, "{}", String::from_utf8_lossy(&answer));
         shutdown.cancel();
     }
 

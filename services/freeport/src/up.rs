@@ -285,6 +285,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         policies: None,
         client_ca: None,
         client_crl: None,
+        view_max_staleness_secs: 300,
         ops_listen: args.ops_addr,
         ops_connections: Default::default(),
         connections: Default::default(),

@@ -59,6 +59,46 @@ impl CatalogClient {
         Ok(self.client().create_api_key(request).await?.into_inner())
     }
 
+    /// Every key with its hash, and the revision the list is consistent
+    /// with: the services' view.
+    pub async fn service_keys(&self) -> ApiResult<(Vec<pb::ApiKey>, u64)> {
+        let request = pb::ListApiKeysRequest {
+            actor: None,
+            organization: String::new(),
+        };
+        let response = self.client().list_api_keys(request).await?.into_inner();
+        Ok((response.keys, response.revision))
+    }
+
+    /// The revision of the catalog's last commit.
+    pub async fn current_revision(&self) -> ApiResult<u64> {
+        let request = pb::CurrentRevisionRequest {};
+        Ok(self
+            .client()
+            .current_revision(request)
+            .await?
+            .into_inner()
+            .revision)
+    }
+
+    /// When keys (by hash) were last used here.
+    pub async fn record_key_use(
+        &self,
+        uses: std::collections::HashMap<String, i64>,
+    ) -> ApiResult<()> {
+        let request = pb::RecordKeyUseRequest {
+            uses: uses
+                .into_iter()
+                .map(|(key_sha256, last_used_ms)| pb::KeyUse {
+                    key_sha256,
+                    last_used_ms,
+                })
+                .collect(),
+        };
+        self.client().record_key_use(request).await?;
+        Ok(())
+    }
+
     /// `org`'s keys as `actor` may see them (never their hashes).
     pub async fn list_api_keys(
         &self,

@@ -68,6 +68,13 @@ pub struct PortalConfig {
     /// Connection limits of the operations listener.
     #[serde(default)]
     pub ops_connections: freeport_common::http_server::ConnectionLimits,
+    /// Seconds the data plane (produce, reads, push feeds) goes on deciding
+    /// from the portal's last view of the catalog once it has lost the
+    /// catalog; beyond, those calls are refused (503) until it is back. A
+    /// revocation made just before the catalog went away takes effect here
+    /// at the latest this long after.
+    #[serde(default = "default_view_max_staleness_secs")]
+    pub view_max_staleness_secs: u64,
     /// Connection limits of the API listener: how long a client has to
     /// send a request's headers, how long an idle connection stays open,
     /// how many connections are open at once.
@@ -112,6 +119,11 @@ impl PortalConfig {
             1,
         );
         problems.at_least("portal.request_timeout_secs", self.request_timeout_secs, 1);
+        problems.at_least(
+            "portal.view_max_staleness_secs",
+            self.view_max_staleness_secs,
+            1,
+        );
         if let Err(e) = freeport_common::authz::Authorizer::load(self.policies.as_deref()) {
             problems.add("portal.policies", e);
         }
@@ -130,6 +142,10 @@ fn default_request_timeout_secs() -> u64 {
 }
 
 fn default_consumer_idle_secs() -> u64 {
+    300
+}
+
+fn default_view_max_staleness_secs() -> u64 {
     300
 }
 

@@ -13,7 +13,6 @@ use crate::credentials::Credential;
 use crate::error::ApiError;
 use crate::AppState;
 use freeport_common::http_server::PeerCertificate;
-use freeport_common::tls::certificate_org;
 use std::sync::Arc;
 
 /// A JSON body: `application/json`, or any `application/*+json` type (the
@@ -194,42 +193,12 @@ async fn certificate_caller(state: &AppState, der: &Arc<Vec<u8>>) -> Result<Call
             format!("the client certificate {fingerprint} is revoked (portal.client_crl)"),
         ));
     }
-    let orgs = state.catalog().list_organizations().await?;
-    let org = match certificate_org(der) {
-        Some(org) => orgs.into_iter().find(|o| o.name == org).ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::Unauthenticated,
-                format!("the client certificate names organization {org:?}, which does not exist"),
-            )
-        })?,
-        None => orgs
-            .into_iter()
-            .find(|o| o.trusted_cert_fingerprints.contains(&fingerprint))
-            .ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::Unauthenticated,
-                    format!("the client certificate names no organization (no urn:freeport:org: URI) and no organization trusts its fingerprint {fingerprint}; send an API key"),
-                )
-            })?,
-    };
-    if let Some(revoked) = org
-        .revoked_certificates
-        .iter()
-        .find(|c| c.fingerprint == fingerprint)
-    {
-        return Err(ApiError::new(
-            ErrorCode::CredentialWithdrawn,
-            format!(
-                "the client certificate {fingerprint} of {} was revoked at {} ms",
-                org.name, revoked.revoked_at_ms
-            ),
-        ));
-    }
+    let org = state.view().certificate_org(der, &fingerprint).await?;
     Ok(Caller(
         pb::Principal {
             role: pb::Role::Member.into(),
-            key_id: format!("certificate:{}", org.name),
-            organization: org.name,
+            key_id: format!("certificate:{org}"),
+            organization: org,
             expires_at_ms: 0,
         },
         Credential::Certificate {
@@ -263,7 +232,7 @@ impl FromRequestParts<AppState> for Caller {
             .map(str::trim)
             .filter(|k| !k.is_empty())
             .ok_or_else(|| unauthenticated("Authorization must be 'Bearer <api key>'"))?;
-        let principal = state.catalog().authenticate(key).await?;
+        let principal = state.view().authenticate(key).await?;
         let credential = Credential::Key(principal.key_id.clone());
         Ok(Caller(principal, credential))
     }

@@ -1,5 +1,8 @@
 //! Freeport's portal: what partners and admins touch.
 //!
+//! - [`access`]: every access decision (who is calling, what it may
+//!   produce to and read, under which contract), answered from a live,
+//!   indexed view of the catalog kept current by its Watch stream.
 //! - [`rest`]: the REST API (discovery, contracts, administration) and the
 //!   Kafka REST Proxy v2-compatible produce endpoint.
 //! - [`catalog_client`]: the mutual-TLS gRPC client to the catalog, which
@@ -8,6 +11,7 @@
 //! - [`extract`]: request extractors that turn malformed input into stable
 //!   error codes.
 
+pub mod access;
 pub mod catalog_client;
 pub mod config;
 pub mod consumers;
@@ -27,13 +31,12 @@ use std::time::{Duration, Instant};
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
-use freeport_common::authz::{Authorizer, StreamFacts, Who};
+use freeport_common::authz::Authorizer;
 use freeport_common::config::{ClusterConfig, Clusters};
 use freeport_common::error::ErrorCode;
 use freeport_common::kafka::{client_config, partition_count};
 use freeport_common::names::ClusterName;
 use freeport_common::ops::Ops;
-use freeport_common::proto::catalog::v1 as pb;
 use freeport_common::tls::TlsMaterial;
 use rdkafka::producer::FutureProducer;
 use tokio::net::TcpListener;
@@ -110,12 +113,9 @@ struct Inner {
     scheme: &'static str,
     limits: Arc<limits::ContractLimits>,
     request_timeout: Duration,
-    /// The Cedar policies: who may read a stream's records.
-    authz: Authorizer,
     http_metrics: freeport_common::metrics::HttpMetrics,
-    /// Organizations' kinds, as the policies need them (a kind never
-    /// changes once the organization exists).
-    org_kinds: Mutex<HashMap<String, String>>,
+    /// The catalog as this portal last heard it, and every access decision.
+    view: Arc<access::AccessView>,
 }
 
 /// How a portal behaves, beyond what it connects to.
@@ -132,6 +132,9 @@ pub struct Settings {
     pub meter: opentelemetry::metrics::Meter,
     /// Client certificates revoked by the operator's CRL file.
     pub crl: credentials::Crl,
+    /// How long the data plane may act on a view of the catalog it cannot
+    /// bring up to date.
+    pub view_max_staleness: Duration,
 }
 
 impl AppState {
@@ -163,7 +166,7 @@ impl AppState {
         let http_metrics = metrics::register(&settings.meter, limits.clone(), consumers.clone());
         Ok(AppState {
             inner: Arc::new(Inner {
-                catalog,
+                catalog: catalog.clone(),
                 clusters,
                 producers,
                 partitions: Mutex::new(HashMap::new()),
@@ -174,8 +177,11 @@ impl AppState {
                 scheme: if settings.dev_mode { "http" } else { "https" },
                 limits,
                 request_timeout: settings.request_timeout,
-                authz: settings.authz,
-                org_kinds: Mutex::new(HashMap::new()),
+                view: Arc::new(access::AccessView::new(
+                    settings.authz,
+                    settings.view_max_staleness,
+                    catalog.clone(),
+                )),
                 changes: tokio::sync::broadcast::channel(push::CONTRACT_CHANGES).0,
                 crl: settings.crl,
                 shutdown,
@@ -187,57 +193,9 @@ impl AppState {
         &self.inner.consumers
     }
 
-    /// May `caller` read `stream`'s records, holding an active contract on
-    /// it or not? The policies decide (`policies/freeport.cedar`).
-    pub async fn may_read(
-        &self,
-        caller: &extract::Caller,
-        stream: &pb::Stream,
-        active_contract: bool,
-    ) -> ApiResult<bool> {
-        let facts = StreamFacts {
-            name: &stream.name,
-            owner: &stream.owner,
-            classification: &rest::classification_name(stream.classification),
-        };
-        let Some(org) = caller.org() else {
-            return Ok(caller.is_admin()
-                && self
-                    .inner
-                    .authz
-                    .may_read_records(&Who::Admin, &facts, active_contract));
-        };
-        let kind = self.org_kind(org).await?;
-        let who = Who::Org {
-            name: org,
-            kind: &kind,
-        };
-        Ok(self
-            .inner
-            .authz
-            .may_read_records(&who, &facts, active_contract))
-    }
-
-    async fn org_kind(&self, org: &str) -> ApiResult<String> {
-        let cached = self
-            .inner
-            .org_kinds
-            .lock()
-            .ok()
-            .and_then(|kinds| kinds.get(org).cloned());
-        if let Some(kind) = cached {
-            return Ok(kind);
-        }
-        let orgs = self.catalog().list_organizations().await?;
-        let mut kinds = self
-            .inner
-            .org_kinds
-            .lock()
-            .map_err(|_| ApiError::internal("organization kinds", "poisoned"))?;
-        for o in orgs {
-            kinds.insert(o.name, rest::org_kind_name(o.kind));
-        }
-        Ok(kinds.get(org).cloned().unwrap_or_default())
+    /// Every access decision, from the portal's view of the catalog.
+    pub fn view(&self) -> &Arc<access::AccessView> {
+        &self.inner.view
     }
 
     pub fn limits(&self) -> &Arc<limits::ContractLimits> {
@@ -406,9 +364,11 @@ pub async fn serve(
         request_timeout: Duration::from_secs(config.request_timeout_secs),
         authz: Authorizer::load(config.policies.as_deref())?,
         crl: credentials::Crl::load(config.client_crl.clone()).map_err(StartError::Crl)?,
+        view_max_staleness: Duration::from_secs(config.view_max_staleness_secs),
     };
+    let ops = Ops::for_service(metrics, &tls, Some(channel), &clusters, &shutdown);
+    let readiness = ops.readiness.clone();
     if let Some(addr) = config.ops_listen {
-        let ops = Ops::for_service(metrics, &tls, Some(channel), &clusters, &shutdown);
         let tls = (!config.dev_mode).then_some(&tls);
         freeport_common::ops::start(addr, tls, &config.ops_connections, ops, shutdown.clone())?;
     }
@@ -416,9 +376,9 @@ pub async fn serve(
     // Closes every consumer instance at shutdown; awaited before returning
     // so they leave their groups instead of timing out of them.
     let consumers = tokio::spawn(state.inner.consumers.clone().expire_idle(shutdown.clone()));
-    tokio::spawn(push::watch_contracts(
-        catalog,
+    tokio::spawn(state.inner.view.clone().follow(
         state.inner.changes.clone(),
+        readiness,
         shutdown.clone(),
     ));
     tokio::spawn(

@@ -11,9 +11,11 @@
 //! its headers carry (the produce call's, or the link's for a mirrored
 //! copy), ended once the transport has taken the event.
 //!
-//! Revocation: [`watch_contracts`] follows the catalog's Watch stream and
-//! broadcasts every contract change; an open feed whose contract is no
-//! longer active ends at once, with a `closed` event saying why.
+//! Revocation: the portal's [`crate::access::AccessView`] follows the
+//! catalog's Watch stream and broadcasts every contract change and
+//! withdrawn credential; an open feed whose contract is no longer active,
+//! or whose reader's credential was withdrawn or expired, ends at once,
+//! with a `closed` event saying why.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -36,7 +38,7 @@ use serde_json::{json, Value};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use crate::catalog_client::CatalogClient;
+use crate::access::AccessView;
 use crate::credentials::{Change, Credential, Crl};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Caller;
@@ -44,10 +46,10 @@ use crate::limits::{ContractLimits, FeedPermit};
 use crate::AppState;
 
 /// Contract changes kept for feeds that fall behind; one that falls further
-/// asks the catalog instead.
+/// looks its contract up in the view instead.
 pub const CONTRACT_CHANGES: usize = 1024;
-/// How often an open feed asks the catalog about its contract even without
-/// a change, in case the Watch stream is down.
+/// How often an open feed looks its contract up in the view even without a
+/// change: its end time may have passed while the catalog is away.
 const RECHECK: Duration = Duration::from_secs(5);
 /// Longest an id (and so `Last-Event-ID`) may be.
 const MAX_POSITION_CHARS: usize = 16 * 1024;
@@ -130,72 +132,8 @@ pub enum Ending {
 
 const SHUTTING_DOWN: &str = "the portal is shutting down; reconnect with Last-Event-ID";
 
-/// Follows the catalog's Watch stream and broadcasts every contract change
-/// until `shutdown`; reconnects (resuming after the last revision seen) when
-/// the catalog goes away.
-pub async fn watch_contracts(
-    catalog: CatalogClient,
-    changes: broadcast::Sender<Change>,
-    shutdown: CancellationToken,
-) {
-    let mut revision = None;
-    loop {
-        let watched = async {
-            let after = match revision {
-                Some(r) => r,
-                None => catalog.contracts_at().await?.1,
-            };
-            revision = Some(after);
-            let mut watch = catalog.watch(after).await?;
-            while let Some(event) = watch.message().await? {
-                revision = Some(event.revision);
-                let announced = match event.change {
-                    Some(pb::watch_event::Change::Contract(contract)) => {
-                        vec![Change::Contract(Box::new(contract))]
-                    }
-                    Some(pb::watch_event::Change::ApiKey(key)) if key.revoked_at_ms != 0 => {
-                        vec![Change::KeyRevoked(key.key_id)]
-                    }
-                    Some(pb::watch_event::Change::Organization(org)) => {
-                        crate::credentials::organization_changes(&org)
-                    }
-                    _ => vec![],
-                };
-                for change in announced {
-                    // No receivers is fine: nobody is reading.
-                    let _ = changes.send(change);
-                }
-            }
-            Ok::<(), ApiError>(())
-        };
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            result = watched => {
-                if let Err(e) = result {
-                    tracing::warn!(error = %e.message, "lost the catalog's Watch stream; reconnecting");
-                }
-            }
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-        }
-    }
-}
-
 pub(crate) fn is_active(contract: &pb::Contract) -> bool {
     contract.state == i32::from(pb::ContractState::Active)
-}
-
-/// The active contracts `org` consumes under.
-pub(crate) async fn active_contracts(state: &AppState, org: &str) -> ApiResult<Vec<pb::Contract>> {
-    Ok(state
-        .catalog()
-        .list_contracts()
-        .await?
-        .into_iter()
-        .filter(|c| c.consumer == org && is_active(c))
-        .collect())
 }
 
 fn state_name(contract: &pb::Contract) -> String {
@@ -209,7 +147,7 @@ pub struct Feed {
     position: Position,
     reshaper: Option<Reshaper>,
     changes: broadcast::Receiver<Change>,
-    catalog: CatalogClient,
+    view: Arc<AccessView>,
     shutdown: CancellationToken,
     limits: Arc<ContractLimits>,
     /// Frees the contract's place for a feed when the feed ends.
@@ -226,30 +164,17 @@ pub struct Feed {
 pub async fn open(
     state: &AppState,
     caller: &Caller,
-    stream: &pb::Stream,
+    name: &str,
     last_event_id: Option<&str>,
     from: From,
 ) -> ApiResult<Feed> {
     // Subscribe before looking, so a change right after the check is seen.
     let changes = state.changes();
     let org = caller.require_org("read a stream's records")?;
-    freeport_common::ownership::check_topic("topic", &stream.topic)?;
-    let contract = active_contracts(state, org)
-        .await?
-        .into_iter()
-        .find(|c| c.stream == stream.name);
-    let allowed = state.may_read(caller, stream, contract.is_some()).await?;
     // A feed follows a contract (its terms, its revocation, its limits):
     // the owner reads its own topic from its cluster.
-    let contract = contract.filter(|_| allowed).ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::NoActiveContract,
-                format!(
-                    "organization {org:?} has no active contract for stream {:?}; request one with POST /v1/contracts",
-                    stream.name
-                ),
-            )
-        })?;
+    let (stream, contract) = state.view().feed_stream(org, name).await?;
+    let contract = (*contract).clone();
     state.limits().request(&contract.id)?;
     let permit = state.limits().open_feed(&contract.id)?;
     let reshaper = reshaper_for(state, &contract)?;
@@ -314,7 +239,7 @@ pub async fn open(
         position: Position(next),
         reshaper,
         changes,
-        catalog: state.catalog().clone(),
+        view: state.view().clone(),
         shutdown: state.shutdown().clone(),
         limits: state.limits().clone(),
         permit,
@@ -360,7 +285,7 @@ impl Feed {
             mut position,
             reshaper,
             mut changes,
-            catalog,
+            view,
             shutdown,
             limits,
             permit,
@@ -398,10 +323,10 @@ impl Feed {
                             Some((Ending::Withdrawn, format!("{} was revoked", credential.describe())))
                         }
                         Ok(_) => None,
-                        Err(broadcast::error::RecvError::Lagged(_)) => still_active(&catalog, &contract.id).await,
+                        Err(broadcast::error::RecvError::Lagged(_)) => still_active(&view, &contract.id),
                         Err(broadcast::error::RecvError::Closed) => Some((Ending::Shutdown, SHUTTING_DOWN.into())),
                     },
-                    _ = recheck.tick() => still_active(&catalog, &contract.id).await,
+                    _ = recheck.tick() => still_active(&view, &contract.id),
                     message = consumer.recv() => match message {
                         Err(e) => Some((Ending::Failed, format!("reading the stream failed: {e}; reconnect with Last-Event-ID"))),
                         Ok(message) => {
@@ -477,16 +402,10 @@ fn deliver_span(
     Some(parent.with_span(span))
 }
 
-/// `None` while the contract is active; why not otherwise. A catalog that
-/// cannot be asked keeps the feed open: revocation still arrives by Watch.
-async fn still_active(catalog: &CatalogClient, id: &str) -> Option<(Ending, String)> {
-    let reason = match catalog.get_contract(id).await {
-        Ok(contract) if is_active(&contract) => return None,
-        Ok(contract) => format!("contract {id} is {}", state_name(&contract)),
-        Err(e) if e.code == ErrorCode::ContractNotFound => format!("contract {id} is gone"),
-        Err(_) => return None,
-    };
-    Some((Ending::NotActive, reason))
+/// `None` while the contract is active in the view; why not otherwise.
+fn still_active(view: &AccessView, id: &str) -> Option<(Ending, String)> {
+    view.inactive_reason(id)
+        .map(|reason| (Ending::NotActive, reason))
 }
 
 /// Bytes as JSON when they are JSON (or, with `text`, as a string when

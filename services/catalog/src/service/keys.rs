@@ -37,6 +37,17 @@ impl KeyUse {
         }
     }
 
+    /// Notes `at_ms` unless a later use is noted already.
+    fn note_at_most(&self, key_sha256: &str, at_ms: i64) {
+        if key_sha256.len() != 64 {
+            return;
+        }
+        if let Ok(mut used) = self.0.lock() {
+            let last = used.entry(key_sha256.to_string()).or_insert(at_ms);
+            *last = (*last).max(at_ms);
+        }
+    }
+
     fn get(&self, key_sha256: &str) -> Option<i64> {
         self.0.lock().ok()?.get(key_sha256).copied()
     }
@@ -454,6 +465,16 @@ impl Catalog {
         })
         .await?;
         Ok(organization)
+    }
+
+    /// When keys were used, as a portal that authenticated callers itself
+    /// saw it; written with the next flush. Unknown hashes are ignored.
+    pub fn record_key_use(&self, uses: impl IntoIterator<Item = (String, i64)>) {
+        let now = now_ms();
+        for (hash, at) in uses {
+            // A clock ahead of ours does not make a key look used later.
+            self.key_use.note_at_most(&hash, at.min(now));
+        }
     }
 
     /// Writes the last-used times noted since the last call.

@@ -23,7 +23,7 @@ use super::topics::{readable_topics, topic_access};
 use crate::consumers::{close, with_instance, Format, Mode, Settings, TopicRead};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{body_bytes, parse_json, ApiJson, ApiPath, ApiQuery, Caller};
-use crate::push::{is_active, reshaper_for};
+use crate::push::reshaper_for;
 use crate::AppState;
 
 /// REST Proxy's defaults.
@@ -665,13 +665,7 @@ pub async fn records(
     let mut max_records = usize::MAX;
     let mut granted: Vec<(String, usize)> = vec![];
     for id in contracts {
-        let contract = state.catalog().get_contract(&id).await?;
-        if !is_active(&contract) {
-            return Err(ApiError::new(
-                ErrorCode::NoActiveContract,
-                format!("contract {id} is no longer active"),
-            ));
-        }
+        let contract = state.view().active(&id).await?;
         state.limits().request(&id)?;
         let per_second = contract
             .terms

@@ -110,11 +110,7 @@ pub async fn events(
     } else {
         None
     };
-    let stream = state
-        .catalog()
-        .get_stream_for(&name, caller.0.clone())
-        .await?;
-    let feed = push::open(&state, &caller, &stream, last_event_id.as_deref(), from).await?;
+    let feed = push::open(&state, &caller, &name, last_event_id.as_deref(), from).await?;
     let org = caller.org().unwrap_or_default();
     let transport = if upgrade.is_some() {
         "websocket"

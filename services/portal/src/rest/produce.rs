@@ -179,21 +179,7 @@ pub(crate) async fn owned_topic(
     org: &str,
     topic: &str,
 ) -> ApiResult<(ClusterName, usize)> {
-    freeport_common::ownership::check_topic("topic", topic)?;
-    let streams = state.catalog().list_streams().await?;
-    let on_topic: Vec<_> = streams.into_iter().filter(|s| s.topic == topic).collect();
-    let Some(stream) = on_topic.iter().find(|s| s.owner == org) else {
-        return Err(if on_topic.is_empty() {
-            ApiError::new(
-                ErrorCode::TopicNotFound,
-                format!("topic {topic:?} not found"),
-            )
-        } else {
-            ApiError::forbidden(format!(
-                "only the owner of topic {topic:?} may produce to it"
-            ))
-        });
-    };
+    let stream = state.view().producible(org, topic).await?;
     let cluster_name = ClusterName::parse(stream.cluster.clone())
         .map_err(|e| ApiError::internal("stream names an invalid cluster", e))?;
     let partitions = state

@@ -20,7 +20,6 @@ use serde_json::{json, Value};
 use super::produce::RESPONSE_V2;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiPath, Caller};
-use crate::push::active_contracts;
 use crate::AppState;
 
 /// How the caller may use a topic.
@@ -35,73 +34,21 @@ fn v2(body: Value) -> Response {
     ([(header::CONTENT_TYPE, RESPONSE_V2)], Json(body)).into_response()
 }
 
-fn cluster_of(stream: &pb::Stream) -> ApiResult<ClusterName> {
-    ClusterName::parse(stream.cluster.clone())
-        .map_err(|e| ApiError::internal("stream names an invalid cluster", e))
-}
-
-/// The streams whose topics the caller may see, each with the contract it
-/// reads under (none for its own streams).
-async fn accessible_streams(
-    state: &AppState,
-    caller: &Caller,
-) -> ApiResult<Vec<(pb::Stream, Option<pb::Contract>)>> {
-    let mut streams = state.catalog().list_streams().await?;
-    // A store from before the rules may hold a stream on one of the hub's
-    // own topics: nobody reads those.
-    streams.retain(|s| !freeport_common::names::is_reserved_topic(&s.topic));
-    let Some(org) = caller.org() else {
-        // Admins see every topic's metadata; reading records needs an
-        // organization, which the consumer routes ask for.
-        return Ok(streams.into_iter().map(|s| (s, None)).collect());
-    };
-    let contracts = active_contracts(state, org).await?;
-    let mut accessible = vec![];
-    for stream in streams {
-        let contract = contracts.iter().find(|c| c.stream == stream.name).cloned();
-        if state.may_read(caller, &stream, contract.is_some()).await? {
-            // The owner reads its own stream as it is, under no contract.
-            let contract = contract.filter(|_| stream.owner != org);
-            accessible.push((stream, contract));
-        }
-    }
-    Ok(accessible)
-}
-
-/// The caller's access to `topic`: 40401 when no stream has it, 40302 when
-/// the caller neither owns it nor holds an active contract for it.
+/// The caller's access to `topic`, decided by the portal's view of the
+/// catalog ([`crate::access`]); a read under a contract spends one of its
+/// requests.
 pub(crate) async fn topic_access(
     state: &AppState,
     caller: &Caller,
     topic: &str,
 ) -> ApiResult<TopicAccess> {
-    freeport_common::ownership::check_topic("topic", topic)?;
-    let mut accessible = accessible_streams(state, caller).await?;
-    // Own streams first: an owner reads its own topic without a contract.
-    accessible.sort_by_key(|(_, contract)| contract.is_some());
-    if let Some((stream, contract)) = accessible.into_iter().find(|(s, _)| s.topic == topic) {
-        if let Some(contract) = &contract {
-            state.limits().request(&contract.id)?;
-        }
-        let cluster = cluster_of(&stream)?;
-        return Ok(TopicAccess { cluster, contract });
+    let readable = state.view().readable_topic(caller.org(), topic).await?;
+    if let Some(contract) = &readable.contract {
+        state.limits().request(&contract.id)?;
     }
-    let exists = state
-        .catalog()
-        .list_streams()
-        .await?
-        .iter()
-        .any(|s| s.topic == topic);
-    Err(if exists {
-        ApiError::new(
-            ErrorCode::NoActiveContract,
-            format!("no active contract for topic {topic:?}; request one with POST /v1/contracts"),
-        )
-    } else {
-        ApiError::new(
-            ErrorCode::TopicNotFound,
-            format!("topic {topic:?} not found"),
-        )
+    Ok(TopicAccess {
+        cluster: readable.cluster()?,
+        contract: readable.contract.as_deref().cloned(),
     })
 }
 
@@ -153,10 +100,11 @@ fn find_partition(partitions: &[PartitionLayout], id: i32) -> ApiResult<&Partiti
 
 /// The names of the topics the caller may see, sorted.
 pub(crate) async fn readable_topics(state: &AppState, caller: &Caller) -> ApiResult<Vec<String>> {
-    let mut topics: Vec<String> = accessible_streams(state, caller)
-        .await?
+    let mut topics: Vec<String> = state
+        .view()
+        .readable_streams(caller.org())?
         .into_iter()
-        .map(|(stream, _)| stream.topic)
+        .map(|readable| readable.stream.topic.clone())
         .collect();
     topics.sort();
     topics.dedup();
