@@ -1,7 +1,7 @@
 //! Tracing end to end: the three services export spans over OTLP/HTTP to a
-//! receiver inside this test, and one record's path (the HTTP produce, the
-//! catalog calls it makes, the link's copy into the partner's cluster, the
-//! partner's push delivery) is one trace whose spans parent each other
+//! receiver inside this test, and one record's path (the HTTP produce,
+//! which asks the catalog nothing, the link's copy into the partner's
+//! cluster, the partner's push delivery) is one trace whose spans parent each other
 //! through the W3C context in the Kafka record headers.
 
 use std::time::Duration;
@@ -142,21 +142,13 @@ async fn one_trace_follows_a_record_from_produce_through_the_link_to_the_partner
     assert_eq!(send.kind, otlp::PRODUCER);
     assert_eq!(send.parent_span_id, call.span_id);
     assert_eq!(send.attribute("messaging.destination.name"), Some("orders"));
-    // The catalog answered the portal's questions (the API key, the
-    // stream) within the call's trace.
+    // The portal decided from its own view of the catalog: the call asked
+    // the catalog nothing.
     let asked: Vec<&Span> = spans
         .iter()
         .filter(|s| s.service == "freeport-catalog")
         .collect();
-    assert!(
-        asked.iter().any(|s| s.name.ends_with("/Authenticate")),
-        "{asked:#?}"
-    );
-    for span in &asked {
-        assert_eq!(span.kind, otlp::SERVER, "{span:?}");
-        assert_eq!(span.parent_span_id, call.span_id, "{span:?}");
-        assert!(span.name.starts_with("freeport.catalog.v1.CatalogService/"));
-    }
+    assert!(asked.is_empty(), "{asked:#?}");
     let mirror = find(&spans, "freeport-link", "mirror orders");
     assert_eq!(mirror.kind, otlp::CONSUMER);
     assert_eq!(

@@ -172,4 +172,79 @@ async fn a_partner_requests_an_admin_approves_and_the_partner_sees_it_active() {
         .await
         .as_bool()
         .unwrap());
+
+    // The partner manages its API keys: issues one (shown once), rotates
+    // it, revokes the successor.
+    partner.eval("location.hash = '#/keys'; true").await;
+    partner
+        .wait_for("document.querySelector('#keys tr.key')", WAIT)
+        .await;
+    partner
+        .eval("document.querySelector('#key-name').value = 'dashboard'; document.querySelector('#new-key-form').requestSubmit(); true")
+        .await;
+    partner
+        .wait_for(
+            "document.querySelector('#new-key')?.innerText.startsWith('fpk_')",
+            WAIT,
+        )
+        .await;
+    let issued = partner
+        .eval("document.querySelector('#new-key').innerText")
+        .await;
+    let issued = issued.as_str().unwrap().to_string();
+    assert_eq!(hub.call("GET", "/v1/me", &issued, None).await.0, 200);
+    let (_, listed) = hub.call("GET", "/v1/me", &issued, None).await;
+    let id = listed["key_id"].as_str().unwrap().to_string();
+    partner
+        .wait_for(
+            &format!("document.querySelector('tr.key[data-key=\"{id}\"] button.rotate')"),
+            WAIT,
+        )
+        .await;
+    partner
+        .eval(&format!(
+            "document.querySelector('tr.key[data-key=\"{id}\"] button.rotate').click(); true"
+        ))
+        .await;
+    partner
+        .wait_for(
+            &format!("document.querySelector('#new-key')?.innerText.startsWith('fpk_') && document.querySelector('#new-key').innerText !== {issued:?}"),
+            WAIT,
+        )
+        .await;
+    let successor = partner
+        .eval("document.querySelector('#new-key').innerText")
+        .await;
+    let successor = successor.as_str().unwrap().to_string();
+    let (_, who) = hub.call("GET", "/v1/me", &successor, None).await;
+    let successor_id = who["key_id"].as_str().unwrap().to_string();
+    partner
+        .wait_for(
+            &format!("document.querySelector('tr.key[data-key=\"{successor_id}\"] button.revoke')"),
+            WAIT,
+        )
+        .await;
+    partner
+        .eval(&format!("document.querySelector('tr.key[data-key=\"{successor_id}\"] button.revoke').click(); true"))
+        .await;
+    partner
+        .wait_for(
+            &format!("document.querySelector('tr.key[data-key=\"{successor_id}\"] .key-state')?.innerText.trim().toLowerCase() === 'revoked'"),
+            WAIT,
+        )
+        .await;
+    let (status, refused) = hub.call("GET", "/v1/me", &successor, None).await;
+    assert_eq!(
+        (status, refused["error_code"].as_u64()),
+        (401, Some(40102)),
+        "{refused}"
+    );
+    // The key the partner signed in with cannot be revoked from its own session.
+    assert_eq!(
+        partner
+            .eval("document.querySelectorAll('#keys tr.key button.revoke').length")
+            .await,
+        1,
+        "only the first issued key is still active and revocable"
+    );
 }

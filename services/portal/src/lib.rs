@@ -3,6 +3,8 @@
 //! - [`access`]: every access decision (who is calling, what it may
 //!   produce to and read, under which contract), answered from a live,
 //!   indexed view of the catalog kept current by its Watch stream.
+//! - [`produce`]: the produce path behind both produce APIs: where records
+//!   go, checking and encoding them, sending, delivery reports.
 //! - [`rest`]: the REST API (discovery, contracts, administration) and the
 //!   Kafka REST Proxy v2-compatible produce endpoint.
 //! - [`catalog_client`]: the mutual-TLS gRPC client to the catalog, which
@@ -21,6 +23,7 @@ pub mod extract;
 pub mod limits;
 pub mod metrics;
 pub mod openapi;
+pub mod produce;
 pub mod push;
 pub mod rest;
 pub mod ui;

@@ -1,5 +1,6 @@
 // Freeport's web UI: the catalog, stream pages with their AsyncAPI, contract
-// requests, the admin approval queue, contract status. Plain JavaScript
+// requests, the admin approval queue, contract status, an organization's
+// API keys (issue, rotate, revoke; a new key is shown once). Plain JavaScript
 // over the portal's REST API; the API key stays in this tab's
 // sessionStorage. Everything shown is built as DOM nodes, never as HTML
 // text, so catalog content cannot inject markup.
@@ -83,6 +84,7 @@ async function whoAmI() {
   me = await api("GET", "/v1/me");
   document.getElementById("nav").hidden = false;
   document.getElementById("nav-approvals").hidden = me.role !== "admin";
+  document.getElementById("nav-keys").hidden = !me.organization;
   document.getElementById("whoami").textContent = me.role === "admin" ? "hub admin" : me.organization;
 }
 
@@ -231,6 +233,54 @@ async function approvals() {
   await load();
 }
 
+// The signed-in organization's API keys. A key just issued is shown once,
+// in a box the user copies from; listings never hold a key.
+async function keys() {
+  const org = me.organization;
+  const base = `/v1/orgs/${encodeURIComponent(org)}/keys`;
+  const table = h("table", { id: "keys" });
+  const issued = h("div", { id: "issued-key", class: "card", hidden: true });
+  const show = (answer, what) => {
+    issued.replaceChildren(
+      h("h3", {}, what),
+      h("p", { class: "muted" }, "Copy it now: it is not shown again."),
+      h("code", { id: "new-key" }, answer.api_key));
+    issued.hidden = false;
+  };
+  const act = (work) => async () => {
+    try { await work(); await load(); } catch (error) { showError(error); }
+  };
+  const load = async () => {
+    const data = await api("GET", base);
+    table.replaceChildren(
+      h("tr", {}, ["id", "name", "state", "created", "last used", "expires", ""].map((t) => h("th", {}, t))),
+      ...data.keys.map((k) => h("tr", { class: "key", "data-key": k.key_id },
+        h("td", {}, h("code", {}, k.key_id)),
+        h("td", {}, k.name),
+        h("td", { class: "key-state" }, stateBadge(k.state)),
+        h("td", {}, new Date(k.created_at_ms).toLocaleString()),
+        h("td", {}, k.last_used_ms ? new Date(k.last_used_ms).toLocaleString() : "never"),
+        h("td", {}, k.expires_at_ms ? new Date(k.expires_at_ms).toLocaleString() : "never"),
+        h("td", {}, k.state === "active" && k.key_id !== me.key_id ? [
+          h("button", { type: "button", class: "rotate", "data-key": k.key_id,
+            onclick: act(async () => show(await api("POST", `${base}/${k.key_id}/rotate`, { overlap_secs: 86400 }), `Successor of ${k.key_id}`)) }, "Rotate"),
+          " ",
+          h("button", { type: "button", class: "revoke secondary", "data-key": k.key_id,
+            onclick: act(() => api("DELETE", `${base}/${k.key_id}`, { reason: "revoked in the web UI" })) }, "Revoke"),
+        ] : k.key_id === me.key_id ? h("span", { class: "muted" }, "this session") : null))));
+  };
+  const name = h("input", { id: "key-name", placeholder: "What is it for?", maxlength: 100 });
+  const form = h("form", {
+    id: "new-key-form",
+    onsubmit: (event) => {
+      event.preventDefault();
+      act(async () => show(await api("POST", base, { name: name.value.trim() }), "New key"))();
+    },
+  }, h("label", {}, "Name", name), h("button", { type: "submit" }, "Issue a key"));
+  render(h("h1", {}, `API keys of ${org}`), issued, form, table);
+  await load();
+}
+
 async function route() {
   if (refresh) { clearInterval(refresh); refresh = null; }
   showError(null);
@@ -242,6 +292,7 @@ async function route() {
     if (stream) await streamPage(decodeURIComponent(stream[1]));
     else if (path === "/contracts") await contracts();
     else if (path === "/approvals") await approvals();
+    else if (path === "/keys" && me.organization) await keys();
     else await streams();
   } catch (error) {
     if (error.status === 401) {

@@ -39,12 +39,12 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 
-use super::produce::{
-    check_partition, decode_base64, decode_headers, delivered, delivery_error_code, owned_topic,
-    send_span, Encoded, HeaderIn,
-};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{media_type, ApiPath, Caller};
+use crate::produce::{
+    check_partition, decode_base64, decode_headers, delivered, delivery_error_code, destination,
+    send_span, Encoded, HeaderIn,
+};
 use crate::AppState;
 
 /// Records sent but not yet reported. A client that stops reading its
@@ -402,7 +402,7 @@ pub async fn produce(
         }
     }
     let org = caller.require_org("produce")?.to_string();
-    let (cluster_name, partitions) = owned_topic(&state, &org, &topic).await?;
+    let (cluster_name, partitions) = destination(&state, &org, &topic).await?;
     if cluster_name.as_str() != cluster {
         return Err(ApiError::new(
             ErrorCode::TopicNotFound,
