@@ -13,6 +13,10 @@
 //!     10,000 more streams and 1,000 contracts exist (registered over the
 //!     catalog's gRPC API); the ratio of the two rates.
 //!
+//! With `-- --against URL --key KEY --topic TOPIC` it only measures (d)'s
+//! 1-record produce against a hub that is already running (`freeport up`,
+//! say; `tests/bench/produce-rate.sh` compares two builds that way).
+//!
 //! Run: `cargo build --release -p freeport && FREEPORT_BIN=target/release/freeport
 //! cargo bench -p freeport-tests --bench portal` (`-- --requests N` sets the
 //! 1-record requests per client; the 100-record runs make a tenth as many;
@@ -112,6 +116,29 @@ fn main() {
     let batches = (requests / 10).max(1);
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    if let Some(url) = flag("--against") {
+        let key = flag("--key").expect("--key KEY");
+        let topic = flag("--topic").unwrap_or_else(|| "orders".into());
+        runtime.block_on(async move {
+            let http = reqwest::Client::new();
+            let url = format!("{url}/topics/{topic}");
+            let (took, latencies) =
+                produce_to(&http, &url, &key, one_record(), CATALOG_CLIENTS, requests).await;
+            report(
+                &format!("{url}, 1 record per request, {CATALOG_CLIENTS} connections"),
+                CATALOG_CLIENTS * requests,
+                took,
+                &latencies,
+            );
+        });
+        return;
+    }
     runtime.block_on(async move {
         let sandbox = TwoOrgs::start().await;
         println!(
@@ -172,21 +199,8 @@ fn main() {
                 json!({"records": (0..per_request).map(|n| json!({"value": value(n)})).collect::<Vec<_>>()})
                     .to_string(),
             );
-            let (http, url, key) = (sandbox.hub.http.clone(), url.clone(), sandbox.owner.clone());
-            let (took, latencies) = clients(count, move |_, _| {
-                let request = http
-                    .post(&url)
-                    .bearer_auth(&key)
-                    .header("content-type", "application/vnd.kafka.json.v2+json")
-                    .body(body.as_str().to_owned());
-                async move {
-                    let response = request.send().await.expect("produce");
-                    assert_eq!(response.status(), 200);
-                    let answer = response.text().await.expect("answer");
-                    assert!(!answer.contains("\"error_code\":5"), "{answer}");
-                }
-            })
-            .await;
+            let (took, latencies) =
+                produce_to(&sandbox.hub.http, &url, &sandbox.owner, body, CLIENTS, count).await;
             let what = format!("portal HTTP, {per_request} record(s) per request");
             results.push(report(&what, CLIENTS * count * per_request, took, &latencies));
         }
@@ -246,12 +260,37 @@ fn main() {
     });
 }
 
+/// The body of a 1-record produce request.
+fn one_record() -> Arc<String> {
+    Arc::new(json!({"records": [{"value": value(0)}]}).to_string())
+}
+
 /// 1-record produce requests to `bench` from CATALOG_CLIENTS connections.
 async fn produce_rate(sandbox: &TwoOrgs, requests: usize) -> (Duration, Vec<Duration>) {
     let url = format!("{}/topics/bench", sandbox.hub.url);
-    let body = Arc::new(json!({"records": [{"value": value(0)}]}).to_string());
-    let (http, key) = (sandbox.hub.http.clone(), sandbox.owner.clone());
-    clients_of(CATALOG_CLIENTS, requests, move |_, _| {
+    produce_to(
+        &sandbox.hub.http,
+        &url,
+        &sandbox.owner,
+        one_record(),
+        CATALOG_CLIENTS,
+        requests,
+    )
+    .await
+}
+
+/// `requests` REST Proxy v2 produce requests of `body` to `url` as `key`
+/// from each of `connections` concurrent clients; every record must land.
+async fn produce_to(
+    http: &reqwest::Client,
+    url: &str,
+    key: &str,
+    body: Arc<String>,
+    connections: usize,
+    requests: usize,
+) -> (Duration, Vec<Duration>) {
+    let (http, key, url) = (http.clone(), key.to_string(), url.to_string());
+    clients_of(connections, requests, move |_, _| {
         let request = http
             .post(&url)
             .bearer_auth(&key)
@@ -260,7 +299,8 @@ async fn produce_rate(sandbox: &TwoOrgs, requests: usize) -> (Duration, Vec<Dura
         async move {
             let response = request.send().await.expect("produce");
             assert_eq!(response.status(), 200);
-            response.text().await.expect("answer");
+            let answer = response.text().await.expect("answer");
+            assert!(!answer.contains("\"error_code\":5"), "{answer}");
         }
     })
     .await

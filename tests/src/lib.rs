@@ -794,6 +794,42 @@ impl Hub {
         (status, value)
     }
 
+    /// A Kafka REST Proxy v2 call, the way REST Proxy clients make them
+    /// (`Accept` and `Content-Type` of v2); the status and the parsed body
+    /// (Null if empty or not JSON).
+    pub async fn call_v2(
+        &self,
+        method: &str,
+        path: &str,
+        key: &str,
+        body: Option<Value>,
+    ) -> (u16, Value, Option<String>) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(key)
+            .header("accept", "application/vnd.kafka.v2+json");
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/vnd.kafka.json.v2+json")
+                .body(body.to_string());
+        }
+        let response = request.send().await.expect("an answer");
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let text = response.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::Null),
+            content_type,
+        )
+    }
+
     /// Waits until the contract's `field` (`state`, `link_status`) reads `value`.
     pub async fn until_contract(&self, id: &str, field: &str, value: &str) {
         let admin = self.admin_key.clone();

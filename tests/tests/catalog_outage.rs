@@ -10,6 +10,31 @@ use freeport_tests::{eventually, json, read_topic, SseReader, TwoOrgs, Value};
 
 const OUTAGE: Duration = Duration::from_secs(30);
 
+/// The portal's `catalog_view` readiness check.
+async fn view_check(sandbox: &TwoOrgs) -> Value {
+    let readyz: Value = sandbox
+        .hub
+        .ops_get("portal", "/readyz", false)
+        .await
+        .json()
+        .await
+        .expect("readyz JSON");
+    readyz["checks"]["catalog_view"].clone()
+}
+
+/// A control-plane write: the owner registers stream `later`.
+async fn register_later(sandbox: &TwoOrgs) -> (u16, Value) {
+    sandbox
+        .hub
+        .call(
+            "POST",
+            "/v1/streams",
+            &sandbox.owner,
+            Some(json!({"name": "later", "cluster": "acme", "topic": "later"})),
+        )
+        .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn produce_and_push_go_on_while_the_catalog_is_away() {
     let mut sandbox = TwoOrgs::start().await;
@@ -60,29 +85,14 @@ async fn produce_and_push_go_on_while_the_catalog_is_away() {
         );
         produced += 1;
         if !saw_stale {
-            let readyz: Value = sandbox
-                .hub
-                .ops_get("portal", "/readyz", false)
-                .await
-                .json()
-                .await
-                .expect("readyz JSON");
-            let view = &readyz["checks"]["catalog_view"];
+            let view = view_check(&sandbox).await;
             saw_stale = view["ok"] == false
                 && view["error"]
                     .as_str()
                     .is_some_and(|e| e.starts_with("stale since"));
         }
         if !refused_write {
-            let (status, answer) = sandbox
-                .hub
-                .call(
-                    "POST",
-                    "/v1/streams",
-                    &sandbox.owner,
-                    Some(json!({"name": "later", "cluster": "acme", "topic": "later"})),
-                )
-                .await;
+            let (status, answer) = register_later(&sandbox).await;
             assert_eq!(
                 (status, answer["error_code"].as_u64()),
                 (503, Some(50301)),
@@ -119,27 +129,10 @@ async fn produce_and_push_go_on_while_the_catalog_is_away() {
     eventually(
         Duration::from_secs(30),
         "the view to be current",
-        || async {
-            let readyz: Value = sandbox
-                .hub
-                .ops_get("portal", "/readyz", false)
-                .await
-                .json()
-                .await
-                .ok()?;
-            (readyz["checks"]["catalog_view"]["ok"] == true).then_some(())
-        },
+        || async { (view_check(&sandbox).await["ok"] == true).then_some(()) },
     )
     .await;
-    let (status, answer) = sandbox
-        .hub
-        .call(
-            "POST",
-            "/v1/streams",
-            &sandbox.owner,
-            Some(json!({"name": "later", "cluster": "acme", "topic": "later"})),
-        )
-        .await;
+    let (status, answer) = register_later(&sandbox).await;
     assert_eq!(status, 201, "{answer}");
     let records = read_topic(
         &sandbox.owner_cluster.bootstrap,

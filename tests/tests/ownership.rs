@@ -56,21 +56,8 @@ async fn write_directly(broker: &Broker, topic: &str, value: &str) {
 
 /// A REST Proxy v2 call, the way REST Proxy clients make them.
 async fn v2(hub: &Hub, method: &str, path: &str, key: &str, body: Option<Value>) -> (u16, Value) {
-    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-    let mut request = hub
-        .http
-        .request(method, format!("{}{path}", hub.url))
-        .bearer_auth(key)
-        .header("accept", "application/vnd.kafka.v2+json");
-    if let Some(body) = body {
-        request = request
-            .header("content-type", "application/vnd.kafka.json.v2+json")
-            .body(body.to_string());
-    }
-    let response = request.send().await.expect("an answer");
-    let status = response.status().as_u16();
-    let text = response.text().await.expect("body");
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    let (status, body, _) = hub.call_v2(method, path, key, body).await;
+    (status, body)
 }
 
 fn refused(answer: &(u16, Value), status: u16, code: u64, what: &str) {
