@@ -37,6 +37,8 @@ const CLIENTS: usize = 8;
 const CATALOG_CLIENTS: usize = 32;
 const MORE_STREAMS: usize = 10_000;
 const MORE_CONTRACTS: usize = 1_000;
+/// Idle time before each catalog-size measurement.
+const SETTLE: Duration = Duration::from_secs(5);
 const PARTITIONS: usize = 3;
 const PAD: usize = 200;
 
@@ -238,7 +240,10 @@ fn main() {
             rate(total, sse) / rate(total, raw_read)
         );
 
-        // (d) what a produce costs as the catalog grows.
+        // (d) what a produce costs as the catalog grows. Each measurement
+        // starts after the hub has been idle for a few seconds, so the
+        // catalog's flushes after a burst of writes are not measured.
+        tokio::time::sleep(SETTLE).await;
         let small = produce_rate(&sandbox, requests).await;
         let report_small = format!("portal HTTP, 1 record per request, {CATALOG_CLIENTS} connections, few streams");
         report(&report_small, CATALOG_CLIENTS * requests, small.0, &small.1);
@@ -248,6 +253,7 @@ fn main() {
             "registered {MORE_STREAMS} more streams and {MORE_CONTRACTS} contracts in {:.1?}",
             registered.elapsed()
         );
+        tokio::time::sleep(SETTLE).await;
         let large = produce_rate(&sandbox, requests).await;
         let report_large = format!("portal HTTP, 1 record per request, {CATALOG_CLIENTS} connections, {MORE_STREAMS} more streams");
         report(&report_large, CATALOG_CLIENTS * requests, large.0, &large.1);

@@ -38,7 +38,9 @@ pub fn workspace() -> PathBuf {
 
 pub(crate) fn find_binary(env: &str, candidates: &[PathBuf], hint: &str) -> PathBuf {
     if let Ok(path) = std::env::var(env) {
-        return PathBuf::from(path);
+        // Relative to the workspace, as the documented commands are typed
+        // there (cargo runs tests and benches from the crate's folder).
+        return workspace().join(path);
     }
     candidates
         .iter()

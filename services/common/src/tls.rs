@@ -197,6 +197,11 @@ impl TlsMaterial {
     }
 }
 
+/// The largest answer a service takes from the catalog: a snapshot of a
+/// catalog of tens of thousands of streams and contracts is more than
+/// tonic's default of 4 MiB.
+pub const CATALOG_ANSWER_BYTES: usize = 256 * 1024 * 1024;
+
 /// A lazily connecting mutual-TLS channel to the catalog at `url`
 /// (`https://host:port`); it reconnects by itself.
 pub fn catalog_channel(

@@ -301,7 +301,8 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
     });
     let link_tls = pki.files_for("link").load()?;
     let link = freeport_link::Link::new(
-        CatalogServiceClient::new(catalog_channel(&catalog_url, &link_tls)?),
+        CatalogServiceClient::new(catalog_channel(&catalog_url, &link_tls)?)
+            .max_decoding_message_size(freeport_common::tls::CATALOG_ANSWER_BYTES),
         clusters.clone(),
         Some(ensure_hash_key(&data_dir)?),
     );

@@ -85,7 +85,9 @@ pub async fn run(
             shutdown.clone(),
         )?;
     }
-    Link::new(CatalogServiceClient::new(channel), clusters, hash_key)
+    let client = CatalogServiceClient::new(channel)
+        .max_decoding_message_size(freeport_common::tls::CATALOG_ANSWER_BYTES);
+    Link::new(client, clusters, hash_key)
         .with_metrics(link_metrics)
         .run(shutdown)
         .await;

@@ -18,7 +18,8 @@ pub struct CatalogClient {
 impl CatalogClient {
     pub fn new(channel: Channel) -> CatalogClient {
         CatalogClient {
-            inner: CatalogServiceClient::with_interceptor(channel, CatalogCalls),
+            inner: CatalogServiceClient::with_interceptor(channel, CatalogCalls)
+                .max_decoding_message_size(freeport_common::tls::CATALOG_ANSWER_BYTES),
         }
     }
 
