@@ -255,3 +255,51 @@ impl Store for SledStore {
         Self::after(&self.events, after, limit)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    /// Records as the version before key lifecycles and certificate
+    /// revocation wrote them: no name, expiry, revocation or last use on a
+    /// key, no revoked certificates on an organization.
+    #[test]
+    fn a_store_written_before_credentials_had_a_lifecycle_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let org = r#"{"name":"acme","kind":"internal","display_name":"ACME","created_at_ms":1,"contacts":[],"trusted_cert_fingerprints":["ab"]}"#;
+        let key = r#"{"key_id":"key-1","key_sha256":"00ff","role":"member","org":"acme","created_at_ms":2}"#;
+        let event = format!(r#"{{"revision":1,"change":{{"Organization":{org}}}}}"#);
+        {
+            let db = sled::Config::new().path(dir.path()).open().unwrap();
+            db.open_tree("orgs").unwrap().insert("acme", org).unwrap();
+            db.open_tree("api_keys")
+                .unwrap()
+                .insert("00ff", key)
+                .unwrap();
+            db.open_tree("events")
+                .unwrap()
+                .insert(1u64.to_be_bytes(), event.as_bytes())
+                .unwrap();
+            db.open_tree("meta")
+                .unwrap()
+                .insert(REVISION_KEY, &1u64.to_be_bytes())
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let store = SledStore::open(dir.path().to_path_buf()).unwrap();
+        let org = store
+            .get_org(&freeport_common::names::OrgName::parse("acme").unwrap())
+            .unwrap()
+            .unwrap();
+        assert!(org.revoked_certificates.is_empty());
+        let key = store.get_api_key("00ff").unwrap().unwrap();
+        assert_eq!(
+            (key.name.as_str(), key.expires_at_ms, &key.revoked),
+            ("", None, &None)
+        );
+        assert_eq!(key.state(0), crate::domain::KeyState::Active);
+        assert_eq!(store.events_after(0, 10).unwrap().len(), 1);
+        assert_eq!(store.revision().unwrap(), 1);
+    }
+}
