@@ -548,7 +548,7 @@ impl pb::catalog_service_server::CatalogService for CatalogGrpc {
         let org = if r.organization.is_empty() {
             None
         } else {
-            Some(OrgName::parse(r.organization).map_err(CatalogError::from)?)
+            Some(org_name(r.organization)?)
         };
         let created = self
             .catalog

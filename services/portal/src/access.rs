@@ -130,8 +130,40 @@ impl Index {
     fn active_contract(&self, org: &str, stream: &str) -> Option<Arc<pb::Contract>> {
         let id = self.active.get(&(org.to_string(), stream.to_string()))?;
         let contract = self.contracts.get(id)?;
-        let end = contract.terms.as_ref().map_or(0, |t| t.end_time_ms);
-        (end == 0 || end > freeport_common::now_ms()).then(|| contract.clone())
+        (!past_end(contract)).then(|| contract.clone())
+    }
+}
+
+/// Whether `contract`'s end time has passed (the catalog expires it then,
+/// but may be away).
+fn past_end(contract: &pb::Contract) -> bool {
+    let end = contract.terms.as_ref().map_or(0, |t| t.end_time_ms);
+    end != 0 && end <= freeport_common::now_ms()
+}
+
+/// Runs `decide` with the policies' facts about `org` (an admin for
+/// `None`) and `stream`; false for an organization the view does not know.
+fn as_subject(
+    index: &Index,
+    org: Option<&str>,
+    stream: &pb::Stream,
+    decide: impl FnOnce(&Who<'_>, &StreamFacts<'_>) -> bool,
+) -> bool {
+    let classification = crate::rest::classification_name(stream.classification);
+    let facts = StreamFacts {
+        name: &stream.name,
+        owner: &stream.owner,
+        classification: &classification,
+    };
+    match org {
+        None => decide(&Who::Admin, &facts),
+        Some(name) => {
+            let Some(org) = index.orgs.get(name) else {
+                return false;
+            };
+            let kind = crate::rest::org_kind_name(org.kind);
+            decide(&Who::Org { name, kind: &kind }, &facts)
+        }
     }
 }
 
@@ -580,29 +612,9 @@ impl AccessView {
         stream: &pb::Stream,
         active: bool,
     ) -> bool {
-        let classification = crate::rest::classification_name(stream.classification);
-        let facts = StreamFacts {
-            name: &stream.name,
-            owner: &stream.owner,
-            classification: &classification,
-        };
-        match org {
-            None => self.authz.may_read_records(&Who::Admin, &facts, active),
-            Some(org) => {
-                let Some(kind) = index.orgs.get(org) else {
-                    return false;
-                };
-                let kind = crate::rest::org_kind_name(kind.kind);
-                self.authz.may_read_records(
-                    &Who::Org {
-                        name: org,
-                        kind: &kind,
-                    },
-                    &facts,
-                    active,
-                )
-            }
-        }
+        as_subject(index, org, stream, |who, facts| {
+            self.authz.may_read_records(who, facts, active)
+        })
     }
 
     /// The topic `org` may produce to: the stream on it that `org` owns.
@@ -714,28 +726,10 @@ impl AccessView {
             .collect())
     }
 
-    /// `org`'s active contract on `stream` that lets it read the stream's
-    /// records, as the policies say.
-    pub fn feed_contract(&self, org: &str, stream: &pb::Stream) -> ApiResult<Arc<pb::Contract>> {
-        self.current()?;
-        let index = self.read();
-        let contract = index.active_contract(org, &stream.name);
-        let allowed = self.may_read(&index, Some(org), stream, contract.is_some());
-        contract.filter(|_| allowed).ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::NoActiveContract,
-                format!(
-                    "organization {org:?} has no active contract for stream {:?}; request one with POST /v1/contracts",
-                    stream.name
-                ),
-            )
-        })
-    }
-
     /// The stream `name` for a feed of `org`'s, and the active contract it
     /// reads under. A stream the policies do not let `org` discover is not
     /// found, as in discovery; one it sees but holds no active contract on
-    /// is 40302.
+    /// (or may not read under it) is 40302.
     fn feed_stream_now(
         &self,
         org: &str,
@@ -751,32 +745,26 @@ impl AccessView {
                 ),
             )
         };
-        let stream = {
-            let index = self.read();
-            let stream = index.streams.get(name).cloned().ok_or_else(not_found)?;
-            let live = index.active_contract(org, name).is_some();
-            let kind = index
-                .orgs
-                .get(org)
-                .map(|o| crate::rest::org_kind_name(o.kind))
-                .ok_or_else(not_found)?;
-            let classification = crate::rest::classification_name(stream.classification);
-            let facts = StreamFacts {
-                name: &stream.name,
-                owner: &stream.owner,
-                classification: &classification,
-            };
-            let who = Who::Org {
-                name: org,
-                kind: &kind,
-            };
-            if !self.authz.may_view_stream(&who, &facts, live) {
-                return Err(not_found());
-            }
-            stream
-        };
+        let index = self.read();
+        let stream = index.streams.get(name).cloned().ok_or_else(not_found)?;
+        let contract = index.active_contract(org, name);
+        let live = contract.is_some();
+        if !as_subject(&index, Some(org), &stream, |who, facts| {
+            self.authz.may_view_stream(who, facts, live)
+        }) {
+            return Err(not_found());
+        }
         freeport_common::ownership::check_topic("topic", &stream.topic)?;
-        let contract = self.feed_contract(org, &stream)?;
+        let allowed = self.may_read(&index, Some(org), &stream, live);
+        let contract = contract.filter(|_| allowed).ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::NoActiveContract,
+                format!(
+                    "organization {org:?} has no active contract for stream {:?}; request one with POST /v1/contracts",
+                    stream.name
+                ),
+            )
+        })?;
         Ok((stream, contract))
     }
 
@@ -795,11 +783,6 @@ impl AccessView {
         })
     }
 
-    /// A stream by name, as the view holds it.
-    pub fn stream(&self, name: &str) -> Option<Arc<pb::Stream>> {
-        self.read().streams.get(name).cloned()
-    }
-
     /// `None` while contract `id` is active; why not otherwise.
     pub fn inactive_reason(&self, id: &str) -> Option<String> {
         let index = self.read();
@@ -809,11 +792,7 @@ impl AccessView {
                 "contract {id} is {}",
                 crate::rest::contract_state_name(c.state)
             )),
-            Some(c) => {
-                let end = c.terms.as_ref().map_or(0, |t| t.end_time_ms);
-                (end != 0 && end <= freeport_common::now_ms())
-                    .then(|| format!("contract {id} reached its end time"))
-            }
+            Some(c) => past_end(c).then(|| format!("contract {id} reached its end time")),
         }
     }
 }

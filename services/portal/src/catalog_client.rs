@@ -27,13 +27,6 @@ impl CatalogClient {
         self.inner.clone()
     }
 
-    pub async fn authenticate(&self, api_key: &str) -> ApiResult<pb::Principal> {
-        let request = pb::AuthenticateRequest {
-            api_key: api_key.to_string(),
-        };
-        Ok(self.client().authenticate(request).await?.into_inner())
-    }
-
     pub async fn create_organization(
         &self,
         request: pb::CreateOrganizationRequest,
@@ -294,16 +287,6 @@ impl CatalogClient {
             .list_contracts(pb::ListContractsRequest {})
             .await?;
         Ok(response.into_inner().contracts)
-    }
-
-    /// Every contract and the catalog revision they reflect, to watch on from.
-    pub async fn contracts_at(&self) -> ApiResult<(Vec<pb::Contract>, u64)> {
-        let response = self
-            .client()
-            .list_contracts(pb::ListContractsRequest {})
-            .await?
-            .into_inner();
-        Ok((response.contracts, response.revision))
     }
 
     /// The catalog's changes after `revision`, as they are committed.

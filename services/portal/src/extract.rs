@@ -149,7 +149,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
 }
 
 /// The authenticated caller: from `Authorization: Bearer <api key>`
-/// (resolved by the catalog), or else from the client certificate the
+/// (resolved from the portal's view of the catalog), or else from the client certificate the
 /// caller showed (its `urn:freeport:org:<name>` names a member of that
 /// organization; the portal's `client_ca` signed it).
 pub struct Caller(pub pb::Principal, pub Credential);

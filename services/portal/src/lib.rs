@@ -104,7 +104,7 @@ struct Inner {
     /// The largest request body; for streamed bodies, the largest record.
     max_body_bytes: usize,
     /// Every contract change and withdrawn credential the catalog
-    /// announces ([`push::watch_contracts`]), and CRL reloads.
+    /// announces ([`access::AccessView::follow`]), and CRL reloads.
     changes: tokio::sync::broadcast::Sender<credentials::Change>,
     /// The client CRL, as last read.
     crl: credentials::Crl,
