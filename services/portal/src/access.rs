@@ -346,7 +346,6 @@ impl AccessView {
     /// activated): wait until it has caught up with the catalog's current
     /// revision (one small call, only on such answers) and decide again.
     async fn settled<T>(&self, decide: impl Fn(&Self) -> ApiResult<T>) -> ApiResult<T> {
-        const CATCH_UP: Duration = Duration::from_secs(2);
         let refused = match decide(self) {
             Ok(decided) => return Ok(decided),
             Err(refused) => refused,
@@ -359,19 +358,23 @@ impl AccessView {
                 | ErrorCode::NoActiveContract
                 | ErrorCode::Forbidden
         );
-        if !retry {
-            return Err(refused);
-        }
-        let Ok(latest) = self.catalog.current_revision().await else {
-            // The catalog is away: the view is all there is.
-            return Err(refused);
-        };
-        let mut revision = self.revision.subscribe();
-        let caught_up = tokio::time::timeout(CATCH_UP, revision.wait_for(|r| *r >= latest)).await;
-        if !matches!(caught_up, Ok(Ok(_))) {
+        if !retry || !self.caught_up().await {
             return Err(refused);
         }
         decide(self)
+    }
+
+    /// Waits (at most 2 s) until the view reflects the catalog's current
+    /// revision; false when it could not (the catalog is away: the view is
+    /// all there is).
+    async fn caught_up(&self) -> bool {
+        const CATCH_UP: Duration = Duration::from_secs(2);
+        let Ok(latest) = self.catalog.current_revision().await else {
+            return false;
+        };
+        let mut revision = self.revision.subscribe();
+        let caught_up = tokio::time::timeout(CATCH_UP, revision.wait_for(|r| *r >= latest)).await;
+        matches!(caught_up, Ok(Ok(_)))
     }
 
     /// Everything, consistent with (or newer than) the revision the keys
@@ -702,7 +705,15 @@ impl AccessView {
 
     /// Every stream the caller may read: for an organization its own and
     /// those it holds an active contract on; for an admin every one.
-    pub fn readable_streams(&self, org: Option<&str>) -> ApiResult<Vec<Readable>> {
+    /// A listing has no refusal to settle on, so it first catches up with
+    /// the catalog's current revision (one small call): a contract just
+    /// activated is listed.
+    pub async fn readable_streams(&self, org: Option<&str>) -> ApiResult<Vec<Readable>> {
+        self.caught_up().await;
+        self.readable_streams_now(org)
+    }
+
+    fn readable_streams_now(&self, org: Option<&str>) -> ApiResult<Vec<Readable>> {
         self.current()?;
         let index = self.read();
         let names: BTreeSet<&String> = match org {

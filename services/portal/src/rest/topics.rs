@@ -102,7 +102,8 @@ fn find_partition(partitions: &[PartitionLayout], id: i32) -> ApiResult<&Partiti
 pub(crate) async fn readable_topics(state: &AppState, caller: &Caller) -> ApiResult<Vec<String>> {
     let mut topics: Vec<String> = state
         .view()
-        .readable_streams(caller.org())?
+        .readable_streams(caller.org())
+        .await?
         .into_iter()
         .map(|readable| readable.stream.topic.clone())
         .collect();
