@@ -129,15 +129,33 @@ fn main() {
         let topic = flag("--topic").unwrap_or_else(|| "orders".into());
         runtime.block_on(async move {
             let http = reqwest::Client::new();
-            let url = format!("{url}/topics/{topic}");
-            let (took, latencies) =
-                produce_to(&http, &url, &key, one_record(), CATALOG_CLIENTS, requests).await;
-            report(
-                &format!("{url}, 1 record per request, {CATALOG_CLIENTS} connections"),
+            let produce = format!("{url}/topics/{topic}");
+            let (took, latencies) = produce_to(
+                &http,
+                &produce,
+                &key,
+                one_record(),
+                CATALOG_CLIENTS,
+                requests,
+            )
+            .await;
+            let produced = report(
+                &format!("{produce}, 1 record per request, {CATALOG_CLIENTS} connections"),
                 CATALOG_CLIENTS * requests,
                 took,
                 &latencies,
             );
+            // The ceiling, in the same run: an authenticated request that
+            // touches no cluster, on the same connections.
+            let me = format!("{url}/v1/me");
+            let (took, latencies) = get_from(&http, &me, &key, CATALOG_CLIENTS, requests).await;
+            let ceiling = report(
+                &format!("{me}, {CATALOG_CLIENTS} connections"),
+                CATALOG_CLIENTS * requests,
+                took,
+                &latencies,
+            );
+            println!("produce / GET /v1/me: {:.2}", produced / ceiling);
         });
         return;
     }
@@ -307,6 +325,26 @@ async fn produce_to(
             assert_eq!(response.status(), 200);
             let answer = response.text().await.expect("answer");
             assert!(!answer.contains("\"error_code\":5"), "{answer}");
+        }
+    })
+    .await
+}
+
+/// `requests` authenticated GETs of `url` on each of `connections` clients.
+async fn get_from(
+    http: &reqwest::Client,
+    url: &str,
+    key: &str,
+    connections: usize,
+    requests: usize,
+) -> (Duration, Vec<Duration>) {
+    let (http, key, url) = (http.clone(), key.to_string(), url.to_string());
+    clients_of(connections, requests, move |_, _| {
+        let request = http.get(&url).bearer_auth(&key);
+        async move {
+            let response = request.send().await.expect("get");
+            assert_eq!(response.status(), 200);
+            response.bytes().await.expect("answer");
         }
     })
     .await
