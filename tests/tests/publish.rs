@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use freeport_catalog::asyncapi::AsyncApiValidator;
+use freeport_catalog::domain::OrgDetails;
 use freeport_catalog::domain::{OrgKind, Principal, Role, SchemaFormat};
-use freeport_catalog::service::OrgDetails;
 use freeport_catalog::store::MemoryStore;
 use freeport_catalog::Catalog;
 use freeport_common::config::{ClusterConfig, Clusters};

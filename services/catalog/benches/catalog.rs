@@ -12,8 +12,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use freeport_catalog::domain::OrgDetails;
 use freeport_catalog::domain::{OrgKind, Principal};
-use freeport_catalog::service::OrgDetails;
 use freeport_catalog::store::{MemoryStore, SledStore, Store};
 use freeport_catalog::Catalog;
 use freeport_common::config::Clusters;

@@ -15,8 +15,9 @@ use crate::domain::{
     Contact, Contract, ContractAction, ContractState, ContractTerms, Event, FilterOp, OrgKind,
     Organization, Principal, Role, RowCondition, SchemaFormat, SchemaVersion, Stream,
 };
+use crate::domain::{LinkStatus, NewContract, NewKey, NewStream, OrgDetails, OwnershipReport};
 use crate::error::CatalogError;
-use crate::service::{Catalog, LinkStatus, NewContract, NewStream, OrgDetails};
+use crate::service::Catalog;
 
 pub struct CatalogGrpc {
     catalog: Arc<Catalog>,
@@ -409,8 +410,8 @@ fn org_name(text: String) -> Result<OrgName, CatalogError> {
     Ok(OrgName::parse(text)?)
 }
 
-fn new_key(name: String, expires_at_ms: i64) -> crate::service::NewKey {
-    crate::service::NewKey {
+fn new_key(name: String, expires_at_ms: i64) -> NewKey {
+    NewKey {
         name,
         expires_at_ms: (expires_at_ms != 0).then_some(expires_at_ms),
     }
@@ -447,7 +448,7 @@ pub fn verification_pb(outcome: Result<u64, crate::audit::AuditBreak>) -> pb::Ve
 }
 
 /// What [`Catalog::ownership_problems`] found, on the wire.
-pub fn ownership_pb(report: crate::service::OwnershipReport) -> pb::CheckOwnershipResponse {
+pub fn ownership_pb(report: OwnershipReport) -> pb::CheckOwnershipResponse {
     pb::CheckOwnershipResponse {
         problems: report
             .problems

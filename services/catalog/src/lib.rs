@@ -8,8 +8,10 @@
 //!   every change it records.
 //! - [`schema`]: schema versions (JSON Schema, Avro) and their compatibility.
 //! - [`store`]: storage behind a trait, sled or in memory.
-//! - [`service`]: the operations and their rules; every write goes through
-//!   one lock and one atomic commit, and is broadcast to Watch subscribers.
+//! - [`service`]: the operations and their rules, a file per area
+//!   (organizations, keys, streams, schemas, AsyncAPI publishing, contracts,
+//!   expiry, links, Watch); every write goes through one lock and one atomic
+//!   commit, and is broadcast to Watch subscribers.
 //! - [`links`]: which link process mirrors which contract (leases).
 //! - [`grpc`]: the tonic adapter, served over mutual TLS by [`serve`].
 //! - [`metrics`]: write latency and contract counts; with the per-method

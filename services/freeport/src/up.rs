@@ -10,8 +10,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use freeport_catalog::domain::OrgDetails;
 use freeport_catalog::domain::{OrgKind, Principal, Role};
-use freeport_catalog::service::OrgDetails;
 use freeport_catalog::{Catalog, CatalogConfig};
 use freeport_common::config::{ClusterConfig, Clusters, Secret};
 use freeport_common::kafka::register_topic_creator;

@@ -21,8 +21,8 @@ use std::path::Path;
 use freeport_common::names::{ClusterName, StreamName, TopicName};
 use serde_json::Value;
 
+use crate::domain::NewStream;
 use crate::domain::{Classification, Compatibility, SchemaFormat};
-use crate::service::NewStream;
 
 mod generate;
 

@@ -2,6 +2,7 @@
 
 mod contract;
 mod pointer;
+mod requests;
 mod terms;
 
 use freeport_common::names::{ClusterName, OrgName, StreamName, TopicName};
@@ -10,6 +11,7 @@ use serde::{Deserialize, Serialize};
 pub use crate::schema::{Compatibility, SchemaFormat, SchemaVersion};
 pub use contract::{next_state, Contract, ContractAction, ContractState, Transition};
 pub use pointer::check_field;
+pub use requests::{LinkStatus, NewContract, NewKey, NewStream, OrgDetails, OwnershipReport};
 pub use terms::{ContractTerms, FilterOp, RowCondition, TermsError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use super::*;
+use crate::domain::NewKey;
 use crate::domain::{KeyState, RevokedCertificate, Withdrawal};
 
 /// The longest name a key may have.
@@ -17,14 +18,6 @@ const MAX_KEY_NAME_CHARS: usize = 100;
 pub const MAX_ROTATION_OVERLAP_MS: i64 = 30 * 86_400_000;
 /// How often last-used times reach the store.
 const KEY_USE_FLUSH: Duration = Duration::from_secs(60);
-
-/// What an issuer says about a new key.
-#[derive(Debug, Clone, Default)]
-pub struct NewKey {
-    pub name: String,
-    /// Milliseconds since the epoch; in the future.
-    pub expires_at_ms: Option<i64>,
-}
 
 /// When each key (by hash) last authenticated a call, not yet written.
 #[derive(Debug, Default)]
@@ -269,12 +262,7 @@ impl Catalog {
             ));
             changes.push(Change::ApiKey(old));
         }
-        self.commit(Commit {
-            changes,
-            api_keys: vec![],
-            audit,
-        })
-        .await?;
+        self.commit(Commit::audited(changes, audit)).await?;
         Ok((record, key))
     }
 
@@ -348,16 +336,15 @@ impl Catalog {
             by: actor.audit_name(),
             reason: reason.clone(),
         });
-        self.commit(Commit {
-            changes: vec![Change::ApiKey(record.clone())],
-            api_keys: vec![],
-            audit: vec![AuditRecord::new(
+        self.commit(Commit::one(
+            Change::ApiKey(record.clone()),
+            AuditRecord::new(
                 actor.audit_name(),
                 "api_key.revoke",
                 format!("api_key:{key_id}"),
                 json!({"organization": org, "reason": reason}),
-            )],
-        })
+            ),
+        ))
         .await?;
         Ok(record)
     }
@@ -453,16 +440,15 @@ impl Catalog {
                 reason: reason.clone(),
             },
         });
-        self.commit(Commit {
-            changes: vec![Change::Organization(organization.clone())],
-            api_keys: vec![],
-            audit: vec![AuditRecord::new(
+        self.commit(Commit::one(
+            Change::Organization(organization.clone()),
+            AuditRecord::new(
                 actor.audit_name(),
                 "certificate.revoke",
                 format!("organization:{org}"),
                 json!({"fingerprint": fingerprint, "reason": reason}),
-            )],
-        })
+            ),
+        ))
         .await?;
         Ok(organization)
     }
@@ -496,9 +482,8 @@ impl Catalog {
         }
         // Not an event and not audited: nothing about the key changed.
         self.commit(Commit {
-            changes: vec![],
             api_keys: records,
-            audit: vec![],
+            ..Commit::default()
         })
         .await?;
         Ok(())

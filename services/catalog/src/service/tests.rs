@@ -7,6 +7,7 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use super::*;
+use crate::domain::*;
 use crate::store::MemoryStore;
 
 /// Cluster `a` is the owner's, `b` the partner's, `c` a third party's.

@@ -42,6 +42,22 @@ pub struct Commit {
     pub audit: Vec<AuditRecord>,
 }
 
+impl Commit {
+    /// One change and the audit entry that explains it.
+    pub fn one(change: Change, audit: AuditRecord) -> Commit {
+        Commit::audited(vec![change], vec![audit])
+    }
+
+    /// Changes and the audit entries that explain them.
+    pub fn audited(changes: Vec<Change>, audit: Vec<AuditRecord>) -> Commit {
+        Commit {
+            changes,
+            api_keys: vec![],
+            audit,
+        }
+    }
+}
+
 pub trait Store: Send + Sync + 'static {
     fn get_org(&self, name: &OrgName) -> Result<Option<Organization>, StoreError>;
     fn list_orgs(&self) -> Result<Vec<Organization>, StoreError>;

@@ -1,0 +1,100 @@
+//! What link processes tell the catalog and ask of it: which contracts
+//! each mirrors (leases) and how each mirror is doing.
+
+use freeport_common::now_ms;
+use serde_json::json;
+
+use super::Catalog;
+use crate::audit::AuditRecord;
+use crate::domain::{Change, Contract, ContractAction, ContractState, LinkStatus};
+use crate::error::CatalogError;
+use crate::links::{LinkShares, Share};
+use crate::store::Commit;
+
+impl Catalog {
+    /// Grants links `lease`; `fresh` when no link can be holding anything
+    /// from before this catalog started.
+    pub fn set_link_lease(&mut self, lease: std::time::Duration, fresh: bool) {
+        self.link_shares =
+            std::sync::Mutex::new(LinkShares::new(lease, std::time::Instant::now(), fresh));
+    }
+
+    /// A link process's call: what it may mirror, and for how long.
+    pub fn share_links(
+        &self,
+        member: &str,
+        wanted: &std::collections::BTreeSet<String>,
+        held: &std::collections::BTreeSet<String>,
+    ) -> Result<(Share, std::time::Duration), CatalogError> {
+        if member.is_empty() || member.len() > 200 {
+            return Err(CatalogError::InvalidField(
+                "member must be 1 to 200 characters".into(),
+            ));
+        }
+        let mut shares = self
+            .link_shares
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let share = shares.share(member, wanted, held, std::time::Instant::now());
+        Ok((share, shares.lease()))
+    }
+
+    /// Records what the link says about a contract. The first `Running` on an
+    /// approved contract makes it active; `Running` on a contract that no
+    /// longer flows is ignored (the link may be behind the Watch stream),
+    /// while `Stopped` is kept, so callers can see the flow has ended.
+    pub async fn report_link_status(
+        &self,
+        id: &str,
+        status: LinkStatus,
+        detail: &str,
+    ) -> Result<Contract, CatalogError> {
+        let text = match status {
+            LinkStatus::Running => "running".to_string(),
+            LinkStatus::Stopped => "stopped".to_string(),
+            LinkStatus::Error => format!("error: {}", detail.chars().take(512).collect::<String>()),
+            LinkStatus::Stalled => {
+                format!("stalled: {}", detail.chars().take(512).collect::<String>())
+            }
+        };
+        let _guard = self.write_lock.lock().await;
+        let mut contract = self.get_contract(id)?;
+        if !contract.state.is_flowing() && status == LinkStatus::Running {
+            // A late report from before the link saw the contract end.
+            return Ok(contract);
+        }
+        let before = contract.clone();
+        if status == LinkStatus::Running && contract.state == ContractState::Approved {
+            contract
+                .apply(
+                    ContractAction::Activate,
+                    "service:link".into(),
+                    String::new(),
+                    now_ms(),
+                )
+                .map_err(|(state, action)| CatalogError::IllegalTransition {
+                    id: id.to_string(),
+                    state,
+                    action,
+                })?;
+        }
+        contract.link_status = text;
+        if contract == before {
+            return Ok(contract);
+        }
+        let action = if contract.state == before.state {
+            "contract.link_status"
+        } else {
+            "contract.activate"
+        };
+        let audit = AuditRecord::new(
+            "service:link",
+            action,
+            format!("contract:{id}"),
+            json!({"state": contract.state, "link_status": contract.link_status}),
+        );
+        self.commit(Commit::one(Change::Contract(contract.clone()), audit))
+            .await?;
+        Ok(contract)
+    }
+}
