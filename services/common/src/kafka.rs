@@ -5,13 +5,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::ClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::ToBytes;
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode as Code;
 
 use crate::config::ClusterConfig;
@@ -21,6 +23,36 @@ pub use seek::{partition_ends, read_starts, read_starts_blocking, Resume, Start}
 
 /// How long a metadata or admin call may take before it counts as failed.
 pub const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a full producer queue is left to drain before trying again.
+const QUEUE_FULL_WAIT: Duration = Duration::from_millis(5);
+
+/// Hands `record` to `producer`, waiting while the producer's queue is
+/// full, for at most `give_up` (with `None`, until there is room); the
+/// delivery report to await. Any other refusal comes back at once.
+pub async fn send_queued<K, P>(
+    producer: &FutureProducer,
+    mut record: FutureRecord<'_, K, P>,
+    give_up: Option<Duration>,
+) -> Result<DeliveryFuture, KafkaError>
+where
+    K: ToBytes + ?Sized,
+    P: ToBytes + ?Sized,
+{
+    let started = Instant::now();
+    loop {
+        match producer.send_result(record) {
+            Ok(delivery) => return Ok(delivery),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned))
+                if give_up.is_none_or(|limit| started.elapsed() < limit) =>
+            {
+                record = returned;
+                tokio::time::sleep(QUEUE_FULL_WAIT).await;
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+}
 
 /// Creates a topic with a partition count on a cluster that cannot do it
 /// through the Kafka protocol: librdkafka's in-process mock clusters, used by

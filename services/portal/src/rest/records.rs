@@ -20,18 +20,19 @@
 //! or `{"error_code": 42202, "message": "..."}` with one of Freeport's codes.
 
 use std::convert::Infallible;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use freeport_common::error::ErrorCode;
+use freeport_common::kafka;
 use freeport_common::telemetry;
 use futures::StreamExt;
 use opentelemetry::trace::TraceContextExt;
 use opentelemetry::{Context, KeyValue};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::KafkaError;
 use rdkafka::producer::{DeliveryFuture, FutureProducer};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -177,26 +178,6 @@ fn encode(index: usize, record: Value, partitions: usize) -> ApiResult<(Encoded,
     Ok((encoded, key, value))
 }
 
-/// Hands `record` to the producer, waiting while its queue is full.
-async fn send(
-    producer: &FutureProducer,
-    topic: &str,
-    record: &Encoded,
-) -> Result<DeliveryFuture, KafkaError> {
-    let started = Instant::now();
-    loop {
-        match producer.send_result(record.to_kafka(topic)) {
-            Ok(delivery) => return Ok(delivery),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _))
-                if started.elapsed() < QUEUE_FULL_GIVE_UP =>
-            {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            Err((e, _)) => return Err(e),
-        }
-    }
-}
-
 /// Where `read_records` sends: the producer, cluster and topic, and the
 /// trace context of the request (each record's `send` span is its child).
 struct Destination {
@@ -274,7 +255,12 @@ async fn read_records(
                         record.carry(&telemetry::trace_headers(cx));
                     }
                     Pending::Sent {
-                        delivery: send(&to.producer, &to.topic, &record).await,
+                        delivery: kafka::send_queued(
+                            &to.producer,
+                            record.to_kafka(&to.topic),
+                            Some(QUEUE_FULL_GIVE_UP),
+                        )
+                        .await,
                         key,
                         value,
                         sending,
