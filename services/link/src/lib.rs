@@ -1,12 +1,18 @@
 //! Freeport's link: the replicator.
 //!
 //! - [`plan`]: which mirrors should run, derived from the catalog's contracts.
-//! - [`mirror`]: one mirror, source topic to destination topic, exactly once.
+//! - [`mirror`]: one mirror, source topic to destination topic, exactly once,
+//!   as a few steps (destination, resume, copy, progress).
+//! - [`provenance`]: the exactly-once protocol, free of I/O: provenance
+//!   headers, reading the destination's tail, where to resume.
+//! - [`offsets`]: consumer groups' offsets translated to the destination.
 //! - [`status`]: reports each mirror's state back to the catalog.
-//! - [`terms`]: a contract's terms applied to each record.
-//!
 //! - [`share`]: this link's lease on the contracts it mirrors, when several
 //!   link processes share them.
+//! - [`config`], [`error`], [`metrics`]: as in every service crate.
+//!
+//! A contract's terms are applied to each record by
+//! [`freeport_common::terms`], which the portal shares.
 //!
 //! The link never polls for contracts: it takes a snapshot of the catalog,
 //! then follows the Watch stream, starting a mirror when a contract is
@@ -16,10 +22,12 @@
 //! contract another one does.
 
 pub mod config;
+pub mod error;
 pub mod metrics;
 pub mod mirror;
 pub mod offsets;
 pub mod plan;
+pub mod provenance;
 pub mod share;
 pub mod status;
 
@@ -36,6 +44,7 @@ use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 
 pub use config::LinkConfig;
+pub use error::StartError;
 
 use crate::metrics::LinkMetrics;
 use crate::mirror::Mirror;
@@ -46,20 +55,6 @@ use freeport_common::metrics::Metrics;
 use freeport_common::ops::Ops;
 
 const RECONNECT_BACKOFF: Duration = Duration::from_secs(1);
-
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(transparent)]
-    Tls(#[from] freeport_common::tls::TlsError),
-    #[error("invalid catalog_url: {0}")]
-    CatalogUrl(#[from] tonic::transport::Error),
-    #[error("link.hash_key must be at least 32 characters")]
-    HashKey,
-    #[error(transparent)]
-    Metrics(#[from] freeport_common::metrics::MetricsError),
-    #[error(transparent)]
-    Ops(#[from] freeport_common::ops::OpsError),
-}
 
 /// Runs the link from its config until `shutdown` fires.
 pub async fn run(
