@@ -41,25 +41,7 @@ use tokio_util::sync::CancellationToken;
 use crate::credentials::{Change, Credential, Crl};
 use crate::error::{ApiError, ApiResult};
 use crate::push::headers_json;
-
-/// How a consumer instance shows keys and values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    /// Keys and values are JSON documents (text that is not JSON comes as
-    /// a JSON string).
-    Json,
-    /// Keys and values are base64.
-    Binary,
-}
-
-impl Format {
-    pub fn name(self) -> &'static str {
-        match self {
-            Format::Json => "json",
-            Format::Binary => "binary",
-        }
-    }
-}
+use crate::wire::Format;
 
 /// An instance's settings, from the create request.
 #[derive(Debug, Clone)]

@@ -27,6 +27,7 @@ pub mod produce;
 pub mod push;
 pub mod rest;
 pub mod ui;
+pub mod wire;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

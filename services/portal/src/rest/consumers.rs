@@ -18,12 +18,13 @@ use freeport_common::error::ErrorCode;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::produce::{BINARY_V2, JSON_V2, RESPONSE_V2};
 use super::topics::{readable_topics, topic_access};
-use crate::consumers::{close, with_instance, Format, Mode, Settings, TopicRead};
+use super::v2;
+use crate::consumers::{close, with_instance, Mode, Settings, TopicRead};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{body_bytes, parse_json, ApiJson, ApiPath, ApiQuery, Caller};
 use crate::push::reshaper_for;
+use crate::wire::Format;
 use crate::AppState;
 
 /// REST Proxy's defaults.
@@ -33,10 +34,6 @@ const DEFAULT_MAX_BYTES: usize = 1024 * 1024;
 const MAX_MAX_BYTES: usize = 64 * 1024 * 1024;
 /// Most records one records request returns.
 const MAX_RECORDS: usize = 10_000;
-
-fn v2(body: Value) -> Response {
-    ([(header::CONTENT_TYPE, RESPONSE_V2)], Json(body)).into_response()
-}
 
 fn no_content() -> Response {
     StatusCode::NO_CONTENT.into_response()
@@ -98,15 +95,11 @@ fn settings_from(body: &serde_json::Map<String, Value>) -> ApiResult<(Option<Str
                 name = Some(text);
             }
             "format" => {
-                settings.format = match text.as_str() {
-                    "json" => Format::Json,
-                    "binary" => Format::Binary,
-                    other => {
-                        return Err(invalid_config(format!(
-                            "format {other:?} is not supported; use \"json\" or \"binary\""
-                        )))
-                    }
-                }
+                settings.format = Format::named(&text).ok_or_else(|| {
+                    invalid_config(format!(
+                        "format {text:?} is not supported; use \"json\" or \"binary\""
+                    ))
+                })?;
             }
             "auto.offset.reset" => {
                 settings.auto_offset_reset = match text.as_str() {
@@ -613,14 +606,7 @@ pub struct RecordsQuery {
 
 /// The format `Accept` asks for, if it names one.
 fn accepted_format(headers: &HeaderMap) -> Option<Format> {
-    let accept = headers.get(header::ACCEPT)?.to_str().ok()?;
-    if accept.contains(JSON_V2) {
-        Some(Format::Json)
-    } else if accept.contains(BINARY_V2) {
-        Some(Format::Binary)
-    } else {
-        None
-    }
+    Format::accepted(headers.get(header::ACCEPT)?.to_str().ok()?)
 }
 
 /// `GET .../records`: what arrived, in the instance's format, after
@@ -654,9 +640,9 @@ pub async fn records(
         return Err(ApiError::new(
             ErrorCode::ConsumerFormatMismatch,
             format!(
-                "this instance reads the {} format; ask for application/vnd.kafka.{}.v2+json",
+                "this instance reads the {} format; ask for {}",
                 format.name(),
-                format.name()
+                format.media_type()
             ),
         ));
     }
@@ -703,10 +689,7 @@ pub async fn records(
         state.limits().give_back(&id, got.saturating_sub(read));
     }
     let records = records?;
-    let content_type = match format {
-        Format::Json => JSON_V2,
-        Format::Binary => BINARY_V2,
-    };
+    let content_type = format.media_type();
     Ok((
         [(header::CONTENT_TYPE, content_type)],
         Json(Value::Array(records)),

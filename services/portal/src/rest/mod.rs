@@ -13,6 +13,16 @@ pub mod records;
 pub mod streams;
 pub mod topics;
 
+/// A REST Proxy v2 answer that carries no records.
+fn v2(body: serde_json::Value) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        [(axum::http::header::CONTENT_TYPE, crate::wire::RESPONSE_V2)],
+        axum::Json(body),
+    )
+        .into_response()
+}
+
 use axum::routing::{delete, get, post, put};
 use axum::Router;
 use freeport_common::error::ErrorCode;

@@ -26,19 +26,11 @@ use crate::produce::{
     check_partition, decode_base64, decode_headers, delivered, delivery_error_code, destination,
     send_span, Encoded, HeaderIn,
 };
+use crate::wire::{Format, BINARY_V2, JSON_V2, RESPONSE_V2};
 use crate::AppState;
 
-pub const JSON_V2: &str = "application/vnd.kafka.json.v2+json";
-pub const BINARY_V2: &str = "application/vnd.kafka.binary.v2+json";
-pub const RESPONSE_V2: &str = "application/vnd.kafka.v2+json";
 /// Most records one request may carry.
 const MAX_RECORDS: usize = 10_000;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
-    Json,
-    Binary,
-}
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -166,15 +158,15 @@ async fn produce_records(
     partition: Option<i32>,
     request: Request,
 ) -> ApiResult<Response> {
-    let format = match media_type(request.headers()).as_deref() {
-        Some(JSON_V2 | "application/json") => Format::Json,
-        Some(BINARY_V2) => Format::Binary,
-        other => {
+    let media = media_type(request.headers());
+    let format = match media.as_deref().and_then(Format::of_content_type) {
+        Some(format) => format,
+        None => {
             return Err(ApiError::new(
                 ErrorCode::UnsupportedMediaType,
                 format!(
                     "content type {:?} is not supported; use {JSON_V2} or {BINARY_V2}",
-                    other.unwrap_or("")
+                    media.as_deref().unwrap_or("")
                 ),
             ))
         }

@@ -46,6 +46,7 @@ use crate::produce::{
     check_partition, decode_base64, decode_headers, delivered, delivery_error_code, destination,
     send_span, Encoded, HeaderIn,
 };
+use crate::wire::DataType;
 use crate::AppState;
 
 /// Records sent but not yet reported. A client that stops reading its
@@ -80,26 +81,6 @@ struct DataIn {
     data: Value,
 }
 
-#[derive(Debug, Deserialize, Default, Clone, Copy)]
-#[serde(rename_all = "UPPERCASE")]
-enum DataType {
-    #[default]
-    Json,
-    Binary,
-    String,
-}
-
-impl DataType {
-    fn name(self) -> &'static str {
-        match self {
-            DataType::Json => "JSON",
-            DataType::Binary => "BINARY",
-            DataType::String => "STRING",
-        }
-    }
-}
-
-/// What the report of one record says about its key or value.
 type Shape = Option<(DataType, usize)>;
 
 /// A record on its way: sent (its delivery to wait for), or refused.

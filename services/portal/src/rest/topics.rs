@@ -8,16 +8,14 @@
 //! contract for; an admin sees every stream's topic.
 
 use axum::extract::State;
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::response::Response;
 use freeport_common::error::ErrorCode;
 use freeport_common::kafka::{all_topic_configs, partition_ends, topic_layout, PartitionLayout};
 use freeport_common::names::ClusterName;
 use freeport_common::proto::catalog::v1 as pb;
 use serde_json::{json, Value};
 
-use super::produce::RESPONSE_V2;
+use super::v2;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiPath, Caller};
 use crate::AppState;
@@ -28,10 +26,6 @@ pub(crate) struct TopicAccess {
     /// The contract the caller reads under; `None` for the stream's owner
     /// and for admins.
     pub contract: Option<pb::Contract>,
-}
-
-fn v2(body: Value) -> Response {
-    ([(header::CONTENT_TYPE, RESPONSE_V2)], Json(body)).into_response()
 }
 
 /// The caller's access to `topic`, decided by the portal's view of the

@@ -1,0 +1,113 @@
+//! The Kafka REST Proxy's wire vocabulary, in one place: the v2 media
+//! types, the embedded formats of keys and values (v2), and the data types
+//! of the v3 records API. Handlers in `rest/` and the consumer instances
+//! speak it; nothing else defines these names.
+
+use serde::Deserialize;
+
+/// v2 requests and answers with JSON keys and values.
+pub const JSON_V2: &str = "application/vnd.kafka.json.v2+json";
+/// v2 requests and answers with base64 keys and values.
+pub const BINARY_V2: &str = "application/vnd.kafka.binary.v2+json";
+/// v2 answers that carry no records.
+pub const RESPONSE_V2: &str = "application/vnd.kafka.v2+json";
+
+/// How v2 carries keys and values: a produce request's content type, a
+/// consumer instance's `format`, a records request's `Accept`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Keys and values are JSON documents (text that is not JSON comes as
+    /// a JSON string).
+    Json,
+    /// Keys and values are base64.
+    Binary,
+}
+
+impl Format {
+    /// The name a consumer instance's `format` setting uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Binary => "binary",
+        }
+    }
+
+    /// The format a consumer instance's `format` setting names.
+    pub fn named(name: &str) -> Option<Format> {
+        match name {
+            "json" => Some(Format::Json),
+            "binary" => Some(Format::Binary),
+            _ => None,
+        }
+    }
+
+    /// The media type of records in this format.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            Format::Json => JSON_V2,
+            Format::Binary => BINARY_V2,
+        }
+    }
+
+    /// The format of a produce request's body, by its media type (plain
+    /// JSON is JSON).
+    pub fn of_content_type(media_type: &str) -> Option<Format> {
+        match media_type {
+            JSON_V2 | "application/json" => Some(Format::Json),
+            BINARY_V2 => Some(Format::Binary),
+            _ => None,
+        }
+    }
+
+    /// The format an `Accept` header asks for, if it names one.
+    pub fn accepted(accept: &str) -> Option<Format> {
+        if accept.contains(JSON_V2) {
+            Some(Format::Json)
+        } else if accept.contains(BINARY_V2) {
+            Some(Format::Binary)
+        } else {
+            None
+        }
+    }
+}
+
+/// How the v3 records API carries a key or a value.
+#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum DataType {
+    #[default]
+    Json,
+    Binary,
+    String,
+}
+
+impl DataType {
+    pub fn name(self) -> &'static str {
+        match self {
+            DataType::Json => "JSON",
+            DataType::Binary => "BINARY",
+            DataType::String => "STRING",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_round_trip_through_their_names_and_media_types() {
+        for format in [Format::Json, Format::Binary] {
+            assert_eq!(Format::named(format.name()), Some(format));
+            assert_eq!(Format::of_content_type(format.media_type()), Some(format));
+            assert_eq!(Format::accepted(format.media_type()), Some(format));
+        }
+        assert_eq!(
+            Format::of_content_type("application/json"),
+            Some(Format::Json)
+        );
+        assert_eq!(Format::of_content_type("text/plain"), None);
+        assert_eq!(Format::named("avro"), None);
+        assert_eq!(Format::accepted("*/*"), None);
+    }
+}
