@@ -15,22 +15,23 @@
 //! long that can last. Beyond it, data-plane calls are refused (503) until
 //! the view is current again.
 
+mod follow;
+mod index;
+
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use freeport_common::authz::{Authorizer, StreamFacts, Who};
+use freeport_common::authz::Authorizer;
 use freeport_common::error::ErrorCode;
 use freeport_common::names::{is_reserved_topic, ClusterName};
-use freeport_common::ops::Readiness;
 use freeport_common::proto::catalog::v1 as pb;
 use sha2::Digest;
-use tokio::sync::broadcast;
-use tokio_util::sync::CancellationToken;
 
 use crate::catalog_client::CatalogClient;
-use crate::credentials::{organization_changes, Change};
 use crate::error::{ApiError, ApiResult};
+
+use index::{as_subject, past_end, Index};
 
 /// The readiness check that says whether the view is current.
 pub const VIEW_CHECK: &str = "catalog_view";
@@ -38,134 +39,6 @@ pub const VIEW_CHECK: &str = "catalog_view";
 const KEY_USE_REPORT: Duration = Duration::from_secs(60);
 /// How long to wait before following the catalog again after losing it.
 const RECONNECT: Duration = Duration::from_secs(1);
-
-/// The catalog as this portal last heard it.
-#[derive(Debug, Default)]
-struct Index {
-    revision: u64,
-    orgs: HashMap<String, pb::Organization>,
-    /// Trusted certificate fingerprint -> organization.
-    trusted: HashMap<String, String>,
-    keys: HashMap<String, pb::ApiKey>,
-    streams: HashMap<String, Arc<pb::Stream>>,
-    /// Topic -> the streams on it (one per cluster at most).
-    by_topic: HashMap<String, BTreeSet<String>>,
-    /// Owner -> its streams.
-    by_owner: HashMap<String, BTreeSet<String>>,
-    contracts: HashMap<String, Arc<pb::Contract>>,
-    /// (consumer, stream) -> its active contract.
-    active: HashMap<(String, String), String>,
-    /// Consumer -> its active contracts.
-    active_by_consumer: HashMap<String, BTreeSet<String>>,
-}
-
-impl Index {
-    fn apply(&mut self, change: pb::watch_event::Change) -> Vec<Change> {
-        match change {
-            pb::watch_event::Change::Organization(org) => {
-                let changes = organization_changes(&org);
-                self.trusted.retain(|_, owner| *owner != org.name);
-                for fingerprint in &org.trusted_cert_fingerprints {
-                    self.trusted.insert(fingerprint.clone(), org.name.clone());
-                }
-                self.orgs.insert(org.name.clone(), org);
-                changes
-            }
-            pb::watch_event::Change::ApiKey(key) => {
-                let revoked = key.revoked_at_ms != 0;
-                let id = key.key_id.clone();
-                if !key.key_sha256.is_empty() {
-                    self.keys.insert(key.key_sha256.clone(), key);
-                }
-                if revoked {
-                    vec![Change::KeyRevoked(id)]
-                } else {
-                    vec![]
-                }
-            }
-            pb::watch_event::Change::Stream(stream) => {
-                if let Some(old) = self.streams.get(&stream.name) {
-                    if let Some(names) = self.by_topic.get_mut(&old.topic) {
-                        names.remove(&old.name);
-                    }
-                }
-                self.by_topic
-                    .entry(stream.topic.clone())
-                    .or_default()
-                    .insert(stream.name.clone());
-                self.by_owner
-                    .entry(stream.owner.clone())
-                    .or_default()
-                    .insert(stream.name.clone());
-                self.streams.insert(stream.name.clone(), Arc::new(stream));
-                vec![]
-            }
-            pb::watch_event::Change::Contract(contract) => {
-                let key = (contract.consumer.clone(), contract.stream.clone());
-                if crate::push::is_active(&contract) {
-                    self.active.insert(key, contract.id.clone());
-                    self.active_by_consumer
-                        .entry(contract.consumer.clone())
-                        .or_default()
-                        .insert(contract.id.clone());
-                } else {
-                    if self.active.get(&key) == Some(&contract.id) {
-                        self.active.remove(&key);
-                    }
-                    if let Some(ids) = self.active_by_consumer.get_mut(&contract.consumer) {
-                        ids.remove(&contract.id);
-                    }
-                }
-                let announced = Change::Contract(Box::new(contract.clone()));
-                self.contracts
-                    .insert(contract.id.clone(), Arc::new(contract));
-                vec![announced]
-            }
-            pb::watch_event::Change::Document(_) => vec![],
-        }
-    }
-
-    /// `org`'s active contract on `stream`, unless its end time passed (the
-    /// catalog expires it then, but may be away).
-    fn active_contract(&self, org: &str, stream: &str) -> Option<Arc<pb::Contract>> {
-        let id = self.active.get(&(org.to_string(), stream.to_string()))?;
-        let contract = self.contracts.get(id)?;
-        (!past_end(contract)).then(|| contract.clone())
-    }
-}
-
-/// Whether `contract`'s end time has passed (the catalog expires it then,
-/// but may be away).
-fn past_end(contract: &pb::Contract) -> bool {
-    let end = contract.terms.as_ref().map_or(0, |t| t.end_time_ms);
-    end != 0 && end <= freeport_common::now_ms()
-}
-
-/// Runs `decide` with the policies' facts about `org` (an admin for
-/// `None`) and `stream`; false for an organization the view does not know.
-fn as_subject(
-    index: &Index,
-    org: Option<&str>,
-    stream: &pb::Stream,
-    decide: impl FnOnce(&Who<'_>, &StreamFacts<'_>) -> bool,
-) -> bool {
-    let classification = crate::rest::classification_name(stream.classification);
-    let facts = StreamFacts {
-        name: &stream.name,
-        owner: &stream.owner,
-        classification: &classification,
-    };
-    match org {
-        None => decide(&Who::Admin, &facts),
-        Some(name) => {
-            let Some(org) = index.orgs.get(name) else {
-                return false;
-            };
-            let kind = crate::rest::org_kind_name(org.kind);
-            decide(&Who::Org { name, kind: &kind }, &facts)
-        }
-    }
-}
 
 /// How current the view is.
 #[derive(Debug)]
@@ -251,221 +124,6 @@ impl AccessView {
             _ => Ok(()),
         }
     }
-
-    // ---- following the catalog ----
-
-    /// Takes the catalog's snapshot, then follows its Watch stream, until
-    /// `shutdown`; after losing the catalog, follows on from the last
-    /// revision it saw. Announces contract changes and withdrawn
-    /// credentials on `changes`, and how current it is as readiness check
-    /// [`VIEW_CHECK`].
-    pub async fn follow(
-        self: Arc<Self>,
-        changes: broadcast::Sender<Change>,
-        readiness: Readiness,
-        shutdown: CancellationToken,
-    ) {
-        readiness.set(VIEW_CHECK, Err("loading the catalog".into()));
-        let catalog = self.catalog.clone();
-        let reporter = tokio::spawn(
-            self.clone()
-                .report_key_use(catalog.clone(), shutdown.clone()),
-        );
-        loop {
-            let followed = self.follow_once(&catalog, &changes, &readiness);
-            let lost = tokio::select! {
-                _ = shutdown.cancelled() => break,
-                lost = followed => lost,
-            };
-            tracing::warn!(error = %lost.message, "lost the catalog's Watch stream; serving from the last view");
-            self.went_stale(&readiness);
-            tokio::select! {
-                _ = shutdown.cancelled() => break,
-                _ = tokio::time::sleep(RECONNECT) => {}
-            }
-        }
-        let _ = reporter.await;
-    }
-
-    async fn follow_once(
-        &self,
-        catalog: &CatalogClient,
-        changes: &broadcast::Sender<Change>,
-        readiness: &Readiness,
-    ) -> ApiError {
-        let mut revision = self.read().revision;
-        if !self.is_loaded() {
-            match self.snapshot(catalog).await {
-                Ok(index) => {
-                    revision = index.revision;
-                    *self
-                        .index
-                        .write()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner) = index;
-                    self.revision.send_replace(revision);
-                }
-                Err(e) => return e,
-            }
-        }
-        let mut watch = match catalog.watch(revision).await {
-            Ok(watch) => watch,
-            Err(e) => return e,
-        };
-        self.became_current(readiness);
-        loop {
-            let event = match watch.message().await {
-                Ok(Some(event)) => event,
-                Ok(None) => {
-                    return ApiError::new(
-                        ErrorCode::Unavailable,
-                        "the catalog ended the Watch stream",
-                    )
-                }
-                Err(status) => return status.into(),
-            };
-            let Some(change) = event.change else { continue };
-            let announced = {
-                let mut index = self
-                    .index
-                    .write()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                index.revision = event.revision;
-                index.apply(change)
-            };
-            self.revision.send_replace(event.revision);
-            for change in announced {
-                // No receivers is fine: nobody is reading.
-                let _ = changes.send(change);
-            }
-        }
-    }
-
-    /// `decide` on the view; when it answers that something does not exist
-    /// or is not allowed, the view may only be behind a write just made
-    /// (a key just issued, a stream just registered, a contract just
-    /// activated): wait until it has caught up with the catalog's current
-    /// revision (one small call, only on such answers) and decide again.
-    async fn settled<T>(&self, decide: impl Fn(&Self) -> ApiResult<T>) -> ApiResult<T> {
-        let refused = match decide(self) {
-            Ok(decided) => return Ok(decided),
-            Err(refused) => refused,
-        };
-        let retry = matches!(
-            refused.code,
-            ErrorCode::Unauthenticated
-                | ErrorCode::TopicNotFound
-                | ErrorCode::StreamNotFound
-                | ErrorCode::NoActiveContract
-                | ErrorCode::Forbidden
-        );
-        if !retry || !self.caught_up().await {
-            return Err(refused);
-        }
-        decide(self)
-    }
-
-    /// Waits (at most 2 s) until the view reflects the catalog's current
-    /// revision; false when it could not (the catalog is away: the view is
-    /// all there is).
-    async fn caught_up(&self) -> bool {
-        const CATCH_UP: Duration = Duration::from_secs(2);
-        let Ok(latest) = self.catalog.current_revision().await else {
-            return false;
-        };
-        let mut revision = self.revision.subscribe();
-        let caught_up = tokio::time::timeout(CATCH_UP, revision.wait_for(|r| *r >= latest)).await;
-        matches!(caught_up, Ok(Ok(_)))
-    }
-
-    /// Everything, consistent with (or newer than) the revision the keys
-    /// were listed at; Watch replays whatever came after it.
-    async fn snapshot(&self, catalog: &CatalogClient) -> ApiResult<Index> {
-        let (keys, revision) = catalog.service_keys().await?;
-        let orgs = catalog.list_organizations().await?;
-        let streams = catalog.list_streams().await?;
-        let contracts = catalog.list_contracts().await?;
-        let mut index = Index {
-            revision,
-            ..Index::default()
-        };
-        for org in orgs {
-            index.apply(pb::watch_event::Change::Organization(org));
-        }
-        for key in keys {
-            index.apply(pb::watch_event::Change::ApiKey(key));
-        }
-        for stream in streams {
-            index.apply(pb::watch_event::Change::Stream(stream));
-        }
-        for contract in contracts {
-            index.apply(pb::watch_event::Change::Contract(contract));
-        }
-        Ok(index)
-    }
-
-    fn is_loaded(&self) -> bool {
-        self.health.lock().is_ok_and(|h| h.loaded)
-    }
-
-    fn became_current(&self, readiness: &Readiness) {
-        if let Ok(mut health) = self.health.lock() {
-            health.loaded = true;
-            health.stale_since = None;
-        }
-        readiness.set(VIEW_CHECK, Ok(()));
-    }
-
-    fn went_stale(&self, readiness: &Readiness) {
-        let Ok(mut health) = self.health.lock() else {
-            return;
-        };
-        if !health.loaded {
-            readiness.set(VIEW_CHECK, Err("cannot load the catalog".into()));
-            return;
-        }
-        let (_, at_ms) = *health
-            .stale_since
-            .get_or_insert((Instant::now(), freeport_common::now_ms()));
-        readiness.set(
-            VIEW_CHECK,
-            Err(format!(
-                "stale since {at_ms} ms: the catalog is unreachable; the data plane serves from the last view for up to {} s",
-                self.max_staleness.as_secs()
-            )),
-        );
-    }
-
-    /// Tells the catalog when keys were last used, about once a minute and
-    /// at shutdown.
-    async fn report_key_use(self: Arc<Self>, catalog: CatalogClient, shutdown: CancellationToken) {
-        loop {
-            let stopping = tokio::select! {
-                _ = shutdown.cancelled() => true,
-                _ = tokio::time::sleep(KEY_USE_REPORT) => false,
-            };
-            let uses = self
-                .key_use
-                .lock()
-                .map(|mut used| std::mem::take(&mut *used))
-                .unwrap_or_default();
-            if !uses.is_empty() {
-                if let Err(e) = catalog.record_key_use(uses.clone()).await {
-                    tracing::warn!(error = %e.message, "cannot tell the catalog when keys were used; keeping them for the next report");
-                    if let Ok(mut used) = self.key_use.lock() {
-                        for (hash, at) in uses {
-                            let last = used.entry(hash).or_insert(at);
-                            *last = (*last).max(at);
-                        }
-                    }
-                }
-            }
-            if stopping {
-                return;
-            }
-        }
-    }
-
-    // ---- who is calling ----
 
     /// The principal an API key stands for. A key that does not exist is
     /// 40101; one revoked or past its expiry is 40102.
@@ -603,8 +261,6 @@ impl AccessView {
         }
         Ok(org.name.clone())
     }
-
-    // ---- what it may do ----
 
     /// Whether the policies let `org` (or an admin, for `None`) read
     /// `stream`, holding an active contract on it or not.

@@ -1,0 +1,138 @@
+//! The index the view answers from: the catalog as this portal last heard
+//! it, and how a Watch change updates it.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use freeport_common::authz::{StreamFacts, Who};
+use freeport_common::proto::catalog::v1 as pb;
+
+use crate::credentials::{organization_changes, Change};
+
+/// The catalog as this portal last heard it.
+#[derive(Debug, Default)]
+pub(super) struct Index {
+    pub(super) revision: u64,
+    pub(super) orgs: HashMap<String, pb::Organization>,
+    /// Trusted certificate fingerprint -> organization.
+    pub(super) trusted: HashMap<String, String>,
+    pub(super) keys: HashMap<String, pb::ApiKey>,
+    pub(super) streams: HashMap<String, Arc<pb::Stream>>,
+    /// Topic -> the streams on it (one per cluster at most).
+    pub(super) by_topic: HashMap<String, BTreeSet<String>>,
+    /// Owner -> its streams.
+    pub(super) by_owner: HashMap<String, BTreeSet<String>>,
+    pub(super) contracts: HashMap<String, Arc<pb::Contract>>,
+    /// (consumer, stream) -> its active contract.
+    pub(super) active: HashMap<(String, String), String>,
+    /// Consumer -> its active contracts.
+    pub(super) active_by_consumer: HashMap<String, BTreeSet<String>>,
+}
+
+impl Index {
+    pub(super) fn apply(&mut self, change: pb::watch_event::Change) -> Vec<Change> {
+        match change {
+            pb::watch_event::Change::Organization(org) => {
+                let changes = organization_changes(&org);
+                self.trusted.retain(|_, owner| *owner != org.name);
+                for fingerprint in &org.trusted_cert_fingerprints {
+                    self.trusted.insert(fingerprint.clone(), org.name.clone());
+                }
+                self.orgs.insert(org.name.clone(), org);
+                changes
+            }
+            pb::watch_event::Change::ApiKey(key) => {
+                let revoked = key.revoked_at_ms != 0;
+                let id = key.key_id.clone();
+                if !key.key_sha256.is_empty() {
+                    self.keys.insert(key.key_sha256.clone(), key);
+                }
+                if revoked {
+                    vec![Change::KeyRevoked(id)]
+                } else {
+                    vec![]
+                }
+            }
+            pb::watch_event::Change::Stream(stream) => {
+                if let Some(old) = self.streams.get(&stream.name) {
+                    if let Some(names) = self.by_topic.get_mut(&old.topic) {
+                        names.remove(&old.name);
+                    }
+                }
+                self.by_topic
+                    .entry(stream.topic.clone())
+                    .or_default()
+                    .insert(stream.name.clone());
+                self.by_owner
+                    .entry(stream.owner.clone())
+                    .or_default()
+                    .insert(stream.name.clone());
+                self.streams.insert(stream.name.clone(), Arc::new(stream));
+                vec![]
+            }
+            pb::watch_event::Change::Contract(contract) => {
+                let key = (contract.consumer.clone(), contract.stream.clone());
+                if crate::push::is_active(&contract) {
+                    self.active.insert(key, contract.id.clone());
+                    self.active_by_consumer
+                        .entry(contract.consumer.clone())
+                        .or_default()
+                        .insert(contract.id.clone());
+                } else {
+                    if self.active.get(&key) == Some(&contract.id) {
+                        self.active.remove(&key);
+                    }
+                    if let Some(ids) = self.active_by_consumer.get_mut(&contract.consumer) {
+                        ids.remove(&contract.id);
+                    }
+                }
+                let announced = Change::Contract(Box::new(contract.clone()));
+                self.contracts
+                    .insert(contract.id.clone(), Arc::new(contract));
+                vec![announced]
+            }
+            pb::watch_event::Change::Document(_) => vec![],
+        }
+    }
+
+    /// `org`'s active contract on `stream`, unless its end time passed (the
+    /// catalog expires it then, but may be away).
+    pub(super) fn active_contract(&self, org: &str, stream: &str) -> Option<Arc<pb::Contract>> {
+        let id = self.active.get(&(org.to_string(), stream.to_string()))?;
+        let contract = self.contracts.get(id)?;
+        (!past_end(contract)).then(|| contract.clone())
+    }
+}
+
+/// Whether `contract`'s end time has passed (the catalog expires it then,
+/// but may be away).
+pub(super) fn past_end(contract: &pb::Contract) -> bool {
+    let end = contract.terms.as_ref().map_or(0, |t| t.end_time_ms);
+    end != 0 && end <= freeport_common::now_ms()
+}
+
+/// Runs `decide` with the policies' facts about `org` (an admin for
+/// `None`) and `stream`; false for an organization the view does not know.
+pub(super) fn as_subject(
+    index: &Index,
+    org: Option<&str>,
+    stream: &pb::Stream,
+    decide: impl FnOnce(&Who<'_>, &StreamFacts<'_>) -> bool,
+) -> bool {
+    let classification = crate::rest::classification_name(stream.classification);
+    let facts = StreamFacts {
+        name: &stream.name,
+        owner: &stream.owner,
+        classification: &classification,
+    };
+    match org {
+        None => decide(&Who::Admin, &facts),
+        Some(name) => {
+            let Some(org) = index.orgs.get(name) else {
+                return false;
+            };
+            let kind = crate::rest::org_kind_name(org.kind);
+            decide(&Who::Org { name, kind: &kind }, &facts)
+        }
+    }
+}
