@@ -111,23 +111,23 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/consumers/{group}/instances/{instance}/positions",
-            post(consumers::seek),
+            post(consumers::positions::seek),
         )
         .route(
             "/consumers/{group}/instances/{instance}/positions/beginning",
-            post(consumers::seek_beginning),
+            post(consumers::positions::seek_beginning),
         )
         .route(
             "/consumers/{group}/instances/{instance}/positions/end",
-            post(consumers::seek_end),
+            post(consumers::positions::seek_end),
         )
         .route(
             "/consumers/{group}/instances/{instance}/records",
-            get(consumers::records),
+            get(consumers::positions::records),
         )
         .route(
             "/consumers/{group}/instances/{instance}/offsets",
-            post(consumers::commit).get(consumers::committed),
+            post(consumers::positions::commit).get(consumers::positions::committed),
         )
         .route("/v1/me", get(admin::me))
         .route("/", get(crate::ui::root))

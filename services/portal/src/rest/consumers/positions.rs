@@ -1,0 +1,273 @@
+//! Reading through an instance: positions (seek), records, and committed
+//! offsets.
+
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use freeport_common::error::ErrorCode;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{
+    no_content, InstancePath, OffsetsBody, PartitionsBody, DEFAULT_MAX_BYTES, MAX_MAX_BYTES,
+    MAX_RECORDS, MAX_REQUEST_TIMEOUT,
+};
+use crate::consumers::with_instance;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{body_bytes, parse_json, ApiJson, ApiPath, ApiQuery, Caller};
+use crate::rest::v2;
+use crate::wire::Format;
+use crate::AppState;
+
+/// `POST .../positions`: the next record read from each partition is the
+/// one at the offset given.
+#[utoipa::path(
+    post,
+    path = "/consumers/{group}/instances/{instance}/positions",
+    operation_id = "consumers_seek",
+    tag = "rest proxy",
+    params(InstancePath),
+    request_body(content = OffsetsBody, content_type = "application/vnd.kafka.v2+json"),
+    responses(
+        (status = 204, description = "moved"),
+        crate::openapi::Failures,
+    ),
+)]
+pub async fn seek(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<InstancePath>,
+    ApiJson(body): ApiJson<OffsetsBody>,
+) -> ApiResult<Response> {
+    let instance = path.get(&state, &caller)?;
+    let offsets = body.triples();
+    if let Some((topic, partition, offset)) = offsets.iter().find(|(_, _, o)| *o < 0) {
+        return Err(ApiError::invalid(format!(
+            "offset {offset} of partition {partition} of {topic:?} is negative"
+        )));
+    }
+    with_instance(instance, move |i| i.seek(offsets)).await?;
+    Ok(no_content())
+}
+
+async fn seek_to(
+    state: AppState,
+    caller: Caller,
+    path: InstancePath,
+    body: PartitionsBody,
+    end: bool,
+) -> ApiResult<Response> {
+    let instance = path.get(&state, &caller)?;
+    let partitions = body.pairs();
+    with_instance(instance, move |i| i.seek_to(partitions, end)).await?;
+    Ok(no_content())
+}
+
+/// `POST .../positions/beginning`.
+#[utoipa::path(
+    post,
+    path = "/consumers/{group}/instances/{instance}/positions/beginning",
+    operation_id = "consumers_seek_beginning",
+    tag = "rest proxy",
+    params(InstancePath),
+    request_body(content = PartitionsBody, content_type = "application/vnd.kafka.v2+json"),
+    responses(
+        (status = 204, description = "moved"),
+        crate::openapi::Failures,
+    ),
+)]
+pub async fn seek_beginning(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<InstancePath>,
+    ApiJson(body): ApiJson<PartitionsBody>,
+) -> ApiResult<Response> {
+    seek_to(state, caller, path, body, false).await
+}
+
+/// `POST .../positions/end`.
+#[utoipa::path(
+    post,
+    path = "/consumers/{group}/instances/{instance}/positions/end",
+    operation_id = "consumers_seek_end",
+    tag = "rest proxy",
+    params(InstancePath),
+    request_body(content = PartitionsBody, content_type = "application/vnd.kafka.v2+json"),
+    responses(
+        (status = 204, description = "moved"),
+        crate::openapi::Failures,
+    ),
+)]
+pub async fn seek_end(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<InstancePath>,
+    ApiJson(body): ApiJson<PartitionsBody>,
+) -> ApiResult<Response> {
+    seek_to(state, caller, path, body, true).await
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RecordsQuery {
+    /// Milliseconds to wait for records.
+    #[serde(default)]
+    timeout: Option<u64>,
+    /// Most bytes of keys and values to return.
+    #[serde(default)]
+    max_bytes: Option<usize>,
+}
+
+/// The format `Accept` asks for, if it names one.
+fn accepted_format(headers: &HeaderMap) -> Option<Format> {
+    Format::accepted(headers.get(header::ACCEPT)?.to_str().ok()?)
+}
+
+/// `GET .../records`: what arrived, in the instance's format, after
+/// checking that every contract it reads under is still active.
+#[utoipa::path(
+    get,
+    path = "/consumers/{group}/instances/{instance}/records",
+    operation_id = "consumers_records",
+    tag = "rest proxy",
+    params(InstancePath, RecordsQuery),
+    responses(
+        (status = 200, description = "the records, in the instance's format", content((Vec<crate::openapi::ConsumerRecord> = "application/vnd.kafka.json.v2+json"), (Vec<crate::openapi::ConsumerRecord> = "application/vnd.kafka.binary.v2+json"))),
+        crate::openapi::Failures,
+    ),
+)]
+pub async fn records(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<InstancePath>,
+    ApiQuery(query): ApiQuery<RecordsQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let instance = path.get(&state, &caller)?;
+    // Off the async runtime: another request may hold the instance while
+    // it waits for records.
+    let (format, default_timeout, contracts) = with_instance(instance.clone(), |i| {
+        Ok((i.settings.format, i.settings.request_timeout, i.contracts()))
+    })
+    .await?;
+    if accepted_format(&headers).is_some_and(|wanted| wanted != format) {
+        return Err(ApiError::new(
+            ErrorCode::ConsumerFormatMismatch,
+            format!(
+                "this instance reads the {} format; ask for {}",
+                format.name(),
+                format.media_type()
+            ),
+        ));
+    }
+    // Each contract read under must still be active, and its budgets
+    // allow this request and at most this many records.
+    let mut max_records = usize::MAX;
+    let mut granted: Vec<(String, usize)> = vec![];
+    for id in contracts {
+        let contract = state.view().active(&id).await?;
+        state.limits().request(&id)?;
+        let per_second = contract
+            .terms
+            .as_ref()
+            .map_or(0, |t| t.max_records_per_second);
+        if per_second > 0 {
+            let got = match state.limits().records(&id, per_second, MAX_RECORDS) {
+                Ok(got) => got,
+                Err(refused) => {
+                    for (id, got) in granted {
+                        state.limits().give_back(&id, got);
+                    }
+                    return Err(refused);
+                }
+            };
+            max_records = max_records.min(got);
+            granted.push((id, got));
+        }
+    }
+    let timeout = query
+        .timeout
+        .map(Duration::from_millis)
+        .unwrap_or(default_timeout)
+        .min(MAX_REQUEST_TIMEOUT);
+    let max_bytes = query
+        .max_bytes
+        .unwrap_or(DEFAULT_MAX_BYTES)
+        .min(MAX_MAX_BYTES);
+    let records = with_instance(instance, move |i| {
+        i.records(timeout, max_bytes, max_records)
+    })
+    .await;
+    let read = records.as_ref().map_or(0, Vec::len);
+    for (id, got) in granted {
+        state.limits().give_back(&id, got.saturating_sub(read));
+    }
+    let records = records?;
+    let content_type = format.media_type();
+    Ok((
+        [(header::CONTENT_TYPE, content_type)],
+        Json(Value::Array(records)),
+    )
+        .into_response())
+}
+
+/// `POST .../offsets`: commits the offsets given (each the last record
+/// processed), or with no body everything read so far.
+#[utoipa::path(
+    post,
+    path = "/consumers/{group}/instances/{instance}/offsets",
+    operation_id = "consumers_commit",
+    tag = "rest proxy",
+    params(InstancePath),
+    request_body(content = Option<OffsetsBody>, content_type = "application/vnd.kafka.v2+json", description = "without a body: everything read so far"),
+    responses(
+        (status = 204, description = "committed"),
+        crate::openapi::Failures,
+    ),
+)]
+pub async fn commit(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<InstancePath>,
+    request: Request,
+) -> ApiResult<Response> {
+    let instance = path.get(&state, &caller)?;
+    let body = body_bytes(request, &state).await?;
+    let offsets = if body.iter().all(u8::is_ascii_whitespace) {
+        vec![]
+    } else {
+        parse_json::<OffsetsBody>(&body)?.triples()
+    };
+    with_instance(instance, move |i| i.commit(offsets)).await?;
+    Ok(no_content())
+}
+
+/// `GET .../offsets`: the group's committed offsets of the partitions in
+/// the body.
+#[utoipa::path(
+    get,
+    path = "/consumers/{group}/instances/{instance}/offsets",
+    operation_id = "consumers_committed",
+    tag = "rest proxy",
+    params(InstancePath),
+    request_body(content = PartitionsBody, content_type = "application/vnd.kafka.v2+json"),
+    responses(
+        (status = 200, body = crate::openapi::CommittedOffsets, content_type = "application/vnd.kafka.v2+json"),
+        crate::openapi::Failures,
+    ),
+)]
+pub async fn committed(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<InstancePath>,
+    ApiJson(body): ApiJson<PartitionsBody>,
+) -> ApiResult<Response> {
+    let instance = path.get(&state, &caller)?;
+    let partitions = body.pairs();
+    let offsets = with_instance(instance, move |i| i.committed(partitions)).await?;
+    Ok(v2(json!({ "offsets": offsets })))
+}
