@@ -1,6 +1,8 @@
 //! JSON helpers shared by the services: a canonical form for hashing, and
 //! JSON pointers (RFC 6901) into record values.
 
+use serde_json::Value;
+
 const MAX_POINTER: usize = 256;
 
 /// JSON with object keys sorted at every level and no insignificant space.
@@ -47,6 +49,36 @@ pub fn pointer_segments(pointer: &str) -> Result<Vec<String>, &'static str> {
             Ok(segment.replace("~1", "/").replace("~0", "~"))
         })
         .collect()
+}
+
+/// Whether a JSON Schema declares the field a pointer's segments name.
+/// `None` when the schema says nothing about properties at that level
+/// (then anything goes).
+fn schema_declares(schema: &Value, segments: &[String]) -> Option<bool> {
+    let mut node = schema;
+    for segment in segments {
+        let properties = node.get("properties")?.as_object()?;
+        match properties.get(segment) {
+            Some(child) => node = child,
+            None => return Some(false),
+        }
+    }
+    Some(true)
+}
+
+/// Checks a field a contract or stream names (RFC 6901): a JSON pointer that, when the
+/// schema declares properties, names one of them.
+pub fn check_field(list: &str, field: &str, schema: &Value, problems: &mut Vec<String>) {
+    match pointer_segments(field) {
+        Err(why) => problems.push(format!("{list}: {field:?} {why}")),
+        Ok(segments) => {
+            if schema_declares(schema, &segments) == Some(false) {
+                problems.push(format!(
+                    "{list}: {field:?} is not a field of the stream's schema"
+                ));
+            }
+        }
+    }
 }
 
 #[cfg(test)]

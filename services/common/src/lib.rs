@@ -26,6 +26,7 @@
 
 pub mod authz;
 pub mod config;
+pub mod contract;
 pub mod error;
 pub mod http_server;
 pub mod json;

@@ -8,8 +8,8 @@
 //! topic with the reason, never to the partner, never silently dropped.
 //! Records without a value (tombstones) carry no data and pass unchanged.
 
+use crate::contract::{ContractTerms, FilterOp};
 use crate::json::{canonical_json, pointer_segments};
-use crate::proto::catalog::v1 as pb;
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
@@ -31,7 +31,7 @@ pub enum Outcome {
 #[derive(Debug, Clone)]
 struct Condition {
     field: Vec<String>,
-    op: pb::FilterOp,
+    op: FilterOp,
     value: Value,
 }
 
@@ -97,7 +97,7 @@ fn holds(condition: &Condition, record: &Value) -> bool {
     use std::cmp::Ordering;
     let Some(actual) = lookup(record, &condition.field) else {
         // A missing field only satisfies "not equal".
-        return condition.op == pb::FilterOp::Ne;
+        return condition.op == FilterOp::Ne;
     };
     let order = || match (as_number(actual), as_number(&condition.value)) {
         (Some(x), Some(y)) => x.partial_cmp(&y),
@@ -107,27 +107,23 @@ fn holds(condition: &Condition, record: &Value) -> bool {
         },
     };
     match condition.op {
-        pb::FilterOp::Eq => equal(actual, &condition.value),
-        pb::FilterOp::Ne => !equal(actual, &condition.value),
-        pb::FilterOp::Lt => order() == Some(Ordering::Less),
-        pb::FilterOp::Lte => matches!(order(), Some(Ordering::Less | Ordering::Equal)),
-        pb::FilterOp::Gt => order() == Some(Ordering::Greater),
-        pb::FilterOp::Gte => matches!(order(), Some(Ordering::Greater | Ordering::Equal)),
-        pb::FilterOp::In => condition
+        FilterOp::Eq => equal(actual, &condition.value),
+        FilterOp::Ne => !equal(actual, &condition.value),
+        FilterOp::Lt => order() == Some(Ordering::Less),
+        FilterOp::Lte => matches!(order(), Some(Ordering::Less | Ordering::Equal)),
+        FilterOp::Gt => order() == Some(Ordering::Greater),
+        FilterOp::Gte => matches!(order(), Some(Ordering::Greater | Ordering::Equal)),
+        FilterOp::In => condition
             .value
             .as_array()
             .is_some_and(|values| values.iter().any(|v| equal(actual, v))),
-        pb::FilterOp::Unspecified => false,
     }
 }
 
 impl Reshaper {
     /// `None` when the terms leave records as they are. Hashing needs the
     /// link's hash key; without one such a contract cannot be served.
-    pub fn new(
-        terms: &pb::ContractTerms,
-        hash_key: Option<&[u8]>,
-    ) -> Result<Option<Reshaper>, String> {
+    pub fn new(terms: &ContractTerms, hash_key: Option<&[u8]>) -> Result<Option<Reshaper>, String> {
         if terms.drop_fields.is_empty()
             && terms.mask_fields.is_empty()
             && terms.hash_fields.is_empty()
@@ -145,16 +141,11 @@ impl Reshaper {
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                let op = pb::FilterOp::try_from(c.op)
-                    .ok()
-                    .filter(|op| *op != pb::FilterOp::Unspecified)
-                    .ok_or_else(|| format!("row_filter[{i}]: unknown operator"))?;
                 Ok(Condition {
                     field: pointer_segments(&c.field)
                         .map_err(|why| format!("row_filter[{i}]: {why}"))?,
-                    op,
-                    value: serde_json::from_str(&c.value_json)
-                        .map_err(|e| format!("row_filter[{i}]: value is not JSON: {e}"))?,
+                    op: c.op,
+                    value: c.value.clone(),
                 })
             })
             .collect::<Result<_, String>>()?;
@@ -224,24 +215,25 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::contract::RowCondition;
 
     fn terms(
         drop: &[&str],
         mask: &[&str],
         hash: &[&str],
-        filter: &[(&str, pb::FilterOp, Value)],
-    ) -> pb::ContractTerms {
+        filter: &[(&str, FilterOp, Value)],
+    ) -> ContractTerms {
         let strings = |l: &[&str]| l.iter().map(|s| s.to_string()).collect();
-        pb::ContractTerms {
+        ContractTerms {
             drop_fields: strings(drop),
             mask_fields: strings(mask),
             hash_fields: strings(hash),
             row_filter: filter
                 .iter()
-                .map(|(f, op, v)| pb::RowCondition {
+                .map(|(f, op, v)| RowCondition {
                     field: f.to_string(),
-                    op: (*op).into(),
-                    value_json: v.to_string(),
+                    op: *op,
+                    value: v.clone(),
                 })
                 .collect(),
             ..Default::default()
@@ -300,8 +292,8 @@ mod tests {
                 &[],
                 &[],
                 &[
-                    ("/country", pb::FilterOp::In, json!(["NL", "BE"])),
-                    ("/total", pb::FilterOp::Gte, json!(10)),
+                    ("/country", FilterOp::In, json!(["NL", "BE"])),
+                    ("/total", FilterOp::Gte, json!(10)),
                 ],
             ),
             None,
@@ -324,7 +316,7 @@ mod tests {
             "missing field"
         );
         let ne = Reshaper::new(
-            &terms(&[], &[], &[], &[("/x", pb::FilterOp::Ne, json!(1))]),
+            &terms(&[], &[], &[], &[("/x", FilterOp::Ne, json!(1))]),
             None,
         )
         .unwrap()
@@ -334,7 +326,7 @@ mod tests {
             "a missing field is not equal"
         );
         let lt = Reshaper::new(
-            &terms(&[], &[], &[], &[("/d", pb::FilterOp::Lt, json!("2026-06"))]),
+            &terms(&[], &[], &[], &[("/d", FilterOp::Lt, json!("2026-06"))]),
             None,
         )
         .unwrap()
@@ -367,8 +359,8 @@ mod tests {
     #[test]
     fn terms_that_change_nothing_need_no_reshaper_and_hashing_needs_a_key() {
         assert!(Reshaper::new(
-            &pb::ContractTerms {
-                max_records_per_second: 5,
+            &ContractTerms {
+                max_records_per_second: Some(5),
                 ..Default::default()
             },
             None
@@ -406,7 +398,7 @@ mod tests {
             hash in proptest::sample::subsequence(vec!["d"], 0..=1),
         ) {
             let pointers = |l: &[&str]| l.iter().map(|f| format!("/{f}")).collect::<Vec<_>>();
-            let t = pb::ContractTerms {
+            let t = ContractTerms {
                 drop_fields: pointers(&drop),
                 mask_fields: pointers(&mask),
                 hash_fields: pointers(&hash),

@@ -36,8 +36,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use freeport_common::config::Clusters;
+use freeport_common::contract::ContractTerms;
 use freeport_common::names::ClusterName;
 use freeport_common::proto::catalog::v1 as pb;
+use freeport_common::terms::Reshaper;
 use pb::catalog_service_client::CatalogServiceClient;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -308,10 +310,9 @@ impl Link {
             }
             let status =
                 StatusReporter::new(self.catalog.clone(), id.clone(), self.metrics.clone());
-            let reshaper = match freeport_common::terms::Reshaper::new(
-                &spec.terms,
-                self.hash_key.as_deref(),
-            ) {
+            let reshaper = match ContractTerms::from_pb(Some(&spec.terms))
+                .and_then(|terms| Reshaper::new(&terms, self.hash_key.as_deref()))
+            {
                 Ok(reshaper) => reshaper,
                 Err(refusal) => {
                     // Copying data the terms cannot be applied to would leak it.

@@ -1,6 +1,7 @@
 //! What to mirror: a pure function from the catalog's contracts and streams
 //! to the set of mirrors that should run.
 
+use freeport_common::contract::ContractState;
 use std::collections::{BTreeMap, HashMap};
 
 use freeport_common::proto::catalog::v1 as pb;
@@ -50,12 +51,7 @@ impl CatalogView {
     pub fn desired(&self) -> BTreeMap<String, MirrorSpec> {
         self.contracts
             .values()
-            .filter(|c| {
-                matches!(
-                    pb::ContractState::try_from(c.state),
-                    Ok(pb::ContractState::Approved | pb::ContractState::Active)
-                )
-            })
+            .filter(|c| ContractState::from_pb(c.state).is_some_and(ContractState::is_flowing))
             .filter_map(|c| {
                 let stream = self.streams.get(&c.stream)?;
                 let destination = c.destination.as_ref()?;

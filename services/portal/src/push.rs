@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
+use freeport_common::contract::{ContractState, ContractTerms};
 use freeport_common::error::ErrorCode;
 use freeport_common::kafka::{client_config, read_starts, Resume};
 use freeport_common::names::ClusterName;
@@ -133,7 +134,7 @@ pub enum Ending {
 const SHUTTING_DOWN: &str = "the portal is shutting down; reconnect with Last-Event-ID";
 
 pub(crate) fn is_active(contract: &pb::Contract) -> bool {
-    contract.state == i32::from(pb::ContractState::Active)
+    ContractState::from_pb(contract.state) == Some(ContractState::Active)
 }
 
 fn state_name(contract: &pb::Contract) -> String {
@@ -255,19 +256,14 @@ pub(crate) fn reshaper_for(
     state: &AppState,
     contract: &pb::Contract,
 ) -> ApiResult<Option<Reshaper>> {
-    Reshaper::new(
-        contract
-            .terms
-            .as_ref()
-            .unwrap_or(&pb::ContractTerms::default()),
-        state.hash_key(),
-    )
-    .map_err(|refusal| {
-        ApiError::new(
-            ErrorCode::Unavailable,
-            format!("cannot apply the contract's terms here: {refusal}"),
-        )
-    })
+    ContractTerms::from_pb(contract.terms.as_ref())
+        .and_then(|terms| Reshaper::new(&terms, state.hash_key()))
+        .map_err(|refusal| {
+            ApiError::new(
+                ErrorCode::Unavailable,
+                format!("cannot apply the contract's terms here: {refusal}"),
+            )
+        })
 }
 
 impl Feed {

@@ -1,18 +1,19 @@
 //! The catalog's domain: pure types and rules, no I/O.
 
 mod contract;
-mod pointer;
 mod requests;
-mod terms;
 
 use freeport_common::names::{ClusterName, OrgName, StreamName, TopicName};
 use serde::{Deserialize, Serialize};
 
 pub use crate::schema::{Compatibility, SchemaFormat, SchemaVersion};
-pub use contract::{next_state, Contract, ContractAction, ContractState, Transition};
-pub use pointer::check_field;
+pub use contract::Contract;
+pub use freeport_common::contract::{
+    next_state, ContractAction, ContractState, ContractTerms, FilterOp, RowCondition, TermsError,
+    Transition,
+};
+pub use freeport_common::json::check_field;
 pub use requests::{LinkStatus, NewContract, NewKey, NewStream, OrgDetails, OwnershipReport};
-pub use terms::{ContractTerms, FilterOp, RowCondition, TermsError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

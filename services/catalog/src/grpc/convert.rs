@@ -6,8 +6,8 @@ use freeport_common::proto::catalog::v1 as pb;
 
 use crate::domain::{
     ApiKeyRecord, AsyncApiDocument, Change, Classification, ClusterDestination, Compatibility,
-    Contract, ContractState, ContractTerms, Event, FilterOp, OrgKind, Organization, Principal,
-    Role, RowCondition, SchemaFormat, SchemaVersion, Stream,
+    Contract, ContractTerms, Event, OrgKind, Organization, Principal, Role, SchemaFormat,
+    SchemaVersion, Stream,
 };
 use crate::domain::{NewKey, NewStream, OwnershipReport};
 use crate::error::CatalogError;
@@ -36,77 +36,9 @@ pub(super) fn destination(
     })
 }
 
-pub fn terms_from_pb(t: Option<pb::ContractTerms>) -> Result<ContractTerms, CatalogError> {
-    let Some(t) = t else {
-        return Ok(ContractTerms::default());
-    };
-    let row_filter = t
-        .row_filter
-        .into_iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let op = match pb::FilterOp::try_from(c.op) {
-                Ok(pb::FilterOp::Eq) => FilterOp::Eq,
-                Ok(pb::FilterOp::Ne) => FilterOp::Ne,
-                Ok(pb::FilterOp::Lt) => FilterOp::Lt,
-                Ok(pb::FilterOp::Lte) => FilterOp::Lte,
-                Ok(pb::FilterOp::Gt) => FilterOp::Gt,
-                Ok(pb::FilterOp::Gte) => FilterOp::Gte,
-                Ok(pb::FilterOp::In) => FilterOp::In,
-                _ => {
-                    return Err(CatalogError::InvalidField(format!(
-                        "row_filter[{i}]: unknown operator"
-                    )))
-                }
-            };
-            let value = serde_json::from_str(&c.value_json).map_err(|e| {
-                CatalogError::InvalidField(format!("row_filter[{i}].value is not JSON: {e}"))
-            })?;
-            Ok(RowCondition {
-                field: c.field,
-                op,
-                value,
-            })
-        })
-        .collect::<Result<_, _>>()?;
-    Ok(ContractTerms {
-        drop_fields: t.drop_fields,
-        mask_fields: t.mask_fields,
-        hash_fields: t.hash_fields,
-        row_filter,
-        end_time_ms: (t.end_time_ms != 0).then_some(t.end_time_ms),
-        max_records_per_second: (t.max_records_per_second != 0).then_some(t.max_records_per_second),
-        consumer_groups: t.consumer_groups,
-    })
-}
-
-pub fn terms_pb(t: ContractTerms) -> pb::ContractTerms {
-    pb::ContractTerms {
-        drop_fields: t.drop_fields,
-        mask_fields: t.mask_fields,
-        hash_fields: t.hash_fields,
-        row_filter: t
-            .row_filter
-            .into_iter()
-            .map(|c| pb::RowCondition {
-                field: c.field,
-                op: match c.op {
-                    FilterOp::Eq => pb::FilterOp::Eq,
-                    FilterOp::Ne => pb::FilterOp::Ne,
-                    FilterOp::Lt => pb::FilterOp::Lt,
-                    FilterOp::Lte => pb::FilterOp::Lte,
-                    FilterOp::Gt => pb::FilterOp::Gt,
-                    FilterOp::Gte => pb::FilterOp::Gte,
-                    FilterOp::In => pb::FilterOp::In,
-                }
-                .into(),
-                value_json: c.value.to_string(),
-            })
-            .collect(),
-        end_time_ms: t.end_time_ms.unwrap_or(0),
-        max_records_per_second: t.max_records_per_second.unwrap_or(0),
-        consumer_groups: t.consumer_groups,
-    }
+/// Terms from the wire; absent terms are none.
+pub(super) fn terms_from_pb(t: Option<pb::ContractTerms>) -> Result<ContractTerms, CatalogError> {
+    ContractTerms::from_pb(t.as_ref()).map_err(CatalogError::InvalidField)
 }
 
 pub(super) fn format_from_pb(value: i32) -> Result<Option<SchemaFormat>, CatalogError> {
@@ -282,18 +214,6 @@ pub fn stream_pb(s: Stream) -> pb::Stream {
     }
 }
 
-pub(super) fn state_pb(state: ContractState) -> pb::ContractState {
-    match state {
-        ContractState::Requested => pb::ContractState::Requested,
-        ContractState::Approved => pb::ContractState::Approved,
-        ContractState::Active => pb::ContractState::Active,
-        ContractState::Rejected => pb::ContractState::Rejected,
-        ContractState::Revoked => pb::ContractState::Revoked,
-        ContractState::Suspended => pb::ContractState::Suspended,
-        ContractState::Expired => pb::ContractState::Expired,
-    }
-}
-
 pub fn contract_pb(c: Contract) -> pb::Contract {
     pb::Contract {
         id: c.id,
@@ -304,13 +224,13 @@ pub fn contract_pb(c: Contract) -> pb::Contract {
             cluster: c.destination.cluster.to_string(),
             topic: c.destination.topic.to_string(),
         }),
-        state: state_pb(c.state).into(),
+        state: c.state.to_pb().into(),
         history: c
             .history
             .into_iter()
             .map(|t| pb::Transition {
-                from: state_pb(t.from).into(),
-                to: state_pb(t.to).into(),
+                from: t.from.to_pb().into(),
+                to: t.to.to_pb().into(),
                 actor: t.actor,
                 reason: t.reason,
                 at_ms: t.at_ms,
@@ -318,7 +238,7 @@ pub fn contract_pb(c: Contract) -> pb::Contract {
             .collect(),
         created_at_ms: c.created_at_ms,
         link_status: c.link_status,
-        terms: Some(terms_pb(c.terms)),
+        terms: Some(c.terms.to_pb()),
     }
 }
 

@@ -19,9 +19,9 @@ use crate::service::Catalog;
 use convert::{
     actor, api_key_pb, compatibility_from_pb, created_pb, destination, document_pb, event_pb,
     existing_stream_name, format_from_pb, new_key, new_stream, org_name, organization_pb,
-    principal_pb, schema_version_pb,
+    principal_pb, schema_version_pb, terms_from_pb,
 };
-pub use convert::{contract_pb, ownership_pb, stream_pb, terms_from_pb, terms_pb, verification_pb};
+pub use convert::{contract_pb, ownership_pb, stream_pb, verification_pb};
 
 pub struct CatalogGrpc {
     catalog: Arc<Catalog>,

@@ -5,12 +5,12 @@ use std::collections::HashMap;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::Json;
+use freeport_common::contract::{ContractState, ContractTerms, FilterOp, RowCondition};
 use freeport_common::error::ErrorCode;
 use freeport_common::proto::catalog::v1 as pb;
 use serde::{Deserialize, Serialize};
 
 use super::contract_state_name as state_name;
-use super::enum_name;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{body_bytes, media_type, parse_json, ApiJson, ApiPath, ApiQuery, Caller};
 use crate::AppState;
@@ -63,24 +63,16 @@ impl Terms {
             .into_iter()
             .enumerate()
             .map(|(i, c)| {
-                let op = match c.op.as_str() {
-                    "eq" => pb::FilterOp::Eq,
-                    "ne" => pb::FilterOp::Ne,
-                    "lt" => pb::FilterOp::Lt,
-                    "lte" => pb::FilterOp::Lte,
-                    "gt" => pb::FilterOp::Gt,
-                    "gte" => pb::FilterOp::Gte,
-                    "in" => pb::FilterOp::In,
-                    other => {
-                        return Err(ApiError::invalid(format!(
-                            "terms.row_filter[{i}].op {other:?} is not one of eq, ne, lt, lte, gt, gte, in"
-                        )))
-                    }
-                };
-                Ok(pb::RowCondition {
+                let op = FilterOp::parse(&c.op).ok_or_else(|| {
+                    ApiError::invalid(format!(
+                        "terms.row_filter[{i}].op {:?} is not one of eq, ne, lt, lte, gt, gte, in",
+                        c.op
+                    ))
+                })?;
+                Ok(RowCondition {
                     field: c.field,
-                    op: op.into(),
-                    value_json: c.value.to_string(),
+                    op,
+                    value: c.value,
                 })
             })
             .collect::<ApiResult<_>>()?;
@@ -89,15 +81,16 @@ impl Terms {
                 "terms: omit end_time_ms or max_records_per_second instead of setting 0",
             ));
         }
-        Ok(pb::ContractTerms {
+        let terms = ContractTerms {
             drop_fields: self.drop_fields,
             mask_fields: self.mask_fields,
             hash_fields: self.hash_fields,
             row_filter,
-            end_time_ms: self.end_time_ms.unwrap_or(0),
-            max_records_per_second: self.max_records_per_second.unwrap_or(0),
+            end_time_ms: self.end_time_ms,
+            max_records_per_second: self.max_records_per_second,
             consumer_groups: self.consumer_groups,
-        })
+        };
+        Ok(terms.to_pb())
     }
 
     fn from_pb(t: pb::ContractTerms) -> Terms {
@@ -106,9 +99,9 @@ impl Terms {
                 .row_filter
                 .into_iter()
                 .map(|c| Condition {
-                    op: pb::FilterOp::try_from(c.op)
-                        .map(|op| enum_name(op.as_str_name(), "FILTER_OP_"))
-                        .unwrap_or_default(),
+                    op: FilterOp::from_pb(c.op)
+                        .map_or("", FilterOp::as_str)
+                        .to_string(),
                     field: c.field,
                     value: serde_json::from_str(&c.value_json).unwrap_or(serde_json::Value::Null),
                 })
@@ -335,11 +328,7 @@ pub async fn list(
     ApiQuery(filter): ApiQuery<ListFilter>,
 ) -> ApiResult<Json<serde_json::Value>> {
     if let Some(wanted) = &filter.state {
-        let known = pb::ContractState::from_str_name(&format!(
-            "CONTRACT_STATE_{}",
-            wanted.to_ascii_uppercase()
-        ));
-        if known.is_none_or(|s| s == pb::ContractState::Unspecified) {
+        if ContractState::parse(wanted).is_none() {
             return Err(ApiError::invalid(format!(
                 "state {wanted:?} is not a contract state (requested, approved, active, suspended, rejected, revoked, expired)"
             )));

@@ -171,9 +171,9 @@ pub fn classification_name(value: i32) -> String {
 
 /// A contract's state as the REST API names it (`requested`, `active`, ...).
 pub fn contract_state_name(value: i32) -> String {
-    freeport_common::proto::catalog::v1::ContractState::try_from(value)
-        .map(|s| enum_name(s.as_str_name(), "CONTRACT_STATE_"))
-        .unwrap_or_else(|_| "unknown".into())
+    freeport_common::contract::ContractState::from_pb(value)
+        .map_or("unknown", |s| s.as_str())
+        .to_string()
 }
 
 /// An organization's kind as the REST API and the policies name it:

@@ -1,12 +1,13 @@
 //! A contract's terms: what the partner receives of each record, and for
-//! how long. The catalog checks them; the link applies them.
+//! how long. The catalog checks them; the link and the portal apply them
+//! ([`crate::terms::Reshaper`]).
 //!
 //! Fields are JSON pointers into the record value (`/customer/email`).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::pointer::check_field;
+use crate::json::check_field;
 
 /// Most fields one contract may name across all its lists.
 const MAX_FIELDS: usize = 100;
@@ -153,7 +154,7 @@ impl ContractTerms {
         for (i, group) in self.consumer_groups.iter().enumerate() {
             // Group names follow the topic-name rules: printable, no surprises
             // in logs or in the partner's tooling.
-            if let Err(e) = freeport_common::names::TopicName::parse(group.as_str()) {
+            if let Err(e) = crate::names::TopicName::parse(group.as_str()) {
                 problems.push(format!("consumer_groups[{i}]: {e}"));
             } else if self.consumer_groups[..i].contains(group) {
                 problems.push(format!("consumer_groups[{i}]: {group:?} is named twice"));
