@@ -836,6 +836,58 @@ async fn bad_input_gets_a_stable_code_and_writes_nothing() {
         .await,
     );
 
+    // A record is an object: serde would read [key, value] as one.
+    check(
+        Refusal {
+            what: "produce a record written as an array",
+            status: 422,
+            code: 42201,
+        },
+        raw(
+            &hub,
+            "POST",
+            "/topics/orders",
+            Some(&owner),
+            v2,
+            b"{\"records\": [[null, null]]}".to_vec(),
+        )
+        .await,
+    );
+    check(
+        Refusal {
+            what: "produce a body written as an array",
+            status: 422,
+            code: 42201,
+        },
+        raw(
+            &hub,
+            "POST",
+            "/topics/orders",
+            Some(&owner),
+            v2,
+            b"[[{\"value\": 1}]]".to_vec(),
+        )
+        .await,
+    );
+    // v3 streams reports per record, but a body that is not JSON from its
+    // first byte is an HTTP error: nothing was read.
+    check(
+        Refusal {
+            what: "v3 records, not JSON",
+            status: 400,
+            code: 40001,
+        },
+        raw(
+            &hub,
+            "POST",
+            "/v3/clusters/acme/topics/orders/records",
+            Some(&owner),
+            json_type,
+            b"this is not JSON".to_vec(),
+        )
+        .await,
+    );
+
     check(
         Refusal {
             what: "unknown query parameter",

@@ -293,7 +293,7 @@ async fn every_problem_comes_back_at_once_with_its_pointer() {
 }
 
 #[tokio::test]
-async fn publishing_without_the_official_schema_is_unavailable_not_unchecked() {
+async fn publishing_without_the_official_schema_is_not_configured_not_unchecked() {
     let catalog = Catalog::new(
         Arc::new(MemoryStore::default()),
         Clusters::new(),
@@ -307,7 +307,9 @@ async fn publishing_without_the_official_schema_is_unavailable_not_unchecked() {
         .publish_asyncapi(&owner, DOCUMENT, false)
         .await
         .unwrap_err();
-    assert_eq!(err.code(), freeport_common::error::ErrorCode::Unavailable);
+    // A setup problem, not an outage: trying again does not help.
+    assert_eq!(err.code(), freeport_common::error::ErrorCode::NotConfigured);
+    assert_eq!(err.code().http_status(), 501);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -371,5 +373,34 @@ async fn publishing_through_the_portal_creates_streams_and_topics() {
         .await
         .unwrap();
     assert_eq!(text, document, "the document comes back as published");
+
+    // Hundreds of problems come back as one 422 listing them all: they
+    // once travelled in a gRPC status, overflowed HTTP/2's header limit
+    // and reset the portal's connection to the catalog (Watch included).
+    let channels: serde_json::Map<String, serde_json::Value> = (0..300)
+        .map(|i| {
+            (
+                format!("c{i}"),
+                serde_json::json!({"address": format!("shop/c{i}"), "servers": [{"$ref": "#/servers/acme"}]}),
+            )
+        })
+        .collect();
+    let many = serde_json::json!({
+        "asyncapi": "3.0.0",
+        "info": {"title": "Many", "version": "1.0.0"},
+        "servers": {"acme": {"host": broker.bootstrap, "protocol": "kafka"}},
+        "channels": channels,
+    });
+    let answer = post("application/json", many.to_string()).await.unwrap();
+    assert_eq!(answer.status(), 422);
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(body["error_code"], 42203, "{body}");
+    assert!(
+        body["problems"].as_array().unwrap().len() >= 300,
+        "{}",
+        body["problems"].as_array().unwrap().len()
+    );
+    let (status, _) = hub.call("GET", "/v1/streams", &owner, None).await;
+    assert_eq!(status, 200, "the portal still talks to the catalog");
     tokio::time::sleep(Duration::from_millis(10)).await;
 }

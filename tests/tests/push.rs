@@ -245,6 +245,17 @@ async fn the_same_feed_over_a_websocket_resumes_and_closes_on_revocation() {
             "/v1/streams/orders/events?last_event_id=zero",
             422,
         ),
+        (
+            sandbox.partner.as_str(),
+            "/v1/streams/orders/events?last_event_id=,,,",
+            422,
+        ),
+        // Past the partition's end: records that were never written.
+        (
+            sandbox.partner.as_str(),
+            "/v1/streams/orders/events?last_event_id=0:9223372036854775807",
+            422,
+        ),
         ("not-a-key", "/v1/streams/orders/events", 401),
     ] {
         match hub.websocket(path, key, &[]).await {

@@ -49,7 +49,7 @@ pub enum CatalogError {
         problems: Vec<String>,
     },
     #[error("{0}")]
-    Unavailable(String),
+    NotConfigured(String),
     #[error(transparent)]
     Ownership(#[from] freeport_common::ownership::Refusal),
     #[error(transparent)]
@@ -72,7 +72,7 @@ impl CatalogError {
             CatalogError::IllegalTransition { .. } => ErrorCode::IllegalTransition,
             CatalogError::DestinationInUse { .. } => ErrorCode::DestinationInUse,
             CatalogError::IncompatibleSchema { .. } => ErrorCode::IncompatibleSchema,
-            CatalogError::Unavailable(_) => ErrorCode::Unavailable,
+            CatalogError::NotConfigured(_) => ErrorCode::NotConfigured,
             CatalogError::Ownership(refusal) => refusal.code(),
             CatalogError::Store(_) => ErrorCode::Internal,
         }

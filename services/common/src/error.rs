@@ -9,6 +9,9 @@
 use tonic::{Code, Status};
 
 /// gRPC metadata key carrying the numeric [`ErrorCode`].
+/// The longest message a status carries, in characters.
+pub const MAX_STATUS_MESSAGE: usize = 2000;
+
 pub const ERROR_CODE_METADATA: &str = "freeport-error-code";
 
 /// Every error a caller can be shown. The numbers are public API: never
@@ -70,6 +73,10 @@ pub enum ErrorCode {
     KafkaError,
     /// A service this one depends on (the catalog, a cluster) is unreachable.
     Unavailable,
+    /// This hub does not offer what was asked: the feature is not
+    /// configured (AsyncAPI publishing without its schema, say). Trying
+    /// again does not help; the operator's configuration does.
+    NotConfigured,
 
     // Kafka REST Proxy v2 consumer errors, with Confluent's numbers (see
     // [`ErrorCode::REST_PROXY`]).
@@ -89,7 +96,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 30] = [
+    pub const ALL: [ErrorCode; 31] = [
         ErrorCode::MalformedBody,
         ErrorCode::Unauthenticated,
         ErrorCode::CredentialWithdrawn,
@@ -120,6 +127,7 @@ impl ErrorCode {
         ErrorCode::Internal,
         ErrorCode::KafkaError,
         ErrorCode::Unavailable,
+        ErrorCode::NotConfigured,
     ];
 
     /// The REST Proxy consumer errors. They carry Confluent's numbers so its
@@ -169,6 +177,7 @@ impl ErrorCode {
             ErrorCode::Internal => 50001,
             ErrorCode::KafkaError => 50002,
             ErrorCode::Unavailable => 50301,
+            ErrorCode::NotConfigured => 50101,
             ErrorCode::ConsumerNotFound => 40403,
             ErrorCode::ConsumerFormatMismatch => 40601,
             ErrorCode::ConsumerAlreadySubscribed => 40901,
@@ -222,26 +231,26 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => Code::Unimplemented,
             ErrorCode::Internal | ErrorCode::KafkaError => Code::Internal,
             ErrorCode::Unavailable => Code::Unavailable,
+            ErrorCode::NotConfigured => Code::FailedPrecondition,
         }
     }
 
-    /// A gRPC status carrying this code in its metadata.
+    /// A gRPC status carrying this code in its metadata. The message is
+    /// cut to [`MAX_STATUS_MESSAGE`] characters: it travels as an HTTP/2
+    /// header, and one over the peer's header limit resets the connection
+    /// (every call on it, Watch included) instead of reporting the error.
     pub fn to_status(self, message: impl Into<String>) -> Status {
+        let mut message: String = message.into();
+        if let Some((cut, _)) = message.char_indices().nth(MAX_STATUS_MESSAGE) {
+            let dropped = message.len() - cut;
+            message.truncate(cut);
+            message.push_str(&format!("... ({dropped} more bytes)"));
+        }
         let mut status = Status::new(self.grpc_code(), message);
         if let Ok(value) = self.code().to_string().parse() {
             status.metadata_mut().insert(ERROR_CODE_METADATA, value);
         }
         status
-    }
-
-    /// [`Self::to_status`], with machine-readable details (an encoded
-    /// protobuf message the caller knows how to read).
-    pub fn to_status_with_details(self, message: impl Into<String>, details: Vec<u8>) -> Status {
-        let mut metadata = tonic::metadata::MetadataMap::new();
-        if let Ok(value) = self.code().to_string().parse() {
-            metadata.insert(ERROR_CODE_METADATA, value);
-        }
-        Status::with_details_and_metadata(self.grpc_code(), message, details.into(), metadata)
     }
 
     /// Recovers the code a Freeport service put on a status; statuses from
@@ -299,11 +308,12 @@ mod tests {
     }
 
     #[test]
-    fn details_travel_with_the_code() {
-        let status = ErrorCode::InvalidDocument.to_status_with_details("bad", vec![1, 2, 3]);
-        assert_eq!(ErrorCode::from_status(&status), ErrorCode::InvalidDocument);
-        assert_eq!(status.code(), Code::InvalidArgument);
-        assert_eq!(status.details(), &[1, 2, 3]);
+    fn long_messages_are_cut_to_fit_a_header() {
+        let status = ErrorCode::InvalidField.to_status("é".repeat(10_000));
+        assert!(status.message().chars().count() < MAX_STATUS_MESSAGE + 40);
+        assert!(status.message().ends_with("(16000 more bytes)"));
+        let short = ErrorCode::InvalidField.to_status("short");
+        assert_eq!(short.message(), "short");
     }
 
     #[test]

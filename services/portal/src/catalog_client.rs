@@ -199,29 +199,17 @@ impl CatalogClient {
     }
 
     /// Publishes (or, on a dry run, checks) a document. A refusal is
-    /// `Ok(Err(problems))`, read from the status details.
+    /// `Ok(Err(problems))`.
     pub async fn publish_asyncapi(
         &self,
         request: pb::PublishAsyncApiRequest,
     ) -> ApiResult<Result<Vec<pb::Stream>, Vec<pb::DocumentProblem>>> {
-        match self.client().publish_async_api(request).await {
-            Ok(response) => Ok(Ok(response.into_inner().streams)),
-            Err(status)
-                if freeport_common::error::ErrorCode::from_status(&status)
-                    == freeport_common::error::ErrorCode::InvalidDocument =>
-            {
-                let refusal =
-                    <pb::PublishAsyncApiResponse as prost::Message>::decode(status.details())
-                        .map_err(|e| {
-                            crate::error::ApiError::internal(
-                                "unreadable refusal from the catalog",
-                                e,
-                            )
-                        })?;
-                Ok(Err(refusal.problems))
-            }
-            Err(status) => Err(status.into()),
-        }
+        let answer = self.client().publish_async_api(request).await?.into_inner();
+        Ok(if answer.problems.is_empty() {
+            Ok(answer.streams)
+        } else {
+            Err(answer.problems)
+        })
     }
 
     /// A stream's AsyncAPI document as `viewer` may see it.

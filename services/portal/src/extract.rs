@@ -46,16 +46,13 @@ pub async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes
     })
 }
 
+/// A JSON body as `T`: JSON that does not parse is 400 (40001), JSON that
+/// does not fit `T` is 422, read as [`crate::strict`] reads it (a struct is
+/// an object, a whole number is an integer).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        use serde_json::error::Category;
-        match e.classify() {
-            Category::Data => ApiError::invalid(format!("invalid request: {e}")),
-            Category::Syntax | Category::Eof | Category::Io => {
-                ApiError::new(ErrorCode::MalformedBody, format!("malformed JSON: {e}"))
-            }
-        }
-    })
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| ApiError::new(ErrorCode::MalformedBody, format!("malformed JSON: {e}")))?;
+    crate::strict::from_value(value).map_err(|e| ApiError::invalid(format!("invalid request: {e}")))
 }
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {

@@ -26,6 +26,7 @@ pub mod openapi;
 pub mod produce;
 pub mod push;
 pub mod rest;
+pub mod strict;
 pub mod ui;
 pub mod wire;
 

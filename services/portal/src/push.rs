@@ -17,14 +17,14 @@
 //! or whose reader's credential was withdrawn or expired, ends at once,
 //! with a `closed` event saying why.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
 use freeport_common::contract::{ContractState, ContractTerms};
 use freeport_common::error::ErrorCode;
-use freeport_common::kafka::{client_config, read_starts, Resume};
+use freeport_common::kafka::{client_config, partition_ends, read_starts, Resume};
 use freeport_common::names::ClusterName;
 use freeport_common::proto::catalog::v1 as pb;
 use freeport_common::telemetry;
@@ -65,7 +65,14 @@ impl Position {
             return Err(format!("longer than {MAX_POSITION_CHARS} characters"));
         }
         let mut next = BTreeMap::new();
-        for part in text.split(',').filter(|p| !p.is_empty()) {
+        if text.is_empty() {
+            // No id yet, as an SSE client that has seen no event says it.
+            return Ok(Position(next));
+        }
+        for part in text.split(',') {
+            if part.trim().is_empty() {
+                return Err(format!("{text:?} has an empty entry"));
+            }
             let parsed = part.split_once(':').and_then(|(p, o)| {
                 Some((p.trim().parse::<i32>().ok()?, o.trim().parse::<i64>().ok()?))
             });
@@ -87,6 +94,19 @@ impl Position {
             }
         }
         Ok(Position(next))
+    }
+
+    /// The first partition this position is past the end of, given each
+    /// partition's (first, end) offsets; described for the caller.
+    pub fn past(&self, ends: &HashMap<i32, (i64, i64)>) -> Option<String> {
+        self.0.iter().find_map(|(partition, &offset)| {
+            let &(_, end) = ends.get(partition)?;
+            (offset > end).then(|| {
+                format!(
+                    "offset {offset} of partition {partition} is past its end ({end}); reconnect without an id to start over"
+                )
+            })
+        })
     }
 
     pub fn id(&self) -> String {
@@ -200,6 +220,16 @@ pub async fn open(
             .map_err(|e| ApiError::invalid(format!("Last-Event-ID: {e}")))?,
         None => Position(BTreeMap::new()),
     };
+    if !named.0.is_empty() {
+        // A position past a partition's end names records that were never
+        // written: resuming there would wait for them silently.
+        let ends = partition_ends(cluster, &stream.topic, named.0.keys().copied().collect())
+            .await
+            .map_err(|e| ApiError::kafka("cannot read the partitions' ends", e))?;
+        if let Some(past) = named.past(&ends) {
+            return Err(ApiError::invalid(format!("Last-Event-ID: {past}")));
+        }
+    }
 
     let consumer: StreamConsumer = client_config(cluster, "freeport-portal-push")
         .set("group.id", "freeport-portal-push")
@@ -485,5 +515,19 @@ mod tests {
             assert!(error.contains(why), "{bad}: {error}");
         }
         assert!(Position::parse(&"0:1,".repeat(10_000), 3).is_err());
+        for empty in [",,,", "0:1,", ",0:1", "0:1,,1:2", " "] {
+            let error = Position::parse(empty, 3).unwrap_err();
+            assert!(error.contains("empty entry"), "{empty:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn a_position_past_a_partitions_end_is_named() {
+        let ends = HashMap::from([(0, (0, 10)), (1, (5, 5))]);
+        let within = Position::parse("0:10,1:5", 2).unwrap();
+        assert_eq!(within.past(&ends), None);
+        let past = Position::parse("0:3,1:9223372036854775807", 2).unwrap();
+        let why = past.past(&ends).unwrap();
+        assert!(why.contains("partition 1") && why.contains("(5)"), "{why}");
     }
 }

@@ -329,29 +329,16 @@ impl pb::catalog_service_server::CatalogService for CatalogGrpc {
                 streams: streams.into_iter().map(stream_pb).collect(),
                 problems: vec![],
             },
-            Err(problems) => {
-                let message = format!(
-                    "the AsyncAPI document has {} problem(s); nothing was published: {}",
-                    problems.len(),
-                    problems
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                );
-                let details = pb::PublishAsyncApiResponse {
-                    streams: vec![],
-                    problems: problems
-                        .into_iter()
-                        .map(|p| pb::DocumentProblem {
-                            pointer: p.pointer,
-                            message: p.message,
-                        })
-                        .collect(),
-                };
-                return Err(freeport_common::error::ErrorCode::InvalidDocument
-                    .to_status_with_details(message, prost::Message::encode_to_vec(&details)));
-            }
+            Err(problems) => pb::PublishAsyncApiResponse {
+                streams: vec![],
+                problems: problems
+                    .into_iter()
+                    .map(|p| pb::DocumentProblem {
+                        pointer: p.pointer,
+                        message: p.message,
+                    })
+                    .collect(),
+            },
         }))
     }
 

@@ -27,7 +27,7 @@ impl Catalog {
     ) -> Result<Result<Vec<Stream>, Vec<Problem>>, CatalogError> {
         let owner = Self::require_member(actor, "publish AsyncAPI documents")?.clone();
         let validator = self.asyncapi.as_ref().ok_or_else(|| {
-            CatalogError::Unavailable(
+            CatalogError::NotConfigured(
                 "AsyncAPI publishing is not configured on this catalog: set catalog.asyncapi_schema to the official AsyncAPI 3.0 JSON Schema".into(),
             )
         })?;

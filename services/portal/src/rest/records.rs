@@ -119,7 +119,7 @@ fn encode_data(what: &str, index: usize, data: Option<DataIn>) -> ApiResult<Opti
 }
 
 fn encode(index: usize, record: Value, partitions: usize) -> ApiResult<(Encoded, Shape, Shape)> {
-    let record: RecordIn = serde_json::from_value(record).map_err(|e| {
+    let record: RecordIn = crate::strict::from_value(record).map_err(|e| {
         ApiError::new(
             ErrorCode::InvalidRecords,
             format!("records[{index}] is not a record: {e}"),
@@ -392,14 +392,32 @@ pub async fn produce(
         sender,
         state.shutdown().clone(),
     ));
-    let reports = ReceiverStream::new(receiver).then(move |pending| {
-        let (cluster, topic) = (cluster.clone(), topic.clone());
-        async move {
-            let mut line = report(pending, &cluster, &topic).await.to_string();
-            line.push('\n');
-            Ok::<_, Infallible>(Bytes::from(line))
+    // A body that is not JSON from its first byte gets an HTTP error, not
+    // a 200 whose only report is the error: nothing was read. Waiting for
+    // the first report costs no delivery (it comes when the first record
+    // is handed to the producer).
+    let mut receiver = ReceiverStream::new(receiver);
+    let first = match receiver.next().await {
+        Some(Pending::Refused(refusal))
+            if matches!(
+                refusal.code,
+                ErrorCode::MalformedBody | ErrorCode::PayloadTooLarge
+            ) =>
+        {
+            return Err(refusal)
         }
-    });
+        first => first,
+    };
+    let reports = futures::stream::iter(first)
+        .chain(receiver)
+        .then(move |pending| {
+            let (cluster, topic) = (cluster.clone(), topic.clone());
+            async move {
+                let mut line = report(pending, &cluster, &topic).await.to_string();
+                line.push('\n');
+                Ok::<_, Infallible>(Bytes::from(line))
+            }
+        });
     Ok((
         [(header::CONTENT_TYPE, "application/json")],
         Body::from_stream(reports),
