@@ -13,9 +13,11 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "system tools"
 missing=()
-for tool in curl jq bash; do
+for tool in curl jq bash python3; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
+# The schema-driven fuzzing installs schemathesis into a virtualenv.
+python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
 if ((${#missing[@]})); then
   if ! command -v apt-get >/dev/null 2>&1; then
     echo "missing ${missing[*]} and no apt-get to install them" >&2
@@ -77,3 +79,6 @@ export FREEPORT_BIN="$PWD/target/debug/freeport"
 
 step "tests"
 cargo test --workspace
+
+step "schema-driven fuzzing of the REST API (schemathesis, bounded in time)"
+FUZZ_SECONDS="${FUZZ_SECONDS:-45}" tests/fuzz/run.sh "$FREEPORT_BIN"

@@ -176,8 +176,8 @@ async fn bad_input_gets_a_stable_code_and_writes_nothing() {
     check(
         Refusal {
             what: "unknown cluster",
-            status: 422,
-            code: 42201,
+            status: 404,
+            code: 40412,
         },
         post(
             br#"{"name":"orders","cluster":"mars","topic":"orders"}"#,
@@ -232,8 +232,8 @@ async fn bad_input_gets_a_stable_code_and_writes_nothing() {
     check(
         Refusal {
             what: "admin registering for nobody",
-            status: 422,
-            code: 42201,
+            status: 403,
+            code: 40301,
         },
         hub.call("POST", "/v1/streams", &admin, Some(stream.clone()))
             .await,

@@ -83,7 +83,7 @@ fn check_owned(
     let Some(config) = clusters.get(cluster) else {
         let known: Vec<_> = clusters.keys().map(ClusterName::as_str).collect();
         return Err(Refusal::new(
-            ErrorCode::InvalidField,
+            ErrorCode::ClusterNotFound,
             format!(
                 "{field}: unknown cluster {:?} (known: {})",
                 cluster.as_str(),

@@ -105,9 +105,9 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJ
         if bytes_empty {
             return Ok(OptionalJson(T::default()));
         }
-        ApiJson::<T>::from_request(req, state)
-            .await
-            .map(|ApiJson(value)| OptionalJson(value))
+        // JSON `null` says "nothing" as well as an empty body does.
+        let ApiJson(value) = ApiJson::<Option<T>>::from_request(req, state).await?;
+        Ok(OptionalJson(value.unwrap_or_default()))
     }
 }
 

@@ -298,20 +298,26 @@ pub struct PartitionOffsets {
 
 /// A new REST Proxy consumer instance's settings; values may be strings or
 /// numbers, as REST Proxy clients send them.
-#[derive(ToSchema)]
+#[derive(ToSchema, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct ConsumerSettings {
+    #[schema(pattern = "^[A-Za-z0-9._-]{1,200}$")]
     name: Option<String>,
     /// `binary` (the default) or `json`.
+    #[schema(pattern = "^(binary|json)$")]
     format: Option<String>,
     /// `earliest` or `latest` (the default).
-    #[schema(rename = "auto.offset.reset")]
+    #[schema(
+        rename = "auto.offset.reset",
+        pattern = "^(earliest|latest|smallest|largest)$"
+    )]
     auto_offset_reset: Option<String>,
-    #[schema(rename = "auto.commit.enable")]
+    #[schema(rename = "auto.commit.enable", pattern = "^(true|false)$")]
     auto_commit_enable: Option<String>,
-    #[schema(rename = "fetch.min.bytes")]
+    #[schema(rename = "fetch.min.bytes", pattern = "^[0-9]{1,19}$")]
     fetch_min_bytes: Option<String>,
-    #[schema(rename = "consumer.request.timeout.ms")]
+    #[schema(rename = "consumer.request.timeout.ms", pattern = "^[0-9]{1,19}$")]
     consumer_request_timeout_ms: Option<String>,
 }
 
@@ -370,6 +376,25 @@ pub struct CommittedOffset {
 pub struct CommittedOffsets {
     offsets: Vec<CommittedOffset>,
 }
+
+/// A SHA-256 fingerprint: 64 hex digits, colons between them allowed.
+#[derive(ToSchema)]
+#[schema(pattern = "^(?:[0-9A-Fa-f]:?){63}[0-9A-Fa-f]$")]
+#[allow(dead_code)]
+pub struct Fingerprint(String);
+
+/// A Kafka topic name (also the rule for consumer group names in terms).
+#[derive(ToSchema)]
+#[schema(pattern = "^(?!\\.\\.?$)[A-Za-z0-9._-]{1,249}$")]
+#[allow(dead_code)]
+pub struct TopicName(String);
+
+/// A tag: 1 to 64 characters (printable ASCII documented; any printable
+/// accepted).
+#[derive(ToSchema)]
+#[schema(pattern = "^[\\x20-\\x7e]{1,64}$")]
+#[allow(dead_code)]
+pub struct Tag(String);
 
 struct Security;
 

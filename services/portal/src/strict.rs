@@ -222,6 +222,13 @@ mod tests {
         let body: Body = from_value(json!({"records": [{"partition": 1.0}], "max": 3e2})).unwrap();
         assert_eq!(body.records[0].partition, Some(1));
         assert_eq!(body.max, Some(300));
+        // Read exactly: without serde_json's float_roundtrip this lands on
+        // a neighbour with a fraction.
+        let exact: Body = from_value(
+            serde_json::from_str(r#"{"records": [], "max": 3853575775725502.0}"#).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(exact.max, Some(3_853_575_775_725_502));
         for bad in [json!(1.5), json!(-1.0), json!(1e30)] {
             assert!(
                 from_value::<Body>(json!({"records": [], "max": bad})).is_err(),

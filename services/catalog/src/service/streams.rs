@@ -151,11 +151,10 @@ impl Catalog {
     ) -> Result<Stream, CatalogError> {
         let owner = match (actor, owner) {
             (Principal::Admin { .. }, Some(owner)) => owner,
-            (Principal::Admin { .. }, None) => {
-                return Err(CatalogError::InvalidField(
-                    "owner: an admin registers a stream for an organization; name it".into(),
-                ))
-            }
+            (Principal::Admin { .. }, None) => return Err(CatalogError::Forbidden(
+                "an admin key acts for no organization: name the one the stream is for in owner"
+                    .into(),
+            )),
             (Principal::Member { org, .. }, Some(owner)) if *org != owner => {
                 return Err(CatalogError::Forbidden(format!(
                     "organization {org} cannot register streams for {owner}"

@@ -286,7 +286,7 @@ async fn registration_validates_references_and_uniqueness() {
     );
     assert!(matches!(
         f.catalog.register_stream(&f.admin, orders()).await,
-        Err(CatalogError::InvalidField(ref m)) if m.starts_with("owner:")
+        Err(CatalogError::Forbidden(ref m)) if m.contains("in owner")
     ));
     f.catalog.register_stream(&f.owner, orders()).await.unwrap();
     assert!(matches!(

@@ -14,21 +14,31 @@ use crate::AppState;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrg {
+    #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,62}$")]
     name: String,
+    #[schema(pattern = "^(internal|partner)$")]
     kind: String,
     #[serde(default)]
+    #[schema(max_length = 1024)]
     display_name: String,
     #[serde(default)]
+    #[schema(max_items = 20)]
     contacts: Vec<ContactBody>,
     /// SHA-256 fingerprints of client certificates that identify the organization.
     #[serde(default)]
+    #[schema(value_type = Vec<crate::openapi::Fingerprint>)]
     trusted_cert_fingerprints: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactBody {
+    #[schema(min_length = 1, max_length = 1024, pattern = "\\S")]
     name: String,
+    #[schema(
+        max_length = 254,
+        pattern = "^[^\\s\\u0085@]+@[^\\s\\u0085@]+\\.[^\\s\\u0085@]+$"
+    )]
     email: String,
 }
 

@@ -18,7 +18,9 @@ use crate::AppState;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequestContract {
+    #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,62}$")]
     stream: String,
+    #[schema(min_length = 1, max_length = 1024, pattern = "\\S")]
     purpose: String,
     destination: Destination,
     #[serde(default)]
@@ -39,11 +41,14 @@ pub struct Terms {
     #[serde(default)]
     row_filter: Vec<Condition>,
     #[serde(default)]
+    #[schema(minimum = 1)]
     end_time_ms: Option<i64>,
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 1000000)]
     max_records_per_second: Option<u32>,
     /// The owner's consumer groups whose offsets follow to the destination.
     #[serde(default)]
+    #[schema(max_items = 16, value_type = Vec<crate::openapi::TopicName>)]
     consumer_groups: Vec<String>,
 }
 
@@ -52,6 +57,7 @@ pub struct Terms {
 pub struct Condition {
     field: String,
     /// eq, ne, lt, lte, gt, gte or in.
+    #[schema(pattern = "^(eq|ne|lt|lte|gt|gte|in)$")]
     op: String,
     value: serde_json::Value,
 }
@@ -120,7 +126,9 @@ impl Terms {
 #[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Destination {
+    #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,62}$")]
     cluster: String,
+    #[schema(pattern = "^(?!\\.\\.?$)[A-Za-z0-9._-]{1,249}$")]
     topic: String,
 }
 
@@ -128,6 +136,7 @@ pub struct Destination {
 #[serde(deny_unknown_fields)]
 pub struct Decision {
     #[serde(default)]
+    #[schema(max_length = 1024)]
     reason: String,
     /// With approve only: replaces the requested terms.
     #[serde(default)]
@@ -138,11 +147,15 @@ pub struct Decision {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListFilter {
+    #[param(pattern = "^(requested|approved|active|suspended|rejected|revoked|expired)$")]
     state: Option<String>,
+    #[param(pattern = "^[a-z0-9][a-z0-9._-]{0,62}$")]
     stream: Option<String>,
     /// The consuming organization.
+    #[param(pattern = "^[a-z0-9][a-z0-9._-]{0,62}$")]
     org: Option<String>,
     /// The organization that owns the stream.
+    #[param(pattern = "^[a-z0-9][a-z0-9._-]{0,62}$")]
     owner: Option<String>,
 }
 

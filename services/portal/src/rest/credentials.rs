@@ -26,9 +26,11 @@ const DEFAULT_OVERLAP_SECS: u64 = 86_400;
 pub struct NewKey {
     /// What the key is for ("ci", "billing export").
     #[serde(default)]
+    #[schema(pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]{0,100}$")]
     name: String,
     /// Seconds until it stops working; none for a key that does not expire.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 3153600000.0)]
     expires_in_secs: Option<u64>,
 }
 
@@ -38,12 +40,15 @@ pub struct NewKey {
 pub struct Rotation {
     /// Seconds the old key goes on working (default a day, at most 30 days).
     #[serde(default)]
+    #[schema(maximum = 2592000)]
     overlap_secs: Option<u64>,
     /// For the new key; the old key's name when absent.
     #[serde(default)]
+    #[schema(pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]{0,100}$")]
     name: String,
     /// Seconds until the new key stops working; none for no end.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 3153600000.0)]
     expires_in_secs: Option<u64>,
 }
 
@@ -126,7 +131,9 @@ pub struct KeyList {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct KeyPath {
+    #[param(pattern = "^[a-z0-9][a-z0-9._-]{0,62}$")]
     org: String,
+    #[param(pattern = "^key-[0-9a-f]{1,64}$")]
     key_id: String,
 }
 
@@ -161,7 +168,7 @@ fn issued(org: String, created: pb::CreateApiKeyResponse) -> ApiResult<Issued> {
     path = "/v1/orgs/{org}/keys",
     operation_id = "keys_create",
     tag = "credentials",
-    params(("org" = String, Path)),
+    params(("org" = String, Path, pattern = "^[a-z0-9][a-z0-9._-]{0,62}$")),
     request_body(content = Option<NewKey>, description = "optional"),
     responses(
         (status = 201, body = Issued),
@@ -194,7 +201,7 @@ pub async fn create_key(
     path = "/v1/orgs/{org}/keys",
     operation_id = "keys_list",
     tag = "credentials",
-    params(("org" = String, Path)),
+    params(("org" = String, Path, pattern = "^[a-z0-9][a-z0-9._-]{0,62}$")),
     responses(
         (status = 200, body = KeyList),
         crate::openapi::Failures,
@@ -300,8 +307,10 @@ pub async fn rotate_key(
 #[serde(deny_unknown_fields)]
 pub struct CertificateRevocation {
     /// SHA-256 of the certificate (64 hex digits; "AB:CD:..." too).
+    #[schema(pattern = "^(?:[0-9A-Fa-f]:?){63}[0-9A-Fa-f]$")]
     fingerprint: String,
     #[serde(default)]
+    #[schema(max_length = 1024)]
     reason: String,
 }
 
@@ -314,7 +323,7 @@ pub struct CertificateRevocation {
     path = "/v1/orgs/{org}/revoked-certificates",
     operation_id = "certificates_revoke",
     tag = "credentials",
-    params(("org" = String, Path)),
+    params(("org" = String, Path, pattern = "^[a-z0-9][a-z0-9._-]{0,62}$")),
     request_body = CertificateRevocation,
     responses(
         (status = 201, body = crate::openapi::RevokedCertificates),

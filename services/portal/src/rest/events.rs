@@ -42,6 +42,7 @@ pub struct EventsQuery {
     /// `beginning` (the default) or `end`: where partitions the position
     /// does not name start.
     #[serde(default)]
+    #[param(pattern = "^(beginning|end)$")]
     from: Option<String>,
     /// The position to resume from, for clients that cannot set the
     /// `Last-Event-ID` header; the header wins when both are given.
@@ -61,7 +62,7 @@ fn wants_websocket(headers: &HeaderMap) -> bool {
     path = "/v1/streams/{name}/events",
     operation_id = "events_events",
     tag = "push",
-    params(("name" = String, Path), EventsQuery, ("Last-Event-ID" = Option<String>, Header, description = "the id of the last event received: resume right after it")),
+    params(("name" = String, Path, pattern = "^[a-z0-9][a-z0-9._-]{0,62}$"), EventsQuery, ("Last-Event-ID" = Option<String>, Header, description = "the id of the last event received: resume right after it")),
     responses(
         (status = 200, description = "Server-Sent Events: `record` events (data: the record as JSON, id: the reader's position) and a last `closed` event; with `Upgrade: websocket`, the same as JSON text messages", content_type = "text/event-stream"),
         (status = 101, description = "switched to a WebSocket"),

@@ -20,55 +20,71 @@ const MAX_PARTITIONS: u32 = 1000;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterStream {
+    #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,62}$")]
     name: String,
     /// A cluster of the owner's (see `GET /v1/clusters`).
+    #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,62}$")]
     cluster: String,
     /// For an admin registering on an organization's behalf: that
     /// organization. Members register for their own and may leave it out.
     #[serde(default)]
+    #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,62}$")]
     owner: Option<String>,
+    #[schema(pattern = "^(?!\\.\\.?$)[A-Za-z0-9._-]{1,249}$")]
     topic: String,
     #[serde(default)]
+    #[schema(max_length = 1024)]
     title: String,
     #[serde(default)]
+    #[schema(max_length = 1024)]
     description: String,
     #[serde(default)]
+    #[schema(max_items = 20, value_type = Vec<crate::openapi::Tag>)]
     tags: Vec<String>,
     /// JSON Schema of the record value.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     schema: Option<serde_json::Value>,
     /// Partitions to create the topic with when it does not exist yet.
     #[serde(default)]
+    #[schema(minimum = 1)]
     partitions: Option<u32>,
     /// public, partner, internal (the default) or restricted.
     #[serde(default)]
+    #[schema(pattern = "^(public|partner|internal|restricted)$")]
     classification: Option<String>,
     /// JSON pointers to the value's fields that hold personal data.
     #[serde(default)]
     personal_data_fields: Vec<String>,
     /// Retention to create the topic with when it does not exist yet.
     #[serde(default)]
+    #[schema(minimum = 1)]
     retention_ms: Option<i64>,
     /// json_schema (the default) or avro.
     #[serde(default)]
+    #[schema(pattern = "^(json_schema|json|avro)$")]
     schema_format: Option<String>,
     /// BACKWARD (the default), FORWARD, FULL or NONE.
     #[serde(default)]
+    #[schema(pattern = "^(BACKWARD|FORWARD|FULL|NONE|backward|forward|full|none)$")]
     compatibility: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSchemaVersion {
+    #[schema(value_type = Object)]
     schema: serde_json::Value,
     /// Defaults to the stream's format.
     #[serde(default)]
+    #[schema(pattern = "^(json_schema|json|avro)$")]
     format: Option<String>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompatibilityBody {
+    #[schema(pattern = "^(BACKWARD|FORWARD|FULL|NONE|backward|forward|full|none)$")]
     compatibility: String,
 }
 
@@ -231,7 +247,7 @@ pub async fn list(
     path = "/v1/streams/{name}",
     operation_id = "streams_get_one",
     tag = "discovery",
-    params(("name" = String, Path)),
+    params(("name" = String, Path, pattern = "^[a-z0-9][a-z0-9._-]{0,62}$")),
     responses(
         (status = 200, body = StreamView),
         crate::openapi::Failures,
@@ -278,9 +294,11 @@ pub async fn register(
         }
         (None, Some(owner)) => OrgName::parse(owner).map_err(invalid)?.to_string(),
         (None, None) => {
-            return Err(ApiError::invalid(
-                "owner: an admin registers a stream for an organization; name it",
-            ))
+            // As everywhere an organization's act is asked of an admin key.
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                "an admin key acts for no organization: name the one the stream is for in owner",
+            ));
         }
     };
     let name = StreamName::parse(body.name).map_err(invalid)?;
@@ -375,7 +393,7 @@ pub async fn register(
     path = "/v1/streams/{name}/schemas",
     operation_id = "streams_schemas",
     tag = "publishing",
-    params(("name" = String, Path)),
+    params(("name" = String, Path, pattern = "^[a-z0-9][a-z0-9._-]{0,62}$")),
     responses(
         (status = 200, body = crate::openapi::SchemaVersions),
         crate::openapi::Failures,
@@ -402,7 +420,7 @@ pub async fn schemas(
     path = "/v1/streams/{name}/schemas",
     operation_id = "streams_register_schema",
     tag = "publishing",
-    params(("name" = String, Path)),
+    params(("name" = String, Path, pattern = "^[a-z0-9][a-z0-9._-]{0,62}$")),
     request_body = NewSchemaVersion,
     responses(
         (status = 201, body = crate::openapi::SchemaVersion),
@@ -435,7 +453,7 @@ pub async fn register_schema(
     path = "/v1/streams/{name}/compatibility",
     operation_id = "streams_set_compatibility",
     tag = "publishing",
-    params(("name" = String, Path)),
+    params(("name" = String, Path, pattern = "^[a-z0-9][a-z0-9._-]{0,62}$")),
     request_body = CompatibilityBody,
     responses(
         (status = 200, body = StreamView),
@@ -466,7 +484,7 @@ pub async fn set_compatibility(
     path = "/v1/streams/{name}/asyncapi",
     operation_id = "streams_asyncapi",
     tag = "discovery",
-    params(("name" = String, Path)),
+    params(("name" = String, Path, pattern = "^[a-z0-9][a-z0-9._-]{0,62}$")),
     responses(
         (status = 200, description = "AsyncAPI 3.0: YAML, or JSON when Accept asks for it", content((Object = "application/yaml"), (Object = "application/json"))),
         crate::openapi::Failures,

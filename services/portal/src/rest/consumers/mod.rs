@@ -142,7 +142,7 @@ fn settings_from(body: &serde_json::Map<String, Value>) -> ApiResult<(Option<Str
     path = "/consumers/{group}",
     operation_id = "consumers_create",
     tag = "rest proxy",
-    params(("group" = String, Path)),
+    params(("group" = String, Path, pattern = "^[A-Za-z0-9._-]{1,200}$")),
     request_body(content = crate::openapi::ConsumerSettings, content_type = "application/vnd.kafka.v2+json"),
     responses(
         (status = 200, body = crate::openapi::ConsumerCreated, content_type = "application/vnd.kafka.v2+json"),
@@ -179,7 +179,9 @@ pub async fn create(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct InstancePath {
+    #[param(pattern = "^[A-Za-z0-9._-]{1,200}$")]
     group: String,
+    #[param(pattern = "^[A-Za-z0-9._-]{1,200}$")]
     instance: String,
 }
 
@@ -252,13 +254,24 @@ async fn topic_reads(
     Ok((reads, cluster))
 }
 
+/// Topics by name, or a pattern (a regular expression) their whole names
+/// match. Both at once are refused (409), as in REST Proxy.
+/// Fields it does not know are ignored, as REST Proxy does.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SubscriptionBody {
-    #[serde(default)]
-    topics: Vec<String>,
-    #[serde(default)]
-    topic_pattern: Option<String>,
+#[serde(untagged)]
+pub enum SubscriptionBody {
+    Both {
+        #[schema(value_type = Vec<crate::openapi::TopicName>)]
+        topics: Vec<String>,
+        topic_pattern: String,
+    },
+    Topics {
+        #[schema(min_items = 1, value_type = Vec<crate::openapi::TopicName>)]
+        topics: Vec<String>,
+    },
+    Pattern {
+        topic_pattern: String,
+    },
 }
 
 /// `POST .../subscription`: the group shares the topics' partitions among
@@ -282,15 +295,18 @@ pub async fn subscribe(
     ApiJson(body): ApiJson<SubscriptionBody>,
 ) -> ApiResult<Response> {
     let instance = path.get(&state, &caller)?;
-    let topics = match body.topic_pattern {
-        None => body.topics,
-        Some(_) if !body.topics.is_empty() => {
+    let topics = match body {
+        SubscriptionBody::Topics { topics } => topics,
+        SubscriptionBody::Both { topics, .. } if !topics.is_empty() => {
             return Err(ApiError::new(
                 ErrorCode::ConsumerIllegalState,
                 "topics and topic_pattern are mutually exclusive",
             ))
         }
-        Some(pattern) => matching_topics(&state, &caller, &pattern).await?,
+        SubscriptionBody::Pattern { topic_pattern }
+        | SubscriptionBody::Both { topic_pattern, .. } => {
+            matching_topics(&state, &caller, &topic_pattern).await?
+        }
     };
     let (reads, cluster) = topic_reads(&state, &caller, topics).await?;
     with_instance(instance, move |i| i.subscribe(reads, &cluster)).await?;
@@ -385,21 +401,27 @@ pub async fn unsubscribe(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PartitionRef {
+    #[schema(pattern = "^(?!\\.\\.?$)[A-Za-z0-9._-]{1,249}$")]
     topic: String,
+    #[schema(minimum = 0)]
     partition: i32,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PartitionsBody {
+    #[schema(min_items = 1)]
     partitions: Vec<PartitionRef>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OffsetRef {
+    #[schema(pattern = "^(?!\\.\\.?$)[A-Za-z0-9._-]{1,249}$")]
     topic: String,
+    #[schema(minimum = 0)]
     partition: i32,
+    #[schema(minimum = 0)]
     offset: i64,
     /// Accepted for compatibility; not stored.
     #[serde(default)]

@@ -116,9 +116,11 @@ pub async fn seek_end(
 pub struct RecordsQuery {
     /// Milliseconds to wait for records.
     #[serde(default)]
+    #[param(maximum = 4294967295.0)]
     timeout: Option<u64>,
     /// Most bytes of keys and values to return.
     #[serde(default)]
+    #[param(maximum = 4294967295.0)]
     max_bytes: Option<usize>,
 }
 
@@ -237,10 +239,11 @@ pub async fn commit(
 ) -> ApiResult<Response> {
     let instance = path.get(&state, &caller)?;
     let body = body_bytes(request, &state).await?;
+    // No body, or JSON null: everything read so far.
     let offsets = if body.iter().all(u8::is_ascii_whitespace) {
         vec![]
     } else {
-        parse_json::<OffsetsBody>(&body)?.triples()
+        parse_json::<Option<OffsetsBody>>(&body)?.map_or_else(Vec::new, |b| b.triples())
     };
     with_instance(instance, move |i| i.commit(offsets)).await?;
     Ok(no_content())
