@@ -173,7 +173,7 @@ mod tests {
             );
         }
         let refusal = check_destination(&clusters, &name("mars"), "copy", "globex").unwrap_err();
-        assert_eq!(refusal.code(), ErrorCode::InvalidField);
+        assert_eq!(refusal.code(), ErrorCode::ClusterNotFound);
         assert!(
             refusal.to_string().contains("known: a1, a2, g, nobody"),
             "{refusal}"
