@@ -81,4 +81,4 @@ step "tests"
 cargo test --workspace
 
 step "schema-driven fuzzing of the REST API (schemathesis, bounded in time)"
-FUZZ_SECONDS="${FUZZ_SECONDS:-45}" tests/fuzz/run.sh "$FREEPORT_BIN"
+FUZZ_SECONDS="${FUZZ_SECONDS:-30}" tests/fuzz/run.sh "$FREEPORT_BIN"
