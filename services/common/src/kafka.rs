@@ -19,7 +19,7 @@ use rdkafka::types::RDKafkaErrorCode as Code;
 use crate::config::ClusterConfig;
 
 mod seek;
-pub use seek::{partition_ends, read_starts, read_starts_blocking, Resume, Start};
+pub use seek::{ends_if_past, partition_ends, read_starts, read_starts_blocking, Resume, Start};
 
 /// How long a metadata or admin call may take before it counts as failed.
 pub const METADATA_TIMEOUT: Duration = Duration::from_secs(10);

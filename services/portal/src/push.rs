@@ -24,7 +24,7 @@ use std::time::Duration;
 use base64::Engine;
 use freeport_common::contract::{ContractState, ContractTerms};
 use freeport_common::error::ErrorCode;
-use freeport_common::kafka::{client_config, partition_ends, read_starts, Resume};
+use freeport_common::kafka::{client_config, ends_if_past, read_starts, Resume};
 use freeport_common::names::ClusterName;
 use freeport_common::proto::catalog::v1 as pb;
 use freeport_common::telemetry;
@@ -222,8 +222,10 @@ pub async fn open(
     };
     if !named.0.is_empty() {
         // A position past a partition's end names records that were never
-        // written: resuming there would wait for them silently.
-        let ends = partition_ends(cluster, &stream.topic, named.0.keys().copied().collect())
+        // written: resuming there would wait for them silently. Only a
+        // position beyond the high watermark needs the last batch read.
+        let positions = named.0.iter().map(|(&p, &o)| (p, o)).collect();
+        let ends = ends_if_past(cluster, &stream.topic, positions)
             .await
             .map_err(|e| ApiError::kafka("cannot read the partitions' ends", e))?;
         if let Some(past) = named.past(&ends) {

@@ -121,19 +121,55 @@ pub async fn partition_ends(
     let consumer = probe_consumer(cluster)?;
     let topic = topic.to_string();
     let cluster = cluster.clone();
+    blocking(move || ends_where(&consumer, &cluster, &topic, partitions, |_, _| true)).await
+}
+
+/// [`partition_ends`] of the partitions in `positions` whose offset lies
+/// beyond the partition's high watermark; the others cannot be past the
+/// end and cost one watermark read, not a read of the last batch.
+pub async fn ends_if_past(
+    cluster: &ClusterConfig,
+    topic: &str,
+    positions: Vec<(i32, i64)>,
+) -> Result<HashMap<i32, (i64, i64)>, ClusterError> {
+    let consumer = probe_consumer(cluster)?;
+    let topic = topic.to_string();
+    let cluster = cluster.clone();
+    let partitions = positions.iter().map(|&(p, _)| p).collect();
+    let offsets: HashMap<i32, i64> = positions.into_iter().collect();
     blocking(move || {
-        let explain = |e| explain_failure(&consumer, &cluster, e);
-        let mut ends = HashMap::new();
-        for partition in partitions {
-            let (low, high) = consumer
-                .fetch_watermarks(&topic, partition, METADATA_TIMEOUT)
-                .map_err(explain)?;
-            let end = true_end(&consumer, &topic, partition, low, high).map_err(explain)?;
-            ends.insert(partition, (low, end));
-        }
-        Ok(ends)
+        ends_where(
+            &consumer,
+            &cluster,
+            &topic,
+            partitions,
+            |partition, high| offsets.get(&partition).is_some_and(|&offset| offset > high),
+        )
     })
     .await
+}
+
+/// The first offset and true end of each of `partitions` for which
+/// `wanted(partition, high watermark)` holds.
+fn ends_where(
+    consumer: &BaseConsumer<ErrorRecorder>,
+    cluster: &ClusterConfig,
+    topic: &str,
+    partitions: Vec<i32>,
+    wanted: impl Fn(i32, i64) -> bool,
+) -> Result<HashMap<i32, (i64, i64)>, ClusterError> {
+    let explain = |e| explain_failure(consumer, cluster, e);
+    let mut ends = HashMap::new();
+    for partition in partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, partition, METADATA_TIMEOUT)
+            .map_err(explain)?;
+        if wanted(partition, high) {
+            let end = true_end(consumer, topic, partition, low, high).map_err(explain)?;
+            ends.insert(partition, (low, end));
+        }
+    }
+    Ok(ends)
 }
 
 fn probe_consumer(cluster: &ClusterConfig) -> Result<BaseConsumer<ErrorRecorder>, KafkaError> {
