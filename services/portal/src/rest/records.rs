@@ -81,6 +81,7 @@ struct DataIn {
     data: Value,
 }
 
+/// What the report of one record says about its key or value.
 type Shape = Option<(DataType, usize)>;
 
 /// A record on its way: sent (its delivery to wait for), or refused.
