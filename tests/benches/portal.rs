@@ -313,21 +313,13 @@ async fn produce_to(
     connections: usize,
     requests: usize,
 ) -> (Duration, Vec<Duration>) {
-    let (http, key, url) = (http.clone(), key.to_string(), url.to_string());
-    clients_of(connections, requests, move |_, _| {
-        let request = http
-            .post(&url)
-            .bearer_auth(&key)
+    let (http, url) = (http.clone(), url.to_string());
+    let post = move || {
+        http.post(&url)
             .header("content-type", "application/vnd.kafka.json.v2+json")
-            .body(body.as_str().to_owned());
-        async move {
-            let response = request.send().await.expect("produce");
-            assert_eq!(response.status(), 200);
-            let answer = response.text().await.expect("answer");
-            assert!(!answer.contains("\"error_code\":5"), "{answer}");
-        }
-    })
-    .await
+            .body(body.as_str().to_owned())
+    };
+    timed(post, key, connections, requests).await
 }
 
 /// `requests` authenticated GETs of `url` on each of `connections` clients.
@@ -338,13 +330,26 @@ async fn get_from(
     connections: usize,
     requests: usize,
 ) -> (Duration, Vec<Duration>) {
-    let (http, key, url) = (http.clone(), key.to_string(), url.to_string());
+    let (http, url) = (http.clone(), url.to_string());
+    timed(move || http.get(&url), key, connections, requests).await
+}
+
+/// `requests` requests built by `build`, as `key`, on each of `connections`
+/// clients: each must be a 200 whose answer reports no server error.
+async fn timed(
+    build: impl Fn() -> reqwest::RequestBuilder + Send + Sync + 'static,
+    key: &str,
+    connections: usize,
+    requests: usize,
+) -> (Duration, Vec<Duration>) {
+    let key = key.to_string();
     clients_of(connections, requests, move |_, _| {
-        let request = http.get(&url).bearer_auth(&key);
+        let request = build().bearer_auth(&key);
         async move {
-            let response = request.send().await.expect("get");
+            let response = request.send().await.expect("request");
             assert_eq!(response.status(), 200);
-            response.bytes().await.expect("answer");
+            let answer = response.text().await.expect("answer");
+            assert!(!answer.contains("\"error_code\":5"), "{answer}");
         }
     })
     .await
