@@ -302,7 +302,7 @@ pub struct PartitionOffsets {
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct ConsumerSettings {
-    #[schema(pattern = "^[A-Za-z0-9._-]{1,200}$")]
+    #[schema(value_type = Option<ConsumerName>)]
     name: Option<String>,
     /// `binary` (the default) or `json`.
     #[schema(pattern = "^(binary|json)$")]
@@ -376,6 +376,21 @@ pub struct CommittedOffset {
 pub struct CommittedOffsets {
     offsets: Vec<CommittedOffset>,
 }
+
+/// The name of a stream, an organization or a cluster (`names.rs`): 1 to
+/// 63 lowercase letters, digits, '.', '_' and '-', starting with a letter
+/// or digit.
+#[derive(ToSchema)]
+#[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,62}$")]
+#[allow(dead_code)]
+pub struct Identifier(String);
+
+/// A REST Proxy consumer group or instance name: 1 to 200 letters, digits,
+/// '.', '_' and '-'.
+#[derive(ToSchema)]
+#[schema(pattern = "^[A-Za-z0-9._-]{1,200}$")]
+#[allow(dead_code)]
+pub struct ConsumerName(String);
 
 /// A SHA-256 fingerprint: 64 hex digits, colons between them allowed.
 #[derive(ToSchema)]

@@ -14,7 +14,7 @@ use crate::AppState;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrg {
-    #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,62}$")]
+    #[schema(value_type = crate::openapi::Identifier)]
     name: String,
     #[schema(pattern = "^(internal|partner)$")]
     kind: String,

@@ -18,7 +18,7 @@ use crate::AppState;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequestContract {
-    #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,62}$")]
+    #[schema(value_type = crate::openapi::Identifier)]
     stream: String,
     #[schema(min_length = 1, max_length = 1024, pattern = "\\S")]
     purpose: String,
@@ -126,9 +126,9 @@ impl Terms {
 #[derive(Debug, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Destination {
-    #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,62}$")]
+    #[schema(value_type = crate::openapi::Identifier)]
     cluster: String,
-    #[schema(pattern = "^(?!\\.\\.?$)[A-Za-z0-9._-]{1,249}$")]
+    #[schema(value_type = crate::openapi::TopicName)]
     topic: String,
 }
 
@@ -149,13 +149,13 @@ pub struct Decision {
 pub struct ListFilter {
     #[param(pattern = "^(requested|approved|active|suspended|rejected|revoked|expired)$")]
     state: Option<String>,
-    #[param(pattern = "^[a-z0-9][a-z0-9._-]{0,62}$")]
+    #[param(value_type = Option<crate::openapi::Identifier>)]
     stream: Option<String>,
     /// The consuming organization.
-    #[param(pattern = "^[a-z0-9][a-z0-9._-]{0,62}$")]
+    #[param(value_type = Option<crate::openapi::Identifier>)]
     org: Option<String>,
     /// The organization that owns the stream.
-    #[param(pattern = "^[a-z0-9][a-z0-9._-]{0,62}$")]
+    #[param(value_type = Option<crate::openapi::Identifier>)]
     owner: Option<String>,
 }
 

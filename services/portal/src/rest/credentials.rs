@@ -131,7 +131,7 @@ pub struct KeyList {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct KeyPath {
-    #[param(pattern = "^[a-z0-9][a-z0-9._-]{0,62}$")]
+    #[param(value_type = crate::openapi::Identifier)]
     org: String,
     #[param(pattern = "^key-[0-9a-f]{1,64}$")]
     key_id: String,
@@ -168,7 +168,7 @@ fn issued(org: String, created: pb::CreateApiKeyResponse) -> ApiResult<Issued> {
     path = "/v1/orgs/{org}/keys",
     operation_id = "keys_create",
     tag = "credentials",
-    params(("org" = String, Path, pattern = "^[a-z0-9][a-z0-9._-]{0,62}$")),
+    params(("org" = crate::openapi::Identifier, Path)),
     request_body(content = Option<NewKey>, description = "optional"),
     responses(
         (status = 201, body = Issued),
@@ -201,7 +201,7 @@ pub async fn create_key(
     path = "/v1/orgs/{org}/keys",
     operation_id = "keys_list",
     tag = "credentials",
-    params(("org" = String, Path, pattern = "^[a-z0-9][a-z0-9._-]{0,62}$")),
+    params(("org" = crate::openapi::Identifier, Path)),
     responses(
         (status = 200, body = KeyList),
         crate::openapi::Failures,
@@ -307,7 +307,7 @@ pub async fn rotate_key(
 #[serde(deny_unknown_fields)]
 pub struct CertificateRevocation {
     /// SHA-256 of the certificate (64 hex digits; "AB:CD:..." too).
-    #[schema(pattern = "^(?:[0-9A-Fa-f]:?){63}[0-9A-Fa-f]$")]
+    #[schema(value_type = crate::openapi::Fingerprint)]
     fingerprint: String,
     #[serde(default)]
     #[schema(max_length = 1024)]
@@ -323,7 +323,7 @@ pub struct CertificateRevocation {
     path = "/v1/orgs/{org}/revoked-certificates",
     operation_id = "certificates_revoke",
     tag = "credentials",
-    params(("org" = String, Path, pattern = "^[a-z0-9][a-z0-9._-]{0,62}$")),
+    params(("org" = crate::openapi::Identifier, Path)),
     request_body = CertificateRevocation,
     responses(
         (status = 201, body = crate::openapi::RevokedCertificates),

@@ -62,7 +62,7 @@ fn wants_websocket(headers: &HeaderMap) -> bool {
     path = "/v1/streams/{name}/events",
     operation_id = "events_events",
     tag = "push",
-    params(("name" = String, Path, pattern = "^[a-z0-9][a-z0-9._-]{0,62}$"), EventsQuery, ("Last-Event-ID" = Option<String>, Header, description = "the id of the last event received: resume right after it")),
+    params(("name" = crate::openapi::Identifier, Path), EventsQuery, ("Last-Event-ID" = Option<String>, Header, description = "the id of the last event received: resume right after it")),
     responses(
         (status = 200, description = "Server-Sent Events: `record` events (data: the record as JSON, id: the reader's position) and a last `closed` event; with `Upgrade: websocket`, the same as JSON text messages", content_type = "text/event-stream"),
         (status = 101, description = "switched to a WebSocket"),

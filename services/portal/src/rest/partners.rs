@@ -17,7 +17,7 @@ use crate::AppState;
     path = "/v1/partners/{org}/asyncapi",
     operation_id = "partners_asyncapi",
     tag = "discovery",
-    params(("org" = String, Path, pattern = "^[a-z0-9][a-z0-9._-]{0,62}$")),
+    params(("org" = crate::openapi::Identifier, Path)),
     responses(
         (status = 200, description = "AsyncAPI 3.0 of every stream the organization receives", content((Object = "application/yaml"), (Object = "application/json"))),
         crate::openapi::Failures,

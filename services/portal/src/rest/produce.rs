@@ -112,7 +112,7 @@ fn encode(format: Format, request: ProduceRequest, partitions: usize) -> ApiResu
     path = "/topics/{topic}",
     operation_id = "produce_produce",
     tag = "rest proxy",
-    params(("topic" = String, Path, pattern = "^(?!\\.\\.?$)[A-Za-z0-9._-]{1,249}$")),
+    params(("topic" = crate::openapi::TopicName, Path)),
     request_body(content((ProduceRequest = "application/vnd.kafka.json.v2+json"), (ProduceRequest = "application/vnd.kafka.binary.v2+json"))),
     responses(
         (status = 200, body = crate::openapi::ProduceResponse, content_type = "application/vnd.kafka.v2+json"),
@@ -135,7 +135,7 @@ pub async fn produce(
     path = "/topics/{topic}/partitions/{partition}",
     operation_id = "produce_produce_to_partition",
     tag = "rest proxy",
-    params(("topic" = String, Path, pattern = "^(?!\\.\\.?$)[A-Za-z0-9._-]{1,249}$"), ("partition" = i32, Path, minimum = 0)),
+    params(("topic" = crate::openapi::TopicName, Path), ("partition" = i32, Path, minimum = 0)),
     request_body(content((ProduceRequest = "application/vnd.kafka.json.v2+json"), (ProduceRequest = "application/vnd.kafka.binary.v2+json"))),
     responses(
         (status = 200, body = crate::openapi::ProduceResponse, content_type = "application/vnd.kafka.v2+json"),

@@ -344,7 +344,7 @@ async fn report(pending: Pending, cluster: &str, topic: &str) -> Value {
     path = "/v3/clusters/{cluster}/topics/{topic}/records",
     operation_id = "records_produce",
     tag = "rest proxy",
-    params(("cluster" = String, Path, pattern = "^[a-z0-9][a-z0-9._-]{0,62}$"), ("topic" = String, Path, pattern = "^(?!\\.\\.?$)[A-Za-z0-9._-]{1,249}$")),
+    params(("cluster" = crate::openapi::Identifier, Path), ("topic" = crate::openapi::TopicName, Path)),
     request_body(content = crate::openapi::V3Record, description = "records one after another, as long as the client likes (Transfer-Encoding: chunked)"),
     responses(
         (status = 200, description = "one report per record, in order, one per line, while the request is still open", body = crate::openapi::V3Report),

@@ -20,17 +20,17 @@ const MAX_PARTITIONS: u32 = 1000;
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterStream {
-    #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,62}$")]
+    #[schema(value_type = crate::openapi::Identifier)]
     name: String,
     /// A cluster of the owner's (see `GET /v1/clusters`).
-    #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,62}$")]
+    #[schema(value_type = crate::openapi::Identifier)]
     cluster: String,
     /// For an admin registering on an organization's behalf: that
     /// organization. Members register for their own and may leave it out.
     #[serde(default)]
-    #[schema(pattern = "^[a-z0-9][a-z0-9._-]{0,62}$")]
+    #[schema(value_type = Option<crate::openapi::Identifier>)]
     owner: Option<String>,
-    #[schema(pattern = "^(?!\\.\\.?$)[A-Za-z0-9._-]{1,249}$")]
+    #[schema(value_type = crate::openapi::TopicName)]
     topic: String,
     #[serde(default)]
     #[schema(max_length = 1024)]
@@ -247,7 +247,7 @@ pub async fn list(
     path = "/v1/streams/{name}",
     operation_id = "streams_get_one",
     tag = "discovery",
-    params(("name" = String, Path, pattern = "^[a-z0-9][a-z0-9._-]{0,62}$")),
+    params(("name" = crate::openapi::Identifier, Path)),
     responses(
         (status = 200, body = StreamView),
         crate::openapi::Failures,
@@ -393,7 +393,7 @@ pub async fn register(
     path = "/v1/streams/{name}/schemas",
     operation_id = "streams_schemas",
     tag = "publishing",
-    params(("name" = String, Path, pattern = "^[a-z0-9][a-z0-9._-]{0,62}$")),
+    params(("name" = crate::openapi::Identifier, Path)),
     responses(
         (status = 200, body = crate::openapi::SchemaVersions),
         crate::openapi::Failures,
@@ -420,7 +420,7 @@ pub async fn schemas(
     path = "/v1/streams/{name}/schemas",
     operation_id = "streams_register_schema",
     tag = "publishing",
-    params(("name" = String, Path, pattern = "^[a-z0-9][a-z0-9._-]{0,62}$")),
+    params(("name" = crate::openapi::Identifier, Path)),
     request_body = NewSchemaVersion,
     responses(
         (status = 201, body = crate::openapi::SchemaVersion),
@@ -453,7 +453,7 @@ pub async fn register_schema(
     path = "/v1/streams/{name}/compatibility",
     operation_id = "streams_set_compatibility",
     tag = "publishing",
-    params(("name" = String, Path, pattern = "^[a-z0-9][a-z0-9._-]{0,62}$")),
+    params(("name" = crate::openapi::Identifier, Path)),
     request_body = CompatibilityBody,
     responses(
         (status = 200, body = StreamView),
@@ -484,7 +484,7 @@ pub async fn set_compatibility(
     path = "/v1/streams/{name}/asyncapi",
     operation_id = "streams_asyncapi",
     tag = "discovery",
-    params(("name" = String, Path, pattern = "^[a-z0-9][a-z0-9._-]{0,62}$")),
+    params(("name" = crate::openapi::Identifier, Path)),
     responses(
         (status = 200, description = "AsyncAPI 3.0: YAML, or JSON when Accept asks for it", content((Object = "application/yaml"), (Object = "application/json"))),
         crate::openapi::Failures,

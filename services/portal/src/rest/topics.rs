@@ -128,7 +128,7 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Re
     path = "/topics/{topic}",
     operation_id = "topics_get_one",
     tag = "rest proxy",
-    params(("topic" = String, Path, pattern = "^(?!\\.\\.?$)[A-Za-z0-9._-]{1,249}$")),
+    params(("topic" = crate::openapi::TopicName, Path)),
     responses(
         (status = 200, body = crate::openapi::Topic, content_type = "application/vnd.kafka.v2+json"),
         crate::openapi::Failures,
@@ -154,7 +154,7 @@ pub async fn get_one(
     path = "/topics/{topic}/partitions",
     operation_id = "topics_partitions",
     tag = "rest proxy",
-    params(("topic" = String, Path, pattern = "^(?!\\.\\.?$)[A-Za-z0-9._-]{1,249}$")),
+    params(("topic" = crate::openapi::TopicName, Path)),
     responses(
         (status = 200, body = Vec<crate::openapi::Partition>, content_type = "application/vnd.kafka.v2+json"),
         crate::openapi::Failures,
@@ -178,7 +178,7 @@ pub async fn partitions(
     path = "/topics/{topic}/partitions/{partition}",
     operation_id = "topics_partition",
     tag = "rest proxy",
-    params(("topic" = String, Path, pattern = "^(?!\\.\\.?$)[A-Za-z0-9._-]{1,249}$"), ("partition" = i32, Path, minimum = 0)),
+    params(("topic" = crate::openapi::TopicName, Path), ("partition" = i32, Path, minimum = 0)),
     responses(
         (status = 200, body = crate::openapi::Partition, content_type = "application/vnd.kafka.v2+json"),
         crate::openapi::Failures,
@@ -199,7 +199,7 @@ pub async fn partition(
     path = "/topics/{topic}/partitions/{partition}/offsets",
     operation_id = "topics_offsets",
     tag = "rest proxy",
-    params(("topic" = String, Path, pattern = "^(?!\\.\\.?$)[A-Za-z0-9._-]{1,249}$"), ("partition" = i32, Path, minimum = 0)),
+    params(("topic" = crate::openapi::TopicName, Path), ("partition" = i32, Path, minimum = 0)),
     responses(
         (status = 200, body = crate::openapi::PartitionOffsets, content_type = "application/vnd.kafka.v2+json"),
         crate::openapi::Failures,

@@ -142,7 +142,7 @@ fn settings_from(body: &serde_json::Map<String, Value>) -> ApiResult<(Option<Str
     path = "/consumers/{group}",
     operation_id = "consumers_create",
     tag = "rest proxy",
-    params(("group" = String, Path, pattern = "^[A-Za-z0-9._-]{1,200}$")),
+    params(("group" = crate::openapi::ConsumerName, Path)),
     request_body(content = crate::openapi::ConsumerSettings, content_type = "application/vnd.kafka.v2+json"),
     responses(
         (status = 200, body = crate::openapi::ConsumerCreated, content_type = "application/vnd.kafka.v2+json"),
@@ -179,9 +179,9 @@ pub async fn create(
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct InstancePath {
-    #[param(pattern = "^[A-Za-z0-9._-]{1,200}$")]
+    #[param(value_type = crate::openapi::ConsumerName)]
     group: String,
-    #[param(pattern = "^[A-Za-z0-9._-]{1,200}$")]
+    #[param(value_type = crate::openapi::ConsumerName)]
     instance: String,
 }
 
@@ -401,7 +401,7 @@ pub async fn unsubscribe(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PartitionRef {
-    #[schema(pattern = "^(?!\\.\\.?$)[A-Za-z0-9._-]{1,249}$")]
+    #[schema(value_type = crate::openapi::TopicName)]
     topic: String,
     #[schema(minimum = 0)]
     partition: i32,
@@ -417,7 +417,7 @@ pub struct PartitionsBody {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OffsetRef {
-    #[schema(pattern = "^(?!\\.\\.?$)[A-Za-z0-9._-]{1,249}$")]
+    #[schema(value_type = crate::openapi::TopicName)]
     topic: String,
     #[schema(minimum = 0)]
     partition: i32,
