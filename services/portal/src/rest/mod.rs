@@ -23,9 +23,11 @@ fn v2(body: serde_json::Value) -> axum::response::Response {
         .into_response()
 }
 
-use axum::routing::{delete, get, post, put};
+use axum::routing::get;
 use axum::Router;
 use freeport_common::error::ErrorCode;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
@@ -34,108 +36,66 @@ use axum::Json;
 use crate::error::{ApiError, ApiResult};
 use crate::AppState;
 
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/v1/streams", get(streams::list).post(streams::register))
-        .route("/v1/streams/{name}", get(streams::get_one))
-        .route("/v1/streams/{name}/asyncapi", get(streams::asyncapi))
-        .route("/v1/streams/{name}/events", get(events::events))
-        .route(
-            "/v1/streams/{name}/schemas",
-            get(streams::schemas).post(streams::register_schema),
-        )
-        .route(
-            "/v1/streams/{name}/compatibility",
-            put(streams::set_compatibility),
-        )
-        .route(
-            "/v1/contracts",
-            get(contracts::list).post(contracts::request),
-        )
-        .route("/v1/contracts/{id}", get(contracts::get_one))
-        .route("/v1/contracts/{id}/audit", get(contracts::audit))
-        .route("/v1/contracts/{id}/{action}", post(contracts::act))
-        .route("/v1/partners/{org}/asyncapi", get(partners::asyncapi))
-        .route("/v1/asyncapi", get(publish::list).post(publish::publish))
-        .route("/v1/asyncapi/{id}", get(publish::get_one))
-        .route("/v1/clusters", get(admin::clusters))
-        .route("/v1/orgs", get(admin::list_orgs).post(admin::create_org))
-        .route(
-            "/v1/orgs/{org}/keys",
-            get(credentials::list_keys).post(credentials::create_key),
-        )
-        .route(
-            "/v1/orgs/{org}/keys/{key_id}",
-            delete(credentials::revoke_key),
-        )
-        .route(
-            "/v1/orgs/{org}/keys/{key_id}/rotate",
-            post(credentials::rotate_key),
-        )
-        .route(
-            "/v1/orgs/{org}/revoked-certificates",
-            post(credentials::revoke_certificate),
-        )
-        .route("/topics", get(topics::list))
-        .route(
-            "/topics/{topic}",
-            get(topics::get_one).post(produce::produce),
-        )
-        .route("/topics/{topic}/partitions", get(topics::partitions))
-        .route(
-            "/topics/{topic}/partitions/{partition}",
-            get(topics::partition).post(produce::produce_to_partition),
-        )
-        .route(
-            "/topics/{topic}/partitions/{partition}/offsets",
-            get(topics::offsets),
-        )
-        .route(
-            "/v3/clusters/{cluster}/topics/{topic}/records",
-            post(records::produce),
-        )
-        .route("/consumers/{group}", post(consumers::create))
-        .route(
-            "/consumers/{group}/instances/{instance}",
-            delete(consumers::delete),
-        )
-        .route(
-            "/consumers/{group}/instances/{instance}/subscription",
-            post(consumers::subscribe)
-                .get(consumers::subscription)
-                .delete(consumers::unsubscribe),
-        )
-        .route(
-            "/consumers/{group}/instances/{instance}/assignments",
-            post(consumers::assign).get(consumers::assignments),
-        )
-        .route(
-            "/consumers/{group}/instances/{instance}/positions",
-            post(consumers::positions::seek),
-        )
-        .route(
-            "/consumers/{group}/instances/{instance}/positions/beginning",
-            post(consumers::positions::seek_beginning),
-        )
-        .route(
-            "/consumers/{group}/instances/{instance}/positions/end",
-            post(consumers::positions::seek_end),
-        )
-        .route(
-            "/consumers/{group}/instances/{instance}/records",
-            get(consumers::positions::records),
-        )
-        .route(
-            "/consumers/{group}/instances/{instance}/offsets",
-            post(consumers::positions::commit).get(consumers::positions::committed),
-        )
-        .route("/v1/me", get(admin::me))
+/// The route table, its one home: every documented operation is routed
+/// here from its handler's `#[utoipa::path]`, which is also where the
+/// OpenAPI document (`crate::openapi::spec`) gets it. `routes!` takes the
+/// handlers of one path together.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(<crate::openapi::ApiDoc as utoipa::OpenApi>::openapi())
+        .routes(routes!(streams::list, streams::register))
+        .routes(routes!(streams::get_one))
+        .routes(routes!(streams::asyncapi))
+        .routes(routes!(events::events))
+        .routes(routes!(streams::schemas, streams::register_schema))
+        .routes(routes!(streams::set_compatibility))
+        .routes(routes!(contracts::list, contracts::request))
+        .routes(routes!(contracts::get_one))
+        .routes(routes!(contracts::audit))
+        .routes(routes!(contracts::act))
+        .routes(routes!(partners::asyncapi))
+        .routes(routes!(publish::list, publish::publish))
+        .routes(routes!(publish::get_one))
+        .routes(routes!(admin::me))
+        .routes(routes!(admin::clusters))
+        .routes(routes!(admin::list_orgs, admin::create_org))
+        .routes(routes!(credentials::list_keys, credentials::create_key))
+        .routes(routes!(credentials::revoke_key))
+        .routes(routes!(credentials::rotate_key))
+        .routes(routes!(credentials::revoke_certificate))
+        .routes(routes!(topics::list))
+        .routes(routes!(topics::get_one, produce::produce))
+        .routes(routes!(topics::partitions))
+        .routes(routes!(topics::partition, produce::produce_to_partition))
+        .routes(routes!(topics::offsets))
+        .routes(routes!(records::produce))
+        .routes(routes!(consumers::create))
+        .routes(routes!(consumers::delete))
+        .routes(routes!(
+            consumers::subscribe,
+            consumers::subscription,
+            consumers::unsubscribe
+        ))
+        .routes(routes!(consumers::assign, consumers::assignments))
+        .routes(routes!(consumers::positions::seek))
+        .routes(routes!(consumers::positions::seek_beginning))
+        .routes(routes!(consumers::positions::seek_end))
+        .routes(routes!(consumers::positions::records))
+        .routes(routes!(
+            consumers::positions::commit,
+            consumers::positions::committed
+        ))
+        .routes(routes!(crate::openapi::health))
+        .routes(routes!(crate::openapi::document))
+        // The web UI: pages, not API operations.
         .route("/", get(crate::ui::root))
         .route("/ui/", get(crate::ui::index))
         .route("/ui/app.js", get(crate::ui::script))
         .route("/ui/app.css", get(crate::ui::style))
-        .route("/healthz", get(crate::openapi::health))
-        .route("/openapi.json", get(crate::openapi::document))
+}
+
+pub fn router(state: AppState) -> Router {
+    let (router, _) = routes().split_for_parts();
+    router
         .fallback(|| async { ApiError::new(ErrorCode::RouteNotFound, "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
