@@ -3,20 +3,56 @@
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use freeport_common::error::ErrorCode;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
-    /// Itemized problems (for example each with its JSON pointer), shown
-    /// as `problems` beside the message.
-    pub problems: Option<serde_json::Value>,
+    /// Itemized problems (for example of a refused AsyncAPI document),
+    /// shown as `problems` beside the message.
+    pub problems: Option<Vec<Problem>>,
     /// When to try again (429): sent as `Retry-After`, in whole seconds.
     pub retry_after: Option<std::time::Duration>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Every refusal and failure: a stable `error_code` (its first three digits
+/// are the HTTP status) and a message.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error_code: u32,
+    pub message: String,
+    /// Itemized problems, for example of a refused AsyncAPI document.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problems: Option<Vec<Problem>>,
+}
+
+/// One problem of a refused document.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// JSON pointer into the document.
+    pub pointer: String,
+    pub message: String,
+}
+
+/// The answers every operation may give besides its own: a refusal of the
+/// caller's request, or a failure on the portal's side (or a service's it
+/// depends on).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // only the document's: answers are built from `ApiError`
+pub enum Failures {
+    #[response(status = "4XX", description = "refused: error_code says why")]
+    Refused(ErrorBody),
+    #[response(
+        status = "5XX",
+        description = "failed on our side or a dependency's; try again"
+    )]
+    Failed(ErrorBody),
+}
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
@@ -72,13 +108,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.code.http_status())
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut body = serde_json::json!({
-            "error_code": self.code.code(),
-            "message": self.message,
-        });
-        if let Some(problems) = self.problems {
-            body["problems"] = problems;
-        }
+        let body = ErrorBody {
+            error_code: self.code.code(),
+            message: self.message,
+            problems: self.problems,
+        };
         let mut response = (status, axum::Json(body)).into_response();
         if let Some(wait) = self.retry_after {
             let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);

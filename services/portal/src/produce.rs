@@ -12,22 +12,13 @@ use freeport_common::telemetry;
 use opentelemetry::trace::{SpanKind, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::future_producer::Delivery;
 use rdkafka::producer::{DeliveryFuture, FutureRecord};
-use serde::Deserialize;
 
 use crate::error::{ApiError, ApiResult};
+use crate::wire::Header;
 use crate::AppState;
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct HeaderIn {
-    pub name: String,
-    /// Base64 of the header's bytes; absent or null for a null header.
-    #[serde(default)]
-    pub value: Option<String>,
-}
 
 /// A record checked and encoded, ready to send.
 pub(crate) struct Encoded {
@@ -59,7 +50,7 @@ impl Encoded {
     pub fn to_kafka<'a>(&'a self, topic: &'a str) -> FutureRecord<'a, [u8], [u8]> {
         let mut headers = OwnedHeaders::new_with_capacity(self.headers.len());
         for (name, value) in &self.headers {
-            headers = headers.insert(Header {
+            headers = headers.insert(rdkafka::message::Header {
                 key: name,
                 value: value.as_deref(),
             });
@@ -166,7 +157,7 @@ pub(crate) fn decode_base64(what: &str, index: usize, text: &str) -> ApiResult<V
 /// Headers as `(name, bytes)`; each needs a name, values are base64.
 pub(crate) fn decode_headers(
     index: usize,
-    headers: Vec<HeaderIn>,
+    headers: Vec<Header>,
 ) -> ApiResult<Vec<(String, Option<Vec<u8>>)>> {
     headers
         .into_iter()

@@ -33,7 +33,7 @@ use futures::Stream;
 use opentelemetry::trace::{SpanKind, TraceContextExt};
 use opentelemetry::KeyValue;
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::{BorrowedMessage, Headers};
+use rdkafka::message::BorrowedMessage;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde_json::{json, Value};
 use tokio::sync::broadcast;
@@ -473,28 +473,11 @@ fn record_json(message: &BorrowedMessage<'_>, value: Option<&[u8]>) -> Value {
     record.insert("timestamp".into(), json!(message.timestamp().to_millis()));
     put_bytes(&mut record, "key", message.key(), true);
     put_bytes(&mut record, "value", value, false);
-    record.insert("headers".into(), headers_json(message));
+    record.insert(
+        "headers".into(),
+        json!(crate::wire::Header::all_of(message)),
+    );
     Value::Object(record)
-}
-
-/// A record's headers as `[{name, value: <base64>}]`, the shape the
-/// produce APIs take them in.
-pub(crate) fn headers_json(message: &BorrowedMessage<'_>) -> Value {
-    let headers = message
-        .headers()
-        .map(|headers| {
-            headers
-                .iter()
-                .map(|h| {
-                    json!({
-                        "name": h.key,
-                        "value": h.value.map(|v| base64::engine::general_purpose::STANDARD.encode(v)),
-                    })
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    Value::Array(headers)
 }
 
 #[cfg(test)]

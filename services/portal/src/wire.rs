@@ -3,7 +3,10 @@
 //! of the v3 records API. Handlers in `rest/` and the consumer instances
 //! speak it; nothing else defines these names.
 
-use serde::Deserialize;
+use base64::Engine;
+use rdkafka::message::Headers;
+use rdkafka::Message;
+use serde::{Deserialize, Serialize};
 
 /// v2 requests and answers with JSON keys and values.
 pub const JSON_V2: &str = "application/vnd.kafka.json.v2+json";
@@ -71,8 +74,39 @@ impl Format {
     }
 }
 
+/// A record header as every API shows and takes it: its value as base64
+/// (absent or null for a null value).
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Header {
+    #[schema(min_length = 1)]
+    pub name: String,
+    #[serde(default)]
+    pub value: Option<String>,
+}
+
+impl Header {
+    /// A Kafka record's headers.
+    pub fn all_of<M: Message>(message: &M) -> Vec<Header> {
+        message
+            .headers()
+            .map(|headers| {
+                headers
+                    .iter()
+                    .map(|h| Header {
+                        name: h.key.to_string(),
+                        value: h
+                            .value
+                            .map(|v| base64::engine::general_purpose::STANDARD.encode(v)),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
 /// How the v3 records API carries a key or a value.
-#[derive(Debug, Deserialize, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Serialize, Deserialize, Default, Clone, Copy, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum DataType {
     #[default]

@@ -18,12 +18,12 @@ use rdkafka::message::BorrowedMessage;
 use rdkafka::topic_partition_list::TopicPartitionListElem;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Message, Offset, TopicPartitionList};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::credentials::Credential;
 use crate::error::{ApiError, ApiResult};
-use crate::push::headers_json;
-use crate::wire::Format;
+use crate::wire::{Format, Header};
 
 /// An instance's settings, from the create request.
 #[derive(Debug, Clone)]
@@ -400,7 +400,7 @@ impl Instance {
         timeout: Duration,
         max_bytes: usize,
         max_records: usize,
-    ) -> ApiResult<Vec<Value>> {
+    ) -> ApiResult<Vec<ConsumerRecord>> {
         let Some(consumer) = &self.consumer else {
             return Ok(vec![]);
         };
@@ -444,7 +444,7 @@ impl Instance {
                 },
             };
             bytes += message.key().map_or(0, <[u8]>::len) + value.as_ref().map_or(0, Vec::len);
-            records.push(record_json(
+            records.push(ConsumerRecord::of(
                 &message,
                 value.as_deref(),
                 self.settings.format,
@@ -478,7 +478,7 @@ impl Instance {
 
     /// The group's committed offsets of `partitions` (the next record to
     /// read in each).
-    pub fn committed(&self, partitions: Vec<(String, i32)>) -> ApiResult<Vec<Value>> {
+    pub fn committed(&self, partitions: Vec<(String, i32)>) -> ApiResult<Vec<CommittedOffset>> {
         let consumer = self.consumer()?;
         let mut list = TopicPartitionList::new();
         for (topic, partition) in &partitions {
@@ -495,7 +495,12 @@ impl Instance {
                     Offset::Offset(o) => o,
                     _ => -1,
                 };
-                json!({"topic": e.topic(), "partition": e.partition(), "offset": offset, "metadata": ""})
+                CommittedOffset {
+                    topic: e.topic().to_string(),
+                    partition: e.partition(),
+                    offset,
+                    metadata: String::new(),
+                }
             })
             .collect())
     }
@@ -513,16 +518,40 @@ fn show(bytes: Option<&[u8]>, format: Format) -> Value {
     }
 }
 
-/// A record as REST Proxy v2 shows it, with its headers as the produce
-/// API takes them (`{name, value: <base64>}`).
-fn record_json(message: &BorrowedMessage<'_>, value: Option<&[u8]>, format: Format) -> Value {
-    json!({
-        "topic": message.topic(),
-        "key": show(message.key(), format),
-        "value": show(value, format),
-        "partition": message.partition(),
-        "offset": message.offset(),
-        "timestamp": message.timestamp().to_millis(),
-        "headers": headers_json(message),
-    })
+/// A record as REST Proxy v2 shows it: key and value as JSON (json
+/// format) or base64 (binary format), with its headers as the produce API
+/// takes them.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ConsumerRecord {
+    topic: String,
+    key: Value,
+    value: Value,
+    partition: i32,
+    offset: i64,
+    timestamp: Option<i64>,
+    headers: Vec<Header>,
+}
+
+impl ConsumerRecord {
+    fn of(message: &BorrowedMessage<'_>, value: Option<&[u8]>, format: Format) -> ConsumerRecord {
+        ConsumerRecord {
+            topic: message.topic().to_string(),
+            key: show(message.key(), format),
+            value: show(value, format),
+            partition: message.partition(),
+            offset: message.offset(),
+            timestamp: message.timestamp().to_millis(),
+            headers: Header::all_of(message),
+        }
+    }
+}
+
+/// A group's committed offset of one partition.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct CommittedOffset {
+    topic: String,
+    partition: i32,
+    /// The next record to read; -1 when nothing is committed.
+    offset: i64,
+    metadata: String,
 }

@@ -30,7 +30,9 @@ use tokio_util::sync::CancellationToken;
 use crate::credentials::{Change, Credential, Crl};
 use crate::error::{ApiError, ApiResult};
 
-pub use instance::{Instance, InstanceContext, Mode, Settings, TopicRead};
+pub use instance::{
+    CommittedOffset, ConsumerRecord, Instance, InstanceContext, Mode, Settings, TopicRead,
+};
 
 type Key = (String, String, String);
 

@@ -4,8 +4,10 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
+use freeport_common::names::{ClusterName, OrgName};
 use freeport_common::proto::catalog::v1 as pb;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, Caller};
@@ -42,6 +44,77 @@ pub struct ContactBody {
     email: String,
 }
 
+/// Who the credentials shown belong to.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Me {
+    /// `admin` or `member`.
+    role: &'static str,
+    /// The member's organization; null for admins.
+    organization: Option<String>,
+    /// Identifies the credential (an API key's id, or the certificate's
+    /// organization), never the secret.
+    key_id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Cluster {
+    #[schema(value_type = crate::openapi::Identifier)]
+    name: ClusterName,
+    /// The organization that owns the cluster; null when the configuration
+    /// names none (nothing may use such a cluster).
+    #[schema(value_type = Option<crate::openapi::Identifier>)]
+    owner: Option<OrgName>,
+    bootstrap: String,
+    description: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClusterList {
+    clusters: Vec<Cluster>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Contact {
+    name: String,
+    email: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Organization {
+    name: String,
+    /// `internal` or `partner`.
+    kind: String,
+    display_name: String,
+    contacts: Vec<Contact>,
+    trusted_cert_fingerprints: Vec<String>,
+    created_at_ms: i64,
+}
+
+impl From<pb::Organization> for Organization {
+    fn from(o: pb::Organization) -> Organization {
+        Organization {
+            kind: super::org_kind_name(o.kind),
+            name: o.name,
+            display_name: o.display_name,
+            contacts: o
+                .contacts
+                .into_iter()
+                .map(|c| Contact {
+                    name: c.name,
+                    email: c.email,
+                })
+                .collect(),
+            trusted_cert_fingerprints: o.trusted_cert_fingerprints,
+            created_at_ms: o.created_at_ms,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrganizationList {
+    organizations: Vec<Organization>,
+}
+
 /// `GET /v1/me`: who the credentials shown belong to.
 #[utoipa::path(
     get,
@@ -49,17 +122,17 @@ pub struct ContactBody {
     operation_id = "admin_me",
     tag = "administration",
     responses(
-        (status = 200, body = crate::openapi::Me),
-        crate::openapi::Failures,
+        (status = 200, body = Me),
+        crate::error::Failures,
     ),
 )]
-pub async fn me(caller: Caller) -> Json<serde_json::Value> {
+pub async fn me(caller: Caller) -> Json<Me> {
     let role = if caller.is_admin() { "admin" } else { "member" };
-    Json(serde_json::json!({
-        "role": role,
-        "organization": caller.org(),
-        "key_id": caller.0.key_id,
-    }))
+    Json(Me {
+        role,
+        organization: caller.org().map(str::to_string),
+        key_id: caller.0.key_id,
+    })
 }
 
 #[utoipa::path(
@@ -68,42 +141,28 @@ pub async fn me(caller: Caller) -> Json<serde_json::Value> {
     operation_id = "admin_clusters",
     tag = "administration",
     responses(
-        (status = 200, body = crate::openapi::ClusterList),
-        crate::openapi::Failures,
+        (status = 200, body = ClusterList),
+        crate::error::Failures,
     ),
 )]
 pub async fn clusters(
     State(state): State<AppState>,
     caller: Caller,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<ClusterList>> {
     // Admins see every cluster; an organization sees its own, where it may
     // register streams and receive contracts.
     let clusters: Vec<_> = state
         .clusters()
         .iter()
         .filter(|(_, c)| caller.is_admin() || caller.org().is_some_and(|org| c.is_owned_by(org)))
-        .map(|(name, c)| {
-            serde_json::json!({
-                "name": name,
-                "owner": c.owner,
-                "bootstrap": c.bootstrap,
-                "description": c.description,
-            })
+        .map(|(name, c)| Cluster {
+            name: name.clone(),
+            owner: c.owner.clone(),
+            bootstrap: c.bootstrap.clone(),
+            description: c.description.clone(),
         })
         .collect();
-    Ok(Json(serde_json::json!({ "clusters": clusters })))
-}
-
-fn org_view(o: pb::Organization) -> serde_json::Value {
-    let kind = super::org_kind_name(o.kind);
-    serde_json::json!({
-        "name": o.name,
-        "kind": kind,
-        "display_name": o.display_name,
-        "contacts": o.contacts.iter().map(|c| serde_json::json!({"name": c.name, "email": c.email})).collect::<Vec<_>>(),
-        "trusted_cert_fingerprints": o.trusted_cert_fingerprints,
-        "created_at_ms": o.created_at_ms,
-    })
+    Ok(Json(ClusterList { clusters }))
 }
 
 #[utoipa::path(
@@ -112,23 +171,25 @@ fn org_view(o: pb::Organization) -> serde_json::Value {
     operation_id = "admin_list_orgs",
     tag = "administration",
     responses(
-        (status = 200, body = crate::openapi::OrganizationList),
-        crate::openapi::Failures,
+        (status = 200, body = OrganizationList),
+        crate::error::Failures,
     ),
 )]
 pub async fn list_orgs(
     State(state): State<AppState>,
     caller: Caller,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<OrganizationList>> {
     caller.require_admin("list organizations")?;
     let orgs: Vec<_> = state
         .catalog()
         .list_organizations()
         .await?
         .into_iter()
-        .map(org_view)
+        .map(Organization::from)
         .collect();
-    Ok(Json(serde_json::json!({ "organizations": orgs })))
+    Ok(Json(OrganizationList {
+        organizations: orgs,
+    }))
 }
 
 #[utoipa::path(
@@ -138,15 +199,15 @@ pub async fn list_orgs(
     tag = "administration",
     request_body = CreateOrg,
     responses(
-        (status = 201, body = crate::openapi::Organization),
-        crate::openapi::Failures,
+        (status = 201, body = Organization),
+        crate::error::Failures,
     ),
 )]
 pub async fn create_org(
     State(state): State<AppState>,
     caller: Caller,
     ApiJson(body): ApiJson<CreateOrg>,
-) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+) -> ApiResult<(StatusCode, Json<Organization>)> {
     caller.require_admin("create organizations")?;
     let kind = match body.kind.as_str() {
         "internal" => pb::OrganizationKind::Internal,
@@ -175,5 +236,5 @@ pub async fn create_org(
             trusted_cert_fingerprints: body.trusted_cert_fingerprints,
         })
         .await?;
-    Ok((StatusCode::CREATED, Json(org_view(org))))
+    Ok((StatusCode::CREATED, Json(org.into())))
 }

@@ -229,7 +229,7 @@ fn visible(caller: &Caller, contract: &pb::Contract, stream_owner: Option<&str>)
     request_body = RequestContract,
     responses(
         (status = 201, body = ContractView),
-        crate::openapi::Failures,
+        crate::error::Failures,
     ),
 )]
 pub async fn request(
@@ -260,7 +260,7 @@ pub async fn request(
     params(("id" = String, Path)),
     responses(
         (status = 200, body = ContractView),
-        crate::openapi::Failures,
+        crate::error::Failures,
     ),
 )]
 pub async fn get_one(
@@ -284,6 +284,29 @@ pub async fn get_one(
     Ok(Json(contract.into()))
 }
 
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ContractList {
+    contracts: Vec<ContractView>,
+}
+
+/// One entry of an audit trail.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AuditEntry {
+    seq: u64,
+    at_ms: i64,
+    actor: String,
+    action: String,
+    detail: serde_json::Value,
+    /// Hash of this entry, chained to the previous one's.
+    hash: String,
+    prev_hash: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AuditTrail {
+    entries: Vec<AuditEntry>,
+}
+
 /// `GET /v1/contracts/{id}/audit`: the contract's audit trail, oldest first,
 /// for whoever may see the contract.
 #[utoipa::path(
@@ -293,35 +316,32 @@ pub async fn get_one(
     tag = "contracts",
     params(("id" = String, Path)),
     responses(
-        (status = 200, body = crate::openapi::AuditTrail),
-        crate::openapi::Failures,
+        (status = 200, body = AuditTrail),
+        crate::error::Failures,
     ),
 )]
 pub async fn audit(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<AuditTrail>> {
     let contract = get_one(State(state.clone()), caller, ApiPath(id)).await?;
     let entries: Vec<_> = state
         .catalog()
         .audit_trail(format!("contract:{}", contract.0.id))
         .await?
         .into_iter()
-        .map(|e| {
-            serde_json::json!({
-                "seq": e.seq,
-                "at_ms": e.at_ms,
-                "actor": e.actor,
-                "action": e.action,
-                "detail": serde_json::from_str::<serde_json::Value>(&e.detail_json)
-                    .unwrap_or(serde_json::Value::Null),
-                "hash": e.hash,
-                "prev_hash": e.prev_hash,
-            })
+        .map(|e| AuditEntry {
+            seq: e.seq,
+            at_ms: e.at_ms,
+            actor: e.actor,
+            action: e.action,
+            detail: serde_json::from_str(&e.detail_json).unwrap_or(serde_json::Value::Null),
+            hash: e.hash,
+            prev_hash: e.prev_hash,
         })
         .collect();
-    Ok(Json(serde_json::json!({ "entries": entries })))
+    Ok(Json(AuditTrail { entries }))
 }
 
 #[utoipa::path(
@@ -331,15 +351,15 @@ pub async fn audit(
     tag = "contracts",
     params(ListFilter),
     responses(
-        (status = 200, body = crate::openapi::ContractList),
-        crate::openapi::Failures,
+        (status = 200, body = ContractList),
+        crate::error::Failures,
     ),
 )]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(filter): ApiQuery<ListFilter>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<ContractList>> {
     if let Some(wanted) = &filter.state {
         if ContractState::parse(wanted).is_none() {
             return Err(ApiError::invalid(format!(
@@ -369,7 +389,7 @@ pub async fn list(
         })
         .map(ContractView::from)
         .collect();
-    Ok(Json(serde_json::json!({ "contracts": views })))
+    Ok(Json(ContractList { contracts: views }))
 }
 
 /// `POST /v1/contracts/{id}/{approve|reject|suspend|resume|revoke}`, with
@@ -384,7 +404,7 @@ pub async fn list(
     request_body(content = Option<Decision>, description = "optional"),
     responses(
         (status = 200, body = ContractView),
-        crate::openapi::Failures,
+        crate::error::Failures,
     ),
 )]
 pub async fn act(

@@ -172,7 +172,7 @@ fn issued(org: String, created: pb::CreateApiKeyResponse) -> ApiResult<Issued> {
     request_body(content = Option<NewKey>, description = "optional"),
     responses(
         (status = 201, body = Issued),
-        crate::openapi::Failures,
+        crate::error::Failures,
     ),
 )]
 pub async fn create_key(
@@ -204,7 +204,7 @@ pub async fn create_key(
     params(("org" = crate::openapi::Identifier, Path)),
     responses(
         (status = 200, body = KeyList),
-        crate::openapi::Failures,
+        crate::error::Failures,
     ),
 )]
 pub async fn list_keys(
@@ -229,7 +229,7 @@ pub async fn list_keys(
     request_body(content = Option<Revocation>, description = "optional"),
     responses(
         (status = 200, body = KeyView),
-        crate::openapi::Failures,
+        crate::error::Failures,
     ),
 )]
 pub async fn revoke_key(
@@ -260,7 +260,7 @@ pub async fn revoke_key(
     request_body(content = Option<Rotation>, description = "optional"),
     responses(
         (status = 201, body = Rotated),
-        crate::openapi::Failures,
+        crate::error::Failures,
     ),
 )]
 pub async fn rotate_key(
@@ -314,6 +314,21 @@ pub struct CertificateRevocation {
     reason: String,
 }
 
+/// An organization's revoked client certificates.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RevokedCertificates {
+    organization: String,
+    revoked_certificates: Vec<RevokedCertificate>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RevokedCertificate {
+    fingerprint: String,
+    revoked_at_ms: i64,
+    revoked_by: String,
+    reason: String,
+}
+
 /// An admin revokes one of an organization's client certificates: every
 /// portal refuses it within about a second (40102), and the push feeds and
 /// consumer instances it opened close. Answers the organization's revoked
@@ -326,8 +341,8 @@ pub struct CertificateRevocation {
     params(("org" = crate::openapi::Identifier, Path)),
     request_body = CertificateRevocation,
     responses(
-        (status = 201, body = crate::openapi::RevokedCertificates),
-        crate::openapi::Failures,
+        (status = 201, body = RevokedCertificates),
+        crate::error::Failures,
     ),
 )]
 pub async fn revoke_certificate(
@@ -335,7 +350,7 @@ pub async fn revoke_certificate(
     caller: Caller,
     ApiPath(org): ApiPath<String>,
     crate::extract::ApiJson(body): crate::extract::ApiJson<CertificateRevocation>,
-) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+) -> ApiResult<(StatusCode, Json<RevokedCertificates>)> {
     caller.require_admin("revoke client certificates")?;
     let organization = state
         .catalog()
@@ -346,22 +361,21 @@ pub async fn revoke_certificate(
             reason: body.reason,
         })
         .await?;
-    let revoked: Vec<_> = organization
+    let revoked_certificates = organization
         .revoked_certificates
         .into_iter()
-        .map(|c| {
-            serde_json::json!({
-                "fingerprint": c.fingerprint,
-                "revoked_at_ms": c.revoked_at_ms,
-                "revoked_by": c.revoked_by,
-                "reason": c.reason,
-            })
+        .map(|c| RevokedCertificate {
+            fingerprint: c.fingerprint,
+            revoked_at_ms: c.revoked_at_ms,
+            revoked_by: c.revoked_by,
+            reason: c.reason,
         })
         .collect();
     Ok((
         StatusCode::CREATED,
-        Json(
-            serde_json::json!({"organization": organization.name, "revoked_certificates": revoked}),
-        ),
+        Json(RevokedCertificates {
+            organization: organization.name,
+            revoked_certificates,
+        }),
     ))
 }

@@ -66,7 +66,7 @@ fn wants_websocket(headers: &HeaderMap) -> bool {
     responses(
         (status = 200, description = "Server-Sent Events: `record` events (data: the record as JSON, id: the reader's position) and a last `closed` event; with `Upgrade: websocket`, the same as JSON text messages", content_type = "text/event-stream"),
         (status = 101, description = "switched to a WebSocket"),
-        crate::openapi::Failures,
+        crate::error::Failures,
     ),
 )]
 pub async fn events(

@@ -13,14 +13,18 @@ pub mod records;
 pub mod streams;
 pub mod topics;
 
-/// A REST Proxy v2 answer that carries no records.
-fn v2(body: serde_json::Value) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    (
-        [(axum::http::header::CONTENT_TYPE, crate::wire::RESPONSE_V2)],
-        axum::Json(body),
-    )
-        .into_response()
+/// A REST Proxy v2 answer that carries no records: JSON under REST
+/// Proxy's v2 media type.
+pub struct V2<T>(pub T);
+
+impl<T: serde::Serialize> IntoResponse for V2<T> {
+    fn into_response(self) -> Response {
+        (
+            [(header::CONTENT_TYPE, crate::wire::RESPONSE_V2)],
+            Json(self.0),
+        )
+            .into_response()
+    }
 }
 
 use axum::routing::get;

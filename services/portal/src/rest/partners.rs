@@ -20,7 +20,7 @@ use crate::AppState;
     params(("org" = crate::openapi::Identifier, Path)),
     responses(
         (status = 200, description = "AsyncAPI 3.0 of every stream the organization receives", content((Object = "application/yaml"), (Object = "application/json"))),
-        crate::openapi::Failures,
+        crate::error::Failures,
     ),
 )]
 pub async fn asyncapi(

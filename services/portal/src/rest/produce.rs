@@ -12,21 +12,20 @@
 //! feed's delivery) continue the call's trace.
 
 use axum::extract::{Request, State};
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+
+use super::V2;
 use freeport_common::error::ErrorCode;
 use freeport_common::telemetry;
 use opentelemetry::Context;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{body_bytes, media_type, parse_json, ApiPath, Caller};
 use crate::produce::{
     check_partition, decode_base64, decode_headers, delivered, delivery_error_code, destination,
-    send_span, Encoded, HeaderIn,
+    send_span, Encoded,
 };
-use crate::wire::{Format, BINARY_V2, JSON_V2, RESPONSE_V2};
+use crate::wire::{Format, BINARY_V2, JSON_V2};
 use crate::AppState;
 
 /// Most records one request may carry.
@@ -48,7 +47,24 @@ pub struct ProduceRecord {
     #[serde(default)]
     partition: Option<i32>,
     #[serde(default)]
-    headers: Vec<HeaderIn>,
+    headers: Vec<crate::wire::Header>,
+}
+
+/// Where each record of a produce request landed, in order.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ProduceResponse {
+    key_schema_id: Option<i32>,
+    value_schema_id: Option<i32>,
+    offsets: Vec<ProducedOffset>,
+}
+
+/// Where one record landed, or (`error_code`, `error`) why it did not.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ProducedOffset {
+    partition: Option<i32>,
+    offset: Option<i64>,
+    error_code: Option<u32>,
+    error: Option<String>,
 }
 
 fn encode_field(
@@ -115,8 +131,8 @@ fn encode(format: Format, request: ProduceRequest, partitions: usize) -> ApiResu
     params(("topic" = crate::openapi::TopicName, Path)),
     request_body(content((ProduceRequest = "application/vnd.kafka.json.v2+json"), (ProduceRequest = "application/vnd.kafka.binary.v2+json"))),
     responses(
-        (status = 200, body = crate::openapi::ProduceResponse, content_type = "application/vnd.kafka.v2+json"),
-        crate::openapi::Failures,
+        (status = 200, body = ProduceResponse, content_type = "application/vnd.kafka.v2+json"),
+        crate::error::Failures,
     ),
 )]
 pub async fn produce(
@@ -124,7 +140,7 @@ pub async fn produce(
     caller: Caller,
     ApiPath(topic): ApiPath<String>,
     request: Request,
-) -> ApiResult<Response> {
+) -> ApiResult<V2<ProduceResponse>> {
     produce_records(state, caller, topic, None, request).await
 }
 
@@ -138,8 +154,8 @@ pub async fn produce(
     params(("topic" = crate::openapi::TopicName, Path), ("partition" = i32, Path, minimum = 0)),
     request_body(content((ProduceRequest = "application/vnd.kafka.json.v2+json"), (ProduceRequest = "application/vnd.kafka.binary.v2+json"))),
     responses(
-        (status = 200, body = crate::openapi::ProduceResponse, content_type = "application/vnd.kafka.v2+json"),
-        crate::openapi::Failures,
+        (status = 200, body = ProduceResponse, content_type = "application/vnd.kafka.v2+json"),
+        crate::error::Failures,
     ),
 )]
 pub async fn produce_to_partition(
@@ -147,7 +163,7 @@ pub async fn produce_to_partition(
     caller: Caller,
     ApiPath((topic, partition)): ApiPath<(String, i32)>,
     request: Request,
-) -> ApiResult<Response> {
+) -> ApiResult<V2<ProduceResponse>> {
     produce_records(state, caller, topic, Some(partition), request).await
 }
 
@@ -157,7 +173,7 @@ async fn produce_records(
     topic: String,
     partition: Option<i32>,
     request: Request,
-) -> ApiResult<Response> {
+) -> ApiResult<V2<ProduceResponse>> {
     let media = media_type(request.headers());
     let format = match media.as_deref().and_then(Format::of_content_type) {
         Some(format) => format,
@@ -220,25 +236,30 @@ async fn produce_records(
     let mut failed = None;
     for sent in deliveries {
         offsets.push(match delivered(sent).await {
-            Ok(delivery) => serde_json::json!({
-                "partition": delivery.partition, "offset": delivery.offset, "error_code": null, "error": null,
-            }),
+            Ok(delivery) => ProducedOffset {
+                partition: Some(delivery.partition),
+                offset: Some(delivery.offset),
+                error_code: None,
+                error: None,
+            },
             Err(e) => {
                 tracing::warn!(topic = %topic, error = %e, "produce failed");
                 failed = Some(e.to_string());
-                serde_json::json!({
-                    "partition": null, "offset": null, "error_code": delivery_error_code(&e), "error": e.to_string(),
-                })
+                ProducedOffset {
+                    partition: None,
+                    offset: None,
+                    error_code: Some(delivery_error_code(&e)),
+                    error: Some(e.to_string()),
+                }
             }
         });
     }
     if let Some(cx) = &sending {
         telemetry::end(cx, failed);
     }
-    let body = serde_json::json!({
-        "key_schema_id": null,
-        "value_schema_id": null,
-        "offsets": offsets,
-    });
-    Ok(([(header::CONTENT_TYPE, RESPONSE_V2)], Json(body)).into_response())
+    Ok(V2(ProduceResponse {
+        key_schema_id: None,
+        value_schema_id: None,
+        offsets,
+    }))
 }

@@ -8,8 +8,11 @@ use freeport_common::kafka::ensure_topic;
 use freeport_common::names::ClusterName;
 use freeport_common::proto::catalog::v1 as pb;
 
-use super::streams::StreamView;
-use crate::error::{ApiError, ApiResult};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::streams::{StreamList, StreamView};
+use crate::error::{ApiError, ApiResult, Problem};
 use crate::extract::{body_bytes, media_type, ApiPath, Caller};
 use crate::AppState;
 
@@ -27,15 +30,18 @@ fn is_document_type(media_type: &str) -> bool {
 
 fn refused(problems: Vec<pb::DocumentProblem>) -> ApiError {
     let count = problems.len();
-    let list: Vec<_> = problems
+    let list = problems
         .into_iter()
-        .map(|p| serde_json::json!({"pointer": p.pointer, "message": p.message}))
+        .map(|p| Problem {
+            pointer: p.pointer,
+            message: p.message,
+        })
         .collect();
     let mut error = ApiError::new(
         ErrorCode::InvalidDocument,
         format!("the AsyncAPI document has {count} problem(s); nothing was published"),
     );
-    error.problems = Some(serde_json::Value::Array(list));
+    error.problems = Some(list);
     error
 }
 
@@ -46,15 +52,15 @@ fn refused(problems: Vec<pb::DocumentProblem>) -> ApiError {
     tag = "publishing",
     request_body(description = "an AsyncAPI 3.0 document", content((String = "application/yaml"), (Object = "application/json"))),
     responses(
-        (status = 200, body = crate::openapi::StreamList),
-        crate::openapi::Failures,
+        (status = 200, body = StreamList),
+        crate::error::Failures,
     ),
 )]
 pub async fn publish(
     State(state): State<AppState>,
     caller: Caller,
     request: Request,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<StreamList>> {
     caller.require_org("publish AsyncAPI documents")?;
     match media_type(request.headers()) {
         Some(m) if is_document_type(&m) => {}
@@ -103,7 +109,25 @@ pub async fn publish(
         .await?
         .map_err(refused)?;
     let streams: Vec<StreamView> = published.into_iter().map(StreamView::from).collect();
-    Ok(Json(serde_json::json!({ "streams": streams })))
+    Ok(Json(StreamList { streams }))
+}
+
+/// A published document, without its text.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AsyncApiDocumentSummary {
+    id: String,
+    owner: String,
+    title: String,
+    version: String,
+    /// The streams the document described.
+    streams: Vec<String>,
+    published_at_ms: i64,
+    published_by: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AsyncApiDocumentList {
+    documents: Vec<AsyncApiDocumentSummary>,
 }
 
 /// The documents the caller may see: its organization's, or all for admins.
@@ -123,30 +147,28 @@ async fn documents(state: &AppState, caller: &Caller) -> ApiResult<Vec<pb::Async
     operation_id = "publish_list",
     tag = "publishing",
     responses(
-        (status = 200, body = crate::openapi::AsyncApiDocumentList),
-        crate::openapi::Failures,
+        (status = 200, body = AsyncApiDocumentList),
+        crate::error::Failures,
     ),
 )]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<AsyncApiDocumentList>> {
     let documents: Vec<_> = documents(&state, &caller)
         .await?
         .into_iter()
-        .map(|d| {
-            serde_json::json!({
-                "id": d.id,
-                "owner": d.owner,
-                "title": d.title,
-                "version": d.version,
-                "streams": d.streams,
-                "published_at_ms": d.published_at_ms,
-                "published_by": d.published_by,
-            })
+        .map(|d| AsyncApiDocumentSummary {
+            id: d.id,
+            owner: d.owner,
+            title: d.title,
+            version: d.version,
+            streams: d.streams,
+            published_at_ms: d.published_at_ms,
+            published_by: d.published_by,
         })
         .collect();
-    Ok(Json(serde_json::json!({ "documents": documents })))
+    Ok(Json(AsyncApiDocumentList { documents }))
 }
 
 /// `GET /v1/asyncapi/{id}`: a document exactly as it was published.
@@ -158,7 +180,7 @@ pub async fn list(
     params(("id" = String, Path)),
     responses(
         (status = 200, description = "the document as published", content((String = "application/yaml"), (Object = "application/json"))),
-        crate::openapi::Failures,
+        crate::error::Failures,
     ),
 )]
 pub async fn get_one(

@@ -34,17 +34,18 @@ use opentelemetry::trace::TraceContextExt;
 use opentelemetry::{Context, KeyValue};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{DeliveryFuture, FutureProducer};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
+use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{media_type, ApiPath, Caller};
 use crate::produce::{
     check_partition, decode_base64, decode_headers, delivered, delivery_error_code, destination,
-    send_span, Encoded, HeaderIn,
+    send_span, Encoded,
 };
 use crate::wire::DataType;
 use crate::AppState;
@@ -56,29 +57,67 @@ const IN_FLIGHT: usize = 4096;
 /// fails with 50003.
 const QUEUE_FULL_GIVE_UP: Duration = Duration::from_secs(15);
 
-#[derive(Debug, Deserialize)]
+/// One record of a streaming produce body (records follow each other,
+/// concatenated or one per line).
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RecordIn {
+pub struct V3Record {
     #[serde(default)]
+    #[schema(minimum = 0)]
     partition_id: Option<i32>,
     #[serde(default)]
-    headers: Vec<HeaderIn>,
+    headers: Vec<crate::wire::Header>,
     #[serde(default)]
-    key: Option<DataIn>,
+    key: Option<V3Data>,
     #[serde(default)]
-    value: Option<DataIn>,
+    value: Option<V3Data>,
     /// RFC 3339.
     #[serde(default)]
+    #[schema(format = DateTime)]
     timestamp: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// A key or value of a streaming produce record.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct DataIn {
+pub struct V3Data {
+    /// `JSON` (the default), `BINARY` (base64) or `STRING`.
     #[serde(rename = "type", default)]
     kind: DataType,
     #[serde(default)]
     data: Value,
+}
+
+/// One delivery report of a streaming produce (one per record, in order):
+/// where the record landed, or why it was not written.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum V3Report {
+    Delivered {
+        /// 200.
+        error_code: u32,
+        cluster_id: String,
+        topic_name: String,
+        partition_id: i32,
+        offset: i64,
+        /// RFC 3339.
+        timestamp: Option<String>,
+        key: Option<V3Size>,
+        value: Option<V3Size>,
+    },
+    Refused {
+        /// One of Freeport's codes.
+        error_code: u32,
+        message: String,
+    },
+}
+
+/// What a report says about a record's key or value.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct V3Size {
+    #[serde(rename = "type")]
+    kind: DataType,
+    size: usize,
 }
 
 /// What the report of one record says about its key or value.
@@ -96,8 +135,8 @@ enum Pending {
     Refused(ApiError),
 }
 
-fn encode_data(what: &str, index: usize, data: Option<DataIn>) -> ApiResult<Option<Vec<u8>>> {
-    let Some(DataIn { kind, data }) = data else {
+fn encode_data(what: &str, index: usize, data: Option<V3Data>) -> ApiResult<Option<Vec<u8>>> {
+    let Some(V3Data { kind, data }) = data else {
         return Ok(None);
     };
     let bad = |expected: &str| {
@@ -120,7 +159,7 @@ fn encode_data(what: &str, index: usize, data: Option<DataIn>) -> ApiResult<Opti
 }
 
 fn encode(index: usize, record: Value, partitions: usize) -> ApiResult<(Encoded, Shape, Shape)> {
-    let record: RecordIn = crate::strict::from_value(record).map_err(|e| {
+    let record: V3Record = crate::strict::from_value(record).map_err(|e| {
         ApiError::new(
             ErrorCode::InvalidRecords,
             format!("records[{index}] is not a record: {e}"),
@@ -278,15 +317,15 @@ fn too_large(index: usize, max_record_bytes: usize) -> ApiError {
     )
 }
 
-fn shape_json(shape: Shape) -> Value {
-    match shape {
-        Some((kind, size)) => json!({"type": kind.name(), "size": size}),
-        None => Value::Null,
-    }
+fn size(shape: Shape) -> Option<V3Size> {
+    shape.map(|(kind, size)| V3Size { kind, size })
 }
 
-async fn report(pending: Pending, cluster: &str, topic: &str) -> Value {
-    let refused = |e: ApiError| json!({"error_code": e.code.code(), "message": e.message});
+async fn report(pending: Pending, cluster: &str, topic: &str) -> V3Report {
+    let refused = |e: ApiError| V3Report::Refused {
+        error_code: e.code.code(),
+        message: e.message,
+    };
     match pending {
         Pending::Refused(e) => refused(e),
         Pending::Sent {
@@ -317,23 +356,26 @@ async fn report(pending: Pending, cluster: &str, topic: &str) -> Value {
                         t.format(&time::format_description::well_known::Rfc3339)
                             .ok()
                     });
-                json!({
-                    "error_code": 200,
-                    "cluster_id": cluster,
-                    "topic_name": topic,
-                    "partition_id": delivery.partition,
-                    "offset": delivery.offset,
-                    "timestamp": timestamp,
-                    "key": shape_json(key),
-                    "value": shape_json(value),
-                })
+                V3Report::Delivered {
+                    error_code: 200,
+                    cluster_id: cluster.to_string(),
+                    topic_name: topic.to_string(),
+                    partition_id: delivery.partition,
+                    offset: delivery.offset,
+                    timestamp,
+                    key: size(key),
+                    value: size(value),
+                }
             }
             Err(e) => {
                 tracing::warn!(topic = %topic, error = %e, "produce failed");
                 if let Some(cx) = &sending {
                     telemetry::end(cx, Some(e.to_string()));
                 }
-                json!({"error_code": delivery_error_code(&e), "message": e.to_string()})
+                V3Report::Refused {
+                    error_code: delivery_error_code(&e),
+                    message: e.to_string(),
+                }
             }
         },
     }
@@ -345,10 +387,10 @@ async fn report(pending: Pending, cluster: &str, topic: &str) -> Value {
     operation_id = "records_produce",
     tag = "rest proxy",
     params(("cluster" = crate::openapi::Identifier, Path), ("topic" = crate::openapi::TopicName, Path)),
-    request_body(content = crate::openapi::V3Record, description = "records one after another, as long as the client likes (Transfer-Encoding: chunked)"),
+    request_body(content = V3Record, description = "records one after another, as long as the client likes (Transfer-Encoding: chunked)"),
     responses(
-        (status = 200, description = "one report per record, in order, one per line, while the request is still open", body = crate::openapi::V3Report),
-        crate::openapi::Failures,
+        (status = 200, description = "one report per record, in order, one per line, while the request is still open", body = V3Report),
+        crate::error::Failures,
     ),
 )]
 pub async fn produce(
@@ -414,8 +456,9 @@ pub async fn produce(
         .then(move |pending| {
             let (cluster, topic) = (cluster.clone(), topic.clone());
             async move {
-                let mut line = report(pending, &cluster, &topic).await.to_string();
-                line.push('\n');
+                let mut line = serde_json::to_vec(&report(pending, &cluster, &topic).await)
+                    .unwrap_or_default();
+                line.push(b'\n');
                 Ok::<_, Infallible>(Bytes::from(line))
             }
         });

@@ -110,16 +110,43 @@ fn compatibility(text: &str) -> ApiResult<pb::Compatibility> {
     }
 }
 
-fn version_view(v: pb::SchemaVersion) -> serde_json::Value {
-    serde_json::json!({
-        "version": v.version,
-        "format": pb::SchemaFormat::try_from(v.format)
-            .map(|f| super::enum_name(f.as_str_name(), "SCHEMA_FORMAT_"))
-            .unwrap_or_default(),
-        "schema": serde_json::from_str::<serde_json::Value>(&v.schema_json).unwrap_or(serde_json::Value::Null),
-        "registered_at_ms": v.registered_at_ms,
-        "registered_by": v.registered_by,
-    })
+/// `json_schema` or `avro`, as the REST API names a schema format.
+fn format_name(value: i32) -> String {
+    pb::SchemaFormat::try_from(value)
+        .map(|f| super::enum_name(f.as_str_name(), "SCHEMA_FORMAT_"))
+        .unwrap_or_default()
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SchemaVersion {
+    version: u32,
+    /// `json_schema` or `avro`.
+    format: String,
+    schema: serde_json::Value,
+    registered_at_ms: i64,
+    registered_by: String,
+}
+
+impl From<pb::SchemaVersion> for SchemaVersion {
+    fn from(v: pb::SchemaVersion) -> SchemaVersion {
+        SchemaVersion {
+            version: v.version,
+            format: format_name(v.format),
+            schema: serde_json::from_str(&v.schema_json).unwrap_or(serde_json::Value::Null),
+            registered_at_ms: v.registered_at_ms,
+            registered_by: v.registered_by,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SchemaVersions {
+    versions: Vec<SchemaVersion>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct StreamList {
+    pub streams: Vec<StreamView>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -152,9 +179,7 @@ impl From<pb::Stream> for StreamView {
             personal_data_fields: s.personal_data_fields,
             partitions: s.partitions,
             retention_ms: (s.retention_ms != 0).then_some(s.retention_ms),
-            schema_format: pb::SchemaFormat::try_from(s.schema_format)
-                .map(|f| super::enum_name(f.as_str_name(), "SCHEMA_FORMAT_"))
-                .unwrap_or_default(),
+            schema_format: format_name(s.schema_format),
             compatibility: pb::Compatibility::try_from(s.compatibility)
                 .map(|c| {
                     c.as_str_name()
@@ -222,15 +247,15 @@ impl Search {
     tag = "discovery",
     params(Search),
     responses(
-        (status = 200, body = crate::openapi::StreamList),
-        crate::openapi::Failures,
+        (status = 200, body = StreamList),
+        crate::error::Failures,
     ),
 )]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(search): ApiQuery<Search>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<StreamList>> {
     let streams: Vec<StreamView> = state
         .catalog()
         .list_streams_for(caller.0)
@@ -239,7 +264,7 @@ pub async fn list(
         .filter(|s| search.matches(s))
         .map(StreamView::from)
         .collect();
-    Ok(Json(serde_json::json!({ "streams": streams })))
+    Ok(Json(StreamList { streams }))
 }
 
 #[utoipa::path(
@@ -250,7 +275,7 @@ pub async fn list(
     params(("name" = crate::openapi::Identifier, Path)),
     responses(
         (status = 200, body = StreamView),
-        crate::openapi::Failures,
+        crate::error::Failures,
     ),
 )]
 pub async fn get_one(
@@ -275,7 +300,7 @@ pub async fn get_one(
     request_body = RegisterStream,
     responses(
         (status = 201, body = StreamView),
-        crate::openapi::Failures,
+        crate::error::Failures,
     ),
 )]
 pub async fn register(
@@ -395,22 +420,22 @@ pub async fn register(
     tag = "publishing",
     params(("name" = crate::openapi::Identifier, Path)),
     responses(
-        (status = 200, body = crate::openapi::SchemaVersions),
-        crate::openapi::Failures,
+        (status = 200, body = SchemaVersions),
+        crate::error::Failures,
     ),
 )]
 pub async fn schemas(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(name): ApiPath<String>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<SchemaVersions>> {
     let stream = state.catalog().get_stream_for(&name, caller.0).await?;
-    let versions: Vec<_> = stream
+    let versions = stream
         .schema_versions
         .into_iter()
-        .map(version_view)
+        .map(SchemaVersion::from)
         .collect();
-    Ok(Json(serde_json::json!({ "versions": versions })))
+    Ok(Json(SchemaVersions { versions }))
 }
 
 /// `POST /v1/streams/{name}/schemas`: a new version, checked under the
@@ -423,8 +448,8 @@ pub async fn schemas(
     params(("name" = crate::openapi::Identifier, Path)),
     request_body = NewSchemaVersion,
     responses(
-        (status = 201, body = crate::openapi::SchemaVersion),
-        crate::openapi::Failures,
+        (status = 201, body = SchemaVersion),
+        crate::error::Failures,
     ),
 )]
 pub async fn register_schema(
@@ -432,7 +457,7 @@ pub async fn register_schema(
     caller: Caller,
     ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<NewSchemaVersion>,
-) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+) -> ApiResult<(StatusCode, Json<SchemaVersion>)> {
     caller.require_org("register schema versions")?;
     let format = body.format.as_deref().map(schema_format).transpose()?;
     let version = state
@@ -444,7 +469,7 @@ pub async fn register_schema(
             schema_json: body.schema.to_string(),
         })
         .await?;
-    Ok((StatusCode::CREATED, Json(version_view(version))))
+    Ok((StatusCode::CREATED, Json(version.into())))
 }
 
 /// `PUT /v1/streams/{name}/compatibility`.
@@ -457,7 +482,7 @@ pub async fn register_schema(
     request_body = CompatibilityBody,
     responses(
         (status = 200, body = StreamView),
-        crate::openapi::Failures,
+        crate::error::Failures,
     ),
 )]
 pub async fn set_compatibility(
@@ -487,7 +512,7 @@ pub async fn set_compatibility(
     params(("name" = crate::openapi::Identifier, Path)),
     responses(
         (status = 200, description = "AsyncAPI 3.0: YAML, or JSON when Accept asks for it", content((Object = "application/yaml"), (Object = "application/json"))),
-        crate::openapi::Failures,
+        crate::error::Failures,
     ),
 )]
 pub async fn asyncapi(

@@ -7,15 +7,17 @@
 //! the topics of its own streams and of the streams it has an active
 //! contract for; an admin sees every stream's topic.
 
+use std::collections::BTreeMap;
+
 use axum::extract::State;
-use axum::response::Response;
 use freeport_common::error::ErrorCode;
 use freeport_common::kafka::{all_topic_configs, partition_ends, topic_layout, PartitionLayout};
 use freeport_common::names::ClusterName;
 use freeport_common::proto::catalog::v1 as pb;
-use serde_json::{json, Value};
+use serde::Serialize;
+use utoipa::ToSchema;
 
-use super::v2;
+use super::V2;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiPath, Caller};
 use crate::AppState;
@@ -65,19 +67,52 @@ async fn layout(
     Ok((access, partitions))
 }
 
-fn partition_json(partition: &PartitionLayout) -> Value {
-    let replicas: Vec<Value> = partition
-        .replicas
-        .iter()
-        .map(|broker| {
-            json!({
-                "broker": broker,
-                "leader": *broker == partition.leader,
-                "in_sync": partition.in_sync.contains(broker),
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Topic {
+    name: String,
+    /// As far as the cluster describes them (some describe none).
+    configs: BTreeMap<String, String>,
+    partitions: Vec<Partition>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Partition {
+    partition: i32,
+    leader: i32,
+    replicas: Vec<Replica>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Replica {
+    broker: i32,
+    leader: bool,
+    in_sync: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PartitionOffsets {
+    beginning_offset: i64,
+    /// The offset the next record will get.
+    end_offset: i64,
+}
+
+impl From<&PartitionLayout> for Partition {
+    fn from(partition: &PartitionLayout) -> Partition {
+        let replicas = partition
+            .replicas
+            .iter()
+            .map(|&broker| Replica {
+                broker,
+                leader: broker == partition.leader,
+                in_sync: partition.in_sync.contains(&broker),
             })
-        })
-        .collect();
-    json!({"partition": partition.id, "leader": partition.leader, "replicas": replicas})
+            .collect();
+        Partition {
+            partition: partition.id,
+            leader: partition.leader,
+            replicas,
+        }
+    }
 }
 
 fn find_partition(partitions: &[PartitionLayout], id: i32) -> ApiResult<&PartitionLayout> {
@@ -114,11 +149,11 @@ pub(crate) async fn readable_topics(state: &AppState, caller: &Caller) -> ApiRes
     tag = "rest proxy",
     responses(
         (status = 200, body = Vec<String>, content_type = "application/vnd.kafka.v2+json"),
-        crate::openapi::Failures,
+        crate::error::Failures,
     ),
 )]
-pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
-    Ok(v2(json!(readable_topics(&state, &caller).await?)))
+pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<V2<Vec<String>>> {
+    Ok(V2(readable_topics(&state, &caller).await?))
 }
 
 /// `GET /topics/{topic}`: its configs (as far as the cluster describes
@@ -130,22 +165,22 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Re
     tag = "rest proxy",
     params(("topic" = crate::openapi::TopicName, Path)),
     responses(
-        (status = 200, body = crate::openapi::Topic, content_type = "application/vnd.kafka.v2+json"),
-        crate::openapi::Failures,
+        (status = 200, body = Topic, content_type = "application/vnd.kafka.v2+json"),
+        crate::error::Failures,
     ),
 )]
 pub async fn get_one(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(topic): ApiPath<String>,
-) -> ApiResult<Response> {
+) -> ApiResult<V2<Topic>> {
     let (access, partitions) = layout(&state, &caller, &topic).await?;
     let configs = all_topic_configs(state.cluster(&access.cluster)?, &topic).await;
-    Ok(v2(json!({
-        "name": topic,
-        "configs": configs,
-        "partitions": partitions.iter().map(partition_json).collect::<Vec<_>>(),
-    })))
+    Ok(V2(Topic {
+        name: topic,
+        configs,
+        partitions: partitions.iter().map(Partition::from).collect(),
+    }))
 }
 
 /// `GET /topics/{topic}/partitions`.
@@ -156,20 +191,17 @@ pub async fn get_one(
     tag = "rest proxy",
     params(("topic" = crate::openapi::TopicName, Path)),
     responses(
-        (status = 200, body = Vec<crate::openapi::Partition>, content_type = "application/vnd.kafka.v2+json"),
-        crate::openapi::Failures,
+        (status = 200, body = Vec<Partition>, content_type = "application/vnd.kafka.v2+json"),
+        crate::error::Failures,
     ),
 )]
 pub async fn partitions(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(topic): ApiPath<String>,
-) -> ApiResult<Response> {
+) -> ApiResult<V2<Vec<Partition>>> {
     let (_, partitions) = layout(&state, &caller, &topic).await?;
-    Ok(v2(json!(partitions
-        .iter()
-        .map(partition_json)
-        .collect::<Vec<_>>())))
+    Ok(V2(partitions.iter().map(Partition::from).collect()))
 }
 
 /// `GET /topics/{topic}/partitions/{partition}`.
@@ -180,17 +212,17 @@ pub async fn partitions(
     tag = "rest proxy",
     params(("topic" = crate::openapi::TopicName, Path), ("partition" = i32, Path, minimum = 0)),
     responses(
-        (status = 200, body = crate::openapi::Partition, content_type = "application/vnd.kafka.v2+json"),
-        crate::openapi::Failures,
+        (status = 200, body = Partition, content_type = "application/vnd.kafka.v2+json"),
+        crate::error::Failures,
     ),
 )]
 pub async fn partition(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath((topic, id)): ApiPath<(String, i32)>,
-) -> ApiResult<Response> {
+) -> ApiResult<V2<Partition>> {
     let (_, partitions) = layout(&state, &caller, &topic).await?;
-    Ok(v2(partition_json(find_partition(&partitions, id)?)))
+    Ok(V2(find_partition(&partitions, id)?.into()))
 }
 
 /// `GET /topics/{topic}/partitions/{partition}/offsets`.
@@ -201,15 +233,15 @@ pub async fn partition(
     tag = "rest proxy",
     params(("topic" = crate::openapi::TopicName, Path), ("partition" = i32, Path, minimum = 0)),
     responses(
-        (status = 200, body = crate::openapi::PartitionOffsets, content_type = "application/vnd.kafka.v2+json"),
-        crate::openapi::Failures,
+        (status = 200, body = PartitionOffsets, content_type = "application/vnd.kafka.v2+json"),
+        crate::error::Failures,
     ),
 )]
 pub async fn offsets(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath((topic, id)): ApiPath<(String, i32)>,
-) -> ApiResult<Response> {
+) -> ApiResult<V2<PartitionOffsets>> {
     let (access, partitions) = layout(&state, &caller, &topic).await?;
     find_partition(&partitions, id)?;
     let ends = partition_ends(state.cluster(&access.cluster)?, &topic, vec![id])
@@ -221,7 +253,8 @@ pub async fn offsets(
             format!("partition {id} not found"),
         )
     })?;
-    Ok(v2(
-        json!({"beginning_offset": beginning, "end_offset": end}),
-    ))
+    Ok(V2(PartitionOffsets {
+        beginning_offset: beginning,
+        end_offset: end,
+    }))
 }

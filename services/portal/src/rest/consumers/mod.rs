@@ -14,11 +14,13 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use freeport_common::error::ErrorCode;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::topics::{readable_topics, topic_access};
-use super::v2;
+use utoipa::ToSchema;
+
+use super::V2;
 use crate::consumers::{close, with_instance, Mode, Settings, TopicRead};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, Caller};
@@ -33,6 +35,8 @@ const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
 const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_MAX_BYTES: usize = 1024 * 1024;
 const MAX_MAX_BYTES: usize = 64 * 1024 * 1024;
+/// The largest whole-number setting (milliseconds or bytes).
+const MAX_SETTING: u64 = 999_999_999;
 /// Most records one records request returns.
 const MAX_RECORDS: usize = 10_000;
 
@@ -45,7 +49,7 @@ fn invalid_config(message: impl Into<String>) -> ApiError {
 }
 
 /// Group and instance names: what Kafka allows in a group id, bounded.
-fn check_name(what: &str, name: &str) -> ApiResult<()> {
+pub(crate) fn check_name(what: &str, name: &str) -> ApiResult<()> {
     let fine = !name.is_empty()
         && name.len() <= 200
         && name
@@ -60,80 +64,154 @@ fn check_name(what: &str, name: &str) -> ApiResult<()> {
     }
 }
 
-/// A setting given as a string or a number (REST Proxy clients send both).
-fn setting_text(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
+/// A new REST Proxy consumer instance's settings. Names and choices are
+/// strings; the numbers and the flag may also be sent as JSON numbers and
+/// booleans, as REST Proxy clients send them.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumerSettings {
+    #[schema(value_type = Option<crate::openapi::ConsumerName>)]
+    name: Option<String>,
+    /// `binary` (the default) or `json`.
+    #[schema(pattern = "^(binary|json)$")]
+    format: Option<String>,
+    /// `earliest` or `latest` (the default); `smallest` and `largest` are
+    /// their old names.
+    #[serde(rename = "auto.offset.reset")]
+    #[schema(pattern = "^(earliest|latest|smallest|largest)$")]
+    auto_offset_reset: Option<String>,
+    #[serde(rename = "auto.commit.enable")]
+    #[schema(schema_with = flag_setting)]
+    auto_commit_enable: Option<Setting>,
+    /// Accepted for compatibility: Kafka tunes fetching itself.
+    #[serde(rename = "fetch.min.bytes")]
+    #[schema(schema_with = whole_number_setting)]
+    fetch_min_bytes: Option<Setting>,
+    #[serde(rename = "consumer.request.timeout.ms")]
+    #[schema(schema_with = whole_number_setting)]
+    consumer_request_timeout_ms: Option<Setting>,
+}
+
+/// A setting's value as REST Proxy clients send it: a string, or the
+/// number or boolean it spells.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Setting {
+    Text(String),
+    Number(u64),
+    Flag(bool),
+}
+
+impl Setting {
+    fn whole_number(&self, key: &str) -> ApiResult<u64> {
+        match self {
+            Setting::Number(n) => Some(*n),
+            Setting::Text(text) => text.parse().ok(),
+            Setting::Flag(_) => None,
+        }
+        .filter(|n| *n <= MAX_SETTING)
+        .ok_or_else(|| {
+            invalid_config(format!(
+                "{key} must be a whole number from 0 to {MAX_SETTING}"
+            ))
+        })
+    }
+
+    fn flag(&self, key: &str) -> ApiResult<bool> {
+        match self {
+            Setting::Flag(b) => Some(*b),
+            Setting::Text(text) => text.parse().ok(),
+            Setting::Number(_) => None,
+        }
+        .ok_or_else(|| invalid_config(format!("{key} must be \"true\" or \"false\"")))
     }
 }
 
-fn settings_from(body: &serde_json::Map<String, Value>) -> ApiResult<(Option<String>, Settings)> {
-    let mut settings = Settings {
-        format: Format::Binary,
-        auto_offset_reset: "latest",
-        auto_commit: true,
-        request_timeout: DEFAULT_REQUEST_TIMEOUT,
-        max_bytes: DEFAULT_MAX_BYTES,
-    };
-    let mut name = None;
-    for (key, value) in body {
-        if value.is_null() {
-            continue;
+fn flag_setting() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^(true|false)$")),
+        )
+        .item(ObjectBuilder::new().schema_type(Type::Boolean))
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .build()
+        .into()
+}
+
+fn whole_number_setting() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^[0-9]{1,9}$")),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(0))
+                .maximum(Some(MAX_SETTING as f64)),
+        )
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .build()
+        .into()
+}
+
+impl ConsumerSettings {
+    fn settings(self) -> ApiResult<(Option<String>, Settings)> {
+        if let Some(name) = &self.name {
+            check_name("instance name", name)?;
         }
-        let text = setting_text(value)
-            .ok_or_else(|| invalid_config(format!("{key} must be a string or a number")))?;
-        let millis = || {
-            text.parse::<u64>().map(Duration::from_millis).map_err(|_| {
-                invalid_config(format!("{key} must be a whole number of milliseconds"))
-            })
+        let format = match self.format.as_deref() {
+            None => Format::Binary,
+            Some(text) => Format::named(text).ok_or_else(|| {
+                invalid_config(format!(
+                    "format {text:?} is not supported; use \"json\" or \"binary\""
+                ))
+            })?,
         };
-        match key.as_str() {
-            "name" => {
-                check_name("instance name", &text)?;
-                name = Some(text);
-            }
-            "format" => {
-                settings.format = Format::named(&text).ok_or_else(|| {
-                    invalid_config(format!(
-                        "format {text:?} is not supported; use \"json\" or \"binary\""
-                    ))
-                })?;
-            }
-            "auto.offset.reset" => {
-                settings.auto_offset_reset = match text.as_str() {
-                    "earliest" | "smallest" => "earliest",
-                    "latest" | "largest" => "latest",
-                    other => {
-                        return Err(invalid_config(format!(
-                            "auto.offset.reset {other:?} must be \"earliest\" or \"latest\""
-                        )))
-                    }
-                }
-            }
-            "auto.commit.enable" => {
-                settings.auto_commit = text.parse().map_err(|_| {
-                    invalid_config(format!("auto.commit.enable {text:?} must be \"true\" or \"false\""))
-                })?
-            }
-            "consumer.request.timeout.ms" => {
-                settings.request_timeout = millis()?.min(MAX_REQUEST_TIMEOUT)
-            }
-            // Kafka tunes this itself; accepted for compatibility.
-            "fetch.min.bytes" => {
-                text.parse::<u64>()
-                    .map_err(|_| invalid_config("fetch.min.bytes must be a whole number"))?;
-            }
-            other => {
+        let auto_offset_reset = match self.auto_offset_reset.as_deref() {
+            None | Some("latest" | "largest") => "latest",
+            Some("earliest" | "smallest") => "earliest",
+            Some(other) => {
                 return Err(invalid_config(format!(
-                    "unknown consumer setting {other:?}; known: name, format, auto.offset.reset, auto.commit.enable, fetch.min.bytes, consumer.request.timeout.ms"
+                    "auto.offset.reset {other:?} must be \"earliest\" or \"latest\""
                 )))
             }
+        };
+        let auto_commit = match &self.auto_commit_enable {
+            None => true,
+            Some(setting) => setting.flag("auto.commit.enable")?,
+        };
+        if let Some(setting) = &self.fetch_min_bytes {
+            setting.whole_number("fetch.min.bytes")?;
         }
+        let request_timeout = match &self.consumer_request_timeout_ms {
+            None => DEFAULT_REQUEST_TIMEOUT,
+            Some(setting) => {
+                Duration::from_millis(setting.whole_number("consumer.request.timeout.ms")?)
+                    .min(MAX_REQUEST_TIMEOUT)
+            }
+        };
+        let settings = Settings {
+            format,
+            auto_offset_reset,
+            auto_commit,
+            request_timeout,
+            max_bytes: DEFAULT_MAX_BYTES,
+        };
+        Ok((self.name, settings))
     }
-    Ok((name, settings))
+}
+
+/// The body of `POST /consumers/{group}`, refused with REST Proxy's
+/// consumer-configuration code (42204) when it is not the settings.
+fn consumer_settings(body: Value) -> ApiResult<ConsumerSettings> {
+    crate::strict::from_value(body)
+        .map_err(|e| invalid_config(format!("invalid consumer settings: {e}")))
 }
 
 /// `POST /consumers/{group}`: a new instance in the caller's group.
@@ -143,10 +221,10 @@ fn settings_from(body: &serde_json::Map<String, Value>) -> ApiResult<(Option<Str
     operation_id = "consumers_create",
     tag = "rest proxy",
     params(("group" = crate::openapi::ConsumerName, Path)),
-    request_body(content = crate::openapi::ConsumerSettings, content_type = "application/vnd.kafka.v2+json"),
+    request_body(content = ConsumerSettings, content_type = "application/vnd.kafka.v2+json"),
     responses(
-        (status = 200, body = crate::openapi::ConsumerCreated, content_type = "application/vnd.kafka.v2+json"),
-        crate::openapi::Failures,
+        (status = 200, body = ConsumerCreated, content_type = "application/vnd.kafka.v2+json"),
+        crate::error::Failures,
     ),
 )]
 pub async fn create(
@@ -155,13 +233,10 @@ pub async fn create(
     ApiPath(group): ApiPath<String>,
     headers: HeaderMap,
     ApiJson(body): ApiJson<Value>,
-) -> ApiResult<Response> {
+) -> ApiResult<V2<ConsumerCreated>> {
     let org = caller.require_org("create consumer instances")?;
     check_name("consumer group", &group)?;
-    let Value::Object(body) = body else {
-        return Err(invalid_config("the body must be a JSON object"));
-    };
-    let (name, settings) = settings_from(&body)?;
+    let (name, settings) = consumer_settings(body)?.settings()?;
     let name = name.unwrap_or_else(|| format!("rest-consumer-{}", uuid::Uuid::new_v4()));
     state
         .consumers()
@@ -172,7 +247,10 @@ pub async fn create(
         None => path,
     };
     tracing::info!(%org, %group, instance = %name, "consumer instance created");
-    Ok(v2(json!({"instance_id": name, "base_uri": base_uri})))
+    Ok(V2(ConsumerCreated {
+        instance_id: name,
+        base_uri,
+    }))
 }
 
 /// Path of an instance's routes.
@@ -206,7 +284,7 @@ impl InstancePath {
     params(InstancePath),
     responses(
         (status = 204, description = "closed; it left its group"),
-        crate::openapi::Failures,
+        crate::error::Failures,
     ),
 )]
 pub async fn delete(
@@ -285,7 +363,7 @@ pub enum SubscriptionBody {
     request_body(content = SubscriptionBody, content_type = "application/vnd.kafka.v2+json"),
     responses(
         (status = 204, description = "subscribed"),
-        crate::openapi::Failures,
+        crate::error::Failures,
     ),
 )]
 pub async fn subscribe(
@@ -356,15 +434,15 @@ async fn matching_topics(
     tag = "rest proxy",
     params(InstancePath),
     responses(
-        (status = 200, body = crate::openapi::Subscription, content_type = "application/vnd.kafka.v2+json"),
-        crate::openapi::Failures,
+        (status = 200, body = Subscription, content_type = "application/vnd.kafka.v2+json"),
+        crate::error::Failures,
     ),
 )]
 pub async fn subscription(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(path): ApiPath<InstancePath>,
-) -> ApiResult<Response> {
+) -> ApiResult<V2<Subscription>> {
     let instance = path.get(&state, &caller)?;
     let topics = with_instance(instance, |i| {
         Ok(match i.mode() {
@@ -373,7 +451,7 @@ pub async fn subscription(
         })
     })
     .await?;
-    Ok(v2(json!({ "topics": topics })))
+    Ok(V2(Subscription { topics }))
 }
 
 /// `DELETE .../subscription`: stops reading (subscribed or assigned).
@@ -385,7 +463,7 @@ pub async fn subscription(
     params(InstancePath),
     responses(
         (status = 204, description = "reads nothing any more"),
-        crate::openapi::Failures,
+        crate::error::Failures,
     ),
 )]
 pub async fn unsubscribe(
@@ -398,13 +476,33 @@ pub async fn unsubscribe(
     Ok(no_content())
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+/// A topic's partition, as consumers name them.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PartitionRef {
     #[schema(value_type = crate::openapi::TopicName)]
     topic: String,
     #[schema(minimum = 0)]
     partition: i32,
+}
+
+/// The partitions an instance is assigned.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Assignments {
+    partitions: Vec<PartitionRef>,
+}
+
+/// The topics an instance is subscribed to.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Subscription {
+    topics: Vec<String>,
+}
+
+/// Where a new instance is.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConsumerCreated {
+    instance_id: String,
+    base_uri: String,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -484,7 +582,7 @@ async fn check_partitions(
     request_body(content = PartitionsBody, content_type = "application/vnd.kafka.v2+json"),
     responses(
         (status = 204, description = "assigned"),
-        crate::openapi::Failures,
+        crate::error::Failures,
     ),
 )]
 pub async fn assign(
@@ -509,20 +607,20 @@ pub async fn assign(
     tag = "rest proxy",
     params(InstancePath),
     responses(
-        (status = 200, body = crate::openapi::Assignments, content_type = "application/vnd.kafka.v2+json"),
-        crate::openapi::Failures,
+        (status = 200, body = Assignments, content_type = "application/vnd.kafka.v2+json"),
+        crate::error::Failures,
     ),
 )]
 pub async fn assignments(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(path): ApiPath<InstancePath>,
-) -> ApiResult<Response> {
+) -> ApiResult<V2<Assignments>> {
     let instance = path.get(&state, &caller)?;
     let held = with_instance(instance, |i| i.assignment()).await?;
-    let partitions: Vec<Value> = held
+    let partitions = held
         .into_iter()
-        .map(|(topic, partition)| json!({"topic": topic, "partition": partition}))
+        .map(|(topic, partition)| PartitionRef { topic, partition })
         .collect();
-    Ok(v2(json!({ "partitions": partitions })))
+    Ok(V2(Assignments { partitions }))
 }

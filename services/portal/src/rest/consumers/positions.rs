@@ -9,7 +9,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use freeport_common::error::ErrorCode;
 use serde::Deserialize;
-use serde_json::{json, Value};
 
 use super::{
     no_content, InstancePath, OffsetsBody, PartitionsBody, DEFAULT_MAX_BYTES, MAX_MAX_BYTES,
@@ -18,7 +17,7 @@ use super::{
 use crate::consumers::with_instance;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{body_bytes, parse_json, ApiJson, ApiPath, ApiQuery, Caller};
-use crate::rest::v2;
+use crate::rest::V2;
 use crate::wire::Format;
 use crate::AppState;
 
@@ -33,7 +32,7 @@ use crate::AppState;
     request_body(content = OffsetsBody, content_type = "application/vnd.kafka.v2+json"),
     responses(
         (status = 204, description = "moved"),
-        crate::openapi::Failures,
+        crate::error::Failures,
     ),
 )]
 pub async fn seek(
@@ -76,7 +75,7 @@ async fn seek_to(
     request_body(content = PartitionsBody, content_type = "application/vnd.kafka.v2+json"),
     responses(
         (status = 204, description = "moved"),
-        crate::openapi::Failures,
+        crate::error::Failures,
     ),
 )]
 pub async fn seek_beginning(
@@ -98,7 +97,7 @@ pub async fn seek_beginning(
     request_body(content = PartitionsBody, content_type = "application/vnd.kafka.v2+json"),
     responses(
         (status = 204, description = "moved"),
-        crate::openapi::Failures,
+        crate::error::Failures,
     ),
 )]
 pub async fn seek_end(
@@ -116,12 +115,10 @@ pub async fn seek_end(
 pub struct RecordsQuery {
     /// Milliseconds to wait for records.
     #[serde(default)]
-    #[param(maximum = 4294967295.0)]
-    timeout: Option<u64>,
+    timeout: Option<u32>,
     /// Most bytes of keys and values to return.
     #[serde(default)]
-    #[param(maximum = 4294967295.0)]
-    max_bytes: Option<usize>,
+    max_bytes: Option<u32>,
 }
 
 /// The format `Accept` asks for, if it names one.
@@ -138,8 +135,8 @@ fn accepted_format(headers: &HeaderMap) -> Option<Format> {
     tag = "rest proxy",
     params(InstancePath, RecordsQuery),
     responses(
-        (status = 200, description = "the records, in the instance's format", content((Vec<crate::openapi::ConsumerRecord> = "application/vnd.kafka.json.v2+json"), (Vec<crate::openapi::ConsumerRecord> = "application/vnd.kafka.binary.v2+json"))),
-        crate::openapi::Failures,
+        (status = 200, description = "the records, in the instance's format", content((Vec<crate::consumers::ConsumerRecord> = "application/vnd.kafka.json.v2+json"), (Vec<crate::consumers::ConsumerRecord> = "application/vnd.kafka.binary.v2+json"))),
+        crate::error::Failures,
     ),
 )]
 pub async fn records(
@@ -193,12 +190,12 @@ pub async fn records(
     }
     let timeout = query
         .timeout
-        .map(Duration::from_millis)
+        .map(|ms| Duration::from_millis(ms.into()))
         .unwrap_or(default_timeout)
         .min(MAX_REQUEST_TIMEOUT);
     let max_bytes = query
         .max_bytes
-        .unwrap_or(DEFAULT_MAX_BYTES)
+        .map_or(DEFAULT_MAX_BYTES, |b| b as usize)
         .min(MAX_MAX_BYTES);
     let records = with_instance(instance, move |i| {
         i.records(timeout, max_bytes, max_records)
@@ -210,11 +207,7 @@ pub async fn records(
     }
     let records = records?;
     let content_type = format.media_type();
-    Ok((
-        [(header::CONTENT_TYPE, content_type)],
-        Json(Value::Array(records)),
-    )
-        .into_response())
+    Ok(([(header::CONTENT_TYPE, content_type)], Json(records)).into_response())
 }
 
 /// `POST .../offsets`: commits the offsets given (each the last record
@@ -228,7 +221,7 @@ pub async fn records(
     request_body(content = Option<OffsetsBody>, content_type = "application/vnd.kafka.v2+json", description = "without a body: everything read so far"),
     responses(
         (status = 204, description = "committed"),
-        crate::openapi::Failures,
+        crate::error::Failures,
     ),
 )]
 pub async fn commit(
@@ -249,6 +242,12 @@ pub async fn commit(
     Ok(no_content())
 }
 
+/// A group's committed offsets.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct CommittedOffsets {
+    offsets: Vec<crate::consumers::CommittedOffset>,
+}
+
 /// `GET .../offsets`: the group's committed offsets of the partitions in
 /// the body.
 #[utoipa::path(
@@ -259,8 +258,8 @@ pub async fn commit(
     params(InstancePath),
     request_body(content = PartitionsBody, content_type = "application/vnd.kafka.v2+json"),
     responses(
-        (status = 200, body = crate::openapi::CommittedOffsets, content_type = "application/vnd.kafka.v2+json"),
-        crate::openapi::Failures,
+        (status = 200, body = CommittedOffsets, content_type = "application/vnd.kafka.v2+json"),
+        crate::error::Failures,
     ),
 )]
 pub async fn committed(
@@ -268,9 +267,9 @@ pub async fn committed(
     caller: Caller,
     ApiPath(path): ApiPath<InstancePath>,
     ApiJson(body): ApiJson<PartitionsBody>,
-) -> ApiResult<Response> {
+) -> ApiResult<V2<CommittedOffsets>> {
     let instance = path.get(&state, &caller)?;
     let partitions = body.pairs();
     let offsets = with_instance(instance, move |i| i.committed(partitions)).await?;
-    Ok(v2(json!({ "offsets": offsets })))
+    Ok(V2(CommittedOffsets { offsets }))
 }
