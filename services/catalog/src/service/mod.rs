@@ -32,7 +32,10 @@ use crate::store::{Commit, Store};
 /// reading the change log from the store.
 const LIVE_EVENT_BUFFER: usize = 1024;
 const CATCH_UP_PAGE: usize = 512;
-const MAX_TEXT: usize = 4096;
+/// The most characters of a free-text field (a title, a description, a
+/// purpose, a reason, a display or contact name), as the OpenAPI document
+/// says (`maxLength` counts characters).
+const MAX_TEXT_CHARS: usize = 1024;
 /// The largest value schema accepted, as JSON text.
 pub const MAX_SCHEMA_BYTES: usize = 256 * 1024;
 
@@ -75,10 +78,10 @@ fn check_text(field: &str, value: &str, required: bool) -> Result<(), CatalogErr
             "{field} must not be empty"
         )));
     }
-    if value.len() > MAX_TEXT {
+    let chars = value.chars().count();
+    if chars > MAX_TEXT_CHARS {
         return Err(CatalogError::InvalidField(format!(
-            "{field} is {} bytes; the limit is {MAX_TEXT}",
-            value.len()
+            "{field} is {chars} characters; the limit is {MAX_TEXT_CHARS}"
         )));
     }
     Ok(())

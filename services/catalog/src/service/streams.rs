@@ -41,7 +41,8 @@ impl Catalog {
             ));
         }
         for tag in &new.tags {
-            if tag.is_empty() || tag.len() > 64 || tag.chars().any(char::is_control) {
+            let chars = tag.chars().count();
+            if chars == 0 || chars > 64 || tag.chars().any(char::is_control) {
                 problems.push(format!(
                     "tags: {tag:?} must be 1 to 64 printable characters"
                 ));

@@ -743,6 +743,14 @@ async fn organizations_and_streams_carry_their_details_validated() {
         [format!("{}{}", "ab".repeat(16), "cd".repeat(16))]
     );
     assert_eq!(org.contacts, details.contacts);
+    let wide = OrgDetails {
+        display_name: "é".repeat(1024),
+        ..Default::default()
+    };
+    f.catalog
+        .create_organization(&f.admin, OrgName::parse("wide").unwrap(), OrgKind::Partner, wide)
+        .await
+        .unwrap();
     for bad in [
         OrgDetails {
             contacts: vec![Contact {
@@ -753,6 +761,12 @@ async fn organizations_and_streams_carry_their_details_validated() {
         },
         OrgDetails {
             trusted_cert_fingerprints: vec!["abc".into()],
+            ..Default::default()
+        },
+        // Free text is limited in characters, as the OpenAPI document's
+        // maxLength counts them: 1,024 (of any width) is the most.
+        OrgDetails {
+            display_name: "x".repeat(1025),
             ..Default::default()
         },
     ] {
@@ -772,6 +786,7 @@ async fn organizations_and_streams_carry_their_details_validated() {
     let mut stream = orders();
     stream.personal_data_fields = vec!["/phone".into(), "email".into()];
     stream.partitions = 0;
+    stream.tags = vec!["ü".repeat(64), "t".repeat(65), "tab\t".into()];
     let err = f
         .catalog
         .register_stream(&f.owner, stream)
@@ -782,9 +797,12 @@ async fn organizations_and_streams_carry_their_details_validated() {
         "\"/phone\" is not a field",
         "\"email\" is not a JSON pointer",
         "partitions must be at least 1",
+        "tags: \"ttttt",
+        "tags: \"tab\\t\"",
     ] {
         assert!(err.contains(needle), "{needle} missing from {err}");
     }
+    assert!(!err.contains("üüü"), "64 wide characters are a tag: {err}");
     let stream = f.catalog.register_stream(&f.owner, orders()).await.unwrap();
     assert_eq!(
         (stream.partitions, stream.personal_data_fields.as_slice()),
