@@ -2,7 +2,8 @@
 # Schema-driven fuzzing of the portal's REST API with schemathesis (PyPI):
 # every request docs/openapi.json allows must be accepted or refused with
 # a 404/409-style answer about the data (never "invalid" for a request the
-# document allows), and nothing may answer 5xx. It runs against
+# document allows), every request it does not allow must be refused, and
+# nothing may answer 5xx. It runs against
 # `freeport up` (with the AsyncAPI schema, so publishing is configured) as
 # each of the hub's callers in turn: admin, owner and partner. One worker:
 # with more, Python 3.11's ast module (which hypothesis uses) races itself.
@@ -50,9 +51,23 @@ for who in admin owner partner; do
     fi
   }
   # Everything the document allows is accepted (or refused for the data:
-  # 401/403/404/409), and nothing is a 5xx.
-  run api --checks not_a_server_error,positive_data_acceptance \
-    --exclude-operation-id publish_publish --max-time "$SECONDS_EACH"
+  # 401/403/404/409), everything it does not allow is refused, and
+  # nothing is a 5xx.
+  run api --checks not_a_server_error,positive_data_acceptance,negative_data_rejection \
+    --exclude-operation-id publish_publish --exclude-operation-id streams_register \
+    --exclude-operation-id streams_register_schema --exclude-operation-id records_produce \
+    --max-time "$SECONDS_EACH"
+  # A stream's schema must be a valid JSON Schema or Avro schema, which
+  # the document cannot say (the catalog checks it: 422 with every
+  # problem); the rest of the body is held to the document both ways.
+  run schemas --checks not_a_server_error,negative_data_rejection \
+    --include-operation-id streams_register --include-operation-id streams_register_schema \
+    --max-time $((SECONDS_EACH / 4 + 1))
+  # The v3 records stream answers 200 and reports each record on its own
+  # line, so a record the document does not allow is refused in its
+  # report, not by the status.
+  run records --checks not_a_server_error,positive_data_acceptance \
+    --include-operation-id records_produce --max-time $((SECONDS_EACH / 4 + 1))
   # An AsyncAPI document's validity is the AsyncAPI schema's, which the
   # catalog checks (422 with every problem; tests/tests/publish.rs): here
   # only that no document makes a 5xx.

@@ -897,6 +897,18 @@ async fn bad_input_gets_a_stable_code_and_writes_nothing() {
         hub.call("GET", "/v1/contracts?colour=red", &admin, None)
             .await,
     );
+    // A filter names a stream or an organization by the name rules.
+    for query in ["stream=", "org=Not%20A%20Name", "owner=-x"] {
+        check(
+            Refusal {
+                what: "filter that is no name",
+                status: 422,
+                code: 42201,
+            },
+            hub.call("GET", &format!("/v1/contracts?{query}"), &admin, None)
+                .await,
+        );
+    }
 
     // Routing.
     check(

@@ -45,10 +45,9 @@ pub struct Fingerprint(String);
 #[allow(dead_code)]
 pub struct TopicName(String);
 
-/// A tag: 1 to 64 characters (printable ASCII documented; any printable
-/// accepted).
+/// A tag: 1 to 64 characters, none of them a control character.
 #[derive(ToSchema)]
-#[schema(pattern = "^[\\x20-\\x7e]{1,64}$")]
+#[schema(pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]{1,64}$")]
 #[allow(dead_code)]
 pub struct Tag(String);
 

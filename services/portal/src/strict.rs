@@ -28,10 +28,14 @@ impl<'de> IntoDeserializer<'de, serde_json::Error> for Strict {
     }
 }
 
-/// A whole number in `f64` as an integer, when it is one exactly.
-fn whole(number: &Number) -> Option<Number> {
+/// `number` as an integer when it is one: an integer already, or a whole
+/// number in `f64` (exactly, below 2^53).
+pub fn whole(number: &Number) -> Option<Number> {
+    if !number.is_f64() {
+        return Some(number.clone());
+    }
     let f = number.as_f64()?;
-    if number.is_f64() && f.fract() == 0.0 && f.abs() < 2f64.powi(53) {
+    if f.fract() == 0.0 && f.abs() < 2f64.powi(53) {
         // Exact below 2^53; the casts cannot truncate.
         return Some(if f < 0.0 {
             Number::from(f as i64)

@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use freeport_common::contract::{ContractState, ContractTerms, FilterOp, RowCondition};
 use freeport_common::error::ErrorCode;
+use freeport_common::names::{OrgName, StreamName};
 use freeport_common::proto::catalog::v1 as pb;
 use serde::{Deserialize, Serialize};
 
@@ -150,13 +151,13 @@ pub struct ListFilter {
     #[param(pattern = "^(requested|approved|active|suspended|rejected|revoked|expired)$")]
     state: Option<String>,
     #[param(value_type = Option<crate::openapi::Identifier>)]
-    stream: Option<String>,
+    stream: Option<StreamName>,
     /// The consuming organization.
     #[param(value_type = Option<crate::openapi::Identifier>)]
-    org: Option<String>,
+    org: Option<OrgName>,
     /// The organization that owns the stream.
     #[param(value_type = Option<crate::openapi::Identifier>)]
-    owner: Option<String>,
+    owner: Option<OrgName>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -375,16 +376,19 @@ pub async fn list(
         .await?
         .into_iter()
         .filter(|c| {
-            filter.stream.as_ref().is_none_or(|s| *s == c.stream)
+            filter
+                .stream
+                .as_ref()
+                .is_none_or(|s| s.as_str() == c.stream)
                 && filter
                     .state
                     .as_ref()
                     .is_none_or(|s| *s == state_name(c.state))
-                && filter.org.as_ref().is_none_or(|o| *o == c.consumer)
+                && filter.org.as_ref().is_none_or(|o| o.as_str() == c.consumer)
                 && filter
                     .owner
                     .as_ref()
-                    .is_none_or(|o| Some(o) == owners.get(&c.stream))
+                    .is_none_or(|o| owners.get(&c.stream).is_some_and(|x| x == o.as_str()))
                 && visible(&caller, c, owners.get(&c.stream).map(String::as_str))
         })
         .map(ContractView::from)

@@ -31,23 +31,63 @@ use crate::AppState;
 /// Most records one request may carry.
 const MAX_RECORDS: usize = 10_000;
 
+/// A produce body; `T` is how the request's embedded format writes keys
+/// and values: any JSON (json) or base64 strings (binary).
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ProduceRequest {
-    records: Vec<ProduceRecord>,
+pub struct ProduceRequest<T> {
+    #[schema(min_items = 1, max_items = 10000)]
+    records: Vec<ProduceRecord<T>>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ProduceRecord {
+pub struct ProduceRecord<T> {
+    key: Option<T>,
+    value: Option<T>,
     #[serde(default)]
-    key: Option<serde_json::Value>,
-    #[serde(default)]
-    value: Option<serde_json::Value>,
-    #[serde(default)]
+    #[schema(minimum = 0)]
     partition: Option<i32>,
     #[serde(default)]
     headers: Vec<crate::wire::Header>,
+}
+
+/// A binary-format key or value: base64 of the bytes, or null.
+// Read as any JSON, so that anything else is refused with the records
+// code (42202) rather than as a malformed body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = Option<String>, format = Byte)]
+pub struct Base64Data(serde_json::Value);
+
+/// A key or value as the embedded format writes it, to its bytes.
+trait Embedded {
+    fn bytes(self, what: &str, index: usize) -> ApiResult<Option<Vec<u8>>>;
+}
+
+impl Embedded for serde_json::Value {
+    fn bytes(self, _: &str, _: usize) -> ApiResult<Option<Vec<u8>>> {
+        Ok((!self.is_null()).then(|| self.to_string().into_bytes()))
+    }
+}
+
+impl Embedded for Base64Data {
+    fn bytes(self, what: &str, index: usize) -> ApiResult<Option<Vec<u8>>> {
+        match self.0 {
+            serde_json::Value::Null => Ok(None),
+            serde_json::Value::String(text) => decode_base64(what, index, &text).map(Some),
+            _ => Err(ApiError::new(
+                ErrorCode::InvalidRecords,
+                format!("records[{index}].{what} must be a base64 string in the binary format"),
+            )),
+        }
+    }
+}
+
+/// A produce body read in its embedded format.
+enum Parsed {
+    Json(ProduceRequest<serde_json::Value>),
+    Binary(ProduceRequest<Base64Data>),
 }
 
 /// Where each record of a produce request landed, in order.
@@ -67,26 +107,30 @@ pub struct ProducedOffset {
     error: Option<String>,
 }
 
-fn encode_field(
-    format: Format,
-    what: &str,
-    index: usize,
-    value: Option<serde_json::Value>,
-) -> ApiResult<Option<Vec<u8>>> {
-    match (format, value) {
-        (_, None | Some(serde_json::Value::Null)) => Ok(None),
-        (Format::Json, Some(v)) => Ok(Some(v.to_string().into_bytes())),
-        (Format::Binary, Some(serde_json::Value::String(s))) => {
-            decode_base64(what, index, &s).map(Some)
+/// The records of `request`, checked against the topic's `partitions`
+/// (and the one in the path, `fixed`) and encoded.
+fn encode<T: Embedded>(
+    mut request: ProduceRequest<T>,
+    fixed: Option<i32>,
+    partitions: usize,
+) -> ApiResult<Vec<Encoded>> {
+    if let Some(fixed) = fixed {
+        check_partition(0, fixed, partitions).map_err(|_| {
+            ApiError::new(
+                ErrorCode::PartitionNotFound,
+                format!("partition {fixed} not found; the topic has {partitions}"),
+            )
+        })?;
+        for (i, record) in request.records.iter_mut().enumerate() {
+            if record.partition.is_some_and(|p| p != fixed) {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidRecords,
+                    format!("records[{i}].partition differs from partition {fixed} in the path"),
+                ));
+            }
+            record.partition = Some(fixed);
         }
-        (Format::Binary, Some(_)) => Err(ApiError::new(
-            ErrorCode::InvalidRecords,
-            format!("records[{index}].{what} must be a base64 string in the binary format"),
-        )),
     }
-}
-
-fn encode(format: Format, request: ProduceRequest, partitions: usize) -> ApiResult<Vec<Encoded>> {
     if request.records.is_empty() {
         return Err(ApiError::new(
             ErrorCode::InvalidRecords,
@@ -111,8 +155,12 @@ fn encode(format: Format, request: ProduceRequest, partitions: usize) -> ApiResu
                 check_partition(i, p, partitions)?;
             }
             Ok(Encoded {
-                key: encode_field(format, "key", i, record.key)?,
-                value: encode_field(format, "value", i, record.value)?,
+                key: record.key.map(|k| k.bytes("key", i)).transpose()?.flatten(),
+                value: record
+                    .value
+                    .map(|v| v.bytes("value", i))
+                    .transpose()?
+                    .flatten(),
                 partition: record.partition,
                 headers: decode_headers(i, record.headers)?,
                 timestamp: None,
@@ -129,7 +177,7 @@ fn encode(format: Format, request: ProduceRequest, partitions: usize) -> ApiResu
     operation_id = "produce_produce",
     tag = "rest proxy",
     params(("topic" = crate::openapi::TopicName, Path)),
-    request_body(content((ProduceRequest = "application/vnd.kafka.json.v2+json"), (ProduceRequest = "application/vnd.kafka.binary.v2+json"))),
+    request_body(content((ProduceRequest<serde_json::Value> = "application/vnd.kafka.json.v2+json"), (ProduceRequest<Base64Data> = "application/vnd.kafka.binary.v2+json"))),
     responses(
         (status = 200, body = ProduceResponse, content_type = "application/vnd.kafka.v2+json"),
         crate::error::Failures,
@@ -152,7 +200,7 @@ pub async fn produce(
     operation_id = "produce_produce_to_partition",
     tag = "rest proxy",
     params(("topic" = crate::openapi::TopicName, Path), ("partition" = i32, Path, minimum = 0)),
-    request_body(content((ProduceRequest = "application/vnd.kafka.json.v2+json"), (ProduceRequest = "application/vnd.kafka.binary.v2+json"))),
+    request_body(content((ProduceRequest<serde_json::Value> = "application/vnd.kafka.json.v2+json"), (ProduceRequest<Base64Data> = "application/vnd.kafka.binary.v2+json"))),
     responses(
         (status = 200, body = ProduceResponse, content_type = "application/vnd.kafka.v2+json"),
         crate::error::Failures,
@@ -189,29 +237,18 @@ async fn produce_records(
     };
     let org = caller.require_org("produce")?.to_string();
     let body = body_bytes(request, &state).await?;
-    let mut parsed: ProduceRequest = parse_json(&body)?;
+    let parsed = match format {
+        Format::Json => Parsed::Json(parse_json(&body)?),
+        Format::Binary => Parsed::Binary(parse_json(&body)?),
+    };
 
     let (cluster_name, partitions) = destination(&state, &org, &topic).await?;
-    if let Some(fixed) = partition {
-        check_partition(0, fixed, partitions).map_err(|_| {
-            ApiError::new(
-                ErrorCode::PartitionNotFound,
-                format!("partition {fixed} not found; the topic has {partitions}"),
-            )
-        })?;
-        for (i, record) in parsed.records.iter_mut().enumerate() {
-            if record.partition.is_some_and(|p| p != fixed) {
-                return Err(ApiError::new(
-                    ErrorCode::InvalidRecords,
-                    format!("records[{i}].partition differs from partition {fixed} in the path"),
-                ));
-            }
-            record.partition = Some(fixed);
-        }
-    }
     // Everything is checked before anything is sent: a bad record fails the
     // whole request and writes nothing.
-    let mut records = encode(format, parsed, partitions)?;
+    let mut records = match parsed {
+        Parsed::Json(request) => encode(request, partition, partitions)?,
+        Parsed::Binary(request) => encode(request, partition, partitions)?,
+    };
     let producer = state.producer(&cluster_name)?;
     let sending = send_span(
         &Context::current(),

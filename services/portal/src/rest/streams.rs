@@ -47,7 +47,7 @@ pub struct RegisterStream {
     schema: Option<serde_json::Value>,
     /// Partitions to create the topic with when it does not exist yet.
     #[serde(default)]
-    #[schema(minimum = 1)]
+    #[schema(minimum = 1, maximum = 1000)]
     partitions: Option<u32>,
     /// public, partner, internal (the default) or restricted.
     #[serde(default)]

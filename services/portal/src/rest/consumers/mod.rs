@@ -98,14 +98,14 @@ pub struct ConsumerSettings {
 #[serde(untagged)]
 enum Setting {
     Text(String),
-    Number(u64),
+    Number(serde_json::Number),
     Flag(bool),
 }
 
 impl Setting {
     fn whole_number(&self, key: &str) -> ApiResult<u64> {
         match self {
-            Setting::Number(n) => Some(*n),
+            Setting::Number(n) => crate::strict::whole(n).and_then(|n| n.as_u64()),
             Setting::Text(text) => text.parse().ok(),
             Setting::Flag(_) => None,
         }
@@ -623,4 +623,47 @@ pub async fn assignments(
         .map(|(topic, partition)| PartitionRef { topic, partition })
         .collect();
     Ok(V2(Assignments { partitions }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn settings(body: Value) -> ApiResult<Settings> {
+        consumer_settings(body)?.settings().map(|(_, s)| s)
+    }
+
+    #[test]
+    fn settings_take_strings_numbers_and_flags_as_rest_proxy_clients_send_them() {
+        for body in [
+            json!({"auto.commit.enable": "false", "consumer.request.timeout.ms": "2500"}),
+            json!({"auto.commit.enable": false, "consumer.request.timeout.ms": 2500}),
+            json!({"auto.commit.enable": false, "consumer.request.timeout.ms": 2500.0}),
+        ] {
+            let s = settings(body.clone()).unwrap();
+            assert!(!s.auto_commit, "{body}");
+            assert_eq!(s.request_timeout, Duration::from_millis(2500), "{body}");
+        }
+        let s = settings(json!({"format": "json", "auto.offset.reset": "smallest", "fetch.min.bytes": null})).unwrap();
+        assert_eq!((s.format, s.auto_offset_reset), (Format::Json, "earliest"));
+    }
+
+    #[test]
+    fn settings_outside_the_document_are_refused_with_the_consumer_code() {
+        for body in [
+            json!({"consumer.request.timeout.ms": 1_000_000_000u64}),
+            json!({"consumer.request.timeout.ms": "1000000000"}),
+            json!({"consumer.request.timeout.ms": 2.5}),
+            json!({"consumer.request.timeout.ms": -1}),
+            json!({"auto.commit.enable": 1}),
+            json!({"fetch.min.bytes": true}),
+            json!({"name": 7}),
+            json!({"max.poll.records": 5}),
+            json!([]),
+        ] {
+            let err = settings(body.clone()).unwrap_err();
+            assert_eq!(err.code, ErrorCode::InvalidConsumerConfig, "{body}: {err}");
+        }
+    }
 }

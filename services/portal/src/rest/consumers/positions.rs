@@ -115,9 +115,11 @@ pub async fn seek_end(
 pub struct RecordsQuery {
     /// Milliseconds to wait for records.
     #[serde(default)]
+    #[param(value_type = Option<u64>, maximum = 4294967295.0)]
     timeout: Option<u32>,
     /// Most bytes of keys and values to return.
     #[serde(default)]
+    #[param(value_type = Option<u64>, maximum = 4294967295.0)]
     max_bytes: Option<u32>,
 }
 
