@@ -634,16 +634,20 @@ async fn v2_consumer_instances_read_commit_resume_seek_and_expire() {
         ns(&consume(&sandbox, partner, "r2", 10).await),
         (0..10).collect::<Vec<_>>()
     );
-    // With no body, a commit takes everything read so far.
-    let response = sandbox
-        .hub
-        .http
-        .post(format!("{}{}", sandbox.hub.url, instance("r2", "/offsets")))
-        .bearer_auth(partner)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 204);
+    // With no body, a commit takes everything read so far: without a
+    // content type, and with REST Proxy's (as its clients send it).
+    for content_type in [None, Some("application/vnd.kafka.v2+json")] {
+        let mut request = sandbox
+            .hub
+            .http
+            .post(format!("{}{}", sandbox.hub.url, instance("r2", "/offsets")))
+            .bearer_auth(partner);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 204, "{content_type:?}");
+    }
     let (_, committed) = call_v2(
         &sandbox,
         "GET",

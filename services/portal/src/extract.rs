@@ -55,58 +55,47 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     crate::strict::from_value(value).map_err(|e| ApiError::invalid(format!("invalid request: {e}")))
 }
 
+/// A JSON media type, or 415.
+fn require_json(media_type: Option<String>) -> Result<(), ApiError> {
+    match media_type {
+        Some(m) if is_json(&m) => Ok(()),
+        Some(m) => Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            format!("content type {m:?} is not JSON; send application/json"),
+        )),
+        None => Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "missing Content-Type; send application/json",
+        )),
+    }
+}
+
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match media_type(req.headers()) {
-            Some(m) if is_json(&m) => {}
-            Some(m) => {
-                return Err(ApiError::new(
-                    ErrorCode::UnsupportedMediaType,
-                    format!("content type {m:?} is not JSON; send application/json"),
-                ))
-            }
-            None => {
-                return Err(ApiError::new(
-                    ErrorCode::UnsupportedMediaType,
-                    "missing Content-Type; send application/json",
-                ))
-            }
-        }
+        require_json(media_type(req.headers()))?;
         let bytes = body_bytes(req, state).await?;
         parse_json(&bytes).map(ApiJson)
     }
 }
 
-/// An optional JSON body: none at all (no body, no content type) is the
-/// default; anything sent is read as [`ApiJson`] reads it.
+/// An optional JSON body: an empty one (whatever its content type says,
+/// as REST Proxy clients send it) or JSON `null` is the default; anything
+/// else is read as [`ApiJson`] reads it.
 pub struct OptionalJson<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let declared = req.headers().contains_key(CONTENT_TYPE);
-        if !declared {
-            let bytes = body_bytes(req, state).await?;
-            if bytes.iter().all(u8::is_ascii_whitespace) {
-                return Ok(OptionalJson(T::default()));
-            }
-            return Err(ApiError::new(
-                ErrorCode::UnsupportedMediaType,
-                "missing Content-Type; send application/json",
-            ));
-        }
-        let bytes_empty = req
-            .headers()
-            .get(axum::http::header::CONTENT_LENGTH)
-            .is_some_and(|v| v.as_bytes() == b"0");
-        if bytes_empty {
+        let media_type = media_type(req.headers());
+        let bytes = body_bytes(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(T::default()));
         }
-        // JSON `null` says "nothing" as well as an empty body does.
-        let ApiJson(value) = ApiJson::<Option<T>>::from_request(req, state).await?;
+        require_json(media_type)?;
+        let value: Option<T> = parse_json(&bytes)?;
         Ok(OptionalJson(value.unwrap_or_default()))
     }
 }

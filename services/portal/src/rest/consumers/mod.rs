@@ -527,7 +527,7 @@ pub struct OffsetRef {
     metadata: Option<String>,
 }
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OffsetsBody {
     offsets: Vec<OffsetRef>,
@@ -645,7 +645,10 @@ mod tests {
             assert!(!s.auto_commit, "{body}");
             assert_eq!(s.request_timeout, Duration::from_millis(2500), "{body}");
         }
-        let s = settings(json!({"format": "json", "auto.offset.reset": "smallest", "fetch.min.bytes": null})).unwrap();
+        let s = settings(
+            json!({"format": "json", "auto.offset.reset": "smallest", "fetch.min.bytes": null}),
+        )
+        .unwrap();
         assert_eq!((s.format, s.auto_offset_reset), (Format::Json, "earliest"));
     }
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -16,7 +16,7 @@ use super::{
 };
 use crate::consumers::with_instance;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{body_bytes, parse_json, ApiJson, ApiPath, ApiQuery, Caller};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, Caller, OptionalJson};
 use crate::rest::V2;
 use crate::wire::Format;
 use crate::AppState;
@@ -230,16 +230,11 @@ pub async fn commit(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(path): ApiPath<InstancePath>,
-    request: Request,
+    OptionalJson(body): OptionalJson<OffsetsBody>,
 ) -> ApiResult<Response> {
     let instance = path.get(&state, &caller)?;
-    let body = body_bytes(request, &state).await?;
-    // No body, or JSON null: everything read so far.
-    let offsets = if body.iter().all(u8::is_ascii_whitespace) {
-        vec![]
-    } else {
-        parse_json::<Option<OffsetsBody>>(&body)?.map_or_else(Vec::new, |b| b.triples())
-    };
+    // No body, or no offsets in it: everything read so far.
+    let offsets = body.triples();
     with_instance(instance, move |i| i.commit(offsets)).await?;
     Ok(no_content())
 }
