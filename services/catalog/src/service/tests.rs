@@ -748,7 +748,12 @@ async fn organizations_and_streams_carry_their_details_validated() {
         ..Default::default()
     };
     f.catalog
-        .create_organization(&f.admin, OrgName::parse("wide").unwrap(), OrgKind::Partner, wide)
+        .create_organization(
+            &f.admin,
+            OrgName::parse("wide").unwrap(),
+            OrgKind::Partner,
+            wide,
+        )
         .await
         .unwrap();
     for bad in [
