@@ -99,26 +99,25 @@ impl Terms {
         };
         Ok(terms.to_pb())
     }
+}
 
-    fn from_pb(t: pb::ContractTerms) -> Terms {
+impl From<ContractTerms> for Terms {
+    fn from(t: ContractTerms) -> Terms {
         Terms {
             row_filter: t
                 .row_filter
                 .into_iter()
                 .map(|c| Condition {
-                    op: FilterOp::from_pb(c.op)
-                        .map_or("", FilterOp::as_str)
-                        .to_string(),
                     field: c.field,
-                    value: serde_json::from_str(&c.value_json).unwrap_or(serde_json::Value::Null),
+                    op: c.op.as_str().to_string(),
+                    value: c.value,
                 })
                 .collect(),
             drop_fields: t.drop_fields,
             mask_fields: t.mask_fields,
             hash_fields: t.hash_fields,
-            end_time_ms: (t.end_time_ms != 0).then_some(t.end_time_ms),
-            max_records_per_second: (t.max_records_per_second != 0)
-                .then_some(t.max_records_per_second),
+            end_time_ms: t.end_time_ms,
+            max_records_per_second: t.max_records_per_second,
             consumer_groups: t.consumer_groups,
         }
     }
@@ -183,11 +182,16 @@ pub struct ContractView {
     created_at_ms: i64,
 }
 
-impl From<pb::Contract> for ContractView {
-    fn from(c: pb::Contract) -> ContractView {
-        ContractView {
+impl TryFrom<pb::Contract> for ContractView {
+    type Error = ApiError;
+
+    /// Fails only for terms the catalog could not have written.
+    fn try_from(c: pb::Contract) -> ApiResult<ContractView> {
+        let terms = ContractTerms::from_pb(c.terms.as_ref())
+            .map_err(|e| ApiError::internal("unreadable contract terms", e))?;
+        Ok(ContractView {
             state: state_name(c.state),
-            terms: Terms::from_pb(c.terms.unwrap_or_default()),
+            terms: terms.into(),
             destination: c.destination.map(|d| Destination {
                 cluster: d.cluster,
                 topic: d.topic,
@@ -209,7 +213,7 @@ impl From<pb::Contract> for ContractView {
             purpose: c.purpose,
             link_status: c.link_status,
             created_at_ms: c.created_at_ms,
-        }
+        })
     }
 }
 
@@ -250,7 +254,7 @@ pub async fn request(
         terms: body.terms.map(Terms::into_pb).transpose()?,
     };
     let contract = state.catalog().request_contract(request).await?;
-    Ok((StatusCode::CREATED, Json(contract.into())))
+    Ok((StatusCode::CREATED, Json(contract.try_into()?)))
 }
 
 #[utoipa::path(
@@ -282,7 +286,7 @@ pub async fn get_one(
             format!("contract {id:?} not found"),
         ));
     }
-    Ok(Json(contract.into()))
+    Ok(Json(contract.try_into()?))
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -391,8 +395,8 @@ pub async fn list(
                     .is_none_or(|o| owners.get(&c.stream).is_some_and(|x| x == o.as_str()))
                 && visible(&caller, c, owners.get(&c.stream).map(String::as_str))
         })
-        .map(ContractView::from)
-        .collect();
+        .map(ContractView::try_from)
+        .collect::<ApiResult<_>>()?;
     Ok(Json(ContractList { contracts: views }))
 }
 
@@ -455,5 +459,5 @@ pub async fn act(
             terms: decision.terms.map(Terms::into_pb).transpose()?,
         })
         .await?;
-    Ok(Json(contract.into()))
+    Ok(Json(contract.try_into()?))
 }
