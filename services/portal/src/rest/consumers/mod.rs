@@ -127,37 +127,42 @@ impl Setting {
     }
 }
 
-fn flag_setting() -> utoipa::openapi::schema::Schema {
+/// A setting's schema: a string matching `pattern`, the JSON value it
+/// spells (`native`), or null.
+fn setting_schema(
+    pattern: &str,
+    native: utoipa::openapi::schema::ObjectBuilder,
+) -> utoipa::openapi::schema::Schema {
     use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
     OneOfBuilder::new()
         .item(
             ObjectBuilder::new()
                 .schema_type(Type::String)
-                .pattern(Some("^(true|false)$")),
+                .pattern(Some(pattern)),
         )
-        .item(ObjectBuilder::new().schema_type(Type::Boolean))
+        .item(native)
         .item(ObjectBuilder::new().schema_type(Type::Null))
         .build()
         .into()
 }
 
+fn flag_setting() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    setting_schema(
+        "^(true|false)$",
+        ObjectBuilder::new().schema_type(Type::Boolean),
+    )
+}
+
 fn whole_number_setting() -> utoipa::openapi::schema::Schema {
-    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
-    OneOfBuilder::new()
-        .item(
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .pattern(Some("^[0-9]{1,9}$")),
-        )
-        .item(
-            ObjectBuilder::new()
-                .schema_type(Type::Integer)
-                .minimum(Some(0))
-                .maximum(Some(MAX_SETTING as f64)),
-        )
-        .item(ObjectBuilder::new().schema_type(Type::Null))
-        .build()
-        .into()
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    setting_schema(
+        "^[0-9]{1,9}$",
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .minimum(Some(0))
+            .maximum(Some(MAX_SETTING as f64)),
+    )
 }
 
 impl ConsumerSettings {
