@@ -484,7 +484,7 @@ async fn v2_consumer_instances_read_commit_resume_seek_and_expire() {
     for bad in [
         json!({"format": "avro"}),
         json!({"auto.offset.reset": "middle"}),
-        json!({"max.poll.records": 5}),
+        json!({"consumer.request.timeout.ms": "soon"}),
         json!({"name": "no spaces"}),
     ] {
         expect_refusal(
@@ -770,8 +770,18 @@ async fn v2_consumer_instances_read_commit_resume_seek_and_expire() {
         )
         .await;
     assert_eq!(status, 200, "{answer}");
-    let (status, refused) =
-        call_v2(&sandbox, "GET", &instance("r3", "/records"), partner, None).await;
+    // Records are asked for in their embedded format (a bare v2 Accept is 406).
+    let response = sandbox
+        .hub
+        .http
+        .get(format!("{}{}", sandbox.hub.url, instance("r3", "/records")))
+        .bearer_auth(partner)
+        .header("accept", "application/vnd.kafka.json.v2+json")
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let refused: Value = response.json().await.unwrap();
     assert_eq!(
         (status, &refused["error_code"]),
         (403, &json!(40302)),
@@ -1053,4 +1063,141 @@ async fn an_idle_instance_releases_its_partitions_to_the_rest_of_its_group() {
         40403,
     )
     .await;
+}
+
+/// What existing REST Proxy clients send, as Confluent's REST Proxy takes
+/// it: the readiness probe's `GET /brokers`, paths with a trailing `/`,
+/// consumer settings Freeport does not use, and a commit without a body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rest_proxy_client_s_own_spellings_are_understood() {
+    let sandbox = TwoOrgs::start().await;
+    sandbox.stream("orders", 1, json!({})).await;
+    sandbox
+        .active_contract("orders", "orders-copy", json!({}))
+        .await;
+    let (status, answer) = sandbox
+        .hub
+        .produce(
+            "orders",
+            &sandbox.owner,
+            json!([{"value": {"n": 0}}, {"value": {"n": 1}}]),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let partner = sandbox.partner.as_str();
+
+    // The probe: every caller sees the brokers behind its topics.
+    for key in [partner, sandbox.owner.as_str()] {
+        for path in ["/brokers", "/brokers/"] {
+            let (status, brokers) = call_v2(&sandbox, "GET", path, key, None).await;
+            assert_eq!(status, 200, "{path}: {brokers}");
+            let ids = brokers["brokers"].as_array().expect("a list of broker ids");
+            assert!(
+                !ids.is_empty() && ids.iter().all(Value::is_i64),
+                "{path}: {brokers}"
+            );
+        }
+    }
+
+    // Content negotiation: an Accept that admits nothing the route answers
+    // in is 406, before anything happens; wildcards and JSON are fine.
+    let get = |path: &str, accept: &str| {
+        sandbox
+            .hub
+            .http
+            .get(format!("{}{path}", sandbox.hub.url))
+            .bearer_auth(partner)
+            .header("accept", accept.to_string())
+            .send()
+    };
+    for (path, accept, status) in [
+        ("/topics", "text/html", 406),
+        ("/brokers", "application/xml, text/plain", 406),
+        ("/topics", "application/json;q=0", 406),
+        ("/topics", "*/*", 200),
+        ("/topics", "application/json", 200),
+        ("/topics", "application/vnd.kafka+json", 200),
+    ] {
+        let response = get(path, accept).await.unwrap();
+        assert_eq!(response.status(), status, "{path} with {accept}");
+        if status == 406 {
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["error_code"], 40600, "{body}");
+        }
+    }
+
+    // Trailing slashes reach the same routes; a query survives the trim.
+    let (_, topics) = call_v2(&sandbox, "GET", "/topics", partner, None).await;
+    let (status, slashed) = call_v2(&sandbox, "GET", "/topics/", partner, None).await;
+    assert_eq!((status, &slashed), (200, &topics));
+    let (status, created) = call_v2(
+        &sandbox,
+        "POST",
+        "/consumers/probers/",
+        partner,
+        Some(json!({
+            "name": "p1",
+            "format": "json",
+            "auto.offset.reset": "earliest",
+            "topic.metadata.refresh.interval.ms": "30000",
+            "max.poll.records": 5
+        })),
+    )
+    .await;
+    assert_eq!(status, 200, "unknown settings are ignored: {created}");
+    let base = "/consumers/probers/instances/p1";
+    let (status, answer) = call_v2(
+        &sandbox,
+        "POST",
+        &format!("{base}/subscription/"),
+        partner,
+        Some(json!({"topics": ["orders"]})),
+    )
+    .await;
+    assert_eq!(status, 204, "{answer}");
+    let mut read = 0;
+    let started = std::time::Instant::now();
+    while read < 2 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "read {read} of 2"
+        );
+        let response = sandbox
+            .hub
+            .http
+            .get(format!("{}{base}/records/?timeout=1000", sandbox.hub.url))
+            .bearer_auth(partner)
+            .header("accept", "application/vnd.kafka.json.v2+json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        read += response.json::<Vec<Value>>().await.unwrap().len();
+    }
+    // Records come only in the embedded formats.
+    let response = get(&format!("{base}/records"), "application/vnd.kafka.v2+json")
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 406);
+    let response = sandbox
+        .hub
+        .http
+        .post(format!("{}{base}/offsets/", sandbox.hub.url))
+        .bearer_auth(partner)
+        .header("content-type", "application/vnd.kafka.v2+json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204, "a commit without a body");
+    let (status, answer) = call_v2(&sandbox, "DELETE", &format!("{base}/"), partner, None).await;
+    assert_eq!(status, 204, "{answer}");
+    // The web UI keeps its own address.
+    let ui = sandbox
+        .hub
+        .http
+        .get(format!("{}/ui/", sandbox.hub.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ui.status(), 200);
 }

@@ -57,6 +57,9 @@ pub enum ErrorCode {
     IncompatibleSchema,
     PayloadTooLarge,
     UnsupportedMediaType,
+    /// The request's `Accept` admits none of the media types the route
+    /// answers in.
+    NotAcceptable,
     /// Well-formed input with a field that is missing, unknown or invalid.
     InvalidField,
     /// A Kafka REST Proxy request that does not fit the embedded format.
@@ -96,7 +99,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 31] = [
+    pub const ALL: [ErrorCode; 32] = [
         ErrorCode::MalformedBody,
         ErrorCode::Unauthenticated,
         ErrorCode::CredentialWithdrawn,
@@ -119,6 +122,7 @@ impl ErrorCode {
         ErrorCode::IncompatibleSchema,
         ErrorCode::PayloadTooLarge,
         ErrorCode::UnsupportedMediaType,
+        ErrorCode::NotAcceptable,
         ErrorCode::InvalidField,
         ErrorCode::InvalidRecords,
         ErrorCode::InvalidDocument,
@@ -169,6 +173,7 @@ impl ErrorCode {
             ErrorCode::IncompatibleSchema => 40904,
             ErrorCode::PayloadTooLarge => 41301,
             ErrorCode::UnsupportedMediaType => 41501,
+            ErrorCode::NotAcceptable => 40600,
             ErrorCode::InvalidField => 42201,
             ErrorCode::InvalidRecords => 42202,
             ErrorCode::InvalidDocument => 42203,
@@ -203,6 +208,7 @@ impl ErrorCode {
             | ErrorCode::InvalidRecords
             | ErrorCode::InvalidDocument
             | ErrorCode::UnsupportedMediaType
+            | ErrorCode::NotAcceptable
             | ErrorCode::InvalidConsumerConfig => Code::InvalidArgument,
             ErrorCode::Unauthenticated | ErrorCode::CredentialWithdrawn => Code::Unauthenticated,
             ErrorCode::Forbidden

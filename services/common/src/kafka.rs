@@ -226,6 +226,26 @@ pub async fn partition_count(
         .map(|partitions| partitions.len()))
 }
 
+/// The ids of the cluster's brokers, sorted. Asks for one topic's metadata
+/// (a reserved name that nobody creates), not every topic's: the answer
+/// names every broker either way.
+pub async fn broker_ids(cluster: &ClusterConfig) -> Result<Vec<i32>, ClusterError> {
+    let consumer = metadata_consumer(cluster)?;
+    let cluster = cluster.clone();
+    blocking(move || {
+        let metadata = consumer
+            .fetch_metadata(
+                Some(&format!("{}metadata", crate::names::RESERVED_TOPIC_PREFIX)),
+                METADATA_TIMEOUT,
+            )
+            .map_err(|e| explain_failure(&consumer, &cluster, e))?;
+        let mut ids: Vec<i32> = metadata.brokers().iter().map(|b| b.id()).collect();
+        ids.sort_unstable();
+        Ok(ids)
+    })
+    .await
+}
+
 /// One partition of a topic as the cluster's metadata describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionLayout {

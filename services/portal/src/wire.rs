@@ -74,6 +74,44 @@ impl Format {
     }
 }
 
+/// What a REST Proxy v2 answer without records may be labelled: any v2
+/// media type, and the two generic ones Confluent's REST Proxy answers in.
+pub const ANSWERS_V2: [&str; 5] = [
+    RESPONSE_V2,
+    JSON_V2,
+    BINARY_V2,
+    "application/vnd.kafka+json",
+    "application/json",
+];
+/// What a consumer instance's records may be labelled.
+pub const RECORDS_V2: [&str; 2] = [JSON_V2, BINARY_V2];
+
+/// Whether an `Accept` header admits one of `produced`: a media range that
+/// names it or a wildcard over it (`*/*`, `application/*`), with a nonzero
+/// quality. Malformed ranges admit nothing.
+pub fn accepts(accept: &str, produced: &[&str]) -> bool {
+    accept.split(',').any(|range| {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+        let refused = parts.any(|param| {
+            param.split_once('=').is_some_and(|(k, v)| {
+                k.trim() == "q" && v.trim().parse::<f32>().is_ok_and(|q| q <= 0.0)
+            })
+        });
+        if refused {
+            return false;
+        }
+        let Some((kind, subtype)) = media.split_once('/') else {
+            return false;
+        };
+        produced.iter().any(|produced| {
+            let (p_kind, p_subtype) = produced.split_once('/').unwrap_or_default();
+            (kind == "*" && subtype == "*")
+                || (kind == p_kind && (subtype == "*" || subtype == p_subtype))
+        })
+    })
+}
+
 /// A record header as every API shows and takes it: its value as base64
 /// (absent or null for a null value).
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -143,5 +181,31 @@ mod tests {
         assert_eq!(Format::of_content_type("text/plain"), None);
         assert_eq!(Format::named("avro"), None);
         assert_eq!(Format::accepted("*/*"), None);
+    }
+
+    #[test]
+    fn accept_headers_admit_what_they_name_or_a_wildcard_over_it() {
+        for accept in [
+            "application/vnd.kafka.v2+json",
+            "application/vnd.kafka.v2+json, application/vnd.kafka+json, application/json",
+            "application/json",
+            "*/*",
+            "application/*",
+            "text/html, application/json;q=0.5",
+            "APPLICATION/JSON",
+        ] {
+            assert!(accepts(accept, &ANSWERS_V2), "{accept}");
+        }
+        for accept in [
+            "text/html",
+            "application/xml",
+            "application/json;q=0",
+            "json",
+            "",
+        ] {
+            assert!(!accepts(accept, &ANSWERS_V2), "{accept}");
+        }
+        assert!(accepts("application/vnd.kafka.binary.v2+json", &RECORDS_V2));
+        assert!(!accepts("application/vnd.kafka.v2+json", &RECORDS_V2));
     }
 }

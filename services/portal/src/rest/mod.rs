@@ -66,6 +66,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(credentials::revoke_key))
         .routes(routes!(credentials::rotate_key))
         .routes(routes!(credentials::revoke_certificate))
+        .routes(routes!(topics::brokers))
         .routes(routes!(topics::list))
         .routes(routes!(topics::get_one, produce::produce))
         .routes(routes!(topics::partitions))
@@ -99,7 +100,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 
 pub fn router(state: AppState) -> Router {
     let (router, _) = routes().split_for_parts();
-    router
+    let api = router
         .fallback(|| async { ApiError::new(ErrorCode::RouteNotFound, "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -107,7 +108,74 @@ pub fn router(state: AppState) -> Router {
                 "method not allowed on this route",
             )
         })
-        .with_state(state)
+        .layer(axum::middleware::from_fn(negotiate))
+        .with_state(state);
+    // Before routing, so that both spellings reach the same route.
+    Router::new().fallback_service(tower::Layer::layer(
+        &axum::middleware::map_request(without_trailing_slash),
+        api,
+    ))
+}
+
+/// REST Proxy's content negotiation on its v2 routes: an `Accept` that
+/// admits none of the media types the route answers in is refused with 406
+/// before the handler runs (no `Accept` admits everything). A consumer's
+/// records come only in the embedded formats; which one is the instance's
+/// to say (40601 for the other).
+async fn negotiate(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let path = request.uri().path();
+    let rest_proxy = ["/topics", "/brokers", "/consumers"]
+        .iter()
+        .any(|root| path == *root || path.starts_with(&format!("{root}/")));
+    let accept = request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    if let (true, Some(accept)) = (rest_proxy, accept) {
+        let records = path.starts_with("/consumers/") && path.ends_with("/records");
+        let produced: &[&str] = if records {
+            &crate::wire::RECORDS_V2
+        } else {
+            &crate::wire::ANSWERS_V2
+        };
+        if !crate::wire::accepts(accept, produced) {
+            return ApiError::new(
+                ErrorCode::NotAcceptable,
+                format!(
+                    "this route answers in {}; Accept {accept:?} admits none of them",
+                    produced.join(", ")
+                ),
+            )
+            .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// A path without its trailing `/`: REST Proxy clients write
+/// `/consumers/{group}/` and `/consumers/{group}` alike, and Confluent's
+/// REST Proxy answers both. The web UI's `/ui/` is the one path that keeps
+/// it.
+async fn without_trailing_slash(mut request: axum::extract::Request) -> axum::extract::Request {
+    let path = request.uri().path();
+    let Some(trimmed) = path.strip_suffix('/') else {
+        return request;
+    };
+    if trimmed.is_empty() || path == "/ui/" {
+        return request;
+    }
+    let rewritten = match request.uri().query() {
+        Some(query) => format!("{trimmed}?{query}"),
+        None => trimmed.to_string(),
+    };
+    let mut parts = request.uri().clone().into_parts();
+    if let Ok(path_and_query) = rewritten.parse() {
+        parts.path_and_query = Some(path_and_query);
+        if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+            *request.uri_mut() = uri;
+        }
+    }
+    request
 }
 
 /// An AsyncAPI document as YAML, or as JSON when the caller's `Accept`

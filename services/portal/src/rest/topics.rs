@@ -7,11 +7,13 @@
 //! the topics of its own streams and of the streams it has an active
 //! contract for; an admin sees every stream's topic.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use axum::extract::State;
 use freeport_common::error::ErrorCode;
-use freeport_common::kafka::{all_topic_configs, partition_ends, topic_layout, PartitionLayout};
+use freeport_common::kafka::{
+    all_topic_configs, broker_ids, partition_ends, topic_layout, PartitionLayout,
+};
 use freeport_common::names::ClusterName;
 use freeport_common::proto::catalog::v1 as pb;
 use serde::Serialize;
@@ -139,6 +141,50 @@ pub(crate) async fn readable_topics(state: &AppState, caller: &Caller) -> ApiRes
     topics.sort();
     topics.dedup();
     Ok(topics)
+}
+
+/// The brokers behind the caller's topics.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Brokers {
+    brokers: Vec<i32>,
+}
+
+/// `GET /brokers`: the ids of the brokers of the clusters the caller's
+/// topics live on and of its own clusters (every configured cluster's for
+/// admins). Confluent's REST Proxy serves one cluster; this portal serves
+/// several, so ids two clusters share appear once.
+#[utoipa::path(
+    get,
+    path = "/brokers",
+    operation_id = "topics_brokers",
+    tag = "rest proxy",
+    responses(
+        (status = 200, body = Brokers, content_type = "application/vnd.kafka.v2+json"),
+        crate::error::Failures,
+    ),
+)]
+pub async fn brokers(State(state): State<AppState>, caller: Caller) -> ApiResult<V2<Brokers>> {
+    let mut clusters: BTreeSet<ClusterName> = state
+        .clusters()
+        .iter()
+        .filter(|(_, c)| caller.is_admin() || caller.org().is_some_and(|org| c.is_owned_by(org)))
+        .map(|(name, _)| name.clone())
+        .collect();
+    for readable in state.view().readable_streams(caller.org()).await? {
+        if let Ok(name) = ClusterName::parse(readable.stream.cluster.clone()) {
+            clusters.insert(name);
+        }
+    }
+    let mut ids = BTreeSet::new();
+    for name in clusters {
+        let found = broker_ids(state.cluster(&name)?)
+            .await
+            .map_err(|e| ApiError::kafka(&format!("cannot read the brokers of {name}"), e))?;
+        ids.extend(found);
+    }
+    Ok(V2(Brokers {
+        brokers: ids.into_iter().collect(),
+    }))
 }
 
 /// `GET /topics`: the names of the topics the caller may see.

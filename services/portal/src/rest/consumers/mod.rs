@@ -66,9 +66,10 @@ pub(crate) fn check_name(what: &str, name: &str) -> ApiResult<()> {
 
 /// A new REST Proxy consumer instance's settings. Names and choices are
 /// strings; the numbers and the flag may also be sent as JSON numbers and
-/// booleans, as REST Proxy clients send them.
+/// booleans, as REST Proxy clients send them. Other settings (Kafka
+/// consumer properties such as `topic.metadata.refresh.interval.ms`) are
+/// accepted and ignored, as Confluent's REST Proxy does.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct ConsumerSettings {
     #[schema(value_type = Option<crate::openapi::ConsumerName>)]
     name: Option<String>,
@@ -667,7 +668,6 @@ mod tests {
             json!({"auto.commit.enable": 1}),
             json!({"fetch.min.bytes": true}),
             json!({"name": 7}),
-            json!({"max.poll.records": 5}),
             json!([]),
         ] {
             let err = settings(body.clone()).unwrap_err();
