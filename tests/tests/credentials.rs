@@ -140,6 +140,34 @@ async fn withdrawn_keys_and_certificates_close_their_feeds_and_are_refused() {
         &hub.call("GET", "/v1/me", &next, None).await,
         "the revoked key",
     );
+    // A key sent as HTTP Basic's password (as Schema Registry and REST Proxy
+    // clients send `basic.auth.user.info`) is the same key: it works while
+    // the key does, and is withdrawn with it.
+    let basic = |key: &str| {
+        let client = hub.http.clone();
+        let url = format!("{}/v1/me", hub.url);
+        let key = key.to_string();
+        async move {
+            let response = client
+                .get(url)
+                .basic_auth("globex", Some(key))
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (status, me) = basic(&ci).await;
+    assert_eq!(
+        (status, me["organization"].as_str()),
+        (200, Some("globex")),
+        "{me}"
+    );
+    withdrawn(&basic(&next).await, "the revoked key as a Basic password");
     let (status, again) = hub
         .call(
             "DELETE",

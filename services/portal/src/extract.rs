@@ -134,8 +134,30 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
     }
 }
 
-/// The authenticated caller: from `Authorization: Bearer <api key>`
-/// (resolved from the portal's view of the catalog), or else from the client certificate the
+/// The API key an `Authorization` value carries: `Bearer <key>`, or
+/// `Basic` with the key as the password (what Schema Registry and REST
+/// Proxy clients send from `basic.auth.user.info`; the user name is not
+/// checked, the key says who the caller is). Scheme names ignore case.
+fn api_key_in(value: &str) -> Option<String> {
+    use base64::Engine;
+    let (scheme, rest) = value.trim().split_once(' ')?;
+    let key = if scheme.eq_ignore_ascii_case("bearer") {
+        rest.trim().to_string()
+    } else if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(rest.trim())
+            .ok()?;
+        let (_user, password) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
+        password.to_string()
+    } else {
+        return None;
+    };
+    (!key.is_empty()).then_some(key)
+}
+
+/// The authenticated caller: from `Authorization: Bearer <api key>` or
+/// `Basic` with the key as the password ([`api_key_in`]; resolved from
+/// the portal's view of the catalog), or else from the client certificate the
 /// caller showed (its `urn:freeport:org:<name>` names a member of that
 /// organization; the portal's `client_ca` signed it).
 pub struct Caller(pub pb::Principal, pub Credential);
@@ -214,12 +236,48 @@ impl FromRequestParts<AppState> for Caller {
         let key = header
             .to_str()
             .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .ok_or_else(|| unauthenticated("Authorization must be 'Bearer <api key>'"))?;
-        let principal = state.view().authenticate(key).await?;
+            .and_then(api_key_in)
+            .ok_or_else(|| {
+                unauthenticated(
+                    "Authorization must be 'Bearer <api key>' or 'Basic' with the API key as the password",
+                )
+            })?;
+        let principal = state.view().authenticate(&key).await?;
         let credential = Credential::Key(principal.key_id.clone());
         Ok(Caller(principal, credential))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::api_key_in;
+
+    #[test]
+    fn the_key_comes_as_a_bearer_token_or_a_basic_password() {
+        use base64::Engine;
+        let basic = |pair: &str| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(pair)
+            )
+        };
+        for (value, key) in [
+            ("Bearer fpk_1", Some("fpk_1")),
+            ("bearer  fpk_1 ", Some("fpk_1")),
+            (basic("acme:fpk_2").as_str(), Some("fpk_2")),
+            (basic(":fpk_3").as_str(), Some("fpk_3")),
+            (
+                basic("acme:fpk:with:colons").as_str(),
+                Some("fpk:with:colons"),
+            ),
+            (basic("acme:").as_str(), None),
+            (basic("no colon").as_str(), None),
+            ("Basic %%%", None),
+            ("Bearer ", None),
+            ("Digest x", None),
+            ("fpk_1", None),
+        ] {
+            assert_eq!(api_key_in(value).as_deref(), key, "{value}");
+        }
     }
 }

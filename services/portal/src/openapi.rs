@@ -60,6 +60,12 @@ impl Modify for Security {
             "api_key",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
+        let mut basic = Http::new(HttpAuthScheme::Basic);
+        basic.description = Some(
+            "the API key as the password (any user name), as `basic.auth.user.info` sends it"
+                .into(),
+        );
+        components.add_security_scheme("api_key_basic", SecurityScheme::Http(basic));
         components.add_security_scheme("client_certificate", SecurityScheme::MutualTls {
             description: Some(
                 "a certificate signed by the portal's client_ca naming urn:freeport:org:<name>, or one whose fingerprint an organization registered".into(),
@@ -77,7 +83,7 @@ impl Modify for Security {
     ),
     modifiers(&Security),
     components(schemas(ErrorBody, Problem)),
-    security(("api_key" = []), ("client_certificate" = [])),
+    security(("api_key" = []), ("api_key_basic" = []), ("client_certificate" = [])),
 )]
 pub struct ApiDoc;
 
