@@ -11,7 +11,9 @@
 //! (d) the catalog's size: 1-record produce from CATALOG_CLIENTS
 //!     connections with the streams registered so far, then again once
 //!     10,000 more streams and 1,000 contracts exist (registered over the
-//!     catalog's gRPC API); the ratio of the two rates.
+//!     catalog's gRPC API); the ratio of the two rates. The same for the
+//!     partner listing one stream's contracts (`GET /v1/contracts?stream=`),
+//!     whose answer is one contract however many the catalog holds.
 //!
 //! With `-- --against URL --key KEY --topic TOPIC` it only measures (d)'s
 //! 1-record produce against a hub that is already running (`freeport up`,
@@ -265,6 +267,13 @@ fn main() {
         let small = produce_rate(&sandbox, requests).await;
         let report_small = format!("portal HTTP, 1 record per request, {CATALOG_CLIENTS} connections, few streams");
         report(&report_small, CATALOG_CLIENTS * requests, small.0, &small.1);
+        let listing_small = contracts_of_stream(&sandbox, requests).await;
+        report(
+            &format!("GET /v1/contracts?stream=bench as the partner, {CATALOG_CLIENTS} connections, few streams"),
+            CATALOG_CLIENTS * requests,
+            listing_small.0,
+            &listing_small.1,
+        );
         let registered = Instant::now();
         grow_catalog(&sandbox).await;
         println!(
@@ -281,7 +290,32 @@ fn main() {
             rate(CATALOG_CLIENTS * requests, large.0),
             small.0.as_secs_f64() / large.0.as_secs_f64()
         );
+        let listing_large = contracts_of_stream(&sandbox, requests).await;
+        report(
+            &format!("GET /v1/contracts?stream=bench as the partner, {CATALOG_CLIENTS} connections, {MORE_STREAMS} more streams"),
+            CATALOG_CLIENTS * requests,
+            listing_large.0,
+            &listing_large.1,
+        );
+        println!(
+            "catalog size, listing one stream's contracts: large/small = {:.2}",
+            listing_small.0.as_secs_f64() / listing_large.0.as_secs_f64()
+        );
     });
+}
+
+/// `GET /v1/contracts?stream=bench` as the partner (one contract, however
+/// many others the catalog holds) from CATALOG_CLIENTS connections.
+async fn contracts_of_stream(sandbox: &TwoOrgs, requests: usize) -> (Duration, Vec<Duration>) {
+    let url = format!("{}/v1/contracts?stream=bench", sandbox.hub.url);
+    get_from(
+        &sandbox.hub.http,
+        &url,
+        &sandbox.partner,
+        CATALOG_CLIENTS,
+        requests,
+    )
+    .await
 }
 
 /// The body of a 1-record produce request.

@@ -23,6 +23,10 @@ pub(super) struct Index {
     /// Owner -> its streams.
     pub(super) by_owner: HashMap<String, BTreeSet<String>>,
     pub(super) contracts: HashMap<String, Arc<pb::Contract>>,
+    /// Consumer -> its contracts, in every state.
+    pub(super) by_consumer: HashMap<String, BTreeSet<String>>,
+    /// Stream -> the contracts on it, in every state.
+    pub(super) by_stream: HashMap<String, BTreeSet<String>>,
     /// (consumer, stream) -> its active contract.
     pub(super) active: HashMap<(String, String), String>,
     /// Consumer -> its active contracts.
@@ -86,6 +90,14 @@ impl Index {
                         ids.remove(&contract.id);
                     }
                 }
+                self.by_consumer
+                    .entry(contract.consumer.clone())
+                    .or_default()
+                    .insert(contract.id.clone());
+                self.by_stream
+                    .entry(contract.stream.clone())
+                    .or_default()
+                    .insert(contract.id.clone());
                 let announced = Change::Contract(Box::new(contract.clone()));
                 self.contracts
                     .insert(contract.id.clone(), Arc::new(contract));

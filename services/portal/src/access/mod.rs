@@ -393,6 +393,48 @@ impl AccessView {
             .collect())
     }
 
+    /// The contracts the caller may see, each with its stream's owner, in
+    /// id order: for an organization those it requested and those on its
+    /// streams, for an admin every one; only those on `stream` when given.
+    /// The work is the contracts listed, not the catalog's size. Caught up
+    /// first, as a listing is: a contract just requested is listed.
+    pub async fn visible_contracts(
+        &self,
+        org: Option<&str>,
+        stream: Option<&str>,
+    ) -> ApiResult<Vec<(Arc<pb::Contract>, Option<String>)>> {
+        self.caught_up().await;
+        self.current()?;
+        let index = self.read();
+        let on = |stream: &str| index.by_stream.get(stream).into_iter().flatten();
+        let ids: BTreeSet<&String> = match (org, stream) {
+            (_, Some(stream)) => on(stream).collect(),
+            (None, None) => index.contracts.keys().collect(),
+            (Some(org), None) => {
+                let requested = index.by_consumer.get(org).into_iter().flatten();
+                let on_own = index
+                    .by_owner
+                    .get(org)
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|stream| on(stream));
+                requested.chain(on_own).collect()
+            }
+        };
+        Ok(ids
+            .into_iter()
+            .filter_map(|id| index.contracts.get(id))
+            .map(|contract| {
+                let owner = index.streams.get(&contract.stream).map(|s| s.owner.clone());
+                (contract.clone(), owner)
+            })
+            .filter(|(contract, owner)| match org {
+                None => true,
+                Some(org) => contract.consumer == org || owner.as_deref() == Some(org),
+            })
+            .collect())
+    }
+
     /// The stream `name` for a feed of `org`'s, and the active contract it
     /// reads under. A stream the policies do not let `org` discover is not
     /// found, as in discovery; one it sees but holds no active contract on

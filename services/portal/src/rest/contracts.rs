@@ -1,7 +1,5 @@
 //! Contract requests by partners, decisions by admins.
 
-use std::collections::HashMap;
-
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -372,30 +370,24 @@ pub async fn list(
             )));
         }
     }
-    let streams = state.catalog().list_streams().await?;
-    let owners: HashMap<String, String> = streams.into_iter().map(|s| (s.name, s.owner)).collect();
     let views: Vec<ContractView> = state
-        .catalog()
-        .list_contracts()
+        .view()
+        .visible_contracts(caller.org(), filter.stream.as_ref().map(StreamName::as_str))
         .await?
         .into_iter()
-        .filter(|c| {
+        .filter(|(c, owner)| {
             filter
-                .stream
+                .state
                 .as_ref()
-                .is_none_or(|s| s.as_str() == c.stream)
-                && filter
-                    .state
-                    .as_ref()
-                    .is_none_or(|s| *s == state_name(c.state))
+                .is_none_or(|s| *s == state_name(c.state))
                 && filter.org.as_ref().is_none_or(|o| o.as_str() == c.consumer)
                 && filter
                     .owner
                     .as_ref()
-                    .is_none_or(|o| owners.get(&c.stream).is_some_and(|x| x == o.as_str()))
-                && visible(&caller, c, owners.get(&c.stream).map(String::as_str))
+                    .is_none_or(|o| owner.as_deref() == Some(o.as_str()))
+                && visible(&caller, c, owner.as_deref())
         })
-        .map(ContractView::try_from)
+        .map(|(c, _)| ContractView::try_from(pb::Contract::clone(&c)))
         .collect::<ApiResult<_>>()?;
     Ok(Json(ContractList { contracts: views }))
 }
