@@ -282,7 +282,7 @@ pub fn app(state: AppState) -> Router {
     let max_body_bytes = state.max_body_bytes();
     let timeout = state.inner.request_timeout;
     let http_metrics = state.inner.http_metrics.clone();
-    rest::router(state)
+    let app = rest::router(state)
         .layer(axum::middleware::from_fn(
             move |request: axum::extract::Request, next: axum::middleware::Next| {
                 answer_within(timeout, request, next)
@@ -305,7 +305,8 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             http_metrics,
             freeport_common::metrics::HttpMetrics::record,
-        ))
+        ));
+    rest::trimming_trailing_slashes(app)
 }
 
 /// The handler's answer, or 504 when it takes longer than `timeout`. Only

@@ -98,9 +98,12 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .route("/ui/app.css", get(crate::ui::style))
 }
 
+/// The routes with their fallbacks. Paths reach it without a trailing
+/// `/` ([`trimming_trailing_slashes`], which `crate::app` puts in front of
+/// routing).
 pub fn router(state: AppState) -> Router {
     let (router, _) = routes().split_for_parts();
-    let api = router
+    router
         .fallback(|| async { ApiError::new(ErrorCode::RouteNotFound, "no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -109,11 +112,16 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(axum::middleware::from_fn(negotiate))
-        .with_state(state);
-    // Before routing, so that both spellings reach the same route.
+        .with_state(state)
+}
+
+/// `app` with paths trimmed before routing, so that both spellings reach
+/// the same route. Outside the router, so that the layers inside it still
+/// see the route a request matched (metrics, spans).
+pub fn trimming_trailing_slashes(app: Router) -> Router {
     Router::new().fallback_service(tower::Layer::layer(
         &axum::middleware::map_request(without_trailing_slash),
-        api,
+        app,
     ))
 }
 
