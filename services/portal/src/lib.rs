@@ -241,6 +241,18 @@ impl AppState {
         &self.inner.clusters
     }
 
+    /// The clusters `caller` may use as its own: every one for admins, an
+    /// organization's own for its members (where it registers streams and
+    /// receives contracts).
+    pub fn clusters_of<'a>(
+        &'a self,
+        caller: &'a extract::Caller,
+    ) -> impl Iterator<Item = (&'a ClusterName, &'a ClusterConfig)> + 'a {
+        self.clusters().iter().filter(|(_, c)| {
+            caller.is_admin() || caller.org().is_some_and(|org| c.is_owned_by(org))
+        })
+    }
+
     pub fn cluster(&self, name: &ClusterName) -> ApiResult<&ClusterConfig> {
         self.inner
             .clusters

@@ -149,12 +149,8 @@ pub async fn clusters(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<Json<ClusterList>> {
-    // Admins see every cluster; an organization sees its own, where it may
-    // register streams and receive contracts.
     let clusters: Vec<_> = state
-        .clusters()
-        .iter()
-        .filter(|(_, c)| caller.is_admin() || caller.org().is_some_and(|org| c.is_owned_by(org)))
+        .clusters_of(&caller)
         .map(|(name, c)| Cluster {
             name: name.clone(),
             owner: c.owner.clone(),

@@ -165,9 +165,7 @@ pub struct Brokers {
 )]
 pub async fn brokers(State(state): State<AppState>, caller: Caller) -> ApiResult<V2<Brokers>> {
     let mut clusters: BTreeSet<ClusterName> = state
-        .clusters()
-        .iter()
-        .filter(|(_, c)| caller.is_admin() || caller.org().is_some_and(|org| c.is_owned_by(org)))
+        .clusters_of(&caller)
         .map(|(name, _)| name.clone())
         .collect();
     for readable in state.view().readable_streams(caller.org()).await? {
