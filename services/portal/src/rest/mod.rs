@@ -66,13 +66,35 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(credentials::revoke_key))
         .routes(routes!(credentials::rotate_key))
         .routes(routes!(credentials::revoke_certificate))
+        .routes(routes!(records::produce))
+        .merge(rest_proxy_v2())
+        .routes(routes!(crate::openapi::health))
+        .routes(routes!(crate::openapi::document))
+        // The web UI: pages, not API operations.
+        .route("/", get(crate::ui::root))
+        .route("/ui/", get(crate::ui::index))
+        .route("/ui/app.js", get(crate::ui::script))
+        .route("/ui/app.css", get(crate::ui::style))
+}
+
+/// REST Proxy v2's routes, each negotiating its answer's media type
+/// ([`negotiate`]): a consumer's records come only in the embedded
+/// formats, every other answer in any v2 or JSON type.
+fn rest_proxy_v2() -> OpenApiRouter<AppState> {
+    use axum::extract::Request;
+    use axum::middleware::{from_fn, Next};
+    let records = OpenApiRouter::new()
+        .routes(routes!(consumers::positions::records))
+        .layer(from_fn(|request: Request, next: Next| {
+            negotiate(&crate::wire::RECORDS_V2, request, next)
+        }));
+    OpenApiRouter::new()
         .routes(routes!(topics::brokers))
         .routes(routes!(topics::list))
         .routes(routes!(topics::get_one, produce::produce))
         .routes(routes!(topics::partitions))
         .routes(routes!(topics::partition, produce::produce_to_partition))
         .routes(routes!(topics::offsets))
-        .routes(routes!(records::produce))
         .routes(routes!(consumers::create))
         .routes(routes!(consumers::delete))
         .routes(routes!(
@@ -84,18 +106,14 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(consumers::positions::seek))
         .routes(routes!(consumers::positions::seek_beginning))
         .routes(routes!(consumers::positions::seek_end))
-        .routes(routes!(consumers::positions::records))
         .routes(routes!(
             consumers::positions::commit,
             consumers::positions::committed
         ))
-        .routes(routes!(crate::openapi::health))
-        .routes(routes!(crate::openapi::document))
-        // The web UI: pages, not API operations.
-        .route("/", get(crate::ui::root))
-        .route("/ui/", get(crate::ui::index))
-        .route("/ui/app.js", get(crate::ui::script))
-        .route("/ui/app.css", get(crate::ui::style))
+        .layer(from_fn(|request: Request, next: Next| {
+            negotiate(&crate::wire::ANSWERS_V2, request, next)
+        }))
+        .merge(records)
 }
 
 /// The routes with their fallbacks. Paths reach it without a trailing
@@ -111,7 +129,6 @@ pub fn router(state: AppState) -> Router {
                 "method not allowed on this route",
             )
         })
-        .layer(axum::middleware::from_fn(negotiate))
         .with_state(state)
 }
 
@@ -125,27 +142,21 @@ pub fn trimming_trailing_slashes(app: Router) -> Router {
     ))
 }
 
-/// REST Proxy's content negotiation on its v2 routes: an `Accept` that
-/// admits none of the media types the route answers in is refused with 406
-/// before the handler runs (no `Accept` admits everything). A consumer's
-/// records come only in the embedded formats; which one is the instance's
-/// to say (40601 for the other).
-async fn negotiate(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let path = request.uri().path();
-    let rest_proxy = ["/topics", "/brokers", "/consumers"]
-        .iter()
-        .any(|root| path == *root || path.starts_with(&format!("{root}/")));
+/// REST Proxy's content negotiation: an `Accept` that admits none of the
+/// media types the route answers in (`produced`) is refused with 406
+/// before the handler runs; no `Accept` admits everything. Which of a
+/// consumer's embedded formats is the instance's to say (40601 for the
+/// other).
+async fn negotiate(
+    produced: &'static [&'static str],
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
     let accept = request
         .headers()
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok());
-    if let (true, Some(accept)) = (rest_proxy, accept) {
-        let records = path.starts_with("/consumers/") && path.ends_with("/records");
-        let produced: &[&str] = if records {
-            &crate::wire::RECORDS_V2
-        } else {
-            &crate::wire::ANSWERS_V2
-        };
+    if let Some(accept) = accept {
         if !crate::wire::accepts(accept, produced) {
             return ApiError::new(
                 ErrorCode::NotAcceptable,
