@@ -393,12 +393,14 @@ impl AccessView {
             .collect())
     }
 
-    /// The contracts the caller may see, each with its stream's owner, in
-    /// id order: for an organization those it requested and those on its
-    /// streams, for an admin every one; only those on `stream` when given.
-    /// The work is the contracts listed, not the catalog's size. Caught up
-    /// first, as a listing is: a contract just requested is listed.
-    pub async fn visible_contracts(
+    /// The contracts that can concern `org`, each with its stream's owner,
+    /// in id order: those it requested and those on its streams (every one
+    /// for `None`, an admin); only those on `stream` when given, whoever's
+    /// they are. Which of them a caller may see is the REST API's rule
+    /// (`rest::contracts::visible`), applied by the caller. The work is the
+    /// contracts listed, not the catalog's size. Caught up first, as a
+    /// listing is: a contract just requested is listed.
+    pub async fn contracts_concerning(
         &self,
         org: Option<&str>,
         stream: Option<&str>,
@@ -427,10 +429,6 @@ impl AccessView {
             .map(|contract| {
                 let owner = index.streams.get(&contract.stream).map(|s| s.owner.clone());
                 (contract.clone(), owner)
-            })
-            .filter(|(contract, owner)| match org {
-                None => true,
-                Some(org) => contract.consumer == org || owner.as_deref() == Some(org),
             })
             .collect())
     }

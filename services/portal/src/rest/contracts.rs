@@ -372,7 +372,7 @@ pub async fn list(
     }
     let views: Vec<ContractView> = state
         .view()
-        .visible_contracts(caller.org(), filter.stream.as_ref().map(StreamName::as_str))
+        .contracts_concerning(caller.org(), filter.stream.as_ref().map(StreamName::as_str))
         .await?
         .into_iter()
         .filter(|(c, owner)| {
