@@ -73,12 +73,36 @@ pub fn tansu_bin() -> PathBuf {
     find_binary("TANSU_BIN", &candidates, "install it with tests/run.sh")
 }
 
-/// A port nothing listens on right now.
+/// A port nothing listens on right now and that this process has not
+/// handed out before, for a process the test is about to start.
+///
+/// Not the kernel's choice (binding port 0): that can return a port it
+/// returned a moment ago (about once in a thousand here), so two services
+/// of one hub were told to listen on the same port and the hub never came
+/// up. The port is taken below the kernel's ephemeral range, too, so no
+/// outbound connection of a test running alongside can take it before the
+/// process meant for it binds it. Each test process starts at its own place
+/// in the range, which keeps test processes run side by side apart.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const LOWEST: u32 = 10_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Ports at or above this are the kernel's to give to outbound connections.
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u32>().ok())
+        .filter(|&low| low > LOWEST + 1_000)
+        .unwrap_or(32_768);
+    let span = ephemeral - LOWEST;
+    let start = std::process::id().wrapping_mul(2_654_435_761) % span;
+    for _ in 0..span {
+        let port = LOWEST + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % span;
+        let port = u16::try_from(port).expect("below 65536");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between {LOWEST} and {ephemeral}")
 }
 
 /// Retries `check` until it returns `Some`, or panics with `what` after `timeout`.
@@ -167,6 +191,29 @@ impl Process {
             let log = std::fs::read_to_string(&self.log).unwrap_or_default();
             panic!("{} exited with {status}:\n{log}", self.name);
         }
+    }
+
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// Whether the process still runs, and the last lines of its log.
+    pub fn report(&mut self) -> String {
+        const LINES: usize = 40;
+        let state = match self.child.try_wait() {
+            Ok(Some(status)) => format!("exited with {status}"),
+            Ok(None) => "running".to_string(),
+            Err(e) => format!("unknown ({e})"),
+        };
+        let log = self.log();
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = lines[lines.len().saturating_sub(LINES)..].join("\n");
+        format!(
+            "--- {} (pid {}), {state}; last lines of {}:\n{tail}",
+            self.name,
+            self.pid(),
+            self.log.display()
+        )
     }
 
     pub fn log(&self) -> String {
@@ -558,27 +605,42 @@ impl Hub {
             ca_pem: ca,
         };
         // Ready when an authenticated call goes through the portal to the catalog.
-        let probe = hub.http.clone();
         let orgs = format!("{}/v1/orgs", hub.url);
-        let key = hub.admin_key.clone();
-        eventually(
-            Duration::from_secs(30),
-            "the portal and the catalog to answer",
-            || {
-                let request = probe.get(&orgs).bearer_auth(&key);
-                async move {
-                    request
-                        .send()
-                        .await
-                        .ok()
-                        .filter(|r| r.status().is_success())
-                }
-            },
-        )
-        .await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let seen = match hub.http.get(&orgs).bearer_auth(&hub.admin_key).send().await {
+                Ok(answer) if answer.status().is_success() => break,
+                Ok(answer) => format!(
+                    "{}: {}",
+                    answer.status(),
+                    answer.text().await.unwrap_or_default()
+                ),
+                Err(e) => format!("{e:?}"),
+            };
+            let exited = [&mut hub.catalog, &mut hub.link, &mut hub.portal]
+                .into_iter()
+                .any(|process| process.has_exited());
+            if exited || Instant::now() >= deadline {
+                panic!(
+                    "the hub did not come up (a service exited, or 30 s passed); \
+                     the last probe of {orgs} saw {seen}\n{}",
+                    hub.processes_report()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         hub.catalog.assert_running();
         hub.link.assert_running();
         hub
+    }
+
+    /// Each service's state and the end of its log, for a failure message.
+    pub fn processes_report(&mut self) -> String {
+        [&mut self.catalog, &mut self.link, &mut self.portal]
+            .into_iter()
+            .map(Process::report)
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// The development PKI of this hub (its CA signs organizations' client
