@@ -26,6 +26,8 @@ pub enum CatalogError {
     StreamNotFound(String),
     #[error("contract {0:?} not found")]
     ContractNotFound(String),
+    #[error("stream {stream} has no schema version {version}")]
+    SchemaVersionNotFound { stream: String, version: u32 },
     #[error("organization {0:?} not found")]
     OrganizationNotFound(String),
     #[error("{0}")]
@@ -72,6 +74,7 @@ impl CatalogError {
             CatalogError::IllegalTransition { .. } => ErrorCode::IllegalTransition,
             CatalogError::DestinationInUse { .. } => ErrorCode::DestinationInUse,
             CatalogError::IncompatibleSchema { .. } => ErrorCode::IncompatibleSchema,
+            CatalogError::SchemaVersionNotFound { .. } => ErrorCode::SchemaVersionNotFound,
             CatalogError::NotConfigured(_) => ErrorCode::NotConfigured,
             CatalogError::Ownership(refusal) => refusal.code(),
             CatalogError::Store(_) => ErrorCode::Internal,

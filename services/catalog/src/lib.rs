@@ -127,6 +127,12 @@ pub async fn run(
         }
         Err(e) => tracing::error!(error = %e, "cannot check ownership"),
     }
+    // A store from before global schema ids gets them, once.
+    match catalog.number_unnumbered_schemas().await {
+        Ok(0) => {}
+        Ok(streams) => tracing::info!(streams, "gave schema versions their global ids"),
+        Err(e) => tracing::error!(error = %e, "cannot number schema versions"),
+    }
     if let Some((addr, metrics)) = ops {
         // The catalog talks to no cluster: its readiness is its store.
         let ops = Ops::for_service(metrics, &tls, None, &Clusters::new(), &shutdown);

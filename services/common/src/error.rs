@@ -47,6 +47,8 @@ pub enum ErrorCode {
     ClusterNotFound,
     OrganizationNotFound,
     KeyNotFound,
+    /// A stream has no schema version of that number.
+    SchemaVersionNotFound,
     /// The entity exists already.
     AlreadyExists,
     /// The contract is not in a state that allows this action.
@@ -99,7 +101,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 32] = [
+    pub const ALL: [ErrorCode; 33] = [
         ErrorCode::MalformedBody,
         ErrorCode::Unauthenticated,
         ErrorCode::CredentialWithdrawn,
@@ -116,6 +118,7 @@ impl ErrorCode {
         ErrorCode::ContractNotFound,
         ErrorCode::ClusterNotFound,
         ErrorCode::OrganizationNotFound,
+        ErrorCode::SchemaVersionNotFound,
         ErrorCode::AlreadyExists,
         ErrorCode::IllegalTransition,
         ErrorCode::DestinationInUse,
@@ -166,6 +169,7 @@ impl ErrorCode {
             ErrorCode::ClusterNotFound => 40412,
             ErrorCode::OrganizationNotFound => 40413,
             ErrorCode::KeyNotFound => 40414,
+            ErrorCode::SchemaVersionNotFound => 40415,
             ErrorCode::MethodNotAllowed => 40501,
             ErrorCode::AlreadyExists => 40901,
             ErrorCode::IllegalTransition => 40902,
@@ -223,6 +227,7 @@ impl ErrorCode {
             | ErrorCode::ClusterNotFound
             | ErrorCode::OrganizationNotFound
             | ErrorCode::KeyNotFound
+            | ErrorCode::SchemaVersionNotFound
             | ErrorCode::ConsumerNotFound => Code::NotFound,
             ErrorCode::AlreadyExists
             | ErrorCode::DestinationInUse

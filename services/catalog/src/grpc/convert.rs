@@ -57,31 +57,30 @@ pub(super) fn format_pb(format: SchemaFormat) -> pb::SchemaFormat {
     }
 }
 
+/// The wire's names are the catalog's with a `COMPATIBILITY_` prefix.
 pub(super) fn compatibility_from_pb(value: i32) -> Result<Option<Compatibility>, CatalogError> {
+    let unknown = || CatalogError::InvalidField("unknown compatibility mode".into());
     match pb::Compatibility::try_from(value) {
         Ok(pb::Compatibility::Unspecified) => Ok(None),
-        Ok(pb::Compatibility::Backward) => Ok(Some(Compatibility::Backward)),
-        Ok(pb::Compatibility::Forward) => Ok(Some(Compatibility::Forward)),
-        Ok(pb::Compatibility::Full) => Ok(Some(Compatibility::Full)),
-        Ok(pb::Compatibility::None) => Ok(Some(Compatibility::None)),
-        Err(_) => Err(CatalogError::InvalidField(
-            "unknown compatibility mode".into(),
-        )),
+        Ok(mode) => mode
+            .as_str_name()
+            .strip_prefix("COMPATIBILITY_")
+            .and_then(Compatibility::parse)
+            .map(Some)
+            .ok_or_else(unknown),
+        Err(_) => Err(unknown()),
     }
 }
 
 pub(super) fn compatibility_pb(mode: Compatibility) -> pb::Compatibility {
-    match mode {
-        Compatibility::Backward => pb::Compatibility::Backward,
-        Compatibility::Forward => pb::Compatibility::Forward,
-        Compatibility::Full => pb::Compatibility::Full,
-        Compatibility::None => pb::Compatibility::None,
-    }
+    pb::Compatibility::from_str_name(&format!("COMPATIBILITY_{}", mode.as_str()))
+        .unwrap_or(pb::Compatibility::Unspecified)
 }
 
 pub(super) fn schema_version_pb(v: SchemaVersion) -> pb::SchemaVersion {
     pb::SchemaVersion {
         version: v.version,
+        id: v.id,
         format: format_pb(v.format).into(),
         schema_json: v.schema.to_string(),
         registered_at_ms: v.registered_at_ms,

@@ -301,6 +301,27 @@ impl pb::catalog_service_server::CatalogService for CatalogGrpc {
         Ok(Response::new(schema_version_pb(version)))
     }
 
+    async fn check_schema(
+        &self,
+        request: Request<pb::CheckSchemaRequest>,
+    ) -> Result<Response<pb::CheckSchemaResponse>, Status> {
+        let r = request.into_inner();
+        let actor = actor(r.actor)?;
+        let name = existing_stream_name(&r.stream)?;
+        let schema = serde_json::from_str(&r.schema_json)
+            .map_err(|e| CatalogError::InvalidField(format!("schema is not valid JSON: {e}")))?;
+        let stream = self.catalog.get_stream(&name)?;
+        let format = format_from_pb(r.format)?.unwrap_or(stream.schema_format);
+        let problems = self.catalog.check_schema(
+            &actor,
+            &name,
+            format,
+            &schema,
+            (r.version != 0).then_some(r.version),
+        )?;
+        Ok(Response::new(pb::CheckSchemaResponse { problems }))
+    }
+
     async fn set_compatibility(
         &self,
         request: Request<pb::SetCompatibilityRequest>,

@@ -10,6 +10,10 @@
 //!   with the new one;
 //! - `Full`: both; `None`: no check.
 //!
+//! Each of the first three checks the new version against the latest; its
+//! `_TRANSITIVE` form checks it against every earlier version, as a
+//! consumer that may meet data of any age needs.
+//!
 //! Every incompatibility is reported with the place it occurs and what broke.
 
 mod avro;
@@ -50,28 +54,62 @@ impl SchemaFormat {
 pub enum Compatibility {
     #[default]
     Backward,
+    BackwardTransitive,
     Forward,
+    ForwardTransitive,
     Full,
+    FullTransitive,
     None,
 }
 
 impl Compatibility {
+    pub const ALL: [Compatibility; 7] = [
+        Compatibility::Backward,
+        Compatibility::BackwardTransitive,
+        Compatibility::Forward,
+        Compatibility::ForwardTransitive,
+        Compatibility::Full,
+        Compatibility::FullTransitive,
+        Compatibility::None,
+    ];
+
     pub fn parse(text: &str) -> Option<Compatibility> {
-        match text.to_ascii_uppercase().as_str() {
-            "BACKWARD" => Some(Compatibility::Backward),
-            "FORWARD" => Some(Compatibility::Forward),
-            "FULL" => Some(Compatibility::Full),
-            "NONE" => Some(Compatibility::None),
-            _ => None,
-        }
+        let text = text.to_ascii_uppercase();
+        Compatibility::ALL
+            .into_iter()
+            .find(|mode| mode.as_str() == text)
     }
 
     pub fn as_str(self) -> &'static str {
         match self {
             Compatibility::Backward => "BACKWARD",
+            Compatibility::BackwardTransitive => "BACKWARD_TRANSITIVE",
             Compatibility::Forward => "FORWARD",
+            Compatibility::ForwardTransitive => "FORWARD_TRANSITIVE",
             Compatibility::Full => "FULL",
+            Compatibility::FullTransitive => "FULL_TRANSITIVE",
             Compatibility::None => "NONE",
+        }
+    }
+
+    /// Whether a new version is checked against every earlier one, not
+    /// only the latest.
+    pub fn transitive(self) -> bool {
+        matches!(
+            self,
+            Compatibility::BackwardTransitive
+                | Compatibility::ForwardTransitive
+                | Compatibility::FullTransitive
+        )
+    }
+
+    /// (new reads old, old reads new): the directions checked.
+    fn directions(self) -> (bool, bool) {
+        match self {
+            Compatibility::Backward | Compatibility::BackwardTransitive => (true, false),
+            Compatibility::Forward | Compatibility::ForwardTransitive => (false, true),
+            Compatibility::Full | Compatibility::FullTransitive => (true, true),
+            Compatibility::None => (false, false),
         }
     }
 }
@@ -81,6 +119,11 @@ impl Compatibility {
 pub struct SchemaVersion {
     /// 1 for the first, then dense.
     pub version: u32,
+    /// The schema's global id, the same for the same schema on every
+    /// stream and never changed (what the Confluent wire format carries);
+    /// 0 only in a store from before ids, until the catalog numbers it.
+    #[serde(default)]
+    pub id: u32,
     pub format: SchemaFormat,
     pub schema: Value,
     pub registered_at_ms: i64,
@@ -96,13 +139,15 @@ pub fn check_schema(format: SchemaFormat, schema: &Value) -> Result<(), Vec<Stri
     }
 }
 
-/// Why `new` may not follow `old` under `mode`: empty when it may.
+/// Why `new` may not follow `old` under `mode`, checked as if `old` were
+/// the latest version: empty when it may.
 pub fn incompatibilities(
     mode: Compatibility,
     format: SchemaFormat,
     old: &Value,
     new: &Value,
 ) -> Vec<String> {
+    let (backward, forward) = mode.directions();
     let check = |reader: &Value, writer: &Value| -> Vec<String> {
         match format {
             SchemaFormat::JsonSchema => json::reader_accepts(reader, writer),
@@ -118,19 +163,44 @@ pub fn incompatibilities(
             .map(|p| format!("{direction}: {p}"))
             .collect::<Vec<_>>()
     };
-    match mode {
-        Compatibility::None => vec![],
-        Compatibility::Backward => label("BACKWARD (new schema reading old data)", check(new, old)),
-        Compatibility::Forward => label("FORWARD (old schema reading new data)", check(old, new)),
-        Compatibility::Full => {
-            let mut all = label("BACKWARD (new schema reading old data)", check(new, old));
-            all.extend(label(
-                "FORWARD (old schema reading new data)",
-                check(old, new),
-            ));
-            all
-        }
+    let mut all = Vec::new();
+    if backward {
+        all.extend(label(
+            "BACKWARD (new schema reading old data)",
+            check(new, old),
+        ));
     }
+    if forward {
+        all.extend(label(
+            "FORWARD (old schema reading new data)",
+            check(old, new),
+        ));
+    }
+    all
+}
+
+/// Why `new` may not follow `history` (the earlier versions, oldest first)
+/// under `mode`: checked against the latest, or against each version for a
+/// `_TRANSITIVE` mode, naming the version each problem is with.
+pub fn incompatibilities_with(
+    mode: Compatibility,
+    format: SchemaFormat,
+    history: &[SchemaVersion],
+    new: &Value,
+) -> Vec<String> {
+    let against: &[SchemaVersion] = match history.split_last() {
+        None => &[],
+        Some(_) if mode.transitive() => history,
+        Some((latest, _)) => std::slice::from_ref(latest),
+    };
+    against
+        .iter()
+        .flat_map(|old| {
+            incompatibilities(mode, format, &old.schema, new)
+                .into_iter()
+                .map(move |p| format!("with version {}: {p}", old.version))
+        })
+        .collect()
 }
 
 #[cfg(test)]

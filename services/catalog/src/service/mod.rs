@@ -57,6 +57,8 @@ pub struct Catalog {
     link_shares: std::sync::Mutex<LinkShares>,
     /// When keys were last used, not yet written ([`keys`]).
     key_use: keys::KeyUse,
+    /// The global schema ids, loaded on first use ([`schemas`]).
+    schema_ids: std::sync::Mutex<Option<schemas::SchemaIds>>,
 }
 
 fn sha256_hex(text: &str) -> String {
@@ -106,6 +108,7 @@ impl Catalog {
                 false,
             )),
             key_use: keys::KeyUse::default(),
+            schema_ids: std::sync::Mutex::new(None),
         }
     }
 

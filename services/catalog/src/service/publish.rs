@@ -67,14 +67,17 @@ impl Catalog {
                         refuse(refusal.to_string());
                         continue;
                     }
-                    let stream = match Self::build_stream(actor, owner.clone(), plan.new, now) {
+                    let mut stream = match Self::build_stream(actor, owner.clone(), plan.new, now) {
                         Ok(stream) => stream,
                         Err(e) => {
                             refuse(e.to_string());
                             continue;
                         }
                     };
-                    if let Err(e) = self.check_stream_free(&stream, &existing_streams) {
+                    if let Err(e) = self
+                        .check_stream_free(&stream, &existing_streams)
+                        .and_then(|()| self.number_schemas(&mut stream))
+                    {
                         refuse(e.to_string());
                         continue;
                     }
@@ -102,7 +105,7 @@ impl Catalog {
                         continue;
                     }
                     let mut stream = current.clone();
-                    match Self::evolve_schema(
+                    match self.evolve_schema(
                         &mut stream,
                         plan.new.schema_format,
                         plan.new.value_schema,

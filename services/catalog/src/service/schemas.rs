@@ -1,5 +1,7 @@
-//! A stream's schema versions and the compatibility mode they are checked
-//! under.
+//! A stream's schema versions, the compatibility mode they are checked
+//! under, and the global schema ids.
+
+use std::collections::HashMap;
 
 use freeport_common::names::StreamName;
 use freeport_common::now_ms;
@@ -11,11 +13,101 @@ use crate::domain::{Change, Compatibility, Principal, SchemaFormat, SchemaVersio
 use crate::error::CatalogError;
 use crate::store::Commit;
 
+/// The global schema ids: one per distinct schema (format and canonical
+/// text), the same on every stream, never reused. Built from the store on
+/// first use; changed only under the write lock.
+#[derive(Debug, Default)]
+pub(super) struct SchemaIds {
+    by_fingerprint: HashMap<[u8; 32], u32>,
+    highest: u32,
+}
+
+impl SchemaIds {
+    fn fingerprint(format: SchemaFormat, schema: &serde_json::Value) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut hash = Sha256::new();
+        hash.update(format.as_str().as_bytes());
+        hash.update(b"\n");
+        // serde_json keeps object keys sorted: the same schema is the same text.
+        hash.update(schema.to_string().as_bytes());
+        hash.finalize().into()
+    }
+
+    fn load(streams: &[Stream]) -> SchemaIds {
+        let mut ids = SchemaIds::default();
+        for version in streams.iter().flat_map(|s| &s.schema_versions) {
+            if version.id != 0 {
+                ids.highest = ids.highest.max(version.id);
+                ids.by_fingerprint
+                    .entry(Self::fingerprint(version.format, &version.schema))
+                    .or_insert(version.id);
+            }
+        }
+        ids
+    }
+
+    fn id_of(&mut self, format: SchemaFormat, schema: &serde_json::Value) -> u32 {
+        *self
+            .by_fingerprint
+            .entry(Self::fingerprint(format, schema))
+            .or_insert_with(|| {
+                self.highest += 1;
+                self.highest
+            })
+    }
+}
+
 impl Catalog {
+    /// Gives each of `stream`'s versions without a global id its id. Call
+    /// under the write lock, before the stream is committed.
+    pub(super) fn number_schemas(&self, stream: &mut Stream) -> Result<(), CatalogError> {
+        let mut ids = self
+            .schema_ids
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if ids.is_none() {
+            *ids = Some(SchemaIds::load(&self.store.list_streams()?));
+        }
+        let ids = ids.as_mut().expect("loaded above");
+        for version in stream.schema_versions.iter_mut().filter(|v| v.id == 0) {
+            version.id = ids.id_of(version.format, &version.schema);
+        }
+        Ok(())
+    }
+
+    /// Numbers the schema versions a store from before global ids holds,
+    /// in one commit; run once at start. How many streams it changed.
+    pub async fn number_unnumbered_schemas(&self) -> Result<usize, CatalogError> {
+        let _guard = self.write_lock.lock().await;
+        let mut changed = Vec::new();
+        for mut stream in self.store.list_streams()? {
+            if stream.schema_versions.iter().any(|v| v.id == 0) {
+                self.number_schemas(&mut stream)?;
+                changed.push(Change::Stream(stream));
+            }
+        }
+        if changed.is_empty() {
+            return Ok(0);
+        }
+        let count = changed.len();
+        self.commit(Commit::audited(
+            changed,
+            vec![AuditRecord::new(
+                "catalog".to_string(),
+                "schema.ids_assigned",
+                "catalog:schemas".to_string(),
+                json!({"streams": count}),
+            )],
+        ))
+        .await?;
+        Ok(count)
+    }
+
     /// Makes `schema` the stream's next version, checked against the latest
     /// under the stream's compatibility mode; `None` when it is the latest
     /// already. Leaves the stream untouched when it refuses.
     pub(super) fn evolve_schema(
+        &self,
         stream: &mut Stream,
         format: SchemaFormat,
         schema: serde_json::Value,
@@ -37,10 +129,10 @@ impl Catalog {
         {
             return Ok(None);
         }
-        let problems = crate::schema::incompatibilities(
+        let problems = crate::schema::incompatibilities_with(
             stream.compatibility,
             format,
-            &stream.value_schema,
+            &stream.schema_versions,
             &schema,
         );
         if !problems.is_empty() {
@@ -50,22 +142,24 @@ impl Catalog {
                 problems,
             });
         }
-        let version = SchemaVersion {
+        stream.schema_versions.push(SchemaVersion {
             version: stream.schema_versions.last().map_or(1, |v| v.version + 1),
+            id: 0,
             format,
             schema: schema.clone(),
             registered_at_ms: now,
             registered_by: actor.audit_name(),
-        };
-        stream.schema_versions.push(version.clone());
+        });
+        self.number_schemas(stream)?;
         stream.value_schema = schema;
         stream.updated_at_ms = now;
-        Ok(Some(version))
+        Ok(stream.schema_versions.last().cloned())
     }
 
     /// Registers a new version of a stream's value schema, after checking
-    /// it against the latest under the stream's compatibility mode. The same
-    /// schema again returns the latest version and writes nothing.
+    /// it under the stream's compatibility mode. A schema the stream has
+    /// had before returns that version and writes nothing (as a schema
+    /// registry does).
     pub async fn register_schema(
         &self,
         actor: &Principal,
@@ -90,14 +184,19 @@ impl Catalog {
         let _guard = self.write_lock.lock().await;
         let mut stream = self.get_stream(name)?;
         Self::require_owner(actor, &stream, "register schema versions")?;
-        let Some(version) = Self::evolve_schema(&mut stream, format, schema, actor, now_ms())?
+        if let Some(known) = stream
+            .schema_versions
+            .iter()
+            .find(|v| v.format == format && v.schema == schema)
+        {
+            return Ok(known.clone());
+        }
+        let Some(version) = self.evolve_schema(&mut stream, format, schema, actor, now_ms())?
         else {
-            // The latest version already: nothing to write.
-            return Ok(stream
-                .schema_versions
-                .last()
-                .cloned()
-                .expect("a stream has a version"));
+            // Not reached: a schema the stream has not had is a new version.
+            return Err(CatalogError::InvalidField(
+                "the schema is the stream's latest already".into(),
+            ));
         };
         self.commit(Commit::one(Change::Stream(stream.clone()), AuditRecord::new(
                 actor.audit_name(),
@@ -107,6 +206,55 @@ impl Catalog {
             )))
         .await?;
         Ok(version)
+    }
+
+    /// What breaks if `schema` followed the stream's versions: checked
+    /// against `version` alone (in the stream's mode's directions), or with
+    /// no version as registering it would check it. Writes nothing.
+    pub fn check_schema(
+        &self,
+        actor: &Principal,
+        name: &StreamName,
+        format: SchemaFormat,
+        schema: &serde_json::Value,
+        version: Option<u32>,
+    ) -> Result<Vec<String>, CatalogError> {
+        let stream = self.get_stream(name)?;
+        Self::require_owner(actor, &stream, "check schemas against it")?;
+        if let Err(errors) = crate::schema::check_schema(format, schema) {
+            return Err(CatalogError::InvalidField(format!(
+                "schema {}",
+                errors.join("; schema ")
+            )));
+        }
+        if format != stream.schema_format {
+            return Ok(vec![format!(
+                "stream {} uses {}; a version in {} cannot follow it",
+                stream.name,
+                stream.schema_format.as_str(),
+                format.as_str()
+            )]);
+        }
+        let against = match version {
+            None => stream.schema_versions.as_slice(),
+            Some(number) => {
+                let found = stream
+                    .schema_versions
+                    .iter()
+                    .position(|v| v.version == number)
+                    .ok_or_else(|| CatalogError::SchemaVersionNotFound {
+                        stream: stream.name.to_string(),
+                        version: number,
+                    })?;
+                std::slice::from_ref(&stream.schema_versions[found])
+            }
+        };
+        Ok(crate::schema::incompatibilities_with(
+            stream.compatibility,
+            format,
+            against,
+            schema,
+        ))
     }
 
     /// Changes the mode later schema versions are checked under.

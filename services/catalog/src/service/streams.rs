@@ -97,6 +97,7 @@ impl Catalog {
             compatibility: new.compatibility,
             schema_versions: vec![SchemaVersion {
                 version: 1,
+                id: 0,
                 format: new.schema_format,
                 schema: new.value_schema.clone(),
                 registered_at_ms: now,
@@ -169,13 +170,14 @@ impl Catalog {
             new.topic.as_str(),
             owner.as_str(),
         )?;
-        let stream = Self::build_stream(actor, owner, new, now_ms())?;
+        let mut stream = Self::build_stream(actor, owner, new, now_ms())?;
 
         let _guard = self.write_lock.lock().await;
         if self.store.get_org(&stream.owner)?.is_none() {
             return Err(CatalogError::OrganizationNotFound(stream.owner.to_string()));
         }
         self.check_stream_free(&stream, &self.store.list_streams()?)?;
+        self.number_schemas(&mut stream)?;
         self.commit(Commit::one(
             Change::Stream(stream.clone()),
             AuditRecord::new(

@@ -1124,3 +1124,182 @@ async fn an_admin_revokes_a_client_certificate_once() {
         .await;
     assert!(matches!(again, Err(CatalogError::Conflict(_))));
 }
+
+#[tokio::test]
+async fn a_schema_has_one_global_id_on_every_stream_and_keeps_it() {
+    let f = fixture().await;
+    let orders = f.catalog.register_stream(&f.owner, orders()).await.unwrap();
+    let first = orders.schema_versions[0].id;
+    assert_ne!(first, 0, "a stream's first version is numbered");
+
+    // The same schema on another stream is the same schema: the same id.
+    let mut refunds = self::orders();
+    refunds.name = StreamName::parse("refunds").unwrap();
+    refunds.topic = TopicName::parse("refunds").unwrap();
+    let refunds = f.catalog.register_stream(&f.owner, refunds).await.unwrap();
+    assert_eq!(refunds.schema_versions[0].id, first);
+
+    let name = StreamName::parse("orders").unwrap();
+    let v2_schema = serde_json::json!({"type": "object", "properties": {
+        "id": {"type": "integer"}, "email": {"type": "string"}, "note": {"type": "string"}
+    }});
+    let v2 = f
+        .catalog
+        .register_schema(&f.owner, &name, SchemaFormat::JsonSchema, v2_schema.clone())
+        .await
+        .unwrap();
+    assert_eq!(v2.version, 2);
+    assert!(v2.id > first, "a new schema gets a new id");
+
+    // An earlier version's schema again is that version (as a registry
+    // answers), not a third one.
+    let again = f
+        .catalog
+        .register_schema(
+            &f.owner,
+            &name,
+            SchemaFormat::JsonSchema,
+            orders.schema_versions[0].schema.clone(),
+        )
+        .await
+        .unwrap();
+    assert_eq!((again.version, again.id), (1, first));
+    assert_eq!(
+        f.catalog.get_stream(&name).unwrap().schema_versions.len(),
+        2
+    );
+
+    // A catalog started again on the same store goes on from the highest id.
+    let restarted = Catalog::new(
+        f.catalog.store.clone(),
+        clusters(),
+        CancellationToken::new(),
+    );
+    assert_eq!(restarted.number_unnumbered_schemas().await.unwrap(), 0);
+    let v3 = restarted
+        .register_schema(
+            &f.owner,
+            &name,
+            SchemaFormat::JsonSchema,
+            serde_json::json!({"type": "object"}),
+        )
+        .await
+        .unwrap();
+    assert!(
+        v3.id > v2.id,
+        "ids are never reused: {} after {}",
+        v3.id,
+        v2.id
+    );
+}
+
+#[tokio::test]
+async fn versions_from_before_ids_are_numbered_once_at_start() {
+    let f = fixture().await;
+    f.catalog.register_stream(&f.owner, orders()).await.unwrap();
+    let name = StreamName::parse("orders").unwrap();
+    // As a store written before ids holds it.
+    let mut old = f.catalog.get_stream(&name).unwrap();
+    old.schema_versions[0].id = 0;
+    f.catalog
+        .store
+        .commit(Commit::audited(vec![Change::Stream(old)], vec![]))
+        .unwrap();
+
+    let restarted = Catalog::new(
+        f.catalog.store.clone(),
+        clusters(),
+        CancellationToken::new(),
+    );
+    assert_eq!(restarted.number_unnumbered_schemas().await.unwrap(), 1);
+    assert_ne!(
+        restarted.get_stream(&name).unwrap().schema_versions[0].id,
+        0
+    );
+    assert_eq!(restarted.number_unnumbered_schemas().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn transitive_modes_check_every_earlier_version() {
+    let f = fixture().await;
+    let mut stream = orders();
+    stream.compatibility = Compatibility::None;
+    f.catalog.register_stream(&f.owner, stream).await.unwrap();
+    let name = StreamName::parse("orders").unwrap();
+    // v2 drops `email`, which v1's readers required nothing of.
+    let v2 = serde_json::json!({"type": "object", "properties": {"id": {"type": "integer"}}});
+    f.catalog
+        .register_schema(&f.owner, &name, SchemaFormat::JsonSchema, v2)
+        .await
+        .unwrap();
+    // v3 makes `email` a number: fine after v2, not after v1.
+    let v3 = serde_json::json!({"type": "object", "properties": {
+        "id": {"type": "integer"}, "email": {"type": "integer"}
+    }});
+    f.catalog
+        .set_compatibility(&f.owner, &name, Compatibility::Forward)
+        .await
+        .unwrap();
+    assert!(f
+        .catalog
+        .check_schema(&f.owner, &name, SchemaFormat::JsonSchema, &v3, None)
+        .unwrap()
+        .is_empty());
+    let against_v1 = f
+        .catalog
+        .check_schema(&f.owner, &name, SchemaFormat::JsonSchema, &v3, Some(1))
+        .unwrap();
+    assert!(!against_v1.is_empty());
+    assert!(
+        against_v1[0].starts_with("with version 1:"),
+        "{against_v1:?}"
+    );
+
+    f.catalog
+        .set_compatibility(&f.owner, &name, Compatibility::ForwardTransitive)
+        .await
+        .unwrap();
+    let problems = f
+        .catalog
+        .check_schema(&f.owner, &name, SchemaFormat::JsonSchema, &v3, None)
+        .unwrap();
+    assert!(
+        problems.iter().any(|p| p.starts_with("with version 1:")),
+        "{problems:?}"
+    );
+    let refused = f
+        .catalog
+        .register_schema(&f.owner, &name, SchemaFormat::JsonSchema, v3)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            CatalogError::IncompatibleSchema {
+                mode: "FORWARD_TRANSITIVE",
+                ..
+            }
+        ),
+        "{refused}"
+    );
+    assert!(matches!(
+        f.catalog.check_schema(
+            &f.owner,
+            &name,
+            SchemaFormat::JsonSchema,
+            &serde_json::json!({}),
+            Some(9)
+        ),
+        Err(CatalogError::SchemaVersionNotFound { version: 9, .. })
+    ));
+    assert!(matches!(
+        f.catalog.check_schema(
+            &f.partner,
+            &name,
+            SchemaFormat::JsonSchema,
+            &serde_json::json!({}),
+            None
+        ),
+        Err(CatalogError::Forbidden(_))
+    ));
+}

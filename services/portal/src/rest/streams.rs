@@ -64,9 +64,11 @@ pub struct RegisterStream {
     #[serde(default)]
     #[schema(pattern = "^(json_schema|json|avro)$")]
     schema_format: Option<String>,
-    /// BACKWARD (the default), FORWARD, FULL or NONE.
+    /// BACKWARD (the default), FORWARD, FULL, each also `_TRANSITIVE`, or NONE.
     #[serde(default)]
-    #[schema(pattern = "^(BACKWARD|FORWARD|FULL|NONE|backward|forward|full|none)$")]
+    #[schema(
+        pattern = "^((BACKWARD|FORWARD|FULL)(_TRANSITIVE)?|NONE|(backward|forward|full)(_transitive)?|none)$"
+    )]
     compatibility: Option<String>,
 }
 
@@ -84,7 +86,9 @@ pub struct NewSchemaVersion {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompatibilityBody {
-    #[schema(pattern = "^(BACKWARD|FORWARD|FULL|NONE|backward|forward|full|none)$")]
+    #[schema(
+        pattern = "^((BACKWARD|FORWARD|FULL)(_TRANSITIVE)?|NONE|(backward|forward|full)(_transitive)?|none)$"
+    )]
     compatibility: String,
 }
 
@@ -98,16 +102,27 @@ fn schema_format(text: &str) -> ApiResult<pb::SchemaFormat> {
     }
 }
 
-fn compatibility(text: &str) -> ApiResult<pb::Compatibility> {
-    match text.to_ascii_uppercase().as_str() {
-        "BACKWARD" => Ok(pb::Compatibility::Backward),
-        "FORWARD" => Ok(pb::Compatibility::Forward),
-        "FULL" => Ok(pb::Compatibility::Full),
-        "NONE" => Ok(pb::Compatibility::None),
-        _ => Err(ApiError::invalid(format!(
-            "compatibility {text:?} is not BACKWARD, FORWARD, FULL or NONE"
-        ))),
-    }
+/// A compatibility mode by the name the REST API and the Schema Registry
+/// API give it (`BACKWARD`, `FULL_TRANSITIVE`, ...), in any case.
+pub(crate) fn compatibility(text: &str) -> ApiResult<pb::Compatibility> {
+    pb::Compatibility::from_str_name(&format!("COMPATIBILITY_{}", text.to_ascii_uppercase()))
+        .filter(|mode| *mode != pb::Compatibility::Unspecified)
+        .ok_or_else(|| {
+            ApiError::invalid(format!(
+                "compatibility {text:?} is not BACKWARD, FORWARD, FULL, one of those with _TRANSITIVE, or NONE"
+            ))
+        })
+}
+
+/// The name of a compatibility mode (`BACKWARD`, `FULL_TRANSITIVE`, ...).
+pub(crate) fn compatibility_name(value: i32) -> String {
+    pb::Compatibility::try_from(value)
+        .map(|c| {
+            c.as_str_name()
+                .trim_start_matches("COMPATIBILITY_")
+                .to_string()
+        })
+        .unwrap_or_default()
 }
 
 /// `json_schema` or `avro`, as the REST API names a schema format.
@@ -120,6 +135,10 @@ fn format_name(value: i32) -> String {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SchemaVersion {
     version: u32,
+    /// The schema's global id: the same for the same schema on every
+    /// stream, never changed; the id the Schema Registry API
+    /// (`/registry/schemas/ids/{id}`) and the Confluent wire format use.
+    id: u32,
     /// `json_schema` or `avro`.
     format: String,
     schema: serde_json::Value,
@@ -131,6 +150,7 @@ impl From<pb::SchemaVersion> for SchemaVersion {
     fn from(v: pb::SchemaVersion) -> SchemaVersion {
         SchemaVersion {
             version: v.version,
+            id: v.id,
             format: format_name(v.format),
             schema: serde_json::from_str(&v.schema_json).unwrap_or(serde_json::Value::Null),
             registered_at_ms: v.registered_at_ms,
@@ -180,13 +200,7 @@ impl From<pb::Stream> for StreamView {
             partitions: s.partitions,
             retention_ms: (s.retention_ms != 0).then_some(s.retention_ms),
             schema_format: format_name(s.schema_format),
-            compatibility: pb::Compatibility::try_from(s.compatibility)
-                .map(|c| {
-                    c.as_str_name()
-                        .trim_start_matches("COMPATIBILITY_")
-                        .to_string()
-                })
-                .unwrap_or_default(),
+            compatibility: compatibility_name(s.compatibility),
             schema_version: s.schema_versions.last().map_or(0, |v| v.version),
             name: s.name,
             owner: s.owner,
