@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 
 TANSU_VERSION=0.6.0
 ASYNCAPI_SPECS_VERSION=6.11.1
+# The ecosystem's own clients the compatibility tests drive (PyPI).
+CONFLUENT_KAFKA_VERSION=2.16.1
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -66,6 +68,17 @@ if [ "$(cat "$specs_dir/VERSION" 2>/dev/null)" != "${ASYNCAPI_SPECS_VERSION}" ] 
   echo "${ASYNCAPI_SPECS_VERSION}" > "$specs_dir/VERSION"
 fi
 export FREEPORT_ASYNCAPI_SCHEMA="$PWD/$schema"
+
+step "confluent-kafka ${CONFLUENT_KAFKA_VERSION} (Python: Schema Registry serializers, REST Proxy clients' counterpart)"
+clients="target/test-deps/clients"
+if [ "$(cat "$clients/VERSION" 2>/dev/null)" != "${CONFLUENT_KAFKA_VERSION}" ] || [ ! -x "$clients/bin/python" ]; then
+  rm -rf "$clients"
+  python3 -m venv "$clients"
+  "$clients/bin/pip" install -q "confluent-kafka[avro,json]==${CONFLUENT_KAFKA_VERSION}"
+  echo "${CONFLUENT_KAFKA_VERSION}" > "$clients/VERSION"
+fi
+export FREEPORT_CLIENTS_PYTHON="$PWD/$clients/bin/python"
+"$FREEPORT_CLIENTS_PYTHON" -c 'import confluent_kafka; print("confluent-kafka", confluent_kafka.__version__)'
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -61,6 +61,16 @@ pub fn freeport_bin() -> PathBuf {
     )
 }
 
+/// The Python interpreter with the ecosystem's clients (confluent-kafka
+/// and its Schema Registry serializers) that tests/run.sh installs.
+pub fn clients_python() -> PathBuf {
+    find_binary(
+        "FREEPORT_CLIENTS_PYTHON",
+        &[workspace().join("target/test-deps/clients/bin/python")],
+        "install confluent-kafka with tests/run.sh",
+    )
+}
+
 /// The tansu broker binary.
 pub fn tansu_bin() -> PathBuf {
     let mut candidates = vec![];

@@ -191,6 +191,17 @@ impl CatalogClient {
         Ok(self.client().register_schema(request).await?.into_inner())
     }
 
+    /// What breaks if the schema followed the stream's versions (empty:
+    /// nothing); writes nothing.
+    pub async fn check_schema(&self, request: pb::CheckSchemaRequest) -> ApiResult<Vec<String>> {
+        Ok(self
+            .client()
+            .check_schema(request)
+            .await?
+            .into_inner()
+            .problems)
+    }
+
     pub async fn set_compatibility(
         &self,
         request: pb::SetCompatibilityRequest,

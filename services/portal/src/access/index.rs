@@ -22,6 +22,8 @@ pub(super) struct Index {
     pub(super) by_topic: HashMap<String, BTreeSet<String>>,
     /// Owner -> its streams.
     pub(super) by_owner: HashMap<String, BTreeSet<String>>,
+    /// Global schema id -> the (stream, version) pairs that have it.
+    pub(super) by_schema_id: HashMap<u32, BTreeSet<(String, u32)>>,
     pub(super) contracts: HashMap<String, Arc<pb::Contract>>,
     /// Consumer -> its contracts, in every state.
     pub(super) by_consumer: HashMap<String, BTreeSet<String>>,
@@ -62,6 +64,17 @@ impl Index {
                     if let Some(names) = self.by_topic.get_mut(&old.topic) {
                         names.remove(&old.name);
                     }
+                    for version in &old.schema_versions {
+                        if let Some(holders) = self.by_schema_id.get_mut(&version.id) {
+                            holders.remove(&(old.name.clone(), version.version));
+                        }
+                    }
+                }
+                for version in &stream.schema_versions {
+                    self.by_schema_id
+                        .entry(version.id)
+                        .or_default()
+                        .insert((stream.name.clone(), version.version));
                 }
                 self.by_topic
                     .entry(stream.topic.clone())

@@ -1,6 +1,7 @@
 //! Every access decision of the portal, answered from a live, indexed view
 //! of the catalog: organizations, API keys (by hash), streams (by name, by
-//! topic, by owner) and contracts (active ones by consumer and stream).
+//! topic, by owner, their schema versions by global id) and contracts
+//! (active ones by consumer and stream).
 //!
 //! The view is built from the catalog's snapshot and kept current by its
 //! Watch stream ([`AccessView::follow`]); a request never lists the
@@ -17,6 +18,9 @@
 
 mod follow;
 mod index;
+mod registry;
+
+pub use registry::SubjectStream;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};

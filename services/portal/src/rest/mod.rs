@@ -10,6 +10,7 @@ pub mod partners;
 pub mod produce;
 pub mod publish;
 pub mod records;
+pub mod registry;
 pub mod streams;
 pub mod topics;
 
@@ -68,6 +69,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(credentials::revoke_certificate))
         .routes(routes!(records::produce))
         .merge(rest_proxy_v2())
+        .merge(schema_registry())
         .routes(routes!(crate::openapi::health))
         .routes(routes!(crate::openapi::document))
         // The web UI: pages, not API operations.
@@ -114,6 +116,30 @@ fn rest_proxy_v2() -> OpenApiRouter<AppState> {
             negotiate(&crate::wire::ANSWERS_V2, request, next)
         }))
         .merge(records)
+}
+
+/// The Schema Registry API's routes ([`registry`]), negotiating their
+/// answers' media type as Confluent's registry does.
+fn schema_registry() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(registry::schema_types))
+        .routes(routes!(registry::subjects))
+        .routes(routes!(registry::versions, registry::register))
+        .routes(routes!(registry::version))
+        .routes(routes!(registry::version_schema))
+        .routes(routes!(registry::lookup))
+        .routes(routes!(registry::compatibility))
+        .routes(routes!(registry::compatibility_all))
+        .routes(routes!(registry::config, registry::set_config))
+        .routes(routes!(
+            registry::subject_config,
+            registry::set_subject_config
+        ))
+        .routes(routes!(registry::schema))
+        .routes(routes!(registry::schema_raw))
+        .routes(routes!(registry::schema_subjects))
+        .routes(routes!(registry::schema_versions))
+        .layer(axum::middleware::from_fn(registry::negotiate))
 }
 
 /// The routes with their fallbacks. Paths reach it without a trailing

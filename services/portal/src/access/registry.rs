@@ -1,0 +1,150 @@
+//! The Schema Registry API's decisions: which stream a subject names for a
+//! caller, which subjects a caller sees, and who holds a global schema id.
+//!
+//! A caller sees a stream's subjects on the terms it may read the stream:
+//! its owner and admins by the stream's topic, a partner with an active
+//! contract by the topic the contract delivers into (the topic its
+//! consumers read), nobody else at all.
+
+use std::sync::Arc;
+
+use freeport_common::error::ErrorCode;
+use freeport_common::proto::catalog::v1 as pb;
+
+use super::{AccessView, Index, Readable};
+use crate::error::{ApiError, ApiResult};
+
+/// A stream as one caller's subjects name it.
+pub struct SubjectStream {
+    /// The topic in the caller's subject names (`<topic>-value`).
+    pub topic: String,
+    pub readable: Readable,
+}
+
+impl SubjectStream {
+    pub fn stream(&self) -> &Arc<pb::Stream> {
+        &self.readable.stream
+    }
+}
+
+/// The topic `readable` is known by to the caller that may read it.
+fn topic_for(readable: &Readable) -> String {
+    readable
+        .contract
+        .as_ref()
+        .and_then(|c| c.destination.as_ref())
+        .map_or_else(|| readable.stream.topic.clone(), |d| d.topic.clone())
+}
+
+impl AccessView {
+    /// The stream the caller's subject topic `topic` names: its own (or,
+    /// for an admin, any) stream on that topic, else one it holds an active
+    /// contract on that delivers into that topic. 40410 when none.
+    pub async fn subject_stream(&self, org: Option<&str>, topic: &str) -> ApiResult<SubjectStream> {
+        self.settled(|view| view.subject_stream_now(org, topic))
+            .await
+    }
+
+    fn subject_stream_now(&self, org: Option<&str>, topic: &str) -> ApiResult<SubjectStream> {
+        self.current()?;
+        let index = self.read();
+        let own = index
+            .by_topic
+            .get(topic)
+            .into_iter()
+            .flatten()
+            .filter_map(|name| index.streams.get(name))
+            .filter(|stream| org.is_none_or(|org| stream.owner == org));
+        let contracted = org
+            .and_then(|org| index.active_by_consumer.get(org))
+            .into_iter()
+            .flatten()
+            .filter_map(|id| index.contracts.get(id))
+            .filter(|c| c.destination.as_ref().is_some_and(|d| d.topic == topic))
+            .filter_map(|c| index.streams.get(&c.stream));
+        own.chain(contracted)
+            .find_map(|stream| {
+                self.readable(&index, org, stream)
+                    .filter(|readable| topic_for(readable) == topic)
+            })
+            .map(|readable| SubjectStream {
+                topic: topic.to_string(),
+                readable,
+            })
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::StreamNotFound,
+                    format!("no stream the caller may read is known by topic {topic:?}"),
+                )
+            })
+    }
+
+    /// Every stream whose subjects the caller sees, in stream name order.
+    pub async fn subject_streams(&self, org: Option<&str>) -> ApiResult<Vec<SubjectStream>> {
+        Ok(self
+            .readable_streams(org)
+            .await?
+            .into_iter()
+            .map(|readable| SubjectStream {
+                topic: topic_for(&readable),
+                readable,
+            })
+            .collect())
+    }
+
+    /// The (stream, version) pairs with global schema id `id` that the
+    /// caller may read; 40410 when there are none.
+    pub async fn schema_holders(
+        &self,
+        org: Option<&str>,
+        id: u32,
+    ) -> ApiResult<Vec<(SubjectStream, pb::SchemaVersion)>> {
+        self.settled(|view| view.schema_holders_now(org, id)).await
+    }
+
+    fn schema_holders_now(
+        &self,
+        org: Option<&str>,
+        id: u32,
+    ) -> ApiResult<Vec<(SubjectStream, pb::SchemaVersion)>> {
+        self.current()?;
+        let index = self.read();
+        let holders: Vec<_> = index
+            .by_schema_id
+            .get(&id)
+            .into_iter()
+            .flatten()
+            .filter_map(|(name, number)| self.holder(&index, org, name, *number))
+            .collect();
+        if holders.is_empty() {
+            return Err(ApiError::new(
+                ErrorCode::StreamNotFound,
+                format!("no schema with id {id} on a stream the caller may read"),
+            ));
+        }
+        Ok(holders)
+    }
+
+    fn holder(
+        &self,
+        index: &Index,
+        org: Option<&str>,
+        name: &str,
+        number: u32,
+    ) -> Option<(SubjectStream, pb::SchemaVersion)> {
+        let stream = index.streams.get(name)?;
+        let version = stream
+            .schema_versions
+            .iter()
+            .find(|v| v.version == number)?
+            .clone();
+        let readable = self.readable(index, org, stream)?;
+        Some((
+            SubjectStream {
+                topic: topic_for(&readable),
+                readable,
+            },
+            version,
+        ))
+    }
+}

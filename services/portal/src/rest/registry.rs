@@ -1,0 +1,1041 @@
+//! The Confluent Schema Registry API, under `/registry`, so that a
+//! client's `schema.registry.url` is `<portal>/registry`: the catalog's
+//! schema versions as subjects, with their global ids.
+//!
+//! Subjects follow the TopicNameStrategy: `<topic>-value` is the value
+//! schema of the stream on that topic. Who sees what is the data plane's
+//! rule ([`crate::access::SubjectStream`]): an owner writes and reads its
+//! streams' subjects, a partner with an active contract reads them under
+//! the topic its contract delivers into, nobody else sees them. Errors are
+//! Confluent's: `{"error_code": 40401, "message": ...}` with its numbers
+//! (409 for an incompatible schema), not Freeport's own.
+
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use freeport_common::error::ErrorCode;
+use freeport_common::proto::catalog::v1 as pb;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::access::SubjectStream;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{ApiJson, ApiPath, Caller};
+use crate::AppState;
+
+/// The media type of every answer.
+pub const MEDIA_TYPE: &str = "application/vnd.schemaregistry.v1+json";
+/// What an answer may be labelled, as a registry client's `Accept` lists it.
+pub const ANSWERS: [&str; 3] = [
+    MEDIA_TYPE,
+    "application/vnd.schemaregistry+json",
+    "application/json",
+];
+
+/// A Schema Registry answer: JSON under its media type.
+pub struct Registry<T>(pub T);
+
+impl<T: Serialize> IntoResponse for Registry<T> {
+    fn into_response(self) -> Response {
+        ([(header::CONTENT_TYPE, MEDIA_TYPE)], Json(self.0)).into_response()
+    }
+}
+
+/// A refusal as Confluent's Schema Registry words it: its HTTP status and
+/// its `error_code`.
+#[derive(Debug)]
+pub struct RegistryError {
+    status: StatusCode,
+    error_code: u32,
+    message: String,
+}
+
+pub type RegistryResult<T> = Result<Registry<T>, RegistryError>;
+
+impl RegistryError {
+    fn new(status: StatusCode, error_code: u32, message: impl Into<String>) -> RegistryError {
+        RegistryError {
+            status,
+            error_code,
+            message: message.into(),
+        }
+    }
+
+    fn subject_not_found(subject: &str) -> RegistryError {
+        RegistryError::new(
+            StatusCode::NOT_FOUND,
+            40401,
+            format!("Subject '{subject}' not found."),
+        )
+    }
+
+    fn version_not_found(subject: &str, version: &str) -> RegistryError {
+        RegistryError::new(
+            StatusCode::NOT_FOUND,
+            40402,
+            format!("Version {version} not found for subject '{subject}'."),
+        )
+    }
+
+    fn schema_not_found(what: String) -> RegistryError {
+        RegistryError::new(StatusCode::NOT_FOUND, 40403, what)
+    }
+
+    fn invalid_schema(message: impl Into<String>) -> RegistryError {
+        RegistryError::new(StatusCode::UNPROCESSABLE_ENTITY, 42201, message)
+    }
+
+    fn invalid_version(version: &str) -> RegistryError {
+        RegistryError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            42202,
+            format!(
+                "The specified version '{version}' is not a valid version id. Allowed values are between [1, 2^31-1] and the string \"latest\""
+            ),
+        )
+    }
+
+    fn invalid_compatibility(message: impl Into<String>) -> RegistryError {
+        RegistryError::new(StatusCode::UNPROCESSABLE_ENTITY, 42203, message)
+    }
+
+    /// Freeport's refusal `error`, where a subject was asked about.
+    fn about(subject: &str, error: ApiError) -> RegistryError {
+        match error.code {
+            ErrorCode::StreamNotFound | ErrorCode::TopicNotFound => {
+                RegistryError::subject_not_found(subject)
+            }
+            _ => error.into(),
+        }
+    }
+}
+
+impl From<ApiError> for RegistryError {
+    fn from(error: ApiError) -> RegistryError {
+        let (status, error_code) = match error.code {
+            ErrorCode::Unauthenticated | ErrorCode::CredentialWithdrawn => {
+                (StatusCode::UNAUTHORIZED, 401)
+            }
+            ErrorCode::Forbidden
+            | ErrorCode::NoActiveContract
+            | ErrorCode::NotClusterOwner
+            | ErrorCode::ReservedTopic => (StatusCode::FORBIDDEN, 40301),
+            ErrorCode::IncompatibleSchema => (StatusCode::CONFLICT, 409),
+            ErrorCode::StreamNotFound | ErrorCode::TopicNotFound => (StatusCode::NOT_FOUND, 40401),
+            ErrorCode::SchemaVersionNotFound => (StatusCode::NOT_FOUND, 40402),
+            ErrorCode::InvalidField | ErrorCode::InvalidRecords => {
+                (StatusCode::UNPROCESSABLE_ENTITY, 42201)
+            }
+            ErrorCode::MalformedBody => (StatusCode::BAD_REQUEST, 400),
+            ErrorCode::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, 415),
+            ErrorCode::NotAcceptable => (StatusCode::NOT_ACCEPTABLE, 406),
+            ErrorCode::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, 413),
+            ErrorCode::TooManyRequests => (StatusCode::TOO_MANY_REQUESTS, 429),
+            ErrorCode::Timeout => (StatusCode::INTERNAL_SERVER_ERROR, 50002),
+            ErrorCode::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, 50003),
+            ErrorCode::RouteNotFound => (StatusCode::NOT_FOUND, 404),
+            ErrorCode::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, 405),
+            _ => (StatusCode::INTERNAL_SERVER_ERROR, 50001),
+        };
+        RegistryError::new(status, error_code, error.message)
+    }
+}
+
+impl IntoResponse for RegistryError {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status,
+            [(header::CONTENT_TYPE, MEDIA_TYPE)],
+            Json(ErrorBody {
+                error_code: self.error_code,
+                message: self.message,
+                problems: None,
+            }),
+        )
+            .into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Basic realm=\"freeport\""),
+            );
+        }
+        response
+    }
+}
+
+/// The caller, or Confluent's 401.
+fn authenticated(caller: Result<Caller, ApiError>) -> Result<Caller, RegistryError> {
+    caller.map_err(RegistryError::from)
+}
+
+/// Which schema of a stream a subject is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Value,
+    Key,
+}
+
+/// A subject by the TopicNameStrategy: its topic and part. Other names
+/// name no subject here.
+fn parse_subject(subject: &str) -> Result<(&str, Part), RegistryError> {
+    if let Some(topic) = subject.strip_suffix("-value") {
+        return Ok((topic, Part::Value));
+    }
+    if let Some(topic) = subject.strip_suffix("-key") {
+        return Ok((topic, Part::Key));
+    }
+    Err(RegistryError::subject_not_found(subject))
+}
+
+fn subject_name(topic: &str) -> String {
+    format!("{topic}-value")
+}
+
+/// The stream whose value schema `subject` is, for this caller.
+async fn value_subject(
+    state: &AppState,
+    caller: &Caller,
+    subject: &str,
+) -> Result<SubjectStream, RegistryError> {
+    let (topic, part) = parse_subject(subject)?;
+    if part == Part::Key {
+        // Streams carry a value schema only (yet): no key subject exists.
+        return Err(RegistryError::subject_not_found(subject));
+    }
+    state
+        .view()
+        .subject_stream(caller.org(), topic)
+        .await
+        .map_err(|e| RegistryError::about(subject, e))
+}
+
+/// `AVRO` or `JSON`, as the registry names a format.
+fn type_name(format: i32) -> &'static str {
+    match pb::SchemaFormat::try_from(format) {
+        Ok(pb::SchemaFormat::JsonSchema) => "JSON",
+        _ => "AVRO",
+    }
+}
+
+/// The schema type of a request (AVRO when absent, as Confluent defaults).
+fn format_of(schema_type: Option<&str>) -> Result<pb::SchemaFormat, RegistryError> {
+    match schema_type.unwrap_or("AVRO").to_ascii_uppercase().as_str() {
+        "AVRO" => Ok(pb::SchemaFormat::Avro),
+        "JSON" => Ok(pb::SchemaFormat::JsonSchema),
+        "PROTOBUF" => Err(RegistryError::invalid_schema(
+            "PROTOBUF schemas are not supported by this registry yet; GET /registry/schemas/types lists the types it takes",
+        )),
+        other => Err(RegistryError::invalid_schema(format!(
+            "unknown schemaType {other:?}: AVRO or JSON"
+        ))),
+    }
+}
+
+/// One version of a subject.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubjectVersion {
+    subject: String,
+    /// The schema's global id.
+    id: u32,
+    version: u32,
+    /// `JSON`; absent for `AVRO`, as Confluent answers.
+    #[serde(rename = "schemaType", skip_serializing_if = "Option::is_none")]
+    schema_type: Option<&'static str>,
+    /// The schema as JSON text.
+    schema: String,
+}
+
+impl SubjectVersion {
+    fn of(topic: &str, version: &pb::SchemaVersion) -> SubjectVersion {
+        SubjectVersion {
+            subject: subject_name(topic),
+            id: version.id,
+            version: version.version,
+            schema_type: schema_type_field(version.format),
+            schema: version.schema_json.clone(),
+        }
+    }
+}
+
+fn schema_type_field(format: i32) -> Option<&'static str> {
+    Some(type_name(format)).filter(|name| *name != "AVRO")
+}
+
+/// A schema to register, look up or check, as registry clients send it.
+/// Fields it does not know are ignored, as Confluent's registry ignores
+/// them (clients add fields from version to version).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SchemaRequest {
+    /// The schema as text: Avro JSON or a JSON Schema.
+    schema: String,
+    /// `AVRO` (the default) or `JSON`.
+    #[serde(rename = "schemaType", default)]
+    #[schema(pattern = "^(AVRO|JSON|PROTOBUF|avro|json|protobuf)$")]
+    schema_type: Option<String>,
+    /// Other subjects' schemas this one refers to; none are supported yet.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<Object>>)]
+    references: Option<Vec<serde_json::Value>>,
+}
+
+impl SchemaRequest {
+    /// The format and the schema as JSON, or Confluent's 42201.
+    fn parsed(&self) -> Result<(pb::SchemaFormat, serde_json::Value), RegistryError> {
+        let format = format_of(self.schema_type.as_deref())?;
+        if self.references.as_ref().is_some_and(|r| !r.is_empty()) {
+            return Err(RegistryError::invalid_schema(
+                "schema references are not supported by this registry yet",
+            ));
+        }
+        let schema = serde_json::from_str(&self.schema)
+            .map_err(|e| RegistryError::invalid_schema(format!("Invalid schema: not JSON: {e}")))?;
+        Ok((format, schema))
+    }
+}
+
+/// The body, or Confluent's refusal of it.
+fn body<T>(body: Result<ApiJson<T>, ApiError>) -> Result<T, RegistryError> {
+    body.map(|ApiJson(value)| value)
+        .map_err(RegistryError::from)
+}
+
+/// `GET /registry/schemas/types`.
+#[utoipa::path(
+    get,
+    path = "/registry/schemas/types",
+    operation_id = "registry_schema_types",
+    tag = "schema registry",
+    responses(
+        (status = 200, body = Vec<String>, content_type = "application/vnd.schemaregistry.v1+json"),
+        crate::error::Failures,
+    ),
+)]
+pub async fn schema_types(caller: Result<Caller, ApiError>) -> RegistryResult<Vec<&'static str>> {
+    authenticated(caller)?;
+    Ok(Registry(vec!["JSON", "AVRO"]))
+}
+
+/// A boolean query parameter in any case (`true`, `False`), as Java
+/// registries read them and Python clients write them.
+fn flag<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<bool>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    match text.to_ascii_lowercase().as_str() {
+        "true" => Ok(Some(true)),
+        "false" => Ok(Some(false)),
+        _ => Err(serde::de::Error::custom(format!(
+            "{text:?} is not true or false"
+        ))),
+    }
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SubjectsQuery {
+    /// Only subjects that start with this.
+    #[serde(rename = "subjectPrefix", default)]
+    subject_prefix: Option<String>,
+    /// Accepted and ignored: no subject is ever soft-deleted here.
+    #[serde(default, deserialize_with = "flag")]
+    #[param(value_type = Option<bool>)]
+    deleted: Option<bool>,
+}
+
+/// `GET /registry/subjects`: the subjects the caller sees.
+#[utoipa::path(
+    get,
+    path = "/registry/subjects",
+    operation_id = "registry_subjects",
+    tag = "schema registry",
+    params(SubjectsQuery),
+    responses(
+        (status = 200, body = Vec<String>, content_type = "application/vnd.schemaregistry.v1+json"),
+        crate::error::Failures,
+    ),
+)]
+pub async fn subjects(
+    State(state): State<AppState>,
+    caller: Result<Caller, ApiError>,
+    query: Result<Query<SubjectsQuery>, axum::extract::rejection::QueryRejection>,
+) -> RegistryResult<Vec<String>> {
+    let caller = authenticated(caller)?;
+    let Query(query) =
+        query.map_err(|e| RegistryError::new(StatusCode::BAD_REQUEST, 400, e.body_text()))?;
+    let _ = query.deleted;
+    let prefix = query.subject_prefix.unwrap_or_default();
+    let mut names: Vec<String> = state
+        .view()
+        .subject_streams(caller.org())
+        .await?
+        .iter()
+        .map(|s| subject_name(&s.topic))
+        .filter(|name| name.starts_with(&prefix))
+        .collect();
+    names.sort();
+    names.dedup();
+    Ok(Registry(names))
+}
+
+/// `GET /registry/subjects/{subject}/versions`.
+#[utoipa::path(
+    get,
+    path = "/registry/subjects/{subject}/versions",
+    operation_id = "registry_versions",
+    tag = "schema registry",
+    params(("subject" = String, Path, description = "`<topic>-value`")),
+    responses(
+        (status = 200, body = Vec<u32>, content_type = "application/vnd.schemaregistry.v1+json"),
+        crate::error::Failures,
+    ),
+)]
+pub async fn versions(
+    State(state): State<AppState>,
+    caller: Result<Caller, ApiError>,
+    ApiPath(subject): ApiPath<String>,
+) -> RegistryResult<Vec<u32>> {
+    let caller = authenticated(caller)?;
+    let found = value_subject(&state, &caller, &subject).await?;
+    Ok(Registry(
+        found
+            .stream()
+            .schema_versions
+            .iter()
+            .map(|v| v.version)
+            .collect(),
+    ))
+}
+
+/// A subject's version by number, `latest` or `-1`.
+fn version_of<'a>(
+    stream: &'a pb::Stream,
+    subject: &str,
+    version: &str,
+) -> Result<&'a pb::SchemaVersion, RegistryError> {
+    let found = match version {
+        "latest" | "-1" => stream.schema_versions.last(),
+        number => {
+            let number: u32 = number
+                .parse()
+                .ok()
+                .filter(|n| (1..=i32::MAX as u32).contains(n))
+                .ok_or_else(|| RegistryError::invalid_version(version))?;
+            stream.schema_versions.iter().find(|v| v.version == number)
+        }
+    };
+    found.ok_or_else(|| RegistryError::version_not_found(subject, version))
+}
+
+/// `GET /registry/subjects/{subject}/versions/{version}`.
+#[utoipa::path(
+    get,
+    path = "/registry/subjects/{subject}/versions/{version}",
+    operation_id = "registry_version",
+    tag = "schema registry",
+    params(
+        ("subject" = String, Path, description = "`<topic>-value`"),
+        ("version" = String, Path, description = "a version number, `latest` or `-1`"),
+    ),
+    responses(
+        (status = 200, body = SubjectVersion, content_type = "application/vnd.schemaregistry.v1+json"),
+        crate::error::Failures,
+    ),
+)]
+pub async fn version(
+    State(state): State<AppState>,
+    caller: Result<Caller, ApiError>,
+    ApiPath((subject, version)): ApiPath<(String, String)>,
+) -> RegistryResult<SubjectVersion> {
+    let caller = authenticated(caller)?;
+    let found = value_subject(&state, &caller, &subject).await?;
+    let version = version_of(found.stream(), &subject, &version)?;
+    Ok(Registry(SubjectVersion::of(&found.topic, version)))
+}
+
+/// The schema itself (not as text), under the registry's media type.
+fn raw_schema(version: &pb::SchemaVersion) -> Result<Response, RegistryError> {
+    let schema: serde_json::Value = serde_json::from_str(&version.schema_json)
+        .map_err(|e| RegistryError::from(ApiError::internal("a stored schema is not JSON", e)))?;
+    Ok(Registry(schema).into_response())
+}
+
+/// `GET /registry/subjects/{subject}/versions/{version}/schema`: the
+/// schema alone.
+#[utoipa::path(
+    get,
+    path = "/registry/subjects/{subject}/versions/{version}/schema",
+    operation_id = "registry_version_schema",
+    tag = "schema registry",
+    params(
+        ("subject" = String, Path, description = "`<topic>-value`"),
+        ("version" = String, Path, description = "a version number, `latest` or `-1`"),
+    ),
+    responses(
+        (status = 200, description = "the schema", body = Object, content_type = "application/vnd.schemaregistry.v1+json"),
+        crate::error::Failures,
+    ),
+)]
+pub async fn version_schema(
+    State(state): State<AppState>,
+    caller: Result<Caller, ApiError>,
+    ApiPath((subject, version)): ApiPath<(String, String)>,
+) -> Result<Response, RegistryError> {
+    let caller = authenticated(caller)?;
+    let found = value_subject(&state, &caller, &subject).await?;
+    raw_schema(version_of(found.stream(), &subject, &version)?)
+}
+
+/// The id a schema was registered under.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Registered {
+    id: u32,
+}
+
+/// `POST /registry/subjects/{subject}/versions`: registers the schema as
+/// the stream's next version (checked under its compatibility mode), or
+/// answers the id it has when the subject has had it before. Only the
+/// stream's owner may; the stream must exist (`POST /v1/streams`): a
+/// subject is not created here.
+#[utoipa::path(
+    post,
+    path = "/registry/subjects/{subject}/versions",
+    operation_id = "registry_register",
+    tag = "schema registry",
+    params(
+        ("subject" = String, Path, description = "`<topic>-value`"),
+        ("normalize" = Option<bool>, Query, description = "accepted; schemas are always compared in canonical JSON"),
+    ),
+    request_body(content = SchemaRequest, content_type = "application/vnd.schemaregistry.v1+json"),
+    responses(
+        (status = 200, body = Registered, content_type = "application/vnd.schemaregistry.v1+json"),
+        crate::error::Failures,
+    ),
+)]
+pub async fn register(
+    State(state): State<AppState>,
+    caller: Result<Caller, ApiError>,
+    ApiPath(subject): ApiPath<String>,
+    request: Result<ApiJson<SchemaRequest>, ApiError>,
+) -> RegistryResult<Registered> {
+    let caller = authenticated(caller)?;
+    let (_, part) = parse_subject(&subject)?;
+    let request = body(request)?;
+    if part == Part::Key {
+        return Err(RegistryError::invalid_schema(format!(
+            "{subject}: key schemas are not supported by this registry yet; a stream has a value schema only"
+        )));
+    }
+    let (format, schema) = request.parsed()?;
+    let found = value_subject(&state, &caller, &subject).await?;
+    let version = state
+        .catalog()
+        .register_schema(pb::RegisterSchemaRequest {
+            actor: Some(caller.0),
+            stream: found.stream().name.clone(),
+            format: format.into(),
+            schema_json: schema.to_string(),
+        })
+        .await
+        .map_err(|e| RegistryError::about(&subject, e))?;
+    Ok(Registry(Registered { id: version.id }))
+}
+
+/// `POST /registry/subjects/{subject}`: the version of the subject that
+/// has this schema.
+#[utoipa::path(
+    post,
+    path = "/registry/subjects/{subject}",
+    operation_id = "registry_lookup",
+    tag = "schema registry",
+    params(("subject" = String, Path, description = "`<topic>-value`")),
+    request_body(content = SchemaRequest, content_type = "application/vnd.schemaregistry.v1+json"),
+    responses(
+        (status = 200, body = SubjectVersion, content_type = "application/vnd.schemaregistry.v1+json"),
+        crate::error::Failures,
+    ),
+)]
+pub async fn lookup(
+    State(state): State<AppState>,
+    caller: Result<Caller, ApiError>,
+    ApiPath(subject): ApiPath<String>,
+    request: Result<ApiJson<SchemaRequest>, ApiError>,
+) -> RegistryResult<SubjectVersion> {
+    let caller = authenticated(caller)?;
+    let request = body(request)?;
+    let found = value_subject(&state, &caller, &subject).await?;
+    let (format, schema) = request.parsed()?;
+    found
+        .stream()
+        .schema_versions
+        .iter()
+        .rev()
+        .find(|v| {
+            v.format == i32::from(format)
+                && serde_json::from_str::<serde_json::Value>(&v.schema_json)
+                    .is_ok_and(|known| known == schema)
+        })
+        .map(|v| Registry(SubjectVersion::of(&found.topic, v)))
+        .ok_or_else(|| RegistryError::schema_not_found("Schema not found".into()))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CompatibilityQuery {
+    /// Name what breaks in `messages`.
+    #[serde(default, deserialize_with = "flag")]
+    #[param(value_type = Option<bool>)]
+    verbose: Option<bool>,
+}
+
+/// Whether a schema could follow a subject's versions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CompatibilityAnswer {
+    is_compatible: bool,
+    /// What breaks, with `verbose=true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    messages: Option<Vec<String>>,
+}
+
+/// `POST /registry/compatibility/subjects/{subject}/versions/{version}`:
+/// whether the schema may follow that version, in the directions of the
+/// stream's mode. Writes nothing.
+#[utoipa::path(
+    post,
+    path = "/registry/compatibility/subjects/{subject}/versions/{version}",
+    operation_id = "registry_compatibility",
+    tag = "schema registry",
+    params(
+        ("subject" = String, Path, description = "`<topic>-value`"),
+        ("version" = String, Path, description = "a version number, `latest` or `-1`"),
+        CompatibilityQuery,
+    ),
+    request_body(content = SchemaRequest, content_type = "application/vnd.schemaregistry.v1+json"),
+    responses(
+        (status = 200, body = CompatibilityAnswer, content_type = "application/vnd.schemaregistry.v1+json"),
+        crate::error::Failures,
+    ),
+)]
+pub async fn compatibility(
+    State(state): State<AppState>,
+    caller: Result<Caller, ApiError>,
+    ApiPath((subject, version)): ApiPath<(String, String)>,
+    query: Result<Query<CompatibilityQuery>, axum::extract::rejection::QueryRejection>,
+    request: Result<ApiJson<SchemaRequest>, ApiError>,
+) -> RegistryResult<CompatibilityAnswer> {
+    let caller = authenticated(caller)?;
+    let found = value_subject(&state, &caller, &subject).await?;
+    let number = version_of(found.stream(), &subject, &version)?.version;
+    check(&state, caller, &subject, &found, number, query, request).await
+}
+
+/// `POST /registry/compatibility/subjects/{subject}/versions`: whether
+/// the schema may follow the subject's versions as registering it would
+/// check (against the latest, or every one for a `_TRANSITIVE` mode).
+#[utoipa::path(
+    post,
+    path = "/registry/compatibility/subjects/{subject}/versions",
+    operation_id = "registry_compatibility_all",
+    tag = "schema registry",
+    params(
+        ("subject" = String, Path, description = "`<topic>-value`"),
+        CompatibilityQuery,
+    ),
+    request_body(content = SchemaRequest, content_type = "application/vnd.schemaregistry.v1+json"),
+    responses(
+        (status = 200, body = CompatibilityAnswer, content_type = "application/vnd.schemaregistry.v1+json"),
+        crate::error::Failures,
+    ),
+)]
+pub async fn compatibility_all(
+    State(state): State<AppState>,
+    caller: Result<Caller, ApiError>,
+    ApiPath(subject): ApiPath<String>,
+    query: Result<Query<CompatibilityQuery>, axum::extract::rejection::QueryRejection>,
+    request: Result<ApiJson<SchemaRequest>, ApiError>,
+) -> RegistryResult<CompatibilityAnswer> {
+    let caller = authenticated(caller)?;
+    let found = value_subject(&state, &caller, &subject).await?;
+    check(&state, caller, &subject, &found, 0, query, request).await
+}
+
+async fn check(
+    state: &AppState,
+    caller: Caller,
+    subject: &str,
+    found: &SubjectStream,
+    version: u32,
+    query: Result<Query<CompatibilityQuery>, axum::extract::rejection::QueryRejection>,
+    request: Result<ApiJson<SchemaRequest>, ApiError>,
+) -> RegistryResult<CompatibilityAnswer> {
+    let Query(query) =
+        query.map_err(|e| RegistryError::new(StatusCode::BAD_REQUEST, 400, e.body_text()))?;
+    let (format, schema) = body(request)?.parsed()?;
+    let problems = state
+        .catalog()
+        .check_schema(pb::CheckSchemaRequest {
+            actor: Some(caller.0),
+            stream: found.stream().name.clone(),
+            format: format.into(),
+            schema_json: schema.to_string(),
+            version,
+        })
+        .await
+        .map_err(|e| RegistryError::about(subject, e))?;
+    Ok(Registry(CompatibilityAnswer {
+        is_compatible: problems.is_empty(),
+        messages: query.verbose.unwrap_or(false).then_some(problems),
+    }))
+}
+
+/// A compatibility level, as `GET /config` answers it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConfigAnswer {
+    #[serde(rename = "compatibilityLevel")]
+    compatibility_level: String,
+}
+
+/// A compatibility level to set, and as `PUT /config` answers it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ConfigChange {
+    /// BACKWARD, FORWARD, FULL, each also `_TRANSITIVE`, or NONE.
+    #[schema(
+        pattern = "^((BACKWARD|FORWARD|FULL)(_TRANSITIVE)?|NONE|(backward|forward|full)(_transitive)?|none)$"
+    )]
+    compatibility: String,
+}
+
+/// `GET /registry/config`: the level new streams get (BACKWARD). Freeport
+/// keeps a level per stream; `/config/{subject}` reads and sets it.
+#[utoipa::path(
+    get,
+    path = "/registry/config",
+    operation_id = "registry_config",
+    tag = "schema registry",
+    responses(
+        (status = 200, body = ConfigAnswer, content_type = "application/vnd.schemaregistry.v1+json"),
+        crate::error::Failures,
+    ),
+)]
+pub async fn config(caller: Result<Caller, ApiError>) -> RegistryResult<ConfigAnswer> {
+    authenticated(caller)?;
+    Ok(Registry(ConfigAnswer {
+        compatibility_level: "BACKWARD".into(),
+    }))
+}
+
+/// `PUT /registry/config`: refused (40301). Every stream has its own
+/// level, set by its owner; a hub-wide level would change other owners'.
+#[utoipa::path(
+    put,
+    path = "/registry/config",
+    operation_id = "registry_set_config",
+    tag = "schema registry",
+    request_body(content = ConfigChange, content_type = "application/vnd.schemaregistry.v1+json"),
+    responses(crate::error::Failures),
+)]
+pub async fn set_config(
+    caller: Result<Caller, ApiError>,
+    request: Result<ApiJson<ConfigChange>, ApiError>,
+) -> Result<Response, RegistryError> {
+    authenticated(caller)?;
+    body(request)?;
+    Err(RegistryError::new(
+        StatusCode::FORBIDDEN,
+        40301,
+        "the compatibility level is each stream's, set by its owner: PUT /registry/config/{subject}",
+    ))
+}
+
+/// `GET /registry/config/{subject}`: the stream's compatibility level.
+#[utoipa::path(
+    get,
+    path = "/registry/config/{subject}",
+    operation_id = "registry_subject_config",
+    tag = "schema registry",
+    params(
+        ("subject" = String, Path, description = "`<topic>-value`"),
+        ("defaultToGlobal" = Option<bool>, Query, description = "accepted: every stream has a level of its own"),
+    ),
+    responses(
+        (status = 200, body = ConfigAnswer, content_type = "application/vnd.schemaregistry.v1+json"),
+        crate::error::Failures,
+    ),
+)]
+pub async fn subject_config(
+    State(state): State<AppState>,
+    caller: Result<Caller, ApiError>,
+    ApiPath(subject): ApiPath<String>,
+) -> RegistryResult<ConfigAnswer> {
+    let caller = authenticated(caller)?;
+    let found = value_subject(&state, &caller, &subject).await?;
+    Ok(Registry(ConfigAnswer {
+        compatibility_level: super::streams::compatibility_name(found.stream().compatibility),
+    }))
+}
+
+/// `PUT /registry/config/{subject}`: sets the stream's compatibility level
+/// (its owner only).
+#[utoipa::path(
+    put,
+    path = "/registry/config/{subject}",
+    operation_id = "registry_set_subject_config",
+    tag = "schema registry",
+    params(("subject" = String, Path, description = "`<topic>-value`")),
+    request_body(content = ConfigChange, content_type = "application/vnd.schemaregistry.v1+json"),
+    responses(
+        (status = 200, body = ConfigChange, content_type = "application/vnd.schemaregistry.v1+json"),
+        crate::error::Failures,
+    ),
+)]
+pub async fn set_subject_config(
+    State(state): State<AppState>,
+    caller: Result<Caller, ApiError>,
+    ApiPath(subject): ApiPath<String>,
+    request: Result<ApiJson<ConfigChange>, ApiError>,
+) -> RegistryResult<ConfigChange> {
+    let caller = authenticated(caller)?;
+    let change = body(request)?;
+    let mode = super::streams::compatibility(&change.compatibility)
+        .map_err(|e| RegistryError::invalid_compatibility(e.message))?;
+    let found = value_subject(&state, &caller, &subject).await?;
+    let stream = state
+        .catalog()
+        .set_compatibility(pb::SetCompatibilityRequest {
+            actor: Some(caller.0),
+            stream: found.stream().name.clone(),
+            compatibility: mode.into(),
+        })
+        .await
+        .map_err(|e| RegistryError::about(&subject, e))?;
+    Ok(Registry(ConfigChange {
+        compatibility: super::streams::compatibility_name(stream.compatibility),
+    }))
+}
+
+/// A schema by its global id.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SchemaById {
+    /// `JSON`; absent for `AVRO`.
+    #[serde(rename = "schemaType", skip_serializing_if = "Option::is_none")]
+    schema_type: Option<&'static str>,
+    /// The schema as JSON text.
+    schema: String,
+}
+
+/// A subject and version that have a schema.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubjectAndVersion {
+    subject: String,
+    version: u32,
+}
+
+/// The caller's holders of schema `id`, or Confluent's 40403.
+async fn holders(
+    state: &AppState,
+    caller: Result<Caller, ApiError>,
+    id: u32,
+) -> Result<Vec<(SubjectStream, pb::SchemaVersion)>, RegistryError> {
+    let caller = authenticated(caller)?;
+    state
+        .view()
+        .schema_holders(caller.org(), id)
+        .await
+        .map_err(|e| match e.code {
+            ErrorCode::StreamNotFound => {
+                RegistryError::schema_not_found(format!("Schema {id} not found"))
+            }
+            _ => e.into(),
+        })
+}
+
+/// `GET /registry/schemas/ids/{id}`: the schema with this global id, as
+/// a deserializer fetches it.
+#[utoipa::path(
+    get,
+    path = "/registry/schemas/ids/{id}",
+    operation_id = "registry_schema",
+    tag = "schema registry",
+    params(
+        ("id" = u32, Path, minimum = 1),
+        ("subject" = Option<String>, Query, description = "accepted: an id is one schema whatever the subject"),
+    ),
+    responses(
+        (status = 200, body = SchemaById, content_type = "application/vnd.schemaregistry.v1+json"),
+        crate::error::Failures,
+    ),
+)]
+pub async fn schema(
+    State(state): State<AppState>,
+    caller: Result<Caller, ApiError>,
+    ApiPath(id): ApiPath<u32>,
+) -> RegistryResult<SchemaById> {
+    let holders = holders(&state, caller, id).await?;
+    let (_, version) = &holders[0];
+    Ok(Registry(SchemaById {
+        schema_type: schema_type_field(version.format),
+        schema: version.schema_json.clone(),
+    }))
+}
+
+/// `GET /registry/schemas/ids/{id}/schema`: that schema alone.
+#[utoipa::path(
+    get,
+    path = "/registry/schemas/ids/{id}/schema",
+    operation_id = "registry_schema_raw",
+    tag = "schema registry",
+    params(("id" = u32, Path, minimum = 1)),
+    responses(
+        (status = 200, description = "the schema", body = Object, content_type = "application/vnd.schemaregistry.v1+json"),
+        crate::error::Failures,
+    ),
+)]
+pub async fn schema_raw(
+    State(state): State<AppState>,
+    caller: Result<Caller, ApiError>,
+    ApiPath(id): ApiPath<u32>,
+) -> Result<Response, RegistryError> {
+    let holders = holders(&state, caller, id).await?;
+    raw_schema(&holders[0].1)
+}
+
+/// `GET /registry/schemas/ids/{id}/subjects`: the caller's subjects that
+/// have this schema.
+#[utoipa::path(
+    get,
+    path = "/registry/schemas/ids/{id}/subjects",
+    operation_id = "registry_schema_subjects",
+    tag = "schema registry",
+    params(("id" = u32, Path, minimum = 1)),
+    responses(
+        (status = 200, body = Vec<String>, content_type = "application/vnd.schemaregistry.v1+json"),
+        crate::error::Failures,
+    ),
+)]
+pub async fn schema_subjects(
+    State(state): State<AppState>,
+    caller: Result<Caller, ApiError>,
+    ApiPath(id): ApiPath<u32>,
+) -> RegistryResult<Vec<String>> {
+    let mut names: Vec<String> = holders(&state, caller, id)
+        .await?
+        .iter()
+        .map(|(s, _)| subject_name(&s.topic))
+        .collect();
+    names.sort();
+    names.dedup();
+    Ok(Registry(names))
+}
+
+/// `GET /registry/schemas/ids/{id}/versions`: the caller's subject
+/// versions that have this schema.
+#[utoipa::path(
+    get,
+    path = "/registry/schemas/ids/{id}/versions",
+    operation_id = "registry_schema_versions",
+    tag = "schema registry",
+    params(("id" = u32, Path, minimum = 1)),
+    responses(
+        (status = 200, body = Vec<SubjectAndVersion>, content_type = "application/vnd.schemaregistry.v1+json"),
+        crate::error::Failures,
+    ),
+)]
+pub async fn schema_versions(
+    State(state): State<AppState>,
+    caller: Result<Caller, ApiError>,
+    ApiPath(id): ApiPath<u32>,
+) -> RegistryResult<Vec<SubjectAndVersion>> {
+    let mut pairs: Vec<SubjectAndVersion> = holders(&state, caller, id)
+        .await?
+        .iter()
+        .map(|(s, v)| SubjectAndVersion {
+            subject: subject_name(&s.topic),
+            version: v.version,
+        })
+        .collect();
+    pairs.sort_by(|a, b| (&a.subject, a.version).cmp(&(&b.subject, b.version)));
+    Ok(Registry(pairs))
+}
+
+/// 406 with Confluent's code when `Accept` admits none of [`ANSWERS`].
+pub async fn negotiate(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let accept = request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok());
+    if let Some(accept) = accept {
+        if !crate::wire::accepts(accept, &ANSWERS) {
+            return RegistryError::new(
+                StatusCode::NOT_ACCEPTABLE,
+                406,
+                format!(
+                    "the registry answers in {}; Accept {accept:?} admits none of them",
+                    ANSWERS.join(", ")
+                ),
+            )
+            .into_response();
+        }
+    }
+    next.run(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_follow_the_topic_name_strategy() {
+        assert_eq!(
+            parse_subject("orders-value").unwrap(),
+            ("orders", Part::Value)
+        );
+        assert_eq!(
+            parse_subject("my-orders-key").unwrap(),
+            ("my-orders", Part::Key)
+        );
+        assert_eq!(parse_subject("orders").unwrap_err().error_code, 40401);
+        assert_eq!(
+            parse_subject("com.acme.Order").unwrap_err().error_code,
+            40401
+        );
+    }
+
+    #[test]
+    fn versions_are_numbers_latest_or_minus_one() {
+        let stream = pb::Stream {
+            schema_versions: vec![
+                pb::SchemaVersion {
+                    version: 1,
+                    id: 7,
+                    ..Default::default()
+                },
+                pb::SchemaVersion {
+                    version: 2,
+                    id: 9,
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        assert_eq!(version_of(&stream, "s", "latest").unwrap().id, 9);
+        assert_eq!(version_of(&stream, "s", "-1").unwrap().id, 9);
+        assert_eq!(version_of(&stream, "s", "1").unwrap().id, 7);
+        assert_eq!(version_of(&stream, "s", "3").unwrap_err().error_code, 40402);
+        for bad in ["0", "-2", "x", "2147483648", ""] {
+            assert_eq!(
+                version_of(&stream, "s", bad).unwrap_err().error_code,
+                42202,
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn freeport_refusals_carry_confluent_codes() {
+        let code = |c: ErrorCode| RegistryError::from(ApiError::new(c, "x")).error_code;
+        assert_eq!(code(ErrorCode::Unauthenticated), 401);
+        assert_eq!(code(ErrorCode::Forbidden), 40301);
+        assert_eq!(code(ErrorCode::IncompatibleSchema), 409);
+        assert_eq!(code(ErrorCode::InvalidField), 42201);
+        assert_eq!(code(ErrorCode::SchemaVersionNotFound), 40402);
+        assert_eq!(code(ErrorCode::Internal), 50001);
+    }
+}

@@ -1,0 +1,128 @@
+"""confluent-kafka's own Schema Registry serializers against Freeport.
+
+Run by tests/tests/registry_clients.rs (with the interpreter tests/run.sh
+installs under target/test-deps/clients). Two modes, each printing one JSON
+object on its last line:
+
+  produce PORTAL CA KEY BOOTSTRAP
+      as the stream's owner: AvroSerializer and JSONSerializer register
+      their schemas through PORTAL/registry (auto.register.schemas) and
+      produce five records each to "orders" and "events" on BOOTSTRAP; then
+      an incompatible schema is registered, which must be refused with
+      Confluent's 409.
+  consume PORTAL CA KEY BOOTSTRAP
+      as the partner: AvroDeserializer and JSONDeserializer read the copies
+      ("orders-copy", "events-copy") on the partner's BOOTSTRAP, fetching
+      the writers' schemas by id with the partner's own key.
+"""
+
+import json
+import sys
+import time
+
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+from confluent_kafka.schema_registry.error import SchemaRegistryError
+from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
+from confluent_kafka.serialization import MessageField, SerializationContext, StringSerializer
+
+ORDER_V2 = json.dumps({
+    "type": "record", "name": "Order", "namespace": "acme",
+    "fields": [
+        {"name": "id", "type": "long"},
+        {"name": "note", "type": "string", "default": ""},
+    ],
+})
+# A new field without a default: old data cannot be read with it (BACKWARD).
+ORDER_BREAKING = json.dumps({
+    "type": "record", "name": "Order", "namespace": "acme",
+    "fields": [
+        {"name": "id", "type": "long"},
+        {"name": "note", "type": "string", "default": ""},
+        {"name": "total", "type": "double"},
+    ],
+})
+EVENT = json.dumps({
+    "type": "object",
+    "properties": {"id": {"type": "integer"}, "kind": {"type": "string"}},
+})
+COUNT = 5
+
+
+def registry(portal, ca, key):
+    return SchemaRegistryClient({
+        "url": portal + "/registry",
+        "basic.auth.user.info": "client:" + key,
+        "ssl.ca.location": ca,
+    })
+
+
+def produce(portal, ca, key, bootstrap):
+    client = registry(portal, ca, key)
+    avro = AvroSerializer(client, ORDER_V2, conf={"auto.register.schemas": True})
+    jsons = JSONSerializer(EVENT, client, conf={"auto.register.schemas": True})
+    keys = StringSerializer()
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    for n in range(COUNT):
+        order = {"id": n, "note": "order %d" % n}
+        producer.produce(
+            "orders",
+            key=keys(str(n)),
+            value=avro(order, SerializationContext("orders", MessageField.VALUE)),
+        )
+        event = {"id": n, "kind": "created"}
+        producer.produce(
+            "events",
+            key=keys(str(n)),
+            value=jsons(event, SerializationContext("events", MessageField.VALUE)),
+        )
+    left = producer.flush(30)
+    if left:
+        raise SystemExit("%d records not delivered" % left)
+
+    refused = None
+    try:
+        client.register_schema("orders-value", Schema(ORDER_BREAKING, "AVRO"))
+    except SchemaRegistryError as e:
+        refused = {"http_status": e.http_status_code, "error_code": e.error_code, "message": e.error_message}
+    latest = client.get_latest_version("orders-value")
+    print(json.dumps({
+        "refused": refused,
+        "orders_latest": {"id": latest.schema_id, "version": latest.version},
+        "is_compatible": client.test_compatibility("orders-value", Schema(ORDER_BREAKING, "AVRO")),
+    }))
+
+
+def consume(portal, ca, key, bootstrap):
+    client = registry(portal, ca, key)
+    readers = {
+        "orders-copy": AvroDeserializer(client),
+        "events-copy": JSONDeserializer(None, schema_registry_client=client),
+    }
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap,
+        "group.id": "partner-readers",
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+    })
+    consumer.subscribe(list(readers))
+    got = {topic: [] for topic in readers}
+    deadline = time.time() + 60
+    while time.time() < deadline and any(len(v) < COUNT for v in got.values()):
+        message = consumer.poll(0.5)
+        if message is None:
+            continue
+        if message.error():
+            print("consumer error:", message.error(), file=sys.stderr)
+            continue
+        topic = message.topic()
+        value = readers[topic](message.value(), SerializationContext(topic, MessageField.VALUE))
+        got[topic].append(value)
+    consumer.close()
+    print(json.dumps(got))
+
+
+if __name__ == "__main__":
+    mode, portal, ca, key, bootstrap = sys.argv[1:6]
+    {"produce": produce, "consume": consume}[mode](portal, ca, key, bootstrap)

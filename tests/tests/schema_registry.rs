@@ -1,0 +1,466 @@
+//! The Schema Registry API under `/registry`: the catalog's schema versions
+//! as subjects, with global ids, Confluent's answers and codes, and the
+//! data plane's rule for who sees what. `registry_clients.rs` drives it
+//! with confluent-kafka's own serializers.
+
+use freeport_tests::TwoOrgs;
+use serde_json::{json, Value};
+
+fn avro(fields: Value) -> String {
+    json!({"type": "record", "name": "Order", "namespace": "acme", "fields": fields}).to_string()
+}
+
+/// A call the way registry clients make it: the registry's media types,
+/// the API key as the Basic password.
+async fn registry(
+    sandbox: &TwoOrgs,
+    method: &str,
+    path: &str,
+    key: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut request = sandbox
+        .hub
+        .http
+        .request(method, format!("{}/registry{path}", sandbox.hub.url))
+        .basic_auth("whoever", Some(key))
+        .header(
+            "accept",
+            "application/vnd.schemaregistry.v1+json, application/vnd.schemaregistry+json, application/json",
+        );
+    if let Some(body) = body {
+        request = request
+            .header("content-type", "application/vnd.schemaregistry.v1+json")
+            .body(body.to_string());
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    if status != 204 {
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/vnd.schemaregistry.v1+json",
+            "{path}"
+        );
+    }
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_registry_serves_each_caller_the_subjects_it_may_read() {
+    let sandbox = TwoOrgs::start().await;
+    let outsider = sandbox.hub.org("initech", "partner").await;
+    let v1 = avro(json!([{"name": "id", "type": "long"}]));
+    sandbox
+        .stream(
+            "orders",
+            1,
+            json!({"schema_format": "avro", "schema": serde_json::from_str::<Value>(&v1).unwrap()}),
+        )
+        .await;
+    let owner = sandbox.owner.as_str();
+    let partner = sandbox.partner.as_str();
+
+    // The owner sees its stream's subject, with version 1 and its id.
+    assert_eq!(
+        registry(&sandbox, "GET", "/subjects", owner, None).await,
+        (200, json!(["orders-value"]))
+    );
+    assert_eq!(
+        registry(
+            &sandbox,
+            "GET",
+            "/subjects/orders-value/versions",
+            owner,
+            None
+        )
+        .await,
+        (200, json!([1]))
+    );
+    let (status, latest) = registry(
+        &sandbox,
+        "GET",
+        "/subjects/orders-value/versions/latest",
+        owner,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{latest}");
+    assert_eq!(latest["subject"], "orders-value");
+    assert_eq!(latest["version"], 1);
+    assert!(
+        latest.get("schemaType").is_none(),
+        "AVRO is left out: {latest}"
+    );
+    let v1_id = latest["id"].as_u64().expect("a global id");
+    let stored: Value = serde_json::from_str(latest["schema"].as_str().unwrap()).unwrap();
+    assert_eq!(stored, serde_json::from_str::<Value>(&v1).unwrap());
+
+    // A compatible version (a field with a default) registers; the same
+    // schema again answers the same id and adds no version.
+    let v2 = avro(json!([
+        {"name": "id", "type": "long"},
+        {"name": "note", "type": "string", "default": ""}
+    ]));
+    let (status, registered) = registry(
+        &sandbox,
+        "POST",
+        "/subjects/orders-value/versions",
+        owner,
+        Some(json!({"schema": v2, "schemaType": "AVRO", "references": []})),
+    )
+    .await;
+    assert_eq!(status, 200, "{registered}");
+    let v2_id = registered["id"].as_u64().unwrap();
+    assert_ne!(v2_id, v1_id);
+    let again = registry(
+        &sandbox,
+        "POST",
+        "/subjects/orders-value/versions",
+        owner,
+        Some(json!({"schema": v1})),
+    )
+    .await;
+    assert_eq!(
+        again,
+        (200, json!({"id": v1_id})),
+        "an earlier version's schema is that version"
+    );
+    assert_eq!(
+        registry(
+            &sandbox,
+            "GET",
+            "/subjects/orders-value/versions",
+            owner,
+            None
+        )
+        .await,
+        (200, json!([1, 2]))
+    );
+    let (status, found) = registry(
+        &sandbox,
+        "POST",
+        "/subjects/orders-value",
+        owner,
+        Some(json!({"schema": v1})),
+    )
+    .await;
+    assert_eq!(
+        (status, &found["version"], &found["id"]),
+        (200, &json!(1), &json!(v1_id))
+    );
+
+    // Incompatible under BACKWARD: a new field without a default.
+    let breaking = avro(json!([
+        {"name": "id", "type": "long"},
+        {"name": "note", "type": "string", "default": ""},
+        {"name": "total", "type": "double"}
+    ]));
+    let (status, check) = registry(
+        &sandbox,
+        "POST",
+        "/compatibility/subjects/orders-value/versions/latest?verbose=true",
+        owner,
+        Some(json!({"schema": breaking})),
+    )
+    .await;
+    assert_eq!(status, 200, "{check}");
+    assert_eq!(check["is_compatible"], false);
+    assert!(
+        check["messages"][0].as_str().unwrap().contains("total"),
+        "names what broke: {check}"
+    );
+    let (status, refused) = registry(
+        &sandbox,
+        "POST",
+        "/subjects/orders-value/versions",
+        owner,
+        Some(json!({"schema": breaking})),
+    )
+    .await;
+    assert_eq!(
+        (status, &refused["error_code"]),
+        (409, &json!(409)),
+        "{refused}"
+    );
+    assert!(
+        refused["message"].as_str().unwrap().contains("total"),
+        "{refused}"
+    );
+
+    // Levels are each stream's; the _TRANSITIVE ones too.
+    assert_eq!(
+        registry(&sandbox, "GET", "/config/orders-value", owner, None).await,
+        (200, json!({"compatibilityLevel": "BACKWARD"}))
+    );
+    assert_eq!(
+        registry(
+            &sandbox,
+            "PUT",
+            "/config/orders-value",
+            owner,
+            Some(json!({"compatibility": "FULL_TRANSITIVE"}))
+        )
+        .await,
+        (200, json!({"compatibility": "FULL_TRANSITIVE"}))
+    );
+    let (status, bad_level) = registry(
+        &sandbox,
+        "PUT",
+        "/config/orders-value",
+        owner,
+        Some(json!({"compatibility": "SIDEWAYS"})),
+    )
+    .await;
+    assert_eq!((status, &bad_level["error_code"]), (422, &json!(42203)));
+
+    // Before a contract, the partner sees nothing, not even the id.
+    assert_eq!(
+        registry(&sandbox, "GET", "/subjects", partner, None).await,
+        (200, json!([]))
+    );
+    let (status, hidden) = registry(
+        &sandbox,
+        "GET",
+        &format!("/schemas/ids/{v1_id}"),
+        partner,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, &hidden["error_code"]),
+        (404, &json!(40403)),
+        "{hidden}"
+    );
+
+    // With an active contract, the schemas travel with it: the partner
+    // reads them under the topic it receives the stream in.
+    sandbox
+        .active_contract("orders", "orders-copy", json!(null))
+        .await;
+    assert_eq!(
+        registry(&sandbox, "GET", "/subjects", partner, None).await,
+        (200, json!(["orders-copy-value"]))
+    );
+    let (status, by_id) = registry(
+        &sandbox,
+        "GET",
+        &format!("/schemas/ids/{v2_id}"),
+        partner,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{by_id}");
+    assert_eq!(
+        serde_json::from_str::<Value>(by_id["schema"].as_str().unwrap()).unwrap(),
+        serde_json::from_str::<Value>(&v2).unwrap()
+    );
+    assert_eq!(
+        registry(
+            &sandbox,
+            "GET",
+            &format!("/schemas/ids/{v2_id}/versions"),
+            partner,
+            None
+        )
+        .await,
+        (200, json!([{"subject": "orders-copy-value", "version": 2}]))
+    );
+    assert_eq!(
+        registry(
+            &sandbox,
+            "GET",
+            &format!("/schemas/ids/{v1_id}/subjects"),
+            owner,
+            None
+        )
+        .await,
+        (200, json!(["orders-value"]))
+    );
+    let (status, raw) = registry(
+        &sandbox,
+        "GET",
+        "/subjects/orders-copy-value/versions/1/schema",
+        partner,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, raw),
+        (200, serde_json::from_str::<Value>(&v1).unwrap())
+    );
+    // Reading is not writing.
+    let (status, denied) = registry(
+        &sandbox,
+        "POST",
+        "/subjects/orders-copy-value/versions",
+        partner,
+        Some(json!({"schema": v2})),
+    )
+    .await;
+    assert_eq!(
+        (status, &denied["error_code"]),
+        (403, &json!(40301)),
+        "{denied}"
+    );
+    // An organization without a contract still sees nothing.
+    let (status, hidden) = registry(
+        &sandbox,
+        "GET",
+        &format!("/schemas/ids/{v1_id}"),
+        &outsider,
+        None,
+    )
+    .await;
+    assert_eq!((status, &hidden["error_code"]), (404, &json!(40403)));
+    let (status, hidden) = registry(
+        &sandbox,
+        "GET",
+        "/subjects/orders-value/versions",
+        &outsider,
+        None,
+    )
+    .await;
+    assert_eq!((status, &hidden["error_code"]), (404, &json!(40401)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_registry_refuses_in_confluent_s_words() {
+    let sandbox = TwoOrgs::start().await;
+    sandbox
+        .stream(
+            "events",
+            1,
+            json!({"schema": {"type": "object", "properties": {"id": {"type": "integer"}}}}),
+        )
+        .await;
+    let owner = sandbox.owner.as_str();
+    let code = |answer: (u16, Value)| (answer.0, answer.1["error_code"].clone());
+
+    assert_eq!(
+        code(
+            registry(
+                &sandbox,
+                "GET",
+                "/subjects/nothing-value/versions",
+                owner,
+                None
+            )
+            .await
+        ),
+        (404, json!(40401))
+    );
+    assert_eq!(
+        code(
+            registry(
+                &sandbox,
+                "GET",
+                "/subjects/events-value/versions/7",
+                owner,
+                None
+            )
+            .await
+        ),
+        (404, json!(40402))
+    );
+    assert_eq!(
+        code(
+            registry(
+                &sandbox,
+                "GET",
+                "/subjects/events-value/versions/x",
+                owner,
+                None
+            )
+            .await
+        ),
+        (422, json!(42202))
+    );
+    assert_eq!(
+        code(registry(&sandbox, "GET", "/schemas/ids/999999", owner, None).await),
+        (404, json!(40403))
+    );
+    assert_eq!(
+        code(
+            registry(
+                &sandbox,
+                "POST",
+                "/subjects/events-value/versions",
+                owner,
+                Some(json!({"schema": "{not json", "schemaType": "JSON"}))
+            )
+            .await
+        ),
+        (422, json!(42201))
+    );
+    let (status, protobuf) = registry(
+        &sandbox,
+        "POST",
+        "/subjects/events-value/versions",
+        owner,
+        Some(json!({"schema": "syntax = \"proto3\";", "schemaType": "PROTOBUF"})),
+    )
+    .await;
+    assert_eq!((status, &protobuf["error_code"]), (422, &json!(42201)));
+    assert!(protobuf["message"].as_str().unwrap().contains("PROTOBUF"));
+    // A JSON Schema version on a JSON Schema stream registers, typed.
+    let (status, registered) = registry(
+        &sandbox,
+        "POST",
+        "/subjects/events-value/versions",
+        owner,
+        Some(json!({
+            "schema": json!({"type": "object", "properties": {"id": {"type": "integer"}, "at": {"type": "string"}}}).to_string(),
+            "schemaType": "JSON",
+        })),
+    )
+    .await;
+    assert_eq!(status, 200, "{registered}");
+    let (_, latest) = registry(
+        &sandbox,
+        "GET",
+        "/subjects/events-value/versions/latest",
+        owner,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (&latest["schemaType"], &latest["id"]),
+        (&json!("JSON"), &registered["id"])
+    );
+    assert_eq!(
+        registry(&sandbox, "GET", "/schemas/types", owner, None).await,
+        (200, json!(["JSON", "AVRO"]))
+    );
+    assert_eq!(
+        code(registry(&sandbox, "GET", "/subjects", "not-a-key", None).await),
+        (401, json!(401))
+    );
+    let (status, _) = registry(
+        &sandbox,
+        "PUT",
+        "/config",
+        owner,
+        Some(json!({"compatibility": "NONE"})),
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    // Accept that admits none of the registry's types: 406, Confluent's code.
+    let refused = sandbox
+        .hub
+        .http
+        .get(format!("{}/registry/subjects", sandbox.hub.url))
+        .bearer_auth(owner)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 406);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error_code"], 406);
+}
