@@ -25,7 +25,6 @@ pub mod error;
 pub mod grpc;
 pub mod links;
 pub mod metrics;
-pub mod schema;
 pub mod service;
 pub mod store;
 

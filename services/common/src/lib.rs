@@ -35,6 +35,7 @@ pub mod metrics;
 pub mod names;
 pub mod ops;
 pub mod ownership;
+pub mod schema;
 pub mod telemetry;
 pub mod terms;
 pub mod tls;

@@ -450,7 +450,7 @@ fn payload(
         }
         None => (SchemaFormat::JsonSchema, raw.clone(), payload_at),
     };
-    match crate::schema::check_schema(format, &schema) {
+    match freeport_common::schema::check_schema(format, &schema) {
         Ok(()) => (format, Some(schema)),
         Err(errors) => {
             for e in errors {

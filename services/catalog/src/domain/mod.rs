@@ -6,13 +6,13 @@ mod requests;
 use freeport_common::names::{ClusterName, OrgName, StreamName, TopicName};
 use serde::{Deserialize, Serialize};
 
-pub use crate::schema::{Compatibility, SchemaFormat, SchemaVersion};
 pub use contract::Contract;
 pub use freeport_common::contract::{
     next_state, ContractAction, ContractState, ContractTerms, FilterOp, RowCondition, TermsError,
     Transition,
 };
 pub use freeport_common::json::check_field;
+pub use freeport_common::schema::{Compatibility, SchemaFormat, SchemaVersion};
 pub use requests::{LinkStatus, NewContract, NewKey, NewStream, OrgDetails, OwnershipReport};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

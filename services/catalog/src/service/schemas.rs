@@ -129,7 +129,7 @@ impl Catalog {
         {
             return Ok(None);
         }
-        let problems = crate::schema::incompatibilities_with(
+        let problems = freeport_common::schema::incompatibilities_with(
             stream.compatibility,
             format,
             &stream.schema_versions,
@@ -167,7 +167,7 @@ impl Catalog {
         format: SchemaFormat,
         schema: serde_json::Value,
     ) -> Result<SchemaVersion, CatalogError> {
-        if let Err(errors) = crate::schema::check_schema(format, &schema) {
+        if let Err(errors) = freeport_common::schema::check_schema(format, &schema) {
             return Err(CatalogError::InvalidField(format!(
                 "schema {}",
                 errors.join("; schema ")
@@ -221,7 +221,7 @@ impl Catalog {
     ) -> Result<Vec<String>, CatalogError> {
         let stream = self.get_stream(name)?;
         Self::require_owner(actor, &stream, "check schemas against it")?;
-        if let Err(errors) = crate::schema::check_schema(format, schema) {
+        if let Err(errors) = freeport_common::schema::check_schema(format, schema) {
             return Err(CatalogError::InvalidField(format!(
                 "schema {}",
                 errors.join("; schema ")
@@ -249,7 +249,7 @@ impl Catalog {
                 std::slice::from_ref(&stream.schema_versions[found])
             }
         };
-        Ok(crate::schema::incompatibilities_with(
+        Ok(freeport_common::schema::incompatibilities_with(
             stream.compatibility,
             format,
             against,

@@ -51,7 +51,7 @@ impl Catalog {
         if new.schema_format == SchemaFormat::JsonSchema && !new.value_schema.is_object() {
             problems.push("schema must be a JSON Schema object".into());
         } else if let Err(errors) =
-            crate::schema::check_schema(new.schema_format, &new.value_schema)
+            freeport_common::schema::check_schema(new.schema_format, &new.value_schema)
         {
             problems.extend(errors.into_iter().map(|e| format!("schema {e}")));
         }

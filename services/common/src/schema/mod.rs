@@ -17,6 +17,7 @@
 //! Every incompatibility is reported with the place it occurs and what broke.
 
 mod avro;
+pub mod avro_binary;
 mod json;
 
 use serde::{Deserialize, Serialize};

@@ -41,6 +41,9 @@ pub struct Field {
     pub aliases: Vec<String>,
     pub schema: Node,
     pub has_default: bool,
+    /// The default, in Avro's JSON encoding (the first branch's type for a
+    /// union), written when a value leaves the field out.
+    pub default: Option<Value>,
 }
 
 /// A parsed Avro schema and its named types, by full name.
@@ -227,6 +230,7 @@ impl Parser {
                                     .unwrap_or_default(),
                                 schema,
                                 has_default: field.contains_key("default"),
+                                default: field.get("default").cloned(),
                             });
                         }
                     }
@@ -349,7 +353,7 @@ impl AvroSchema {
         }
     }
 
-    fn resolve<'a>(&'a self, node: &'a Node) -> &'a Node {
+    pub(super) fn resolve<'a>(&'a self, node: &'a Node) -> &'a Node {
         match node {
             Node::Named(name) => self.names.get(name).unwrap_or(node),
             other => other,
