@@ -98,6 +98,21 @@ pub enum ErrorCode {
     ConsumerIllegalState,
     /// A consumer setting that is unknown or invalid.
     InvalidConsumerConfig,
+
+    // Kafka REST Proxy produce refusals about schemas, with Confluent's
+    // numbers (in [`ErrorCode::REST_PROXY`]).
+    /// Keys in a schema-registry embedded format without `key_schema` or
+    /// `key_schema_id`.
+    KeySchemaMissing,
+    /// Values in a schema-registry embedded format without `value_schema`
+    /// or `value_schema_id`.
+    ValueSchemaMissing,
+    /// A record that does not fit its stream's schema (Confluent's "JSON to
+    /// Avro conversion failed"): the message names the record and the field.
+    RecordSchemaMismatch,
+    /// A `value_schema` that is not a schema, or a schema id that is not the
+    /// stream's.
+    InvalidSchema,
 }
 
 impl ErrorCode {
@@ -137,18 +152,23 @@ impl ErrorCode {
         ErrorCode::NotConfigured,
     ];
 
-    /// The REST Proxy consumer errors. They carry Confluent's numbers so its
-    /// clients understand them; three of those (40901-40903) mean something
-    /// else on Freeport's own `/v1` routes. They only ever come from the
-    /// portal's `/consumers` routes and never travel over gRPC, so
-    /// [`ErrorCode::from_code`] does not return them.
-    pub const REST_PROXY: [ErrorCode; 6] = [
+    /// The REST Proxy consumer errors and its produce refusals about
+    /// schemas. They carry Confluent's numbers so its clients understand
+    /// them; several of those (40901-40903, 42201-42203) mean something else
+    /// on Freeport's own `/v1` routes. They only ever come from the portal's
+    /// REST Proxy routes (`/consumers`, `/topics`, `/v3`) and never travel
+    /// over gRPC, so [`ErrorCode::from_code`] does not return them.
+    pub const REST_PROXY: [ErrorCode; 10] = [
         ErrorCode::ConsumerNotFound,
         ErrorCode::ConsumerFormatMismatch,
         ErrorCode::ConsumerAlreadySubscribed,
         ErrorCode::ConsumerAlreadyExists,
         ErrorCode::ConsumerIllegalState,
         ErrorCode::InvalidConsumerConfig,
+        ErrorCode::KeySchemaMissing,
+        ErrorCode::ValueSchemaMissing,
+        ErrorCode::RecordSchemaMismatch,
+        ErrorCode::InvalidSchema,
     ];
 
     /// The number shown to callers as `error_code`.
@@ -193,6 +213,10 @@ impl ErrorCode {
             ErrorCode::ConsumerAlreadyExists => 40902,
             ErrorCode::ConsumerIllegalState => 40903,
             ErrorCode::InvalidConsumerConfig => 42204,
+            ErrorCode::KeySchemaMissing => 42201,
+            ErrorCode::ValueSchemaMissing => 42202,
+            ErrorCode::RecordSchemaMismatch => 42203,
+            ErrorCode::InvalidSchema => 42205,
         }
     }
 
@@ -213,7 +237,11 @@ impl ErrorCode {
             | ErrorCode::InvalidDocument
             | ErrorCode::UnsupportedMediaType
             | ErrorCode::NotAcceptable
-            | ErrorCode::InvalidConsumerConfig => Code::InvalidArgument,
+            | ErrorCode::InvalidConsumerConfig
+            | ErrorCode::KeySchemaMissing
+            | ErrorCode::ValueSchemaMissing
+            | ErrorCode::RecordSchemaMismatch
+            | ErrorCode::InvalidSchema => Code::InvalidArgument,
             ErrorCode::Unauthenticated | ErrorCode::CredentialWithdrawn => Code::Unauthenticated,
             ErrorCode::Forbidden
             | ErrorCode::NoActiveContract

@@ -202,6 +202,10 @@ impl CatalogClient {
             .problems)
     }
 
+    pub async fn set_validation(&self, request: pb::SetValidationRequest) -> ApiResult<pb::Stream> {
+        Ok(self.client().set_validation(request).await?.into_inner())
+    }
+
     pub async fn set_compatibility(
         &self,
         request: pb::SetCompatibilityRequest,

@@ -28,6 +28,7 @@ pub mod push;
 pub mod rest;
 pub mod strict;
 pub mod ui;
+pub mod validate;
 pub mod wire;
 
 use std::collections::HashMap;
@@ -121,6 +122,8 @@ struct Inner {
     http_metrics: freeport_common::metrics::HttpMetrics,
     /// The catalog as this portal last heard it, and every access decision.
     view: Arc<access::AccessView>,
+    /// Schemas compiled to check and encode produced records.
+    record_schemas: Arc<validate::RecordSchemas>,
 }
 
 /// How a portal behaves, beyond what it connects to.
@@ -190,6 +193,7 @@ impl AppState {
                 changes: tokio::sync::broadcast::channel(push::CONTRACT_CHANGES).0,
                 crl: settings.crl,
                 shutdown,
+                record_schemas: Arc::new(validate::RecordSchemas::default()),
             }),
         })
     }
@@ -201,6 +205,11 @@ impl AppState {
     /// Every access decision, from the portal's view of the catalog.
     pub fn view(&self) -> &Arc<access::AccessView> {
         &self.inner.view
+    }
+
+    /// Schemas compiled to check and encode produced records.
+    pub fn record_schemas(&self) -> &Arc<validate::RecordSchemas> {
+        &self.inner.record_schemas
     }
 
     pub fn limits(&self) -> &Arc<limits::ContractLimits> {

@@ -17,6 +17,7 @@ use rdkafka::producer::future_producer::Delivery;
 use rdkafka::producer::{DeliveryFuture, FutureRecord};
 
 use crate::error::{ApiError, ApiResult};
+use crate::validate::Check;
 use crate::wire::Header;
 use crate::AppState;
 
@@ -121,13 +122,19 @@ pub(crate) fn delivery_error_code(error: &KafkaError) -> u32 {
     }
 }
 
-/// A stream's topic that `org` may produce to: the stream's cluster and the
-/// topic's partition count. Only the stream's owner may produce.
-pub(crate) async fn destination(
-    state: &AppState,
-    org: &str,
-    topic: &str,
-) -> ApiResult<(ClusterName, usize)> {
+/// Where a produce request's records go, and how they are checked.
+pub(crate) struct Target {
+    pub cluster: ClusterName,
+    /// The topic's partition count.
+    pub partitions: usize,
+    /// The stream's schema, to check and encode records with.
+    pub check: Check,
+}
+
+/// A stream's topic that `org` may produce to: the stream's cluster, the
+/// topic's partition count and the stream's schema. Only the stream's
+/// owner may produce.
+pub(crate) async fn destination(state: &AppState, org: &str, topic: &str) -> ApiResult<Target> {
     let stream = state.view().producible(org, topic).await?;
     let cluster_name = ClusterName::parse(stream.cluster.clone())
         .map_err(|e| ApiError::internal("stream names an invalid cluster", e))?;
@@ -140,7 +147,11 @@ pub(crate) async fn destination(
                 format!("topic {topic:?} not found on its cluster"),
             )
         })?;
-    Ok((cluster_name, partitions))
+    Ok(Target {
+        cluster: cluster_name,
+        partitions,
+        check: Check::new(stream, state.record_schemas().clone()),
+    })
 }
 
 pub(crate) fn decode_base64(what: &str, index: usize, text: &str) -> ApiResult<Vec<u8>> {

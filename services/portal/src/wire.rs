@@ -14,6 +14,16 @@ pub const JSON_V2: &str = "application/vnd.kafka.json.v2+json";
 pub const BINARY_V2: &str = "application/vnd.kafka.binary.v2+json";
 /// v2 answers that carry no records.
 pub const RESPONSE_V2: &str = "application/vnd.kafka.v2+json";
+/// v2 requests and answers with Avro values, as JSON, under a schema.
+pub const AVRO_V2: &str = "application/vnd.kafka.avro.v2+json";
+/// v2 requests and answers with JSON values under a JSON Schema.
+pub const JSONSCHEMA_V2: &str = "application/vnd.kafka.jsonschema.v2+json";
+/// v1's media types: the same bodies as v2's, as Confluent's REST Proxy
+/// takes them.
+pub const JSON_V1: &str = "application/vnd.kafka.json.v1+json";
+pub const BINARY_V1: &str = "application/vnd.kafka.binary.v1+json";
+pub const AVRO_V1: &str = "application/vnd.kafka.avro.v1+json";
+pub const RESPONSE_V1: &str = "application/vnd.kafka.v1+json";
 
 /// How v2 carries keys and values: a produce request's content type, a
 /// consumer instance's `format`, a records request's `Accept`.
@@ -24,6 +34,12 @@ pub enum Format {
     Json,
     /// Keys and values are base64.
     Binary,
+    /// Values are JSON in Avro's JSON encoding, written and read in Avro's
+    /// binary encoding under a registered schema (Confluent wire format).
+    Avro,
+    /// Values are JSON under a registered JSON Schema (Confluent wire
+    /// format).
+    JsonSchema,
 }
 
 impl Format {
@@ -32,16 +48,26 @@ impl Format {
         match self {
             Format::Json => "json",
             Format::Binary => "binary",
+            Format::Avro => "avro",
+            Format::JsonSchema => "jsonschema",
         }
+    }
+
+    pub const ALL: [Format; 4] = [
+        Format::Json,
+        Format::Binary,
+        Format::Avro,
+        Format::JsonSchema,
+    ];
+
+    /// Whether values are written under a registered schema, with its id.
+    pub fn uses_registry(self) -> bool {
+        matches!(self, Format::Avro | Format::JsonSchema)
     }
 
     /// The format a consumer instance's `format` setting names.
     pub fn named(name: &str) -> Option<Format> {
-        match name {
-            "json" => Some(Format::Json),
-            "binary" => Some(Format::Binary),
-            _ => None,
-        }
+        Format::ALL.into_iter().find(|f| f.name() == name)
     }
 
     /// The media type of records in this format.
@@ -49,6 +75,8 @@ impl Format {
         match self {
             Format::Json => JSON_V2,
             Format::Binary => BINARY_V2,
+            Format::Avro => AVRO_V2,
+            Format::JsonSchema => JSONSCHEMA_V2,
         }
     }
 
@@ -56,35 +84,37 @@ impl Format {
     /// JSON is JSON).
     pub fn of_content_type(media_type: &str) -> Option<Format> {
         match media_type {
-            JSON_V2 | "application/json" => Some(Format::Json),
-            BINARY_V2 => Some(Format::Binary),
+            JSON_V2 | JSON_V1 | "application/json" => Some(Format::Json),
+            BINARY_V2 | BINARY_V1 => Some(Format::Binary),
+            AVRO_V2 | AVRO_V1 => Some(Format::Avro),
+            JSONSCHEMA_V2 => Some(Format::JsonSchema),
             _ => None,
         }
     }
 
     /// The format an `Accept` header asks for, if it names one.
     pub fn accepted(accept: &str) -> Option<Format> {
-        if accept.contains(JSON_V2) {
-            Some(Format::Json)
-        } else if accept.contains(BINARY_V2) {
-            Some(Format::Binary)
-        } else {
-            None
-        }
+        let accept = accept.to_ascii_lowercase();
+        Format::ALL
+            .into_iter()
+            .find(|f| accept.contains(f.media_type()))
     }
 }
 
 /// What a REST Proxy v2 answer without records may be labelled: any v2
 /// media type, and the two generic ones Confluent's REST Proxy answers in.
-pub const ANSWERS_V2: [&str; 5] = [
+pub const ANSWERS_V2: [&str; 8] = [
     RESPONSE_V2,
+    RESPONSE_V1,
     JSON_V2,
     BINARY_V2,
+    AVRO_V2,
+    JSONSCHEMA_V2,
     "application/vnd.kafka+json",
     "application/json",
 ];
 /// What a consumer instance's records may be labelled.
-pub const RECORDS_V2: [&str; 2] = [JSON_V2, BINARY_V2];
+pub const RECORDS_V2: [&str; 4] = [JSON_V2, BINARY_V2, AVRO_V2, JSONSCHEMA_V2];
 
 /// Whether an `Accept` header admits one of `produced`: a media range that
 /// names it or a wildcard over it (`*/*`, `application/*`), with a nonzero
@@ -169,7 +199,7 @@ mod tests {
 
     #[test]
     fn formats_round_trip_through_their_names_and_media_types() {
-        for format in [Format::Json, Format::Binary] {
+        for format in Format::ALL {
             assert_eq!(Format::named(format.name()), Some(format));
             assert_eq!(Format::of_content_type(format.media_type()), Some(format));
             assert_eq!(Format::accepted(format.media_type()), Some(format));
@@ -179,7 +209,9 @@ mod tests {
             Some(Format::Json)
         );
         assert_eq!(Format::of_content_type("text/plain"), None);
-        assert_eq!(Format::named("avro"), None);
+        assert_eq!(Format::named("protobuf"), None);
+        assert_eq!(Format::of_content_type(JSON_V1), Some(Format::Json));
+        assert_eq!(Format::of_content_type(AVRO_V1), Some(Format::Avro));
         assert_eq!(Format::accepted("*/*"), None);
     }
 

@@ -229,6 +229,10 @@ pub struct Stream {
     /// one is `value_schema`.
     #[serde(default)]
     pub schema_versions: Vec<SchemaVersion>,
+    /// The owner turned off the portal's check of produced records against
+    /// the schema.
+    #[serde(default)]
+    pub validation_off: bool,
 }
 
 /// Where a contract's records go: a topic on a cluster the hub knows.

@@ -210,6 +210,7 @@ pub fn stream_pb(s: Stream) -> pb::Stream {
             .into_iter()
             .map(schema_version_pb)
             .collect(),
+        validation_off: s.validation_off,
     }
 }
 

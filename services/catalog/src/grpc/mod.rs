@@ -322,6 +322,20 @@ impl pb::catalog_service_server::CatalogService for CatalogGrpc {
         Ok(Response::new(pb::CheckSchemaResponse { problems }))
     }
 
+    async fn set_validation(
+        &self,
+        request: Request<pb::SetValidationRequest>,
+    ) -> Result<Response<pb::Stream>, Status> {
+        let r = request.into_inner();
+        let actor = actor(r.actor)?;
+        let name = existing_stream_name(&r.stream)?;
+        let stream = self
+            .catalog
+            .set_validation(&actor, &name, r.enabled)
+            .await?;
+        Ok(Response::new(stream_pb(stream)))
+    }
+
     async fn set_compatibility(
         &self,
         request: Request<pb::SetCompatibilityRequest>,

@@ -104,6 +104,7 @@ impl Catalog {
                 registered_by: actor.audit_name(),
             }],
             value_schema: new.value_schema,
+            validation_off: false,
         })
     }
 

@@ -1303,3 +1303,42 @@ async fn transitive_modes_check_every_earlier_version() {
         Err(CatalogError::Forbidden(_))
     ));
 }
+
+#[tokio::test]
+async fn only_the_owner_turns_record_validation_off_and_it_is_audited() {
+    let f = fixture().await;
+    f.catalog.register_stream(&f.owner, orders()).await.unwrap();
+    let name = StreamName::parse("orders").unwrap();
+    assert!(
+        !f.catalog.get_stream(&name).unwrap().validation_off,
+        "on by default"
+    );
+    assert!(matches!(
+        f.catalog.set_validation(&f.partner, &name, false).await,
+        Err(CatalogError::Forbidden(_))
+    ));
+    let off = f
+        .catalog
+        .set_validation(&f.owner, &name, false)
+        .await
+        .unwrap();
+    assert!(off.validation_off);
+    // Saying it again writes nothing.
+    f.catalog
+        .set_validation(&f.owner, &name, false)
+        .await
+        .unwrap();
+    f.catalog
+        .set_validation(&f.owner, &name, true)
+        .await
+        .unwrap();
+    let trail: Vec<_> = f
+        .catalog
+        .audit_trail("stream:orders")
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.record.action == "stream.validation")
+        .map(|e| e.record.detail["enabled"].clone())
+        .collect();
+    assert_eq!(trail, [serde_json::json!(false), serde_json::json!(true)]);
+}

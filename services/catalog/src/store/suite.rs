@@ -40,6 +40,7 @@ fn stream(name: &str) -> Stream {
         schema_format: Default::default(),
         compatibility: Default::default(),
         schema_versions: vec![],
+        validation_off: false,
     }
 }
 

@@ -130,7 +130,7 @@ impl AccessView {
     /// Waits (at most 2 s) until the view reflects the catalog's current
     /// revision; false when it could not (the catalog is away: the view is
     /// all there is).
-    pub(super) async fn caught_up(&self) -> bool {
+    pub async fn caught_up(&self) -> bool {
         const CATCH_UP: Duration = Duration::from_secs(2);
         let Ok(latest) = self.catalog.current_revision().await else {
             return false;

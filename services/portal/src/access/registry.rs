@@ -125,6 +125,20 @@ impl AccessView {
         Ok(holders)
     }
 
+    /// A schema version with global id `id`, whichever stream has it (the
+    /// same schema on each): for reading records that name it.
+    pub fn schema_with_id(&self, id: u32) -> Option<pb::SchemaVersion> {
+        let index = self.read();
+        let (name, number) = index.by_schema_id.get(&id)?.iter().next()?;
+        index
+            .streams
+            .get(name)?
+            .schema_versions
+            .iter()
+            .find(|v| v.version == *number)
+            .cloned()
+    }
+
     fn holder(
         &self,
         index: &Index,

@@ -37,6 +37,9 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// Most bytes (keys and values) one records request returns.
     pub max_bytes: usize,
+    /// For the `avro` and `jsonschema` formats: how values in the
+    /// Confluent wire format become JSON.
+    pub decoder: Option<crate::validate::Decoder>,
 }
 
 /// A topic an instance reads, and how.
@@ -447,8 +450,8 @@ impl Instance {
             records.push(ConsumerRecord::of(
                 &message,
                 value.as_deref(),
-                self.settings.format,
-            ));
+                &self.settings,
+            )?);
         }
         Ok(records)
     }
@@ -506,15 +509,38 @@ impl Instance {
     }
 }
 
-/// Bytes as the instance's format shows them.
-fn show(bytes: Option<&[u8]>, format: Format) -> Value {
+/// Bytes as JSON, or as a JSON string when they are not JSON.
+fn as_json(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
+}
+
+/// A key as the instance's format shows it (keys have no schema: in the
+/// schema-registry formats they show as JSON).
+fn show_key(bytes: Option<&[u8]>, format: Format) -> Value {
+    match (bytes, format) {
+        (None, _) => Value::Null,
+        (Some(bytes), Format::Binary) => {
+            Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
+        }
+        (Some(bytes), _) => as_json(bytes),
+    }
+}
+
+/// A value as the instance's format shows it; in the schema-registry
+/// formats, a value that is not under a known schema fails the read (as in
+/// Confluent's REST Proxy).
+fn show_value(bytes: Option<&[u8]>, settings: &Settings) -> Result<Value, String> {
     let Some(bytes) = bytes else {
-        return Value::Null;
+        return Ok(Value::Null);
     };
-    match format {
-        Format::Binary => Value::String(base64::engine::general_purpose::STANDARD.encode(bytes)),
-        Format::Json => serde_json::from_slice(bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned())),
+    match (settings.format, &settings.decoder) {
+        (Format::Binary, _) => Ok(Value::String(
+            base64::engine::general_purpose::STANDARD.encode(bytes),
+        )),
+        (Format::Json, _) => Ok(as_json(bytes)),
+        (_, Some(decoder)) => decoder.json(bytes),
+        (_, None) => Err("this instance has no schemas to read with".into()),
     }
 }
 
@@ -533,16 +559,32 @@ pub struct ConsumerRecord {
 }
 
 impl ConsumerRecord {
-    fn of(message: &BorrowedMessage<'_>, value: Option<&[u8]>, format: Format) -> ConsumerRecord {
-        ConsumerRecord {
+    fn of(
+        message: &BorrowedMessage<'_>,
+        value: Option<&[u8]>,
+        settings: &Settings,
+    ) -> ApiResult<ConsumerRecord> {
+        let shown = show_value(value, settings).map_err(|e| {
+            ApiError::new(
+                ErrorCode::KafkaError,
+                format!(
+                    "the record at offset {} of {}/{} cannot be read in the {} format: {e}",
+                    message.offset(),
+                    message.topic(),
+                    message.partition(),
+                    settings.format.name()
+                ),
+            )
+        })?;
+        Ok(ConsumerRecord {
             topic: message.topic().to_string(),
-            key: show(message.key(), format),
-            value: show(value, format),
+            key: show_key(message.key(), settings.format),
+            value: shown,
             partition: message.partition(),
             offset: message.offset(),
             timestamp: message.timestamp().to_millis(),
             headers: Header::all_of(message),
-        }
+        })
     }
 }
 

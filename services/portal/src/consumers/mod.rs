@@ -252,6 +252,7 @@ mod tests {
             auto_commit: false,
             request_timeout: Duration::from_secs(1),
             max_bytes: 1024,
+            decoder: None,
         }
     }
 

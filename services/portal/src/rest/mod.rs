@@ -53,6 +53,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(events::events))
         .routes(routes!(streams::schemas, streams::register_schema))
         .routes(routes!(streams::set_compatibility))
+        .routes(routes!(streams::set_validation))
         .routes(routes!(contracts::list, contracts::request))
         .routes(routes!(contracts::get_one))
         .routes(routes!(contracts::audit))

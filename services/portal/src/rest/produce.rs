@@ -1,6 +1,15 @@
-//! Kafka REST Proxy v2 produce: `POST /topics/{topic}` with the json or
-//! binary embedded format, answered with per-record offsets as REST Proxy
-//! does. Only the organization that owns the topic's stream may produce.
+//! Kafka REST Proxy v2 produce: `POST /topics/{topic}` in every embedded
+//! format (`json`, `binary`, `avro`, `jsonschema`; v1's media types too),
+//! answered with per-record offsets as REST Proxy does. Only the
+//! organization that owns the topic's stream may produce, and every record
+//! is checked against the stream's schema before anything is sent
+//! ([`crate::validate`]): one bad record refuses the whole request, with
+//! Confluent's code and a message naming the record and the field.
+//!
+//! In `avro` and `jsonschema`, values come with `value_schema_id` (one of
+//! the stream's global schema ids) or `value_schema` (registered as the
+//! stream's next version, or found among its versions), and are written in
+//! the Confluent wire format under that id.
 //!
 //! Beyond v2, a record may carry `headers`: `[{"name": "...", "value":
 //! "<base64>"}]`, the shape of REST Proxy v3.
@@ -15,17 +24,20 @@ use axum::extract::{Request, State};
 
 use super::V2;
 use freeport_common::error::ErrorCode;
+use freeport_common::proto::catalog::v1 as pb;
 use freeport_common::telemetry;
 use opentelemetry::Context;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{body_bytes, media_type, parse_json, ApiPath, Caller};
 use crate::produce::{
     check_partition, decode_base64, decode_headers, delivered, delivery_error_code, destination,
-    send_span, Encoded,
+    send_span, Encoded, Target,
 };
-use crate::wire::{Format, BINARY_V2, JSON_V2};
+use crate::validate::Check;
+use crate::wire::Format;
 use crate::AppState;
 
 /// Most records one request may carry.
@@ -38,6 +50,31 @@ const MAX_RECORDS: usize = 10_000;
 pub struct ProduceRequest<T> {
     #[schema(min_items = 1, max_items = 10000)]
     records: Vec<ProduceRecord<T>>,
+}
+
+/// A produce body of a schema-registry embedded format (`avro`,
+/// `jsonschema`): values as JSON, under the schema `value_schema_id` names
+/// or `value_schema` is.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SchemaProduceRequest {
+    /// Keys under a schema are not supported yet (a stream has a value
+    /// schema only): with either of these the request is refused (42205).
+    #[serde(default)]
+    key_schema: Option<String>,
+    #[serde(default)]
+    #[schema(minimum = 1)]
+    key_schema_id: Option<u32>,
+    /// The values' schema as text: registered as the stream's next version
+    /// (under its compatibility mode) unless the stream has it already.
+    #[serde(default)]
+    value_schema: Option<String>,
+    /// One of the stream's global schema ids.
+    #[serde(default)]
+    #[schema(minimum = 1)]
+    value_schema_id: Option<u32>,
+    #[schema(min_items = 1, max_items = 10000)]
+    records: Vec<ProduceRecord<Value>>,
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -58,24 +95,13 @@ pub struct ProduceRecord<T> {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(transparent)]
 #[schema(value_type = Option<String>, format = Byte)]
-pub struct Base64Data(serde_json::Value);
+pub struct Base64Data(Value);
 
-/// A key or value as the embedded format writes it, to its bytes.
-trait Embedded {
-    fn bytes(self, what: &str, index: usize) -> ApiResult<Option<Vec<u8>>>;
-}
-
-impl Embedded for serde_json::Value {
-    fn bytes(self, _: &str, _: usize) -> ApiResult<Option<Vec<u8>>> {
-        Ok((!self.is_null()).then(|| self.to_string().into_bytes()))
-    }
-}
-
-impl Embedded for Base64Data {
+impl Base64Data {
     fn bytes(self, what: &str, index: usize) -> ApiResult<Option<Vec<u8>>> {
         match self.0 {
-            serde_json::Value::Null => Ok(None),
-            serde_json::Value::String(text) => decode_base64(what, index, &text).map(Some),
+            Value::Null => Ok(None),
+            Value::String(text) => decode_base64(what, index, &text).map(Some),
             _ => Err(ApiError::new(
                 ErrorCode::InvalidRecords,
                 format!("records[{index}].{what} must be a base64 string in the binary format"),
@@ -84,17 +110,17 @@ impl Embedded for Base64Data {
     }
 }
 
-/// A produce body read in its embedded format.
-enum Parsed {
-    Json(ProduceRequest<serde_json::Value>),
-    Binary(ProduceRequest<Base64Data>),
+/// A JSON key or value's bytes (`None` for null).
+fn json_bytes(value: Value) -> Option<Vec<u8>> {
+    (!value.is_null()).then(|| value.to_string().into_bytes())
 }
 
 /// Where each record of a produce request landed, in order.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ProduceResponse {
-    key_schema_id: Option<i32>,
-    value_schema_id: Option<i32>,
+    key_schema_id: Option<u32>,
+    /// The schema id the values were written under (`avro`, `jsonschema`).
+    value_schema_id: Option<u32>,
     offsets: Vec<ProducedOffset>,
 }
 
@@ -107,12 +133,17 @@ pub struct ProducedOffset {
     error: Option<String>,
 }
 
-/// The records of `request`, checked against the topic's `partitions`
-/// (and the one in the path, `fixed`) and encoded.
-fn encode<T: Embedded>(
-    mut request: ProduceRequest<T>,
+/// How a request's keys and values become bytes.
+type ToBytes<'a, T> = dyn FnMut(usize, T) -> ApiResult<Option<Vec<u8>>> + 'a;
+
+/// The records, checked against the topic's `partitions` (and the one in
+/// the path, `fixed`) and encoded with `key` and `value`.
+fn encode<T>(
+    mut records: Vec<ProduceRecord<T>>,
     fixed: Option<i32>,
     partitions: usize,
+    key: &mut ToBytes<'_, T>,
+    value: &mut ToBytes<'_, T>,
 ) -> ApiResult<Vec<Encoded>> {
     if let Some(fixed) = fixed {
         check_partition(0, fixed, partitions).map_err(|_| {
@@ -121,7 +152,7 @@ fn encode<T: Embedded>(
                 format!("partition {fixed} not found; the topic has {partitions}"),
             )
         })?;
-        for (i, record) in request.records.iter_mut().enumerate() {
+        for (i, record) in records.iter_mut().enumerate() {
             if record.partition.is_some_and(|p| p != fixed) {
                 return Err(ApiError::new(
                     ErrorCode::InvalidRecords,
@@ -131,23 +162,22 @@ fn encode<T: Embedded>(
             record.partition = Some(fixed);
         }
     }
-    if request.records.is_empty() {
+    if records.is_empty() {
         return Err(ApiError::new(
             ErrorCode::InvalidRecords,
             "records must not be empty",
         ));
     }
-    if request.records.len() > MAX_RECORDS {
+    if records.len() > MAX_RECORDS {
         return Err(ApiError::new(
             ErrorCode::InvalidRecords,
             format!(
                 "{} records in one request; the limit is {MAX_RECORDS}",
-                request.records.len()
+                records.len()
             ),
         ));
     }
-    request
-        .records
+    records
         .into_iter()
         .enumerate()
         .map(|(i, record)| {
@@ -155,12 +185,8 @@ fn encode<T: Embedded>(
                 check_partition(i, p, partitions)?;
             }
             Ok(Encoded {
-                key: record.key.map(|k| k.bytes("key", i)).transpose()?.flatten(),
-                value: record
-                    .value
-                    .map(|v| v.bytes("value", i))
-                    .transpose()?
-                    .flatten(),
+                key: record.key.map(|k| key(i, k)).transpose()?.flatten(),
+                value: record.value.map(|v| value(i, v)).transpose()?.flatten(),
                 partition: record.partition,
                 headers: decode_headers(i, record.headers)?,
                 timestamp: None,
@@ -169,6 +195,118 @@ fn encode<T: Embedded>(
         .collect()
 }
 
+/// The schema version a schema-registry request's values are written
+/// under: the stream's version with `value_schema_id`, or `value_schema`
+/// registered (or found) as one of its versions.
+async fn value_schema(
+    state: &AppState,
+    caller: &Caller,
+    check: &Check,
+    format: Format,
+    request: &SchemaProduceRequest,
+) -> ApiResult<pb::SchemaVersion> {
+    let stream = check.stream();
+    let wanted = if format == Format::Avro {
+        pb::SchemaFormat::Avro
+    } else {
+        pb::SchemaFormat::JsonSchema
+    };
+    if stream.schema_format != i32::from(wanted) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidSchema,
+            format!(
+                "stream {} does not hold {} records; produce in its own format",
+                stream.name,
+                format.name()
+            ),
+        ));
+    }
+    match (&request.value_schema_id, &request.value_schema) {
+        (Some(id), _) => check.version_with_id(*id).cloned().ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidSchema,
+                format!(
+                    "schema id {id} is not one of stream {}'s versions (GET /registry/subjects/{}-value/versions lists them)",
+                    stream.name, stream.topic
+                ),
+            )
+        }),
+        (None, Some(text)) => {
+            let schema: Value = serde_json::from_str(text).map_err(|e| {
+                ApiError::new(
+                    ErrorCode::InvalidSchema,
+                    format!("value_schema is not JSON: {e}"),
+                )
+            })?;
+            state
+                .catalog()
+                .register_schema(pb::RegisterSchemaRequest {
+                    actor: Some(caller.0.clone()),
+                    stream: stream.name.clone(),
+                    format: wanted.into(),
+                    schema_json: schema.to_string(),
+                })
+                .await
+                .map_err(|e| match e.code {
+                    ErrorCode::InvalidField => ApiError::new(ErrorCode::InvalidSchema, e.message),
+                    _ => e,
+                })
+        }
+        (None, None) => Err(ApiError::new(
+            ErrorCode::ValueSchemaMissing,
+            "Request includes values but does not include value schema: give value_schema_id or value_schema",
+        )),
+    }
+}
+
+/// The records of a schema-registry request, encoded, and the schema id
+/// their values are under.
+async fn encode_under_schema(
+    state: &AppState,
+    caller: &Caller,
+    target: &Target,
+    format: Format,
+    request: SchemaProduceRequest,
+    fixed: Option<i32>,
+) -> ApiResult<(Vec<Encoded>, Option<u32>)> {
+    if request.key_schema.is_some() || request.key_schema_id.is_some() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidSchema,
+            "key schemas are not supported yet: a stream has a value schema only; produce keys in the binary format",
+        ));
+    }
+    if let Some(i) = request
+        .records
+        .iter()
+        .position(|r| r.key.as_ref().is_some_and(|k| !k.is_null()))
+    {
+        return Err(ApiError::new(
+            ErrorCode::KeySchemaMissing,
+            format!("Request includes keys but does not include key schema (records[{i}].key)"),
+        ));
+    }
+    let any_value = request
+        .records
+        .iter()
+        .any(|r| r.value.as_ref().is_some_and(|v| !v.is_null()));
+    let version = if any_value {
+        Some(value_schema(state, caller, &target.check, format, &request).await?)
+    } else {
+        None
+    };
+    let check = &target.check;
+    let records = encode(
+        request.records,
+        fixed,
+        target.partitions,
+        &mut |_, key| Ok(json_bytes(key)),
+        &mut |i, value| match (&version, value) {
+            (_, Value::Null) | (None, _) => Ok(None),
+            (Some(version), value) => check.registry_value(i, version, &value).map(Some),
+        },
+    )?;
+    Ok((records, version.map(|v| v.id)))
+}
 /// `POST /topics/{topic}`: each record goes to the partition it names, or
 /// where the producer's partitioner puts it.
 #[utoipa::path(
@@ -177,7 +315,7 @@ fn encode<T: Embedded>(
     operation_id = "produce_produce",
     tag = "rest proxy",
     params(("topic" = crate::openapi::TopicName, Path)),
-    request_body(content((ProduceRequest<serde_json::Value> = "application/vnd.kafka.json.v2+json"), (ProduceRequest<Base64Data> = "application/vnd.kafka.binary.v2+json"))),
+    request_body(content((ProduceRequest<serde_json::Value> = "application/vnd.kafka.json.v2+json"), (ProduceRequest<Base64Data> = "application/vnd.kafka.binary.v2+json"), (SchemaProduceRequest = "application/vnd.kafka.avro.v2+json"), (SchemaProduceRequest = "application/vnd.kafka.jsonschema.v2+json"))),
     responses(
         (status = 200, body = ProduceResponse, content_type = "application/vnd.kafka.v2+json"),
         crate::error::Failures,
@@ -200,7 +338,7 @@ pub async fn produce(
     operation_id = "produce_produce_to_partition",
     tag = "rest proxy",
     params(("topic" = crate::openapi::TopicName, Path), ("partition" = i32, Path, minimum = 0)),
-    request_body(content((ProduceRequest<serde_json::Value> = "application/vnd.kafka.json.v2+json"), (ProduceRequest<Base64Data> = "application/vnd.kafka.binary.v2+json"))),
+    request_body(content((ProduceRequest<serde_json::Value> = "application/vnd.kafka.json.v2+json"), (ProduceRequest<Base64Data> = "application/vnd.kafka.binary.v2+json"), (SchemaProduceRequest = "application/vnd.kafka.avro.v2+json"), (SchemaProduceRequest = "application/vnd.kafka.jsonschema.v2+json"))),
     responses(
         (status = 200, body = ProduceResponse, content_type = "application/vnd.kafka.v2+json"),
         crate::error::Failures,
@@ -223,31 +361,59 @@ async fn produce_records(
     request: Request,
 ) -> ApiResult<V2<ProduceResponse>> {
     let media = media_type(request.headers());
-    let format = match media.as_deref().and_then(Format::of_content_type) {
-        Some(format) => format,
-        None => {
-            return Err(ApiError::new(
-                ErrorCode::UnsupportedMediaType,
-                format!(
-                    "content type {:?} is not supported; use {JSON_V2} or {BINARY_V2}",
-                    media.as_deref().unwrap_or("")
-                ),
-            ))
-        }
+    let Some(format) = media.as_deref().and_then(Format::of_content_type) else {
+        return Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            format!(
+                "content type {:?} is not supported; use {}",
+                media.as_deref().unwrap_or(""),
+                Format::ALL.map(Format::media_type).join(", ")
+            ),
+        ));
     };
     let org = caller.require_org("produce")?.to_string();
     let body = body_bytes(request, &state).await?;
-    let parsed = match format {
-        Format::Json => Parsed::Json(parse_json(&body)?),
-        Format::Binary => Parsed::Binary(parse_json(&body)?),
-    };
-
-    let (cluster_name, partitions) = destination(&state, &org, &topic).await?;
+    let target = destination(&state, &org, &topic).await?;
+    let check = &target.check;
+    let cluster_name = target.cluster.clone();
     // Everything is checked before anything is sent: a bad record fails the
     // whole request and writes nothing.
-    let mut records = match parsed {
-        Parsed::Json(request) => encode(request, partition, partitions)?,
-        Parsed::Binary(request) => encode(request, partition, partitions)?,
+    let (mut records, value_schema_id) = match format {
+        Format::Json => {
+            let request: ProduceRequest<Value> = parse_json(&body)?;
+            let records = encode(
+                request.records,
+                partition,
+                target.partitions,
+                &mut |_, key| Ok(json_bytes(key)),
+                &mut |i, value| match value {
+                    Value::Null => Ok(None),
+                    value => check.json_value(i, &value).map(Some),
+                },
+            )?;
+            (records, None)
+        }
+        Format::Binary => {
+            let request: ProduceRequest<Base64Data> = parse_json(&body)?;
+            let records = encode(
+                request.records,
+                partition,
+                target.partitions,
+                &mut |i, key: Base64Data| key.bytes("key", i),
+                &mut |i, value: Base64Data| {
+                    let bytes = value.bytes("value", i)?;
+                    if let Some(bytes) = &bytes {
+                        check.bytes(i, bytes)?;
+                    }
+                    Ok(bytes)
+                },
+            )?;
+            (records, None)
+        }
+        Format::Avro | Format::JsonSchema => {
+            let request: SchemaProduceRequest = parse_json(&body)?;
+            encode_under_schema(&state, &caller, &target, format, request, partition).await?
+        }
     };
     let producer = state.producer(&cluster_name)?;
     let sending = send_span(
@@ -296,7 +462,7 @@ async fn produce_records(
     }
     Ok(V2(ProduceResponse {
         key_schema_id: None,
-        value_schema_id: None,
+        value_schema_id,
         offsets,
     }))
 }

@@ -47,6 +47,7 @@ use crate::produce::{
     check_partition, decode_base64, decode_headers, delivered, delivery_error_code, destination,
     send_span, Encoded,
 };
+use crate::validate::Check;
 use crate::wire::DataType;
 use crate::AppState;
 
@@ -158,7 +159,12 @@ fn encode_data(what: &str, index: usize, data: Option<V3Data>) -> ApiResult<Opti
     }
 }
 
-fn encode(index: usize, record: Value, partitions: usize) -> ApiResult<(Encoded, Shape, Shape)> {
+fn encode(
+    index: usize,
+    record: Value,
+    partitions: usize,
+    check: &Check,
+) -> ApiResult<(Encoded, Shape, Shape)> {
     let record: V3Record = crate::strict::from_value(record).map_err(|e| {
         ApiError::new(
             ErrorCode::InvalidRecords,
@@ -185,9 +191,23 @@ fn encode(index: usize, record: Value, partitions: usize) -> ApiResult<(Encoded,
         record.key.as_ref().map(|d| d.kind),
         record.value.as_ref().map(|d| d.kind),
     );
+    let value = match record.value {
+        // JSON is checked as JSON; bytes as the stream's format wants them.
+        Some(V3Data {
+            kind: DataType::Json,
+            data,
+        }) if !data.is_null() => Some(check.json_value(index, &data)?),
+        value => {
+            let bytes = encode_data("value", index, value)?;
+            if let Some(bytes) = &bytes {
+                check.bytes(index, bytes)?;
+            }
+            bytes
+        }
+    };
     let encoded = Encoded {
         key: encode_data("key", index, record.key)?,
-        value: encode_data("value", index, record.value)?,
+        value,
         partition: record.partition_id,
         headers: decode_headers(index, record.headers)?,
         timestamp,
@@ -199,12 +219,14 @@ fn encode(index: usize, record: Value, partitions: usize) -> ApiResult<(Encoded,
     Ok((encoded, key, value))
 }
 
-/// Where `read_records` sends: the producer, cluster and topic, and the
-/// trace context of the request (each record's `send` span is its child).
+/// Where `read_records` sends: the producer, cluster and topic, how its
+/// records are checked, and the trace context of the request (each
+/// record's `send` span is its child).
 struct Destination {
     producer: FutureProducer,
     cluster: String,
     topic: String,
+    check: Check,
     trace: Context,
 }
 
@@ -269,7 +291,7 @@ async fn read_records(
         }
         let consumed = values.byte_offset();
         for value in parsed {
-            let pending = match encode(index, value, partitions) {
+            let pending = match encode(index, value, partitions, &to.check) {
                 Ok((mut record, key, value)) => {
                     let sending = send_span(&to.trace, &to.cluster, &to.topic, 1);
                     if let Some(cx) = &sending {
@@ -412,7 +434,8 @@ pub async fn produce(
         }
     }
     let org = caller.require_org("produce")?.to_string();
-    let (cluster_name, partitions) = destination(&state, &org, &topic).await?;
+    let target = destination(&state, &org, &topic).await?;
+    let (cluster_name, partitions) = (target.cluster, target.partitions);
     if cluster_name.as_str() != cluster {
         return Err(ApiError::new(
             ErrorCode::TopicNotFound,
@@ -425,6 +448,7 @@ pub async fn produce(
         producer,
         cluster: cluster.clone(),
         topic: topic.clone(),
+        check: target.check,
         trace: Context::current(),
     };
     tokio::spawn(read_records(

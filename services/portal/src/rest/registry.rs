@@ -536,6 +536,8 @@ pub async fn register(
         })
         .await
         .map_err(|e| RegistryError::about(&subject, e))?;
+    // Read your writes: what this portal answers next includes it.
+    state.view().caught_up().await;
     Ok(Registry(Registered { id: version.id }))
 }
 
@@ -806,6 +808,7 @@ pub async fn set_subject_config(
         })
         .await
         .map_err(|e| RegistryError::about(&subject, e))?;
+    state.view().caught_up().await;
     Ok(Registry(ConfigChange {
         compatibility: super::streams::compatibility_name(stream.compatibility),
     }))

@@ -187,6 +187,9 @@ pub struct StreamView {
     compatibility: String,
     /// The latest schema version's number.
     schema_version: u32,
+    /// Whether the portal checks produced records against the schema
+    /// (the owner may turn it off: `PUT /v1/streams/{name}/validation`).
+    validation: bool,
     created_at_ms: i64,
     updated_at_ms: i64,
 }
@@ -202,6 +205,7 @@ impl From<pb::Stream> for StreamView {
             schema_format: format_name(s.schema_format),
             compatibility: compatibility_name(s.compatibility),
             schema_version: s.schema_versions.last().map_or(0, |v| v.version),
+            validation: !s.validation_off,
             name: s.name,
             owner: s.owner,
             cluster: s.cluster,
@@ -512,6 +516,46 @@ pub async fn set_compatibility(
             actor: Some(caller.0),
             stream: name,
             compatibility: mode.into(),
+        })
+        .await?;
+    Ok(Json(stream.into()))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ValidationBody {
+    /// false: produced records are no longer checked against the schema.
+    enabled: bool,
+}
+
+/// `PUT /v1/streams/{name}/validation`: the owner turns the check of
+/// produced records against the stream's schema off or on (audited as
+/// `stream.validation`). Records in a schema-registry format (`avro`,
+/// `jsonschema`) are always encoded under their schema.
+#[utoipa::path(
+    put,
+    path = "/v1/streams/{name}/validation",
+    operation_id = "streams_set_validation",
+    tag = "publishing",
+    params(("name" = crate::openapi::Identifier, Path)),
+    request_body = ValidationBody,
+    responses(
+        (status = 200, body = StreamView),
+        crate::error::Failures,
+    ),
+)]
+pub async fn set_validation(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(body): ApiJson<ValidationBody>,
+) -> ApiResult<Json<StreamView>> {
+    let stream = state
+        .catalog()
+        .set_validation(pb::SetValidationRequest {
+            actor: Some(caller.0),
+            stream: name,
+            enabled: body.enabled,
         })
         .await?;
     Ok(Json(stream.into()))

@@ -73,8 +73,9 @@ pub(crate) fn check_name(what: &str, name: &str) -> ApiResult<()> {
 pub struct ConsumerSettings {
     #[schema(value_type = Option<crate::openapi::ConsumerName>)]
     name: Option<String>,
-    /// `binary` (the default) or `json`.
-    #[schema(pattern = "^(binary|json)$")]
+    /// `binary` (the default), `json`, `avro` or `jsonschema` (values in
+    /// the Confluent wire format, shown as JSON).
+    #[schema(pattern = "^(binary|json|avro|jsonschema)$")]
     format: Option<String>,
     /// `earliest` or `latest` (the default); `smallest` and `largest` are
     /// their old names.
@@ -175,7 +176,7 @@ impl ConsumerSettings {
             None => Format::Binary,
             Some(text) => Format::named(text).ok_or_else(|| {
                 invalid_config(format!(
-                    "format {text:?} is not supported; use \"json\" or \"binary\""
+                    "format {text:?} is not supported; use \"json\", \"binary\", \"avro\" or \"jsonschema\""
                 ))
             })?,
         };
@@ -208,6 +209,7 @@ impl ConsumerSettings {
             auto_commit,
             request_timeout,
             max_bytes: DEFAULT_MAX_BYTES,
+            decoder: None,
         };
         Ok((self.name, settings))
     }
@@ -242,7 +244,13 @@ pub async fn create(
 ) -> ApiResult<V2<ConsumerCreated>> {
     let org = caller.require_org("create consumer instances")?;
     check_name("consumer group", &group)?;
-    let (name, settings) = consumer_settings(body)?.settings()?;
+    let (name, mut settings) = consumer_settings(body)?.settings()?;
+    if settings.format.uses_registry() {
+        settings.decoder = Some(crate::validate::Decoder::new(
+            state.view().clone(),
+            state.record_schemas().clone(),
+        ));
+    }
     let name = name.unwrap_or_else(|| format!("rest-consumer-{}", uuid::Uuid::new_v4()));
     state
         .consumers()

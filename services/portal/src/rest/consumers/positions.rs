@@ -137,7 +137,7 @@ fn accepted_format(headers: &HeaderMap) -> Option<Format> {
     tag = "rest proxy",
     params(InstancePath, RecordsQuery),
     responses(
-        (status = 200, description = "the records, in the instance's format", content((Vec<crate::consumers::ConsumerRecord> = "application/vnd.kafka.json.v2+json"), (Vec<crate::consumers::ConsumerRecord> = "application/vnd.kafka.binary.v2+json"))),
+        (status = 200, description = "the records, in the instance's format", content((Vec<crate::consumers::ConsumerRecord> = "application/vnd.kafka.json.v2+json"), (Vec<crate::consumers::ConsumerRecord> = "application/vnd.kafka.binary.v2+json"), (Vec<crate::consumers::ConsumerRecord> = "application/vnd.kafka.avro.v2+json"), (Vec<crate::consumers::ConsumerRecord> = "application/vnd.kafka.jsonschema.v2+json"))),
         crate::error::Failures,
     ),
 )]

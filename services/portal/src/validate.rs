@@ -1,0 +1,408 @@
+//! Records checked against their stream's schema before they reach Kafka,
+//! and written in the form the stream's consumers read.
+//!
+//! - A JSON Schema stream takes JSON: plain (the `json` embedded format, or
+//!   JSON text as binary) or in the Confluent wire format (`jsonschema`, or
+//!   binary bytes that carry the magic byte and one of the stream's schema
+//!   ids). Plain JSON is checked against the latest version; a stream
+//!   registered without a schema (`{}`) takes any bytes.
+//! - An Avro stream takes Avro in the Confluent wire format only: from the
+//!   `avro` embedded format (JSON values, encoded here) or as binary bytes
+//!   that carry one of the stream's schema ids and decode under it.
+//!
+//! The Confluent wire format is a zero byte, the schema's global id as four
+//! big-endian bytes, then the payload. An owner may turn the check of
+//! `json` and `binary` records off (`validation_off`, audited); records in
+//! a schema-registry format are always encoded under their schema.
+//! Compiled schemas are kept by global id: an id names one schema forever.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use freeport_common::error::ErrorCode;
+use freeport_common::proto::catalog::v1 as pb;
+use freeport_common::schema::{avro_binary, AvroSchema};
+use serde_json::Value;
+
+use crate::error::{ApiError, ApiResult};
+
+/// The Confluent wire format's first byte.
+pub const MAGIC: u8 = 0;
+/// Compiled schemas kept; beyond it the cache starts again (ids are
+/// immutable, so a miss only costs a compile).
+const MAX_COMPILED: usize = 4096;
+
+/// A schema ready to check or encode records.
+pub enum Compiled {
+    Json(jsonschema::Validator),
+    Avro(AvroSchema),
+}
+
+/// Compiled schemas by global id.
+#[derive(Default)]
+pub struct RecordSchemas {
+    compiled: Mutex<HashMap<u32, Arc<Compiled>>>,
+}
+
+impl RecordSchemas {
+    /// `version`'s schema, compiled once per id.
+    pub fn compiled(&self, version: &pb::SchemaVersion) -> ApiResult<Arc<Compiled>> {
+        if let Some(found) = self.lock().get(&version.id) {
+            return Ok(found.clone());
+        }
+        let schema: Value = serde_json::from_str(&version.schema_json)
+            .map_err(|e| ApiError::internal("a stored schema is not JSON", e))?;
+        let compiled = Arc::new(match pb::SchemaFormat::try_from(version.format) {
+            Ok(pb::SchemaFormat::Avro) => Compiled::Avro(
+                AvroSchema::parse(&schema)
+                    .map_err(|e| ApiError::internal("a stored Avro schema", e.join("; ")))?,
+            ),
+            _ => Compiled::Json(
+                jsonschema::validator_for(&schema)
+                    .map_err(|e| ApiError::internal("a stored JSON Schema", e))?,
+            ),
+        });
+        let mut cache = self.lock();
+        if cache.len() >= MAX_COMPILED {
+            cache.clear();
+        }
+        cache.insert(version.id, compiled.clone());
+        Ok(compiled)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Arc<Compiled>>> {
+        self.compiled
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn is_avro(stream: &pb::Stream) -> bool {
+    stream.schema_format == i32::from(pb::SchemaFormat::Avro)
+}
+
+/// Refusal of record `index`'s value: Confluent's 42203 ("conversion
+/// failed"), naming the record and where in it.
+fn refused(index: usize, what: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        ErrorCode::RecordSchemaMismatch,
+        format!("records[{index}].value: {what}"),
+    )
+}
+
+/// The schema id and payload of bytes in the Confluent wire format.
+pub fn wire_format(bytes: &[u8]) -> Option<(u32, &[u8])> {
+    match bytes {
+        [MAGIC, a, b, c, d, payload @ ..] => Some((u32::from_be_bytes([*a, *b, *c, *d]), payload)),
+        _ => None,
+    }
+}
+
+/// `payload` under schema `id`, in the Confluent wire format.
+pub fn in_wire_format(id: u32, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + 5);
+    out.push(MAGIC);
+    out.extend_from_slice(&id.to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Whether a JSON Schema admits every value (`{}`, `true`: a stream
+/// registered without a schema).
+fn declares_nothing(version: &pb::SchemaVersion) -> bool {
+    matches!(version.schema_json.trim(), "{}" | "true")
+}
+
+/// Every problem of `value` under a JSON Schema, each with its place.
+fn json_problems(validator: &jsonschema::Validator, value: &Value) -> Option<String> {
+    let problems: Vec<String> = validator
+        .iter_errors(value)
+        .take(10)
+        .map(|e| {
+            let place = e.instance_path.to_string();
+            format!("{}: {e}", if place.is_empty() { "/" } else { &place })
+        })
+        .collect();
+    (!problems.is_empty()).then(|| problems.join("; "))
+}
+
+/// How the records of one request to `stream` are checked and written.
+#[derive(Clone)]
+pub struct Check {
+    stream: Arc<pb::Stream>,
+    schemas: Arc<RecordSchemas>,
+}
+
+impl Check {
+    pub fn new(stream: Arc<pb::Stream>, schemas: Arc<RecordSchemas>) -> Check {
+        Check { stream, schemas }
+    }
+
+    pub fn stream(&self) -> &pb::Stream {
+        &self.stream
+    }
+
+    fn checking(&self) -> bool {
+        !self.stream.validation_off
+    }
+
+    fn latest(&self) -> ApiResult<&pb::SchemaVersion> {
+        self.stream.schema_versions.last().ok_or_else(|| {
+            ApiError::internal("a stream without a schema version", &self.stream.name)
+        })
+    }
+
+    /// The stream's version with global id `id`.
+    pub fn version_with_id(&self, id: u32) -> Option<&pb::SchemaVersion> {
+        self.stream.schema_versions.iter().find(|v| v.id == id)
+    }
+
+    /// A value of the `json` embedded format (or v3 `JSON`): its bytes,
+    /// plain JSON, after checking it against the latest version.
+    pub fn json_value(&self, index: usize, value: &Value) -> ApiResult<Vec<u8>> {
+        if self.checking() {
+            if is_avro(&self.stream) {
+                return Err(refused(
+                    index,
+                    format!(
+                        "stream {} holds Avro records: produce them with application/vnd.kafka.avro.v2+json (value_schema_id), or as binary in the Confluent wire format",
+                        self.stream.name
+                    ),
+                ));
+            }
+            if let Compiled::Json(validator) = &*self.schemas.compiled(self.latest()?)? {
+                if let Some(problems) = json_problems(validator, value) {
+                    return Err(refused(index, problems));
+                }
+            }
+        }
+        Ok(value.to_string().into_bytes())
+    }
+
+    /// Bytes of the `binary` embedded format (or v3 `BINARY`, `STRING`),
+    /// checked: in the Confluent wire format with one of the stream's
+    /// schema ids, or plain JSON for a JSON Schema stream.
+    pub fn bytes(&self, index: usize, bytes: &[u8]) -> ApiResult<()> {
+        if !self.checking() {
+            return Ok(());
+        }
+        if let Some((id, payload)) = wire_format(bytes) {
+            let version = self.version_with_id(id).ok_or_else(|| {
+                refused(
+                    index,
+                    format!(
+                        "schema id {id} in its wire-format prefix is not one of stream {}'s versions",
+                        self.stream.name
+                    ),
+                )
+            })?;
+            return match &*self.schemas.compiled(version)? {
+                Compiled::Avro(schema) => avro_binary::decode(schema, payload)
+                    .map(|_| ())
+                    .map_err(|e| refused(index, format!("not Avro of schema id {id}: {e}"))),
+                Compiled::Json(validator) => {
+                    let value: Value = serde_json::from_slice(payload)
+                        .map_err(|e| refused(index, format!("not JSON: {e}")))?;
+                    json_problems(validator, &value).map_or(Ok(()), |p| Err(refused(index, p)))
+                }
+            };
+        }
+        if is_avro(&self.stream) {
+            return Err(refused(
+                index,
+                format!(
+                    "stream {} holds Avro in the Confluent wire format (a zero byte, then one of its schema ids): these bytes are not",
+                    self.stream.name
+                ),
+            ));
+        }
+        let latest = self.latest()?;
+        if declares_nothing(latest) {
+            // A stream registered without a schema says nothing of its
+            // values: its bytes are its owner's business.
+            return Ok(());
+        }
+        let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+            refused(
+                index,
+                format!(
+                    "stream {} holds JSON; these bytes are not: {e}",
+                    self.stream.name
+                ),
+            )
+        })?;
+        match &*self.schemas.compiled(latest)? {
+            Compiled::Json(validator) => {
+                json_problems(validator, &value).map_or(Ok(()), |p| Err(refused(index, p)))
+            }
+            Compiled::Avro(_) => Ok(()),
+        }
+    }
+
+    /// A value of a schema-registry embedded format (`avro`, `jsonschema`)
+    /// under `version`: its bytes in the Confluent wire format.
+    pub fn registry_value(
+        &self,
+        index: usize,
+        version: &pb::SchemaVersion,
+        value: &Value,
+    ) -> ApiResult<Vec<u8>> {
+        let payload = match &*self.schemas.compiled(version)? {
+            Compiled::Avro(schema) => avro_binary::encode(schema, value).map_err(|e| {
+                refused(index, format!("does not fit schema id {}: {e}", version.id))
+            })?,
+            Compiled::Json(validator) => {
+                if let Some(problems) = json_problems(validator, value) {
+                    return Err(refused(index, problems));
+                }
+                value.to_string().into_bytes()
+            }
+        };
+        Ok(in_wire_format(version.id, &payload))
+    }
+}
+
+/// Turns values in the Confluent wire format back into JSON, under the
+/// schema their id names (a consumer instance of the `avro` or
+/// `jsonschema` format).
+#[derive(Clone)]
+pub struct Decoder {
+    view: Arc<crate::access::AccessView>,
+    schemas: Arc<RecordSchemas>,
+}
+
+impl std::fmt::Debug for Decoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decoder").finish_non_exhaustive()
+    }
+}
+
+impl Decoder {
+    pub fn new(view: Arc<crate::access::AccessView>, schemas: Arc<RecordSchemas>) -> Decoder {
+        Decoder { view, schemas }
+    }
+
+    /// `bytes` as JSON: Avro decoded, JSON parsed.
+    pub fn json(&self, bytes: &[u8]) -> Result<Value, String> {
+        let (id, payload) = wire_format(bytes)
+            .ok_or("not in the Confluent wire format (a zero byte, then a schema id)")?;
+        let version = self
+            .view
+            .schema_with_id(id)
+            .ok_or_else(|| format!("schema id {id} is not known to this hub"))?;
+        match &*self.schemas.compiled(&version).map_err(|e| e.message)? {
+            Compiled::Avro(schema) => avro_binary::decode(schema, payload),
+            Compiled::Json(_) => serde_json::from_slice(payload).map_err(|e| e.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn stream(format: pb::SchemaFormat, schema: Value) -> pb::Stream {
+        pb::Stream {
+            name: "orders".into(),
+            schema_format: format.into(),
+            schema_versions: vec![pb::SchemaVersion {
+                version: 1,
+                id: 7,
+                format: format.into(),
+                schema_json: schema.to_string(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+    }
+
+    fn json_stream() -> pb::Stream {
+        stream(
+            pb::SchemaFormat::JsonSchema,
+            json!({"type": "object", "required": ["id"], "properties": {"id": {"type": "integer"}, "total": {"type": "number"}}}),
+        )
+    }
+
+    fn avro_stream() -> pb::Stream {
+        stream(
+            pb::SchemaFormat::Avro,
+            json!({"type": "record", "name": "Order", "fields": [{"name": "id", "type": "long"}]}),
+        )
+    }
+
+    #[test]
+    fn json_records_are_checked_against_the_latest_version_naming_the_field() {
+        let schemas = Arc::new(RecordSchemas::default());
+        let check = Check::new(Arc::new(json_stream()), schemas.clone());
+        assert!(check.json_value(0, &json!({"id": 1, "total": 2.5})).is_ok());
+        let refused = check
+            .json_value(3, &json!({"id": 1, "total": "lots"}))
+            .unwrap_err();
+        assert_eq!(refused.code, ErrorCode::RecordSchemaMismatch);
+        assert!(
+            refused.message.starts_with("records[3].value: /total:"),
+            "{}",
+            refused.message
+        );
+        assert!(check.bytes(0, br#"{"id": 1}"#).is_ok());
+        assert!(check
+            .bytes(0, br#"{"total": 1}"#)
+            .unwrap_err()
+            .message
+            .contains("id"));
+        assert!(check.bytes(0, b"not json").is_err());
+        let open = stream(pb::SchemaFormat::JsonSchema, json!({}));
+        assert!(
+            Check::new(Arc::new(open), schemas.clone())
+                .bytes(0, b"\x01 any bytes")
+                .is_ok(),
+            "a stream without a schema takes any bytes"
+        );
+        let mut off = json_stream();
+        off.validation_off = true;
+        assert!(
+            Check::new(Arc::new(off), schemas)
+                .bytes(0, b"not json")
+                .is_ok(),
+            "the owner turned it off"
+        );
+    }
+
+    #[test]
+    fn avro_records_are_wire_format_under_one_of_the_stream_s_ids() {
+        let stream = avro_stream();
+        let version = stream.schema_versions[0].clone();
+        let check = Check::new(Arc::new(stream), Arc::new(RecordSchemas::default()));
+        let version = &version;
+        let bytes = check.registry_value(0, version, &json!({"id": 5})).unwrap();
+        assert_eq!(bytes, [0, 0, 0, 0, 7, 10], "magic, id 7, zigzag 5");
+        assert!(check.bytes(0, &bytes).is_ok());
+        assert!(check
+            .bytes(0, &[0, 0, 0, 0, 8, 10])
+            .unwrap_err()
+            .message
+            .contains("schema id 8"));
+        assert!(check.bytes(0, &[0, 0, 0, 0, 7]).is_err(), "no payload");
+        assert!(check
+            .bytes(0, br#"{"id": 5}"#)
+            .unwrap_err()
+            .message
+            .contains("wire format"));
+        assert!(check
+            .json_value(0, &json!({"id": 5}))
+            .unwrap_err()
+            .message
+            .contains("avro"));
+        let wrong = check
+            .registry_value(1, version, &json!({"id": "x"}))
+            .unwrap_err();
+        assert!(
+            wrong
+                .message
+                .starts_with("records[1].value: does not fit schema id 7: /id:"),
+            "{}",
+            wrong.message
+        );
+    }
+}

@@ -1,0 +1,435 @@
+//! REST Proxy produce in every embedded format, checked against the
+//! stream's schema before anything reaches the broker (a real tansu):
+//! `json` and `binary` against a JSON Schema stream, `avro` and
+//! `jsonschema` written in the Confluent wire format under the stream's
+//! global schema ids, refusals with Confluent's codes that write nothing,
+//! the owner's switch to turn checking off, v1 media types, the
+//! streaming v3 produce reporting per record, and consumer instances of
+//! the `avro` and `jsonschema` formats reading the values back as JSON.
+
+use std::time::Duration;
+
+use freeport_tests::{read_topic, TwoOrgs};
+use serde_json::{json, Value};
+
+/// A v2 produce in `content_type`; the status and the answer.
+async fn produce(sandbox: &TwoOrgs, topic: &str, content_type: &str, body: Value) -> (u16, Value) {
+    let response = sandbox
+        .hub
+        .http
+        .post(format!("{}/topics/{topic}", sandbox.hub.url))
+        .bearer_auth(&sandbox.owner)
+        .header("content-type", content_type)
+        .header("accept", "application/vnd.kafka.v2+json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn records_on(sandbox: &TwoOrgs, topic: &str) -> Vec<freeport_tests::Record> {
+    read_topic(
+        &sandbox.owner_cluster.bootstrap,
+        topic,
+        Duration::from_secs(2),
+    )
+    .await
+}
+
+const JSON: &str = "application/vnd.kafka.json.v2+json";
+const BINARY: &str = "application/vnd.kafka.binary.v2+json";
+const AVRO: &str = "application/vnd.kafka.avro.v2+json";
+const JSONSCHEMA: &str = "application/vnd.kafka.jsonschema.v2+json";
+
+fn base64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_schema_streams_take_only_records_that_fit() {
+    let sandbox = TwoOrgs::start().await;
+    let stream = sandbox
+        .stream(
+            "events",
+            1,
+            json!({"schema": {"type": "object", "required": ["id"],
+                "properties": {"id": {"type": "integer"}, "total": {"type": "number"}}}}),
+        )
+        .await;
+    assert_eq!(
+        stream["validation"], true,
+        "on unless the owner says otherwise"
+    );
+
+    let (status, answer) = produce(
+        &sandbox,
+        "events",
+        JSON,
+        json!({"records": [{"value": {"id": 1, "total": 2.5}}, {"value": {"id": 2, "total": "lots"}}]}),
+    )
+    .await;
+    assert_eq!(
+        (status, &answer["error_code"]),
+        (422, &json!(42203)),
+        "{answer}"
+    );
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("records[1].value: /total:"),
+        "names the record and the field: {answer}"
+    );
+    let (status, _) = produce(
+        &sandbox,
+        "events",
+        BINARY,
+        json!({"records": [{"value": base64(b"{\"id\": \"seven\"}")}]}),
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert!(
+        records_on(&sandbox, "events").await.is_empty(),
+        "nothing half-written"
+    );
+
+    // v1's media type takes the same body.
+    let (status, answer) = produce(
+        &sandbox,
+        "events",
+        "application/vnd.kafka.json.v1+json",
+        json!({"records": [{"value": {"id": 1, "total": 2.5}}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+
+    // jsonschema: written in the Confluent wire format under the stream's id.
+    let (_, versions) = sandbox
+        .hub
+        .call("GET", "/v1/streams/events/schemas", &sandbox.owner, None)
+        .await;
+    let id = versions["versions"][0]["id"].as_u64().unwrap() as u32;
+    let (status, answer) = produce(
+        &sandbox,
+        "events",
+        JSONSCHEMA,
+        json!({"value_schema_id": id, "records": [{"value": {"id": 3}}]}),
+    )
+    .await;
+    assert_eq!(
+        (status, &answer["value_schema_id"]),
+        (200, &json!(id)),
+        "{answer}"
+    );
+    let (status, refused) = produce(
+        &sandbox,
+        "events",
+        JSONSCHEMA,
+        json!({"value_schema_id": id, "records": [{"value": {"total": 1}}]}),
+    )
+    .await;
+    assert_eq!(
+        (status, &refused["error_code"]),
+        (422, &json!(42203)),
+        "{refused}"
+    );
+    let written = records_on(&sandbox, "events").await;
+    assert_eq!(written.len(), 2);
+    let wire = written[1].value.clone().unwrap();
+    assert_eq!(wire[0], 0, "the magic byte");
+    assert_eq!(u32::from_be_bytes(wire[1..5].try_into().unwrap()), id);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&wire[5..]).unwrap(),
+        json!({"id": 3})
+    );
+    // Binary bytes in the wire format with the stream's id are checked too.
+    let mut bad_wire = wire[..5].to_vec();
+    bad_wire.extend_from_slice(b"{\"id\": []}");
+    let (status, _) = produce(
+        &sandbox,
+        "events",
+        BINARY,
+        json!({"records": [{"value": base64(&bad_wire)}]}),
+    )
+    .await;
+    assert_eq!(status, 422);
+
+    // The streaming v3 produce reports each record: the bad one refused,
+    // the others written.
+    let response = sandbox
+        .hub
+        .http
+        .post(format!(
+            "{}/v3/clusters/acme/topics/events/records",
+            sandbox.hub.url
+        ))
+        .bearer_auth(&sandbox.owner)
+        .header("content-type", "application/json")
+        .body(
+            [
+                json!({"value": {"type": "JSON", "data": {"id": 10}}}),
+                json!({"value": {"type": "JSON", "data": {"id": "x"}}}),
+                json!({"value": {"type": "BINARY", "data": base64(b"{\"id\": 12}")}}),
+            ]
+            .map(|r| r.to_string())
+            .join("\n"),
+        )
+        .send()
+        .await
+        .unwrap();
+    let reports: Vec<Value> = response
+        .text()
+        .await
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let codes: Vec<&Value> = reports.iter().map(|r| &r["error_code"]).collect();
+    assert_eq!(
+        codes,
+        [&json!(200), &json!(42203), &json!(200)],
+        "{reports:?}"
+    );
+
+    // The owner turns checking off: anything goes, and the trail says who.
+    let (status, view) = sandbox
+        .hub
+        .call(
+            "PUT",
+            "/v1/streams/events/validation",
+            &sandbox.owner,
+            Some(json!({"enabled": false})),
+        )
+        .await;
+    assert_eq!(
+        (status, &view["validation"]),
+        (200, &json!(false)),
+        "{view}"
+    );
+    let (status, _) = sandbox
+        .hub
+        .call(
+            "PUT",
+            "/v1/streams/events/validation",
+            &sandbox.partner,
+            Some(json!({"enabled": true})),
+        )
+        .await;
+    assert_eq!(status, 403, "only the owner may");
+    let (status, answer) = freeport_tests::eventually(
+        Duration::from_secs(10),
+        "the portal to hear that checking is off",
+        || async {
+            let answer = produce(
+                &sandbox,
+                "events",
+                JSON,
+                json!({"records": [{"value": {"id": "not a number"}}]}),
+            )
+            .await;
+            (answer.0 == 200).then_some(answer)
+        },
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    // (The catalog's audit entry, `stream.validation`, is shown by
+    // `only_the_owner_turns_record_validation_off_and_it_is_audited`.)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn avro_streams_take_avro_under_their_ids_and_read_back_as_json() {
+    let sandbox = TwoOrgs::start().await;
+    let v1 = json!({"type": "record", "name": "Order", "namespace": "acme", "fields": [
+        {"name": "id", "type": "long"},
+        {"name": "note", "type": ["null", "string"], "default": null}
+    ]});
+    sandbox
+        .stream("orders", 1, json!({"schema_format": "avro", "schema": v1}))
+        .await;
+    let (_, versions) = sandbox
+        .hub
+        .call("GET", "/v1/streams/orders/schemas", &sandbox.owner, None)
+        .await;
+    let v1_id = versions["versions"][0]["id"].as_u64().unwrap();
+
+    let (status, answer) = produce(
+        &sandbox,
+        "orders",
+        AVRO,
+        json!({"value_schema_id": v1_id, "records": [
+            {"value": {"id": 1, "note": {"string": "first"}}},
+            {"value": {"id": 2}}
+        ]}),
+    )
+    .await;
+    assert_eq!(
+        (status, &answer["value_schema_id"]),
+        (200, &json!(v1_id)),
+        "{answer}"
+    );
+    assert_eq!(answer["offsets"].as_array().unwrap().len(), 2);
+
+    // A new schema given as value_schema becomes the stream's version 2.
+    let v2 = json!({"type": "record", "name": "Order", "namespace": "acme", "fields": [
+        {"name": "id", "type": "long"},
+        {"name": "note", "type": ["null", "string"], "default": null},
+        {"name": "total", "type": "double", "default": 0.0}
+    ]});
+    let (status, answer) = produce(
+        &sandbox,
+        "orders",
+        AVRO,
+        json!({"value_schema": v2.to_string(), "records": [{"value": {"id": 3, "total": 9.5}}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let v2_id = answer["value_schema_id"].as_u64().unwrap();
+    assert_ne!(v2_id, v1_id);
+
+    // Refusals, each with Confluent's code, none writing anything.
+    let refusals = [
+        (
+            json!({"records": [{"value": {"id": 4}}]}),
+            42202,
+            "no schema",
+        ),
+        (
+            json!({"value_schema_id": v1_id, "records": [{"key": "k", "value": {"id": 4}}]}),
+            42201,
+            "a key without a key schema",
+        ),
+        (
+            json!({"value_schema_id": v1_id, "records": [{"value": {"id": 4}}, {"value": {"id": "four"}}]}),
+            42203,
+            "a value that does not fit",
+        ),
+        (
+            json!({"value_schema_id": 999_999, "records": [{"value": {"id": 4}}]}),
+            42205,
+            "an id that is not the stream's",
+        ),
+        (
+            json!({"value_schema": "{\"type\": \"record\"", "records": [{"value": {"id": 4}}]}),
+            42205,
+            "a schema that is not JSON",
+        ),
+    ];
+    for (body, code, what) in refusals {
+        let (status, answer) = produce(&sandbox, "orders", AVRO, body).await;
+        assert_eq!(
+            (status, &answer["error_code"]),
+            (422, &json!(code)),
+            "{what}: {answer}"
+        );
+    }
+    let (status, answer) = produce(
+        &sandbox,
+        "orders",
+        JSON,
+        json!({"records": [{"value": {"id": 4}}]}),
+    )
+    .await;
+    assert_eq!(
+        (status, &answer["error_code"]),
+        (422, &json!(42203)),
+        "plain JSON on an Avro stream"
+    );
+    let (status, _) = produce(
+        &sandbox,
+        "orders",
+        "application/vnd.kafka.protobuf.v2+json",
+        json!({"records": []}),
+    )
+    .await;
+    assert_eq!(status, 415, "Protobuf is not taken yet");
+
+    let written = records_on(&sandbox, "orders").await;
+    assert_eq!(written.len(), 3, "only the accepted requests' records");
+    let first = written[0].value.clone().unwrap();
+    assert_eq!(first[0], 0);
+    assert_eq!(
+        u64::from(u32::from_be_bytes(first[1..5].try_into().unwrap())),
+        v1_id
+    );
+
+    // Binary bytes in the wire format are decoded under their id to be
+    // checked: the broker's own record goes in again, a truncated one not.
+    let (status, _) = produce(
+        &sandbox,
+        "orders",
+        BINARY,
+        json!({"records": [{"value": base64(&first)}]}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, answer) = produce(
+        &sandbox,
+        "orders",
+        BINARY,
+        json!({"records": [{"value": base64(&first[..first.len() - 1])}]}),
+    )
+    .await;
+    assert_eq!(
+        (status, &answer["error_code"]),
+        (422, &json!(42203)),
+        "{answer}"
+    );
+
+    // A consumer instance of the avro format shows the values as JSON.
+    let owner = sandbox.owner.as_str();
+    let (status, created, _) = sandbox
+        .hub
+        .call_v2(
+            "POST",
+            "/consumers/readers",
+            owner,
+            Some(json!({"name": "r1", "format": "avro", "auto.offset.reset": "earliest"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{created}");
+    let (status, _, _) = sandbox
+        .hub
+        .call_v2(
+            "POST",
+            "/consumers/readers/instances/r1/subscription",
+            owner,
+            Some(json!({"topics": ["orders"]})),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let values =
+        freeport_tests::eventually(Duration::from_secs(20), "the avro records", || async {
+            let response = sandbox
+                .hub
+                .http
+                .get(format!(
+                    "{}/consumers/readers/instances/r1/records?timeout=1000",
+                    sandbox.hub.url
+                ))
+                .bearer_auth(owner)
+                .header("accept", AVRO)
+                .send()
+                .await
+                .unwrap();
+            let records: Value = response.json().await.unwrap_or(Value::Null);
+            let values: Vec<Value> = records
+                .as_array()?
+                .iter()
+                .map(|r| r["value"].clone())
+                .collect();
+            (values.len() >= 4).then_some(values)
+        })
+        .await;
+    assert_eq!(
+        values,
+        [
+            json!({"id": 1, "note": {"string": "first"}}),
+            json!({"id": 2, "note": null}),
+            json!({"id": 3, "note": null, "total": 9.5}),
+            json!({"id": 1, "note": {"string": "first"}}),
+        ]
+    );
+}
