@@ -6,6 +6,11 @@
 //! (b) the same through the portal's REST Proxy v2 produce (HTTPS, JSON):
 //!     1 and 100 records per request from CLIENTS concurrent clients;
 //!     records per second and the latency of each request, p50/p99;
+//! (e) schemas: 100-record v2 produce to a JSON Schema stream with the
+//!     portal checking each record, then with the owner's checking turned
+//!     off (validation on/off), and the same records as Avro
+//!     (`application/vnd.kafka.avro.v2+json`, encoded by the portal into
+//!     the Confluent wire format) against them as checked JSON;
 //! (c) push: a partner reads every record over SSE from the beginning,
 //!     against rdkafka consuming the same topic;
 //! (d) the catalog's size: 1-record produce from CATALOG_CLIENTS
@@ -232,6 +237,61 @@ fn main() {
             results[1] / raw_hundred
         );
 
+        // (e) checking records against the stream's schema, and Avro.
+        let records = |n: usize| (0..n).map(|n| json!({"value": value(n)})).collect::<Vec<_>>();
+        sandbox
+            .stream(
+                "bench-json",
+                PARTITIONS as i32,
+                json!({"schema": {"type": "object", "required": ["n", "pad"], "properties": {
+                    "n": {"type": "integer", "minimum": 0}, "pad": {"type": "string", "maxLength": 1000}
+                }}}),
+            )
+            .await;
+        let avro = sandbox
+            .stream(
+                "bench-avro",
+                PARTITIONS as i32,
+                json!({"schema_format": "avro", "schema": {"type": "record", "name": "Bench", "fields": [
+                    {"name": "n", "type": "long"}, {"name": "pad", "type": "string"}
+                ]}}),
+            )
+            .await;
+        let (_, versions) = sandbox
+            .hub
+            .call("GET", &format!("/v1/streams/{}/schemas", avro["name"].as_str().unwrap()), &sandbox.owner, None)
+            .await;
+        let avro_id = versions["versions"][0]["id"].clone();
+        let json_body = Arc::new(json!({"records": records(100)}).to_string());
+        let avro_body = Arc::new(json!({"value_schema_id": avro_id, "records": records(100)}).to_string());
+        let json_url = format!("{}/topics/bench-json", sandbox.hub.url);
+        let avro_url = format!("{}/topics/bench-avro", sandbox.hub.url);
+        let run = |what: String, url: String, body: Arc<String>, content_type: &'static str| {
+            let http = sandbox.hub.http.clone();
+            let key = sandbox.owner.clone();
+            async move {
+                let (took, latencies) =
+                    produce_as(&http, &url, &key, body, content_type, CLIENTS, batches).await;
+                report(&what, CLIENTS * batches * 100, took, &latencies)
+            }
+        };
+        let checked = run("portal HTTP, 100 JSON records per request, checked against a JSON Schema".into(), json_url.clone(), json_body.clone(), JSON_V2).await;
+        let avro_rate = run("portal HTTP, 100 Avro records per request, encoded under the stream's schema".into(), avro_url, avro_body, AVRO_V2).await;
+        let (status, _) = sandbox
+            .hub
+            .call("PUT", "/v1/streams/bench-json/validation", &sandbox.owner, Some(json!({"enabled": false})))
+            .await;
+        assert_eq!(status, 200);
+        // The portal hears of it from the catalog's Watch stream.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let unchecked = run("portal HTTP, 100 JSON records per request, checking off".into(), json_url, json_body, JSON_V2).await;
+        println!(
+            "schemas: validation on/off {:.2}, Avro/JSON (both checked) {:.2}, checked/rdkafka {:.2}",
+            checked / unchecked,
+            avro_rate / checked,
+            checked / raw_hundred
+        );
+
         // (c) push over SSE, once the link has mirrored everything (so it
         // is idle), against rdkafka reading the same topic.
         // Each run also made 3 unmeasured calls per client.
@@ -337,8 +397,12 @@ async fn produce_rate(sandbox: &TwoOrgs, requests: usize) -> (Duration, Vec<Dura
     .await
 }
 
-/// `requests` REST Proxy v2 produce requests of `body` to `url` as `key`
-/// from each of `connections` concurrent clients; every record must land.
+const JSON_V2: &str = "application/vnd.kafka.json.v2+json";
+const AVRO_V2: &str = "application/vnd.kafka.avro.v2+json";
+
+/// `requests` REST Proxy v2 produce requests of `body` (JSON records) to
+/// `url` as `key` from each of `connections` concurrent clients; every
+/// record must land.
 async fn produce_to(
     http: &reqwest::Client,
     url: &str,
@@ -347,10 +411,23 @@ async fn produce_to(
     connections: usize,
     requests: usize,
 ) -> (Duration, Vec<Duration>) {
+    produce_as(http, url, key, body, JSON_V2, connections, requests).await
+}
+
+/// [`produce_to`] with records in the embedded format `content_type` says.
+async fn produce_as(
+    http: &reqwest::Client,
+    url: &str,
+    key: &str,
+    body: Arc<String>,
+    content_type: &'static str,
+    connections: usize,
+    requests: usize,
+) -> (Duration, Vec<Duration>) {
     let (http, url) = (http.clone(), url.to_string());
     let post = move || {
         http.post(&url)
-            .header("content-type", "application/vnd.kafka.json.v2+json")
+            .header("content-type", content_type)
             .body(body.as_str().to_owned())
     };
     timed(post, key, connections, requests).await

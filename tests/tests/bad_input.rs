@@ -809,12 +809,24 @@ async fn bad_input_gets_a_stable_code_and_writes_nothing() {
     );
     check(
         Refusal {
-            what: "avro format",
+            what: "avro records to a JSON Schema stream",
+            status: 422,
+            code: 42205,
+        },
+        produce(
+            Some("application/vnd.kafka.avro.v2+json"),
+            json!({"value_schema_id": 1, "records": [{"value": 1}]}),
+        )
+        .await,
+    );
+    check(
+        Refusal {
+            what: "protobuf format",
             status: 415,
             code: 41501,
         },
         produce(
-            Some("application/vnd.kafka.avro.v2+json"),
+            Some("application/vnd.kafka.protobuf.v2+json"),
             json!({"records": [{"value": 1}]}),
         )
         .await,

@@ -265,25 +265,18 @@ impl Catalog {
         name: &StreamName,
         enabled: bool,
     ) -> Result<Stream, CatalogError> {
-        let _guard = self.write_lock.lock().await;
-        let mut stream = self.get_stream(name)?;
-        Self::require_owner(actor, &stream, "turn its record validation off or on")?;
-        if stream.validation_off != enabled {
-            return Ok(stream);
-        }
-        stream.validation_off = !enabled;
-        stream.updated_at_ms = now_ms();
-        self.commit(Commit::one(
-            Change::Stream(stream.clone()),
-            AuditRecord::new(
-                actor.audit_name(),
-                "stream.validation",
-                format!("stream:{}", stream.name),
-                json!({"enabled": enabled}),
-            ),
-        ))
-        .await?;
-        Ok(stream)
+        self.change_setting(
+            actor,
+            name,
+            ("turn its record validation off or on", "stream.validation"),
+            |stream| {
+                (stream.validation_off == enabled).then(|| {
+                    stream.validation_off = !enabled;
+                    json!({"enabled": enabled})
+                })
+            },
+        )
+        .await
     }
 
     /// Changes the mode later schema versions are checked under.
@@ -293,22 +286,44 @@ impl Catalog {
         name: &StreamName,
         mode: Compatibility,
     ) -> Result<Stream, CatalogError> {
+        self.change_setting(
+            actor,
+            name,
+            ("change its compatibility mode", "stream.compatibility"),
+            |stream| {
+                (stream.compatibility != mode).then(|| {
+                    let before = std::mem::replace(&mut stream.compatibility, mode);
+                    json!({"from": before, "to": mode})
+                })
+            },
+        )
+        .await
+    }
+
+    /// An owner's change to one of a stream's settings, `(what, action)`:
+    /// `change` makes it and returns the audit entry's detail, or `None`
+    /// when the stream is so already (then nothing is written).
+    async fn change_setting(
+        &self,
+        actor: &Principal,
+        name: &StreamName,
+        (what, action): (&str, &str),
+        change: impl FnOnce(&mut Stream) -> Option<serde_json::Value>,
+    ) -> Result<Stream, CatalogError> {
         let _guard = self.write_lock.lock().await;
         let mut stream = self.get_stream(name)?;
-        Self::require_owner(actor, &stream, "change its compatibility mode")?;
-        if stream.compatibility == mode {
+        Self::require_owner(actor, &stream, what)?;
+        let Some(detail) = change(&mut stream) else {
             return Ok(stream);
-        }
-        let before = stream.compatibility;
-        stream.compatibility = mode;
+        };
         stream.updated_at_ms = now_ms();
         self.commit(Commit::one(
             Change::Stream(stream.clone()),
             AuditRecord::new(
                 actor.audit_name(),
-                "stream.compatibility",
+                action,
                 format!("stream:{}", stream.name),
-                json!({"from": before, "to": mode}),
+                detail,
             ),
         ))
         .await?;

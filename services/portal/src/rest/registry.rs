@@ -192,6 +192,13 @@ fn subject_name(topic: &str) -> String {
     format!("{topic}-value")
 }
 
+/// The subjects of `streams`, sorted, each once.
+fn subject_names<'a>(streams: impl Iterator<Item = &'a SubjectStream>) -> Vec<String> {
+    let names: std::collections::BTreeSet<String> =
+        streams.map(|s| subject_name(&s.topic)).collect();
+    names.into_iter().collect()
+}
+
 /// The stream whose value schema `subject` is, for this caller.
 async fn value_subject(
     state: &AppState,
@@ -363,17 +370,12 @@ pub async fn subjects(
         query.map_err(|e| RegistryError::new(StatusCode::BAD_REQUEST, 400, e.body_text()))?;
     let _ = query.deleted;
     let prefix = query.subject_prefix.unwrap_or_default();
-    let mut names: Vec<String> = state
-        .view()
-        .subject_streams(caller.org())
-        .await?
-        .iter()
-        .map(|s| subject_name(&s.topic))
-        .filter(|name| name.starts_with(&prefix))
-        .collect();
-    names.sort();
-    names.dedup();
-    Ok(Registry(names))
+    let streams = state.view().subject_streams(caller.org()).await?;
+    Ok(Registry(subject_names(
+        streams
+            .iter()
+            .filter(|s| subject_name(&s.topic).starts_with(&prefix)),
+    )))
 }
 
 /// `GET /registry/subjects/{subject}/versions`.
@@ -918,14 +920,8 @@ pub async fn schema_subjects(
     caller: Result<Caller, ApiError>,
     ApiPath(id): ApiPath<u32>,
 ) -> RegistryResult<Vec<String>> {
-    let mut names: Vec<String> = holders(&state, caller, id)
-        .await?
-        .iter()
-        .map(|(s, _)| subject_name(&s.topic))
-        .collect();
-    names.sort();
-    names.dedup();
-    Ok(Registry(names))
+    let holders = holders(&state, caller, id).await?;
+    Ok(Registry(subject_names(holders.iter().map(|(s, _)| s))))
 }
 
 /// `GET /registry/schemas/ids/{id}/versions`: the caller's subject
