@@ -3,7 +3,10 @@
 //! `JSONSerializer` register their schemas and produce to its tansu; the
 //! link mirrors the records into the partner's tansu as they are (magic
 //! byte and global schema id); the partner's deserializers fetch the
-//! writers' schemas by id with the partner's own key and read them. An
+//! writers' schemas by id with the partner's own key and read them. The
+//! orders contract masks a field: the link decodes each Avro value,
+//! masks it and writes it under the schema the catalog derived for the
+//! contract, which the partner's deserializer fetches by its own id. An
 //! incompatible schema is refused with Confluent's 409.
 
 use std::process::Command;
@@ -51,7 +54,7 @@ async fn confluent_serializers_register_produce_and_read_through_the_registry() 
         )
         .await;
     sandbox
-        .active_contract("orders", "orders-copy", json!(null))
+        .active_contract("orders", "orders-copy", json!({"mask_fields": ["/note"]}))
         .await;
     sandbox
         .active_contract("events", "events-copy", json!(null))
@@ -86,12 +89,46 @@ async fn confluent_serializers_register_produce_and_read_through_the_registry() 
         &sandbox.partner,
         &sandbox.partner_cluster.bootstrap,
     );
-    let orders: Vec<Value> = (0..5)
-        .map(|n| json!({"id": n, "note": format!("order {n}")}))
-        .collect();
+    let orders: Vec<Value> = (0..5).map(|n| json!({"id": n, "note": "****"})).collect();
     let events: Vec<Value> = (0..5)
         .map(|n| json!({"id": n, "kind": "created"}))
         .collect();
     assert_eq!(read["orders-copy"], json!(orders), "{read}");
     assert_eq!(read["events-copy"], json!(events), "{read}");
+
+    // The masked copy is under a schema of the contract's own, which the
+    // partner sees in its subject and the owner does not.
+    let registry = |key: &str, path: &str| {
+        let request = sandbox
+            .hub
+            .http
+            .get(format!("{}/registry{path}", sandbox.hub.url))
+            .basic_auth("x", Some(key));
+        async move {
+            let response = request.send().await.unwrap();
+            (
+                response.status().as_u16(),
+                response.json::<Value>().await.unwrap(),
+            )
+        }
+    };
+    let (status, latest) = registry(
+        &sandbox.partner,
+        "/subjects/orders-copy-value/versions/latest",
+    )
+    .await;
+    assert_eq!(status, 200, "{latest}");
+    assert_ne!(
+        latest["id"], produced["orders_latest"]["id"],
+        "not the stream's schema"
+    );
+    let delivered: Value = serde_json::from_str(latest["schema"].as_str().unwrap()).unwrap();
+    assert!(
+        delivered
+            .to_string()
+            .contains(r#"{"name":"note","type":"string"}"#),
+        "{delivered}"
+    );
+    let (status, _) = registry(&sandbox.owner, &format!("/schemas/ids/{}", latest["id"])).await;
+    assert_eq!(status, 404, "the derived schema is the contract's");
 }

@@ -171,18 +171,30 @@ impl Reshaper {
         let Some(payload) = payload else {
             return Outcome::Deliver(None);
         };
-        let mut value: Value = match serde_json::from_slice(payload) {
+        let value: Value = match serde_json::from_slice(payload) {
             Ok(value) => value,
             Err(e) => return Outcome::DeadLetter(format!("value is not valid JSON: {e}")),
         };
+        match self.apply_value(value) {
+            Ok(Some(value)) => match serde_json::to_vec(&value) {
+                Ok(bytes) => Outcome::Deliver(Some(bytes)),
+                Err(e) => Outcome::DeadLetter(format!("cannot encode the reshaped value: {e}")),
+            },
+            Ok(None) => Outcome::Skip,
+            Err(reason) => Outcome::DeadLetter(reason),
+        }
+    }
+
+    /// What the partner receives of a value already read (JSON, or Avro
+    /// decoded): the reshaped value, `None` when the filter leaves it out,
+    /// or why it cannot be reshaped.
+    pub fn apply_value(&self, mut value: Value) -> Result<Option<Value>, String> {
         if !value.is_object() {
-            return Outcome::DeadLetter(
-                "value is not a JSON object, so its fields cannot be reshaped".into(),
-            );
+            return Err("value is not a JSON object, so its fields cannot be reshaped".into());
         }
         // Filter on the record as produced, before anything is hidden.
         if !self.filter.iter().all(|c| holds(c, &value)) {
-            return Outcome::Skip;
+            return Ok(None);
         }
         for path in &self.hash {
             let hashed = lookup(&value, path).map(|v| self.hash(v));
@@ -202,10 +214,7 @@ impl Reshaper {
                 parent.remove(field);
             }
         }
-        match serde_json::to_vec(&value) {
-            Ok(bytes) => Outcome::Deliver(Some(bytes)),
-            Err(e) => Outcome::DeadLetter(format!("cannot encode the reshaped value: {e}")),
-        }
+        Ok(Some(value))
     }
 }
 

@@ -42,4 +42,6 @@ pub enum MirrorError {
     Cluster(#[from] ClusterError),
     #[error("kafka: {0}")]
     Kafka(#[from] KafkaError),
+    #[error("cannot ask the catalog: {0}")]
+    Catalog(String),
 }

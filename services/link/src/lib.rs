@@ -354,6 +354,7 @@ impl Link {
                 source,
                 destination,
                 reshaper,
+                catalog: self.catalog.clone(),
             };
             let task = tokio::spawn(mirror.run(status, cancel.clone()));
             self.running.insert(id, Running { spec, cancel, task });

@@ -21,13 +21,12 @@ use std::sync::{Arc, Mutex};
 
 use freeport_common::error::ErrorCode;
 use freeport_common::proto::catalog::v1 as pb;
+use freeport_common::schema::wire::{join as in_wire_format, split as wire_format};
 use freeport_common::schema::{avro_binary, AvroSchema};
 use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult};
 
-/// The Confluent wire format's first byte.
-pub const MAGIC: u8 = 0;
 /// Compiled schemas kept; beyond it the cache starts again (ids are
 /// immutable, so a miss only costs a compile).
 const MAX_COMPILED: usize = 4096;
@@ -88,23 +87,6 @@ fn refused(index: usize, what: impl std::fmt::Display) -> ApiError {
         ErrorCode::RecordSchemaMismatch,
         format!("records[{index}].value: {what}"),
     )
-}
-
-/// The schema id and payload of bytes in the Confluent wire format.
-pub fn wire_format(bytes: &[u8]) -> Option<(u32, &[u8])> {
-    match bytes {
-        [MAGIC, a, b, c, d, payload @ ..] => Some((u32::from_be_bytes([*a, *b, *c, *d]), payload)),
-        _ => None,
-    }
-}
-
-/// `payload` under schema `id`, in the Confluent wire format.
-pub fn in_wire_format(id: u32, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(payload.len() + 5);
-    out.push(MAGIC);
-    out.extend_from_slice(&id.to_be_bytes());
-    out.extend_from_slice(payload);
-    out
 }
 
 /// Whether a JSON Schema admits every value (`{}`, `true`: a stream

@@ -32,6 +32,10 @@ pub struct Contract {
     pub created_at_ms: i64,
     /// Last status the link reported ("running", "error: ..."), if any.
     pub link_status: String,
+    /// The schemas reshaped values were delivered under, one per version
+    /// of the stream's schema met so far (`version` is that version's).
+    #[serde(default)]
+    pub delivered_schemas: Vec<crate::domain::SchemaVersion>,
 }
 
 impl Contract {
@@ -89,6 +93,7 @@ mod tests {
             history: vec![],
             created_at_ms: 0,
             link_status: String::new(),
+            delivered_schemas: vec![],
         }
     }
 

@@ -239,6 +239,11 @@ pub fn contract_pb(c: Contract) -> pb::Contract {
         created_at_ms: c.created_at_ms,
         link_status: c.link_status,
         terms: Some(c.terms.to_pb()),
+        delivered_schemas: c
+            .delivered_schemas
+            .into_iter()
+            .map(schema_version_pb)
+            .collect(),
     }
 }
 

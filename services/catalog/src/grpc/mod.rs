@@ -538,6 +538,21 @@ impl pb::catalog_service_server::CatalogService for CatalogGrpc {
         Ok(Response::new(contract_pb(contract)))
     }
 
+    async fn delivered_schema(
+        &self,
+        request: Request<pb::DeliveredSchemaRequest>,
+    ) -> Result<Response<pb::DeliveredSchemaResponse>, Status> {
+        let r = request.into_inner();
+        let (source, delivered) = self
+            .catalog
+            .delivered_schema(&r.contract_id, r.source_schema_id)
+            .await?;
+        Ok(Response::new(pb::DeliveredSchemaResponse {
+            source: Some(schema_version_pb(source)),
+            delivered: Some(schema_version_pb(delivered)),
+        }))
+    }
+
     async fn share_links(
         &self,
         request: Request<pb::ShareLinksRequest>,

@@ -83,6 +83,7 @@ impl Catalog {
             history: vec![],
             created_at_ms: now_ms(),
             link_status: String::new(),
+            delivered_schemas: vec![],
         };
         self.commit(Commit::one(
             Change::Contract(contract.clone()),

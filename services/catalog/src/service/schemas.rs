@@ -9,7 +9,9 @@ use serde_json::json;
 
 use super::{Catalog, MAX_SCHEMA_BYTES};
 use crate::audit::AuditRecord;
-use crate::domain::{Change, Compatibility, Principal, SchemaFormat, SchemaVersion, Stream};
+use crate::domain::{
+    Change, Compatibility, Contract, Principal, SchemaFormat, SchemaVersion, Stream,
+};
 use crate::error::CatalogError;
 use crate::store::Commit;
 
@@ -33,9 +35,14 @@ impl SchemaIds {
         hash.finalize().into()
     }
 
-    fn load(streams: &[Stream]) -> SchemaIds {
+    fn load(streams: &[Stream], contracts: &[Contract]) -> SchemaIds {
         let mut ids = SchemaIds::default();
-        for version in streams.iter().flat_map(|s| &s.schema_versions) {
+        let delivered = contracts.iter().flat_map(|c| &c.delivered_schemas);
+        for version in streams
+            .iter()
+            .flat_map(|s| &s.schema_versions)
+            .chain(delivered)
+        {
             if version.id != 0 {
                 ids.highest = ids.highest.max(version.id);
                 ids.by_fingerprint
@@ -61,18 +68,93 @@ impl Catalog {
     /// Gives each of `stream`'s versions without a global id its id. Call
     /// under the write lock, before the stream is committed.
     pub(super) fn number_schemas(&self, stream: &mut Stream) -> Result<(), CatalogError> {
+        for version in stream.schema_versions.iter_mut().filter(|v| v.id == 0) {
+            version.id = self.schema_id(version.format, &version.schema)?;
+        }
+        Ok(())
+    }
+
+    /// The global id of `schema`: the one it has, or a new one. Call under
+    /// the write lock, before what holds it is committed.
+    fn schema_id(
+        &self,
+        format: SchemaFormat,
+        schema: &serde_json::Value,
+    ) -> Result<u32, CatalogError> {
         let mut ids = self
             .schema_ids
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if ids.is_none() {
-            *ids = Some(SchemaIds::load(&self.store.list_streams()?));
+            *ids = Some(SchemaIds::load(
+                &self.store.list_streams()?,
+                &self.store.list_contracts()?,
+            ));
         }
-        let ids = ids.as_mut().expect("loaded above");
-        for version in stream.schema_versions.iter_mut().filter(|v| v.id == 0) {
-            version.id = ids.id_of(version.format, &version.schema);
+        Ok(ids.as_mut().expect("loaded above").id_of(format, schema))
+    }
+
+    /// The schema contract `id`'s reshaped values are written under, for
+    /// values written under the stream's schema `source_id`; derived and
+    /// kept on the contract the first time (see the RPC).
+    pub async fn delivered_schema(
+        &self,
+        id: &str,
+        source_id: u32,
+    ) -> Result<(SchemaVersion, SchemaVersion), CatalogError> {
+        use freeport_common::schema::reshape;
+        let _guard = self.write_lock.lock().await;
+        let mut contract = self
+            .store
+            .get_contract(id)?
+            .ok_or_else(|| CatalogError::ContractNotFound(id.to_string()))?;
+        let stream = self.get_stream(&contract.stream)?;
+        let source = stream
+            .schema_versions
+            .iter()
+            .find(|v| v.id == source_id)
+            .cloned()
+            .ok_or_else(|| CatalogError::SchemaVersionNotFound {
+                stream: stream.name.to_string(),
+                version: source_id,
+            })?;
+        if !reshape::reshapes(&contract.terms) {
+            return Ok((source.clone(), source));
         }
-        Ok(())
+        if let Some(known) = contract
+            .delivered_schemas
+            .iter()
+            .find(|d| d.version == source.version)
+        {
+            return Ok((source, known.clone()));
+        }
+        let schema = reshape::reshaped_schema(source.format, &source.schema, &contract.terms)
+            .map_err(|why| {
+                CatalogError::InvalidField(format!(
+                    "contract {id}'s terms cannot reshape schema version {}: {why}",
+                    source.version
+                ))
+            })?;
+        let delivered = SchemaVersion {
+            version: source.version,
+            id: self.schema_id(source.format, &schema)?,
+            format: source.format,
+            schema,
+            registered_at_ms: now_ms(),
+            registered_by: "system:terms".into(),
+        };
+        contract.delivered_schemas.push(delivered.clone());
+        self.commit(Commit::one(
+            Change::Contract(contract),
+            AuditRecord::new(
+                "system:terms".to_string(),
+                "contract.schema_delivered",
+                format!("contract:{id}"),
+                json!({"source_schema_id": source_id, "version": delivered.version, "id": delivered.id}),
+            ),
+        ))
+        .await?;
+        Ok((source, delivered))
     }
 
     /// Numbers the schema versions a store from before global ids holds,

@@ -1342,3 +1342,85 @@ async fn only_the_owner_turns_record_validation_off_and_it_is_audited() {
         .collect();
     assert_eq!(trail, [serde_json::json!(false), serde_json::json!(true)]);
 }
+
+#[tokio::test]
+async fn a_reshaping_contract_delivers_under_a_derived_schema_of_its_own() {
+    let f = fixture().await;
+    let mut stream = orders();
+    stream.schema_format = SchemaFormat::Avro;
+    stream.personal_data_fields = vec![];
+    stream.value_schema = serde_json::json!({"type": "record", "name": "Order", "fields": [
+        {"name": "id", "type": "long"}, {"name": "email", "type": "string"}, {"name": "card", "type": "string"}
+    ]});
+    let stream = f.catalog.register_stream(&f.owner, stream).await.unwrap();
+    let source_id = stream.schema_versions[0].id;
+    let mut masking = request("copy");
+    masking.terms.mask_fields = vec!["/email".into()];
+    masking.terms.drop_fields = vec!["/card".into()];
+    let contract = f
+        .catalog
+        .request_contract(&f.partner, masking)
+        .await
+        .unwrap();
+
+    let (source, delivered) = f
+        .catalog
+        .delivered_schema(&contract.id, source_id)
+        .await
+        .unwrap();
+    assert_eq!(source.id, source_id);
+    assert_ne!(delivered.id, source_id, "a schema of its own");
+    assert_eq!(delivered.version, 1, "for the stream's version 1");
+    assert_eq!(
+        delivered.schema["fields"],
+        serde_json::json!([{"name": "id", "type": "long"}, {"name": "email", "type": "string"}])
+    );
+    let again = f
+        .catalog
+        .delivered_schema(&contract.id, source_id)
+        .await
+        .unwrap()
+        .1;
+    assert_eq!(again, delivered, "derived once, then kept");
+    let kept = f.catalog.get_contract(&contract.id).unwrap();
+    assert_eq!(kept.delivered_schemas, vec![delivered.clone()]);
+
+    // A catalog started again gives new schemas ids above the derived one.
+    let restarted = Catalog::new(
+        f.catalog.store.clone(),
+        clusters(),
+        CancellationToken::new(),
+    );
+    let name = StreamName::parse("orders").unwrap();
+    let v2 = restarted
+        .register_schema(&f.owner, &name, SchemaFormat::Avro, serde_json::json!({"type": "record", "name": "Order", "fields": [
+            {"name": "id", "type": "long"}, {"name": "email", "type": "string"}, {"name": "card", "type": "string"},
+            {"name": "note", "type": "string", "default": ""}
+        ]}))
+        .await
+        .unwrap();
+    assert!(v2.id > delivered.id, "{} after {}", v2.id, delivered.id);
+
+    // A filter alone changes no shape: the stream's own schema.
+    let mut filtering = request("filtered");
+    filtering.terms.row_filter = vec![freeport_common::contract::RowCondition {
+        field: "/id".into(),
+        op: freeport_common::contract::FilterOp::Gt,
+        value: serde_json::json!(1),
+    }];
+    let filtered = f
+        .catalog
+        .request_contract(&f.partner, filtering)
+        .await
+        .unwrap();
+    let (_, same) = f
+        .catalog
+        .delivered_schema(&filtered.id, source_id)
+        .await
+        .unwrap();
+    assert_eq!(same.id, source_id);
+    assert!(matches!(
+        f.catalog.delivered_schema(&filtered.id, 424242).await,
+        Err(CatalogError::SchemaVersionNotFound { .. })
+    ));
+}

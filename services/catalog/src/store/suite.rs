@@ -74,6 +74,7 @@ fn contract(id: &str, state: ContractState) -> Contract {
         history: vec![],
         created_at_ms: 1,
         link_status: String::new(),
+        delivered_schemas: vec![],
     }
 }
 

@@ -61,6 +61,11 @@ fn valid_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// Whether `name` is one of Avro's primitive types.
+pub fn is_primitive(name: &str) -> bool {
+    PRIMITIVES.contains(&name)
+}
+
 fn full_name(name: &str, namespace: Option<&str>) -> String {
     match namespace {
         Some(ns) if !ns.is_empty() && !name.contains('.') => format!("{ns}.{name}"),

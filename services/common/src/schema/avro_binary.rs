@@ -35,10 +35,22 @@ pub fn encode(schema: &AvroSchema, value: &Value) -> Result<Vec<u8>, String> {
 /// The value `bytes` holds under `schema`, in Avro's JSON encoding; every
 /// byte must be used.
 pub fn decode(schema: &AvroSchema, bytes: &[u8]) -> Result<Value, String> {
+    read_all(schema, bytes, true)
+}
+
+/// [`decode`] with union values untagged (`"x"`, not `{"string": "x"}`):
+/// the plain value, as a contract's terms name its fields. [`encode`]
+/// writes it back under a schema with the same unions.
+pub fn decode_plain(schema: &AvroSchema, bytes: &[u8]) -> Result<Value, String> {
+    read_all(schema, bytes, false)
+}
+
+fn read_all(schema: &AvroSchema, bytes: &[u8], tagged: bool) -> Result<Value, String> {
     let mut reader = Reader {
         schema,
         bytes,
         at: 0,
+        tagged,
     };
     let value = reader.read(&schema.root, "", 0)?;
     if reader.at != bytes.len() {
@@ -321,6 +333,8 @@ struct Reader<'a> {
     schema: &'a AvroSchema,
     bytes: &'a [u8],
     at: usize,
+    /// Whether union values come tagged with their branch.
+    tagged: bool,
 }
 
 impl Reader<'_> {
@@ -468,7 +482,9 @@ impl Reader<'_> {
                     .and_then(|i| branches.get(i))
                     .ok_or_else(|| format!("{}: {i} is not a branch of the union", at(path)))?;
                 let value = self.read(branch, path, depth + 1)?;
-                if value.is_null() && matches!(self.schema.resolve(branch), Node::Primitive("null"))
+                if !self.tagged
+                    || (value.is_null()
+                        && matches!(self.schema.resolve(branch), Node::Primitive("null")))
                 {
                     Value::Null
                 } else {
@@ -580,6 +596,9 @@ mod tests {
             bytes,
             "what it reads, it writes back"
         );
+        let plain = decode_plain(&schema, &bytes).unwrap();
+        assert_eq!(plain["note"], Value::Null);
+        assert_eq!(encode(&schema, &plain).unwrap(), bytes, "and untagged too");
     }
 
     #[test]

@@ -16,9 +16,11 @@
 //!
 //! Every incompatibility is reported with the place it occurs and what broke.
 
-mod avro;
+pub(crate) mod avro;
 pub mod avro_binary;
 mod json;
+pub mod reshape;
+pub mod wire;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -116,7 +118,7 @@ impl Compatibility {
 }
 
 /// One registered version of a stream's value schema.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SchemaVersion {
     /// 1 for the first, then dense.
     pub version: u32,

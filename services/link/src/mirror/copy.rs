@@ -1,14 +1,24 @@
 //! What each source record goes through on its way to the destination:
 //! the floor (copied before?), the contract's terms (deliver, skip or dead
 //! letter), the rate limit, provenance headers, and the producer.
+//!
+//! A value in the Confluent wire format (a zero byte and a schema id) is
+//! reshaped as what it holds: decoded under the stream's schema with that
+//! id (Avro, or JSON), reshaped, and written under the schema the catalog
+//! derived for the contract's terms, with that schema's id, so that the
+//! partner's deserializer reads it ([`DeliveredSchemas`]).
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::collections::HashMap;
+
 use freeport_common::kafka::{client_config, ensure_topic, send_queued};
+use freeport_common::proto::catalog::v1 as pb;
+use freeport_common::schema::{avro_binary, wire, AvroSchema};
 use freeport_common::telemetry;
-use freeport_common::terms::Outcome;
+use freeport_common::terms::{Outcome, Reshaper};
 use opentelemetry::trace::{SpanKind, TraceContextExt};
 use opentelemetry::KeyValue;
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
@@ -31,6 +41,124 @@ pub(super) struct Copier<'m> {
     dead_letters: Option<FutureProducer>,
     dead_letter_topic_ready: bool,
     spans: Option<MirrorSpans>,
+    schemas: DeliveredSchemas,
+}
+
+/// How a value under one schema is read and written.
+enum Codec {
+    Avro(AvroSchema),
+    Json,
+}
+
+impl Codec {
+    fn of(version: &pb::SchemaVersion) -> Result<Codec, String> {
+        if version.format != i32::from(pb::SchemaFormat::Avro) {
+            return Ok(Codec::Json);
+        }
+        let schema = serde_json::from_str(&version.schema_json).map_err(|e| e.to_string())?;
+        AvroSchema::parse(&schema)
+            .map(Codec::Avro)
+            .map_err(|e| e.join("; "))
+    }
+
+    fn read(&self, payload: &[u8]) -> Result<serde_json::Value, String> {
+        match self {
+            Codec::Avro(schema) => avro_binary::decode_plain(schema, payload),
+            Codec::Json => serde_json::from_slice(payload).map_err(|e| e.to_string()),
+        }
+    }
+
+    fn write(&self, value: &serde_json::Value) -> Result<Vec<u8>, String> {
+        match self {
+            Codec::Avro(schema) => avro_binary::encode(schema, value),
+            Codec::Json => serde_json::to_vec(value).map_err(|e| e.to_string()),
+        }
+    }
+}
+
+/// For one source schema id: how its values are read, and the schema (and
+/// id) the contract's reshaped values are written under; or why values
+/// under it cannot be delivered.
+type Delivery = Result<(Codec, u32, Codec), String>;
+
+/// The schemas a contract delivers wire-format values under, asked of the
+/// catalog once per source schema id.
+pub(super) struct DeliveredSchemas {
+    catalog: pb::catalog_service_client::CatalogServiceClient<tonic::transport::Channel>,
+    contract_id: String,
+    known: HashMap<u32, Delivery>,
+}
+
+impl DeliveredSchemas {
+    async fn of(&mut self, source_id: u32) -> Result<&Delivery, MirrorError> {
+        if !self.known.contains_key(&source_id) {
+            let answer = self
+                .catalog
+                .delivered_schema(pb::DeliveredSchemaRequest {
+                    contract_id: self.contract_id.clone(),
+                    source_schema_id: source_id,
+                })
+                .await;
+            let delivery = match answer {
+                Ok(answer) => {
+                    let answer = answer.into_inner();
+                    let (Some(source), Some(delivered)) = (answer.source, answer.delivered) else {
+                        return Err(MirrorError::Catalog("an answer without schemas".into()));
+                    };
+                    Codec::of(&source)
+                        .and_then(|read| Ok((read, delivered.id, Codec::of(&delivered)?)))
+                }
+                // The id is not the stream's, or the terms cannot reshape
+                // its schema: no value under it can be delivered.
+                Err(status)
+                    if matches!(
+                        status.code(),
+                        tonic::Code::NotFound | tonic::Code::InvalidArgument
+                    ) =>
+                {
+                    Err(status.message().to_string())
+                }
+                Err(status) => return Err(MirrorError::Catalog(status.message().to_string())),
+            };
+            self.known.insert(source_id, delivery);
+        }
+        Ok(&self.known[&source_id])
+    }
+
+    /// What the partner receives of a wire-format value under `source_id`.
+    async fn reshape(
+        &mut self,
+        reshaper: &Reshaper,
+        source_id: u32,
+        payload: &[u8],
+    ) -> Result<Outcome, MirrorError> {
+        let (read, delivered_id, write) = match self.of(source_id).await? {
+            Ok(delivery) => delivery,
+            Err(why) => {
+                return Ok(Outcome::DeadLetter(format!(
+                    "value under schema id {source_id}: {why}"
+                )))
+            }
+        };
+        let value = match read.read(payload) {
+            Ok(value) => value,
+            Err(why) => {
+                return Ok(Outcome::DeadLetter(format!(
+                    "value is not what schema id {source_id} says: {why}"
+                )))
+            }
+        };
+        Ok(match reshaper.apply_value(value) {
+            Ok(None) => Outcome::Skip,
+            Err(why) => Outcome::DeadLetter(why),
+            Ok(Some(reshaped)) => match write.write(&reshaped) {
+                Ok(bytes) => Outcome::Deliver(Some(wire::join(*delivered_id, &bytes))),
+                Err(why) => Outcome::DeadLetter(format!(
+                    "the reshaped value does not fit schema id {delivered_id}: {why}"
+                )),
+            },
+        })
+    }
 }
 
 impl<'m> Copier<'m> {
@@ -56,6 +184,11 @@ impl<'m> Copier<'m> {
             dead_letters,
             dead_letter_topic_ready: false,
             spans: MirrorSpans::new(&mirror.spec),
+            schemas: DeliveredSchemas {
+                catalog: mirror.catalog.clone(),
+                contract_id: mirror.spec.contract_id.clone(),
+                known: HashMap::new(),
+            },
         })
     }
 
@@ -77,7 +210,10 @@ impl<'m> Copier<'m> {
             .consumed(message.partition(), message.offset());
         let payload = match &self.mirror.reshaper {
             None => None,
-            Some(reshaper) => match reshaper.apply(message.payload()) {
+            Some(reshaper) => match match message.payload().and_then(wire::split) {
+                Some((id, payload)) => self.schemas.reshape(reshaper, id, payload).await?,
+                None => reshaper.apply(message.payload()),
+            } {
                 Outcome::Deliver(payload) => Some(payload),
                 // Filtered out. Its offset is re-read after a restart and
                 // filtered again: nothing reaches the partner twice.

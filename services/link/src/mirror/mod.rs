@@ -59,6 +59,11 @@ pub struct Mirror {
     pub reshaper: Option<Reshaper>,
     /// The contract's maximum rate, in records per second.
     pub rate: Option<NonZeroU32>,
+    /// Asked for the schemas reshaped values in the Confluent wire format
+    /// are written under ([`copy::DeliveredSchemas`]).
+    pub catalog: freeport_common::proto::catalog::v1::catalog_service_client::CatalogServiceClient<
+        tonic::transport::Channel,
+    >,
 }
 
 /// The partition counts a run works with.

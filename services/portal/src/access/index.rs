@@ -24,6 +24,9 @@ pub(super) struct Index {
     pub(super) by_owner: HashMap<String, BTreeSet<String>>,
     /// Global schema id -> the (stream, version) pairs that have it.
     pub(super) by_schema_id: HashMap<u32, BTreeSet<(String, u32)>>,
+    /// Global schema id -> the (contract, version) pairs that deliver
+    /// reshaped values under it.
+    pub(super) delivered_by_id: HashMap<u32, BTreeSet<(String, u32)>>,
     pub(super) contracts: HashMap<String, Arc<pb::Contract>>,
     /// Consumer -> its contracts, in every state.
     pub(super) by_consumer: HashMap<String, BTreeSet<String>>,
@@ -88,6 +91,19 @@ impl Index {
                 vec![]
             }
             pb::watch_event::Change::Contract(contract) => {
+                if let Some(old) = self.contracts.get(&contract.id) {
+                    for version in &old.delivered_schemas {
+                        if let Some(holders) = self.delivered_by_id.get_mut(&version.id) {
+                            holders.remove(&(old.id.clone(), version.version));
+                        }
+                    }
+                }
+                for version in &contract.delivered_schemas {
+                    self.delivered_by_id
+                        .entry(version.id)
+                        .or_default()
+                        .insert((contract.id.clone(), version.version));
+                }
                 let key = (contract.consumer.clone(), contract.stream.clone());
                 if crate::push::is_active(&contract) {
                     self.active.insert(key, contract.id.clone());

@@ -4,7 +4,9 @@
 //! A caller sees a stream's subjects on the terms it may read the stream:
 //! its owner and admins by the stream's topic, a partner with an active
 //! contract by the topic the contract delivers into (the topic its
-//! consumers read), nobody else at all.
+//! consumers read), nobody else at all. When the contract's terms reshape
+//! values, the partner's subject holds the schemas the reshaped values
+//! were delivered under (the catalog derives them), not the stream's.
 
 use std::sync::Arc;
 
@@ -22,9 +24,37 @@ pub struct SubjectStream {
 }
 
 impl SubjectStream {
+    fn of(readable: Readable) -> SubjectStream {
+        SubjectStream {
+            topic: topic_for(&readable),
+            readable,
+        }
+    }
+
     pub fn stream(&self) -> &Arc<pb::Stream> {
         &self.readable.stream
     }
+
+    /// The versions of the caller's subject, oldest first: the stream's,
+    /// or those a reshaping contract delivered under.
+    pub fn versions(&self) -> Vec<pb::SchemaVersion> {
+        match &self.readable.contract {
+            Some(contract) if reshapes(contract) => {
+                let mut delivered = contract.delivered_schemas.clone();
+                delivered.sort_by_key(|v| v.version);
+                delivered
+            }
+            _ => self.readable.stream.schema_versions.clone(),
+        }
+    }
+}
+
+/// Whether a contract's terms change the shape of values (a filter alone
+/// does not).
+fn reshapes(contract: &pb::Contract) -> bool {
+    contract.terms.as_ref().is_some_and(|t| {
+        !(t.drop_fields.is_empty() && t.mask_fields.is_empty() && t.hash_fields.is_empty())
+    })
 }
 
 /// The topic `readable` is known by to the caller that may read it.
@@ -67,10 +97,7 @@ impl AccessView {
                 self.readable(&index, org, stream)
                     .filter(|readable| topic_for(readable) == topic)
             })
-            .map(|readable| SubjectStream {
-                topic: topic.to_string(),
-                readable,
-            })
+            .map(SubjectStream::of)
             .ok_or_else(|| {
                 ApiError::new(
                     ErrorCode::StreamNotFound,
@@ -85,10 +112,7 @@ impl AccessView {
             .readable_streams(org)
             .await?
             .into_iter()
-            .map(|readable| SubjectStream {
-                topic: topic_for(&readable),
-                readable,
-            })
+            .map(SubjectStream::of)
             .collect())
     }
 
@@ -109,13 +133,23 @@ impl AccessView {
     ) -> ApiResult<Vec<(SubjectStream, pb::SchemaVersion)>> {
         self.current()?;
         let index = self.read();
-        let holders: Vec<_> = index
+        let mut holders: Vec<_> = index
             .by_schema_id
             .get(&id)
             .into_iter()
             .flatten()
             .filter_map(|(name, number)| self.holder(&index, org, name, *number))
             .collect();
+        holders.extend(
+            index
+                .delivered_by_id
+                .get(&id)
+                .into_iter()
+                .flatten()
+                .filter_map(|(contract, number)| {
+                    self.delivered_holder(&index, org, contract, *number)
+                }),
+        );
         if holders.is_empty() {
             return Err(ApiError::new(
                 ErrorCode::StreamNotFound,
@@ -129,14 +163,17 @@ impl AccessView {
     /// same schema on each): for reading records that name it.
     pub fn schema_with_id(&self, id: u32) -> Option<pb::SchemaVersion> {
         let index = self.read();
-        let (name, number) = index.by_schema_id.get(&id)?.iter().next()?;
-        index
-            .streams
-            .get(name)?
-            .schema_versions
-            .iter()
-            .find(|v| v.version == *number)
-            .cloned()
+        let of_stream = || {
+            let (name, number) = index.by_schema_id.get(&id)?.iter().next()?;
+            let versions = &index.streams.get(name)?.schema_versions;
+            versions.iter().find(|v| v.version == *number).cloned()
+        };
+        let delivered = || {
+            let (contract, number) = index.delivered_by_id.get(&id)?.iter().next()?;
+            let versions = &index.contracts.get(contract)?.delivered_schemas;
+            versions.iter().find(|v| v.version == *number).cloned()
+        };
+        of_stream().or_else(delivered)
     }
 
     fn holder(
@@ -153,12 +190,36 @@ impl AccessView {
             .find(|v| v.version == number)?
             .clone();
         let readable = self.readable(index, org, stream)?;
-        Some((
-            SubjectStream {
-                topic: topic_for(&readable),
-                readable,
-            },
-            version,
-        ))
+        let subject = SubjectStream::of(readable);
+        // A partner whose contract reshapes values sees the delivered
+        // schemas, not the stream's own.
+        subject
+            .versions()
+            .iter()
+            .any(|v| v.id == version.id)
+            .then_some((subject, version))
+    }
+
+    /// Contract `id`'s delivered schema of `number`, for its consumer
+    /// while the contract is active.
+    fn delivered_holder(
+        &self,
+        index: &Index,
+        org: Option<&str>,
+        id: &str,
+        number: u32,
+    ) -> Option<(SubjectStream, pb::SchemaVersion)> {
+        let contract = index.contracts.get(id)?;
+        let stream = index.streams.get(&contract.stream)?;
+        let readable = self.readable(index, org, stream)?;
+        if readable.contract.as_ref().map(|c| &c.id) != Some(&contract.id) {
+            return None;
+        }
+        let version = contract
+            .delivered_schemas
+            .iter()
+            .find(|v| v.version == number)?
+            .clone();
+        Some((SubjectStream::of(readable), version))
     }
 }

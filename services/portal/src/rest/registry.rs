@@ -398,33 +398,30 @@ pub async fn versions(
     let caller = authenticated(caller)?;
     let found = value_subject(&state, &caller, &subject).await?;
     Ok(Registry(
-        found
-            .stream()
-            .schema_versions
-            .iter()
-            .map(|v| v.version)
-            .collect(),
+        found.versions().iter().map(|v| v.version).collect(),
     ))
 }
 
 /// A subject's version by number, `latest` or `-1`.
-fn version_of<'a>(
-    stream: &'a pb::Stream,
+fn version_of(
+    versions: &[pb::SchemaVersion],
     subject: &str,
     version: &str,
-) -> Result<&'a pb::SchemaVersion, RegistryError> {
+) -> Result<pb::SchemaVersion, RegistryError> {
     let found = match version {
-        "latest" | "-1" => stream.schema_versions.last(),
+        "latest" | "-1" => versions.last(),
         number => {
             let number: u32 = number
                 .parse()
                 .ok()
                 .filter(|n| (1..=i32::MAX as u32).contains(n))
                 .ok_or_else(|| RegistryError::invalid_version(version))?;
-            stream.schema_versions.iter().find(|v| v.version == number)
+            versions.iter().find(|v| v.version == number)
         }
     };
-    found.ok_or_else(|| RegistryError::version_not_found(subject, version))
+    found
+        .cloned()
+        .ok_or_else(|| RegistryError::version_not_found(subject, version))
 }
 
 /// `GET /registry/subjects/{subject}/versions/{version}`.
@@ -449,8 +446,8 @@ pub async fn version(
 ) -> RegistryResult<SubjectVersion> {
     let caller = authenticated(caller)?;
     let found = value_subject(&state, &caller, &subject).await?;
-    let version = version_of(found.stream(), &subject, &version)?;
-    Ok(Registry(SubjectVersion::of(&found.topic, version)))
+    let version = version_of(&found.versions(), &subject, &version)?;
+    Ok(Registry(SubjectVersion::of(&found.topic, &version)))
 }
 
 /// The schema itself (not as text), under the registry's media type.
@@ -483,7 +480,7 @@ pub async fn version_schema(
 ) -> Result<Response, RegistryError> {
     let caller = authenticated(caller)?;
     let found = value_subject(&state, &caller, &subject).await?;
-    raw_schema(version_of(found.stream(), &subject, &version)?)
+    raw_schema(&version_of(&found.versions(), &subject, &version)?)
 }
 
 /// The id a schema was registered under.
@@ -568,8 +565,7 @@ pub async fn lookup(
     let found = value_subject(&state, &caller, &subject).await?;
     let (format, schema) = request.parsed()?;
     found
-        .stream()
-        .schema_versions
+        .versions()
         .iter()
         .rev()
         .find(|v| {
@@ -627,7 +623,7 @@ pub async fn compatibility(
 ) -> RegistryResult<CompatibilityAnswer> {
     let caller = authenticated(caller)?;
     let found = value_subject(&state, &caller, &subject).await?;
-    let number = version_of(found.stream(), &subject, &version)?.version;
+    let number = version_of(&found.versions(), &subject, &version)?.version;
     check(&state, caller, &subject, &found, number, query, request).await
 }
 
@@ -999,28 +995,28 @@ mod tests {
 
     #[test]
     fn versions_are_numbers_latest_or_minus_one() {
-        let stream = pb::Stream {
-            schema_versions: vec![
-                pb::SchemaVersion {
-                    version: 1,
-                    id: 7,
-                    ..Default::default()
-                },
-                pb::SchemaVersion {
-                    version: 2,
-                    id: 9,
-                    ..Default::default()
-                },
-            ],
-            ..Default::default()
-        };
-        assert_eq!(version_of(&stream, "s", "latest").unwrap().id, 9);
-        assert_eq!(version_of(&stream, "s", "-1").unwrap().id, 9);
-        assert_eq!(version_of(&stream, "s", "1").unwrap().id, 7);
-        assert_eq!(version_of(&stream, "s", "3").unwrap_err().error_code, 40402);
+        let versions = [
+            pb::SchemaVersion {
+                version: 1,
+                id: 7,
+                ..Default::default()
+            },
+            pb::SchemaVersion {
+                version: 2,
+                id: 9,
+                ..Default::default()
+            },
+        ];
+        assert_eq!(version_of(&versions, "s", "latest").unwrap().id, 9);
+        assert_eq!(version_of(&versions, "s", "-1").unwrap().id, 9);
+        assert_eq!(version_of(&versions, "s", "1").unwrap().id, 7);
+        assert_eq!(
+            version_of(&versions, "s", "3").unwrap_err().error_code,
+            40402
+        );
         for bad in ["0", "-2", "x", "2147483648", ""] {
             assert_eq!(
-                version_of(&stream, "s", bad).unwrap_err().error_code,
+                version_of(&versions, "s", bad).unwrap_err().error_code,
                 42202,
                 "{bad}"
             );
