@@ -4,8 +4,10 @@
 //! `jsonschema` written in the Confluent wire format under the stream's
 //! global schema ids, refusals with Confluent's codes that write nothing,
 //! the owner's switch to turn checking off, v1 media types, the
-//! streaming v3 produce reporting per record, and consumer instances of
-//! the `avro` and `jsonschema` formats reading the values back as JSON.
+//! streaming v3 produce reporting per record, consumer instances of the
+//! `avro` format reading the values back as JSON, and an HTTP-only
+//! partner reading an Avro stream as JSON masked by its contract (SSE and
+//! a REST consumer instance).
 
 use std::time::Duration;
 
@@ -432,4 +434,72 @@ async fn avro_streams_take_avro_under_their_ids_and_read_back_as_json() {
             json!({"id": 1, "note": {"string": "first"}}),
         ]
     );
+
+    // An HTTP-only partner reads the Avro stream as JSON, reshaped by its
+    // contract's terms: over SSE and through a REST consumer instance.
+    sandbox
+        .active_contract("orders", "orders-copy", json!({"mask_fields": ["/note"]}))
+        .await;
+    let mut feed = sandbox.hub.feed("orders", &sandbox.partner, "").await;
+    let mut pushed = vec![];
+    while pushed.len() < 4 {
+        let event = feed.next().await.expect("an event");
+        assert_eq!(event.event, "record", "{event:?}");
+        let record: Value = serde_json::from_str(&event.data).unwrap();
+        pushed.push(record["value"].clone());
+    }
+    assert_eq!(
+        pushed,
+        [
+            json!({"id": 1, "note": "****"}),
+            json!({"id": 2, "note": "****"}),
+            json!({"id": 3, "note": "****", "total": 9.5}),
+            json!({"id": 1, "note": "****"}),
+        ]
+    );
+    let partner = sandbox.partner.as_str();
+    let (status, _, _) = sandbox
+        .hub
+        .call_v2(
+            "POST",
+            "/consumers/partners",
+            partner,
+            Some(json!({"name": "p1", "format": "json", "auto.offset.reset": "earliest"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _, _) = sandbox
+        .hub
+        .call_v2(
+            "POST",
+            "/consumers/partners/instances/p1/subscription",
+            partner,
+            Some(json!({"topics": ["orders"]})),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let read =
+        freeport_tests::eventually(Duration::from_secs(20), "the reshaped records", || async {
+            let response = sandbox
+                .hub
+                .http
+                .get(format!(
+                    "{}/consumers/partners/instances/p1/records?timeout=1000",
+                    sandbox.hub.url
+                ))
+                .bearer_auth(partner)
+                .header("accept", JSON)
+                .send()
+                .await
+                .unwrap();
+            let records: Value = response.json().await.unwrap_or(Value::Null);
+            let values: Vec<Value> = records
+                .as_array()?
+                .iter()
+                .map(|r| r["value"].clone())
+                .collect();
+            (values.len() >= 4).then_some(values)
+        })
+        .await;
+    assert_eq!(read, pushed, "the same values, reshaped the same way");
 }

@@ -167,6 +167,8 @@ pub struct Feed {
     consumer: StreamConsumer,
     position: Position,
     reshaper: Option<Reshaper>,
+    /// Values in the Confluent wire format, as JSON.
+    decoder: crate::validate::Decoder,
     changes: broadcast::Receiver<Change>,
     view: Arc<AccessView>,
     shutdown: CancellationToken,
@@ -271,6 +273,10 @@ pub async fn open(
         consumer,
         position: Position(next),
         reshaper,
+        decoder: crate::validate::Decoder::new(
+            state.view().clone(),
+            state.record_schemas().clone(),
+        ),
         changes,
         view: state.view().clone(),
         shutdown: state.shutdown().clone(),
@@ -312,6 +318,7 @@ impl Feed {
             consumer,
             mut position,
             reshaper,
+            decoder,
             mut changes,
             view,
             shutdown,
@@ -364,19 +371,13 @@ impl Feed {
                                 continue; // before the reader's position
                             }
                             position.0.insert(partition, offset + 1);
-                            let value = match &reshaper {
-                                None => Some(message.payload().map(<[u8]>::to_vec)),
-                                Some(reshaper) => match reshaper.apply(message.payload()) {
-                                    Outcome::Deliver(value) => Some(value),
-                                    Outcome::Skip | Outcome::DeadLetter(_) => None,
-                                },
-                            };
+                            let value = shown(&message, &decoder, reshaper.as_ref());
                             if let Some(value) = value {
                                 if per_second > 0 {
                                     limits.pace(&contract.id, per_second).await;
                                 }
                                 let delivering = deliver_span(&message, &contract, transport);
-                                yield Item::Record { id: position.id(), record: record_json(&message, value.as_deref()) };
+                                yield Item::Record { id: position.id(), record: record_json(&message, value) };
                                 // Asked for the next item: the transport has this one.
                                 if let Some(cx) = &delivering {
                                     telemetry::end(cx, None);
@@ -436,6 +437,39 @@ fn still_active(view: &AccessView, id: &str) -> Option<(Ending, String)> {
         .map(|reason| (Ending::NotActive, reason))
 }
 
+/// A record's value as a push reader gets it.
+enum Shown {
+    /// Bytes as they are (or as the terms left them).
+    Bytes(Option<Vec<u8>>),
+    /// A value in the Confluent wire format, decoded (and reshaped).
+    Json(Value),
+}
+
+/// What a push reader gets of `message`'s value: a value in the Confluent
+/// wire format as the JSON it holds (so an HTTP reader of an Avro stream
+/// reads JSON), reshaped by the terms; `None` when the terms leave it out
+/// or cannot be applied to it.
+fn shown(
+    message: &BorrowedMessage<'_>,
+    decoder: &crate::validate::Decoder,
+    reshaper: Option<&Reshaper>,
+) -> Option<Shown> {
+    let raw = || Shown::Bytes(message.payload().map(<[u8]>::to_vec));
+    match (message.payload().and_then(|b| decoder.plain(b)), reshaper) {
+        (Some(Ok(value)), None) => Some(Shown::Json(value)),
+        (Some(Ok(value)), Some(reshaper)) => {
+            reshaper.apply_value(value).ok().flatten().map(Shown::Json)
+        }
+        // What cannot be read cannot be reshaped safely.
+        (Some(Err(_)), Some(_)) => None,
+        (Some(Err(_)) | None, None) => Some(raw()),
+        (None, Some(reshaper)) => match reshaper.apply(message.payload()) {
+            Outcome::Deliver(value) => Some(Shown::Bytes(value)),
+            Outcome::Skip | Outcome::DeadLetter(_) => None,
+        },
+    }
+}
+
 /// Bytes as JSON when they are JSON (or, with `text`, as a string when
 /// they are UTF-8), else as base64 under `<name>_base64`.
 fn put_bytes(
@@ -466,13 +500,18 @@ fn put_bytes(
 /// value as JSON (either under `key_base64` / `value_base64` when it is
 /// neither), headers
 /// as `{name, value: <base64>}` like the produce API takes them.
-fn record_json(message: &BorrowedMessage<'_>, value: Option<&[u8]>) -> Value {
+fn record_json(message: &BorrowedMessage<'_>, value: Shown) -> Value {
     let mut record = serde_json::Map::new();
     record.insert("partition".into(), json!(message.partition()));
     record.insert("offset".into(), json!(message.offset()));
     record.insert("timestamp".into(), json!(message.timestamp().to_millis()));
     put_bytes(&mut record, "key", message.key(), true);
-    put_bytes(&mut record, "value", value, false);
+    match value {
+        Shown::Bytes(bytes) => put_bytes(&mut record, "value", bytes.as_deref(), false),
+        Shown::Json(value) => {
+            record.insert("value".into(), value);
+        }
+    }
     record.insert(
         "headers".into(),
         json!(crate::wire::Header::all_of(message)),

@@ -264,16 +264,30 @@ impl Decoder {
         Decoder { view, schemas }
     }
 
-    /// `bytes` as JSON: Avro decoded, JSON parsed.
+    /// `bytes` as JSON: Avro decoded (in Avro's JSON encoding, unions
+    /// tagged), JSON parsed.
     pub fn json(&self, bytes: &[u8]) -> Result<Value, String> {
         let (id, payload) = wire_format(bytes)
             .ok_or("not in the Confluent wire format (a zero byte, then a schema id)")?;
+        self.read(id, payload, true)
+    }
+
+    /// Bytes in the wire format as their plain JSON value (unions
+    /// untagged, as contract terms and push readers see values); `None`
+    /// when the bytes are not in the wire format.
+    pub fn plain(&self, bytes: &[u8]) -> Option<Result<Value, String>> {
+        let (id, payload) = wire_format(bytes)?;
+        Some(self.read(id, payload, false))
+    }
+
+    fn read(&self, id: u32, payload: &[u8], tagged: bool) -> Result<Value, String> {
         let version = self
             .view
             .schema_with_id(id)
             .ok_or_else(|| format!("schema id {id} is not known to this hub"))?;
         match &*self.schemas.compiled(&version).map_err(|e| e.message)? {
-            Compiled::Avro(schema) => avro_binary::decode(schema, payload),
+            Compiled::Avro(schema) if tagged => avro_binary::decode(schema, payload),
+            Compiled::Avro(schema) => avro_binary::decode_plain(schema, payload),
             Compiled::Json(_) => serde_json::from_slice(payload).map_err(|e| e.to_string()),
         }
     }

@@ -37,8 +37,8 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// Most bytes (keys and values) one records request returns.
     pub max_bytes: usize,
-    /// For the `avro` and `jsonschema` formats: how values in the
-    /// Confluent wire format become JSON.
+    /// How values in the Confluent wire format become JSON (the `avro` and
+    /// `jsonschema` formats show them so; terms reshape them so).
     pub decoder: Option<crate::validate::Decoder>,
 }
 
@@ -439,19 +439,11 @@ impl Instance {
                 .topics
                 .get(message.topic())
                 .and_then(|t| t.reshaper.as_ref());
-            let value = match reshaper {
-                None => message.payload().map(<[u8]>::to_vec),
-                Some(reshaper) => match reshaper.apply(message.payload()) {
-                    Outcome::Deliver(value) => value,
-                    Outcome::Skip | Outcome::DeadLetter(_) => continue,
-                },
+            let Some(value) = reshaped(&message, reshaper, self.settings.decoder.as_ref()) else {
+                continue;
             };
-            bytes += message.key().map_or(0, <[u8]>::len) + value.as_ref().map_or(0, Vec::len);
-            records.push(ConsumerRecord::of(
-                &message,
-                value.as_deref(),
-                &self.settings,
-            )?);
+            bytes += message.key().map_or(0, <[u8]>::len) + value.len();
+            records.push(ConsumerRecord::of(&message, value, &self.settings)?);
         }
         Ok(records)
     }
@@ -509,6 +501,46 @@ impl Instance {
     }
 }
 
+/// A value as the contract's terms leave it: the bytes as they are (no
+/// terms), reshaped bytes (JSON), or a wire-format value decoded and
+/// reshaped as JSON.
+enum Shown {
+    Bytes(Option<Vec<u8>>),
+    Json(Value),
+}
+
+impl Shown {
+    fn len(&self) -> usize {
+        match self {
+            Shown::Bytes(bytes) => bytes.as_ref().map_or(0, Vec::len),
+            Shown::Json(value) => value.to_string().len(),
+        }
+    }
+}
+
+/// What an instance shows of `message`'s value under `reshaper`; `None`
+/// when the terms leave the record out or cannot be applied to it.
+fn reshaped(
+    message: &BorrowedMessage<'_>,
+    reshaper: Option<&Reshaper>,
+    decoder: Option<&crate::validate::Decoder>,
+) -> Option<Shown> {
+    let Some(reshaper) = reshaper else {
+        return Some(Shown::Bytes(message.payload().map(<[u8]>::to_vec)));
+    };
+    match message
+        .payload()
+        .and_then(|b| decoder.and_then(|d| d.plain(b)))
+    {
+        Some(Ok(value)) => reshaper.apply_value(value).ok().flatten().map(Shown::Json),
+        Some(Err(_)) => None,
+        None => match reshaper.apply(message.payload()) {
+            Outcome::Deliver(value) => Some(Shown::Bytes(value)),
+            Outcome::Skip | Outcome::DeadLetter(_) => None,
+        },
+    }
+}
+
 /// Bytes as JSON, or as a JSON string when they are not JSON.
 fn as_json(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes)
@@ -561,10 +593,18 @@ pub struct ConsumerRecord {
 impl ConsumerRecord {
     fn of(
         message: &BorrowedMessage<'_>,
-        value: Option<&[u8]>,
+        value: Shown,
         settings: &Settings,
     ) -> ApiResult<ConsumerRecord> {
-        let shown = show_value(value, settings).map_err(|e| {
+        let shown = match value {
+            Shown::Bytes(bytes) => show_value(bytes.as_deref(), settings),
+            // Reshaped from the wire format: JSON in every format but binary.
+            Shown::Json(value) if settings.format == Format::Binary => Ok(Value::String(
+                base64::engine::general_purpose::STANDARD.encode(value.to_string()),
+            )),
+            Shown::Json(value) => Ok(value),
+        };
+        let shown = shown.map_err(|e| {
             ApiError::new(
                 ErrorCode::KafkaError,
                 format!(

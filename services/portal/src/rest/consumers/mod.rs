@@ -245,12 +245,12 @@ pub async fn create(
     let org = caller.require_org("create consumer instances")?;
     check_name("consumer group", &group)?;
     let (name, mut settings) = consumer_settings(body)?.settings()?;
-    if settings.format.uses_registry() {
-        settings.decoder = Some(crate::validate::Decoder::new(
-            state.view().clone(),
-            state.record_schemas().clone(),
-        ));
-    }
+    // Reads the wire format: in the schema-registry formats, and to reshape
+    // wire-format values under a contract's terms in any format.
+    settings.decoder = Some(crate::validate::Decoder::new(
+        state.view().clone(),
+        state.record_schemas().clone(),
+    ));
     let name = name.unwrap_or_else(|| format!("rest-consumer-{}", uuid::Uuid::new_v4()));
     state
         .consumers()
