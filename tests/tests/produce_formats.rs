@@ -40,6 +40,61 @@ async fn records_on(sandbox: &TwoOrgs, topic: &str) -> Vec<freeport_tests::Recor
     .await
 }
 
+/// The first `count` values a new consumer instance of `group` in
+/// `format` reads of `orders` from the beginning, as `key`.
+async fn read_values(
+    sandbox: &TwoOrgs,
+    key: &str,
+    group: &str,
+    format: &str,
+    count: usize,
+) -> Vec<Value> {
+    let (status, created, _) = sandbox
+        .hub
+        .call_v2(
+            "POST",
+            &format!("/consumers/{group}"),
+            key,
+            Some(json!({"name": "r1", "format": format, "auto.offset.reset": "earliest"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{created}");
+    let instance = format!("/consumers/{group}/instances/r1");
+    let (status, _, _) = sandbox
+        .hub
+        .call_v2(
+            "POST",
+            &format!("{instance}/subscription"),
+            key,
+            Some(json!({"topics": ["orders"]})),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let accept = format!("application/vnd.kafka.{format}.v2+json");
+    freeport_tests::eventually(Duration::from_secs(20), "the records", || async {
+        let response = sandbox
+            .hub
+            .http
+            .get(format!(
+                "{}{instance}/records?timeout=1000",
+                sandbox.hub.url
+            ))
+            .bearer_auth(key)
+            .header("accept", &accept)
+            .send()
+            .await
+            .unwrap();
+        let records: Value = response.json().await.unwrap_or(Value::Null);
+        let values: Vec<Value> = records
+            .as_array()?
+            .iter()
+            .map(|r| r["value"].clone())
+            .collect();
+        (values.len() >= count).then_some(values)
+    })
+    .await
+}
+
 const JSON: &str = "application/vnd.kafka.json.v2+json";
 const BINARY: &str = "application/vnd.kafka.binary.v2+json";
 const AVRO: &str = "application/vnd.kafka.avro.v2+json";
@@ -382,49 +437,7 @@ async fn avro_streams_take_avro_under_their_ids_and_read_back_as_json() {
 
     // A consumer instance of the avro format shows the values as JSON.
     let owner = sandbox.owner.as_str();
-    let (status, created, _) = sandbox
-        .hub
-        .call_v2(
-            "POST",
-            "/consumers/readers",
-            owner,
-            Some(json!({"name": "r1", "format": "avro", "auto.offset.reset": "earliest"})),
-        )
-        .await;
-    assert_eq!(status, 200, "{created}");
-    let (status, _, _) = sandbox
-        .hub
-        .call_v2(
-            "POST",
-            "/consumers/readers/instances/r1/subscription",
-            owner,
-            Some(json!({"topics": ["orders"]})),
-        )
-        .await;
-    assert_eq!(status, 204);
-    let values =
-        freeport_tests::eventually(Duration::from_secs(20), "the avro records", || async {
-            let response = sandbox
-                .hub
-                .http
-                .get(format!(
-                    "{}/consumers/readers/instances/r1/records?timeout=1000",
-                    sandbox.hub.url
-                ))
-                .bearer_auth(owner)
-                .header("accept", AVRO)
-                .send()
-                .await
-                .unwrap();
-            let records: Value = response.json().await.unwrap_or(Value::Null);
-            let values: Vec<Value> = records
-                .as_array()?
-                .iter()
-                .map(|r| r["value"].clone())
-                .collect();
-            (values.len() >= 4).then_some(values)
-        })
-        .await;
+    let values = read_values(&sandbox, owner, "readers", "avro", 4).await;
     assert_eq!(
         values,
         [
@@ -457,49 +470,6 @@ async fn avro_streams_take_avro_under_their_ids_and_read_back_as_json() {
             json!({"id": 1, "note": "****"}),
         ]
     );
-    let partner = sandbox.partner.as_str();
-    let (status, _, _) = sandbox
-        .hub
-        .call_v2(
-            "POST",
-            "/consumers/partners",
-            partner,
-            Some(json!({"name": "p1", "format": "json", "auto.offset.reset": "earliest"})),
-        )
-        .await;
-    assert_eq!(status, 200);
-    let (status, _, _) = sandbox
-        .hub
-        .call_v2(
-            "POST",
-            "/consumers/partners/instances/p1/subscription",
-            partner,
-            Some(json!({"topics": ["orders"]})),
-        )
-        .await;
-    assert_eq!(status, 204);
-    let read =
-        freeport_tests::eventually(Duration::from_secs(20), "the reshaped records", || async {
-            let response = sandbox
-                .hub
-                .http
-                .get(format!(
-                    "{}/consumers/partners/instances/p1/records?timeout=1000",
-                    sandbox.hub.url
-                ))
-                .bearer_auth(partner)
-                .header("accept", JSON)
-                .send()
-                .await
-                .unwrap();
-            let records: Value = response.json().await.unwrap_or(Value::Null);
-            let values: Vec<Value> = records
-                .as_array()?
-                .iter()
-                .map(|r| r["value"].clone())
-                .collect();
-            (values.len() >= 4).then_some(values)
-        })
-        .await;
+    let read = read_values(&sandbox, &sandbox.partner, "partners", "json", 4).await;
     assert_eq!(read, pushed, "the same values, reshaped the same way");
 }
