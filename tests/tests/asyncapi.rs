@@ -122,9 +122,10 @@ fn the_partner_document_lists_what_it_receives_and_is_valid() {
         cluster: "acme".into(),
         topic: "payments".into(),
         schema_format: pb::SchemaFormat::Avro.into(),
-        value_schema_json:
-            json!({"type": "record", "name": "Payment", "fields": [{"name": "id", "type": "long"}]})
-                .to_string(),
+        value_schema_json: json!({"type": "record", "name": "Payment", "fields": [
+            {"name": "id", "type": "long"}, {"name": "card", "type": "long"}
+        ]})
+        .to_string(),
         ..Default::default()
     };
     let contract = |id: &str, topic: &str, drop: &[&str]| pb::Contract {
@@ -142,7 +143,10 @@ fn the_partner_document_lists_what_it_receives_and_is_valid() {
         ..Default::default()
     };
     let c1 = contract("c1", "partner.orders", &["/email", "/customer/email"]);
-    let c2 = contract("c2", "partner.payments", &[]);
+    let mut c2 = contract("c2", "partner.payments", &[]);
+    if let Some(terms) = c2.terms.as_mut() {
+        terms.hash_fields = vec!["/card".into()];
+    }
     let globex = cluster("kafka.globex.example:9093", "");
     let document = partner_document(
         "globex",
@@ -187,6 +191,12 @@ fn the_partner_document_lists_what_it_receives_and_is_valid() {
     assert_eq!(
         document["components"]["messages"]["paymentsRecord"]["payload"]["schemaFormat"],
         "application/vnd.apache.avro+json;version=1.9.0"
+    );
+    // What arrives: a hashed Avro field is a string, as the delivered
+    // schema the link writes under says.
+    assert_eq!(
+        document["components"]["messages"]["paymentsRecord"]["payload"]["schema"]["fields"][1],
+        json!({"name": "card", "type": "string"})
     );
     // Nothing received, still a valid document.
     assert!(asyncapi_violations(&partner_document("nobody", &[])).is_empty());

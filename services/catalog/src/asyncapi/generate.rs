@@ -2,6 +2,7 @@
 //! one per partner listing everything it receives.
 
 use freeport_common::config::ClusterConfig;
+use freeport_common::contract::ContractTerms;
 use freeport_common::proto::catalog::v1 as pb;
 use serde_json::{json, Map, Value};
 
@@ -143,36 +144,6 @@ pub struct Delivery<'a> {
     pub destination: &'a ClusterConfig,
 }
 
-/// Removes the fields a contract drops from a JSON Schema payload, so the
-/// document describes what the partner actually receives.
-fn without_dropped(mut schema: Value, dropped: &[String]) -> Value {
-    for pointer in dropped {
-        let segments: Vec<String> = pointer
-            .trim_start_matches('/')
-            .split('/')
-            .map(|s| s.replace("~1", "/").replace("~0", "~"))
-            .collect();
-        let Some((last, parents)) = segments.split_last() else {
-            continue;
-        };
-        // The schema node holding the field: properties of properties.
-        let parent: String = parents
-            .iter()
-            .map(|p| format!("/properties/{}", p.replace('~', "~0").replace('/', "~1")))
-            .collect();
-        let Some(node) = schema.pointer_mut(&parent) else {
-            continue;
-        };
-        if let Some(properties) = node.get_mut("properties").and_then(Value::as_object_mut) {
-            properties.remove(last.as_str());
-        }
-        if let Some(required) = node.get_mut("required").and_then(Value::as_array_mut) {
-            required.retain(|r| r.as_str() != Some(last.as_str()));
-        }
-    }
-    schema
-}
-
 /// One document for a partner: every stream it receives, each as a channel
 /// on its own (destination) cluster, reached with its client certificate.
 pub fn partner_document(org: &str, deliveries: &[Delivery<'_>]) -> Value {
@@ -205,10 +176,24 @@ pub fn partner_document(org: &str, deliveries: &[Delivery<'_>]) -> Value {
             .as_ref()
             .map(|t| t.drop_fields.clone())
             .unwrap_or_default();
-        let payload = if stream.schema_format == i32::from(pb::SchemaFormat::Avro) {
+        // The schema of what arrives: as the contract's terms reshape it
+        // (the one home of that rule, which the link's delivered schemas
+        // come from too).
+        let avro = stream.schema_format == i32::from(pb::SchemaFormat::Avro);
+        let format = if avro {
+            freeport_common::schema::SchemaFormat::Avro
+        } else {
+            freeport_common::schema::SchemaFormat::JsonSchema
+        };
+        let schema = ContractTerms::from_pb(contract.terms.as_ref())
+            .and_then(|terms| {
+                freeport_common::schema::reshape::reshaped_schema(format, &schema, &terms)
+            })
+            .unwrap_or(schema);
+        let payload = if avro {
             json!({"schemaFormat": AVRO_SCHEMA_FORMAT, "schema": schema})
         } else {
-            without_dropped(schema, &dropped)
+            schema
         };
         messages.insert(
             message.clone(),
