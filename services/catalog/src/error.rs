@@ -28,6 +28,8 @@ pub enum CatalogError {
     ContractNotFound(String),
     #[error("stream {stream} has no schema version {version}")]
     SchemaVersionNotFound { stream: String, version: u32 },
+    #[error("stream {stream} has no schema with id {id}")]
+    SchemaIdNotFound { stream: String, id: u32 },
     #[error("organization {0:?} not found")]
     OrganizationNotFound(String),
     #[error("{0}")]
@@ -74,7 +76,9 @@ impl CatalogError {
             CatalogError::IllegalTransition { .. } => ErrorCode::IllegalTransition,
             CatalogError::DestinationInUse { .. } => ErrorCode::DestinationInUse,
             CatalogError::IncompatibleSchema { .. } => ErrorCode::IncompatibleSchema,
-            CatalogError::SchemaVersionNotFound { .. } => ErrorCode::SchemaVersionNotFound,
+            CatalogError::SchemaVersionNotFound { .. } | CatalogError::SchemaIdNotFound { .. } => {
+                ErrorCode::SchemaVersionNotFound
+            }
             CatalogError::NotConfigured(_) => ErrorCode::NotConfigured,
             CatalogError::Ownership(refusal) => refusal.code(),
             CatalogError::Store(_) => ErrorCode::Internal,

@@ -114,9 +114,9 @@ impl Catalog {
             .iter()
             .find(|v| v.id == source_id)
             .cloned()
-            .ok_or_else(|| CatalogError::SchemaVersionNotFound {
+            .ok_or_else(|| CatalogError::SchemaIdNotFound {
                 stream: stream.name.to_string(),
-                version: source_id,
+                id: source_id,
             })?;
         if !reshape::reshapes(&contract.terms) {
             return Ok((source.clone(), source));

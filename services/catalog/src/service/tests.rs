@@ -1421,6 +1421,6 @@ async fn a_reshaping_contract_delivers_under_a_derived_schema_of_its_own() {
     assert_eq!(same.id, source_id);
     assert!(matches!(
         f.catalog.delivered_schema(&filtered.id, 424242).await,
-        Err(CatalogError::SchemaVersionNotFound { .. })
+        Err(CatalogError::SchemaIdNotFound { id: 424242, .. })
     ));
 }
