@@ -310,12 +310,10 @@ impl pb::catalog_service_server::CatalogService for CatalogGrpc {
         let name = existing_stream_name(&r.stream)?;
         let schema = serde_json::from_str(&r.schema_json)
             .map_err(|e| CatalogError::InvalidField(format!("schema is not valid JSON: {e}")))?;
-        let stream = self.catalog.get_stream(&name)?;
-        let format = format_from_pb(r.format)?.unwrap_or(stream.schema_format);
         let problems = self.catalog.check_schema(
             &actor,
             &name,
-            format,
+            format_from_pb(r.format)?,
             &schema,
             (r.version != 0).then_some(r.version),
         )?;

@@ -64,6 +64,27 @@ impl SchemaIds {
     }
 }
 
+/// Refused with every problem unless `schema` is a well-formed schema of
+/// `format`.
+fn well_formed(format: SchemaFormat, schema: &serde_json::Value) -> Result<(), CatalogError> {
+    freeport_common::schema::check_schema(format, schema).map_err(|errors| {
+        CatalogError::InvalidField(format!("schema {}", errors.join("; schema ")))
+    })
+}
+
+/// Why a version in `format` cannot follow `stream`'s versions, if it
+/// cannot: a stream keeps its format.
+fn format_change(stream: &Stream, format: SchemaFormat) -> Option<String> {
+    (format != stream.schema_format).then(|| {
+        format!(
+            "stream {} uses {}; a version in {} cannot follow it",
+            stream.name,
+            stream.schema_format.as_str(),
+            format.as_str()
+        )
+    })
+}
+
 impl Catalog {
     /// Gives each of `stream`'s versions without a global id its id. Call
     /// under the write lock, before the stream is committed.
@@ -158,11 +179,19 @@ impl Catalog {
     }
 
     /// Numbers the schema versions a store from before global ids holds,
-    /// in one commit; run once at start. How many streams it changed.
+    /// in one commit; run once at start. How many streams it changed. It
+    /// also loads the ids from the same listing, so that no request pays
+    /// for reading the whole store on the first id it needs.
     pub async fn number_unnumbered_schemas(&self) -> Result<usize, CatalogError> {
         let _guard = self.write_lock.lock().await;
+        let streams = self.store.list_streams()?;
+        *self
+            .schema_ids
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some(SchemaIds::load(&streams, &self.store.list_contracts()?));
         let mut changed = Vec::new();
-        for mut stream in self.store.list_streams()? {
+        for mut stream in streams {
             if stream.schema_versions.iter().any(|v| v.id == 0) {
                 self.number_schemas(&mut stream)?;
                 changed.push(Change::Stream(stream));
@@ -196,13 +225,8 @@ impl Catalog {
         actor: &Principal,
         now: i64,
     ) -> Result<Option<SchemaVersion>, CatalogError> {
-        if format != stream.schema_format {
-            return Err(CatalogError::InvalidField(format!(
-                "stream {} uses {}; a version in {} cannot follow it",
-                stream.name,
-                stream.schema_format.as_str(),
-                format.as_str()
-            )));
+        if let Some(refusal) = format_change(stream, format) {
+            return Err(CatalogError::InvalidField(refusal));
         }
         if stream
             .schema_versions
@@ -249,12 +273,7 @@ impl Catalog {
         format: SchemaFormat,
         schema: serde_json::Value,
     ) -> Result<SchemaVersion, CatalogError> {
-        if let Err(errors) = freeport_common::schema::check_schema(format, &schema) {
-            return Err(CatalogError::InvalidField(format!(
-                "schema {}",
-                errors.join("; schema ")
-            )));
-        }
+        well_formed(format, &schema)?;
         let size = serde_json::to_vec(&schema)
             .map(|v| v.len())
             .unwrap_or(usize::MAX);
@@ -290,32 +309,24 @@ impl Catalog {
         Ok(version)
     }
 
-    /// What breaks if `schema` followed the stream's versions: checked
-    /// against `version` alone (in the stream's mode's directions), or with
-    /// no version as registering it would check it. Writes nothing.
+    /// What breaks if `schema` (in `format`, by default the stream's)
+    /// followed the stream's versions: checked against `version` alone (in
+    /// the stream's mode's directions), or with no version as registering
+    /// it would check it. Writes nothing.
     pub fn check_schema(
         &self,
         actor: &Principal,
         name: &StreamName,
-        format: SchemaFormat,
+        format: Option<SchemaFormat>,
         schema: &serde_json::Value,
         version: Option<u32>,
     ) -> Result<Vec<String>, CatalogError> {
         let stream = self.get_stream(name)?;
         Self::require_owner(actor, &stream, "check schemas against it")?;
-        if let Err(errors) = freeport_common::schema::check_schema(format, schema) {
-            return Err(CatalogError::InvalidField(format!(
-                "schema {}",
-                errors.join("; schema ")
-            )));
-        }
-        if format != stream.schema_format {
-            return Ok(vec![format!(
-                "stream {} uses {}; a version in {} cannot follow it",
-                stream.name,
-                stream.schema_format.as_str(),
-                format.as_str()
-            )]);
+        let format = format.unwrap_or(stream.schema_format);
+        well_formed(format, schema)?;
+        if let Some(refusal) = format_change(&stream, format) {
+            return Ok(vec![refusal]);
         }
         let against = match version {
             None => stream.schema_versions.as_slice(),

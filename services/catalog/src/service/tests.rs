@@ -1242,12 +1242,18 @@ async fn transitive_modes_check_every_earlier_version() {
         .unwrap();
     assert!(f
         .catalog
-        .check_schema(&f.owner, &name, SchemaFormat::JsonSchema, &v3, None)
+        .check_schema(&f.owner, &name, Some(SchemaFormat::JsonSchema), &v3, None)
         .unwrap()
         .is_empty());
     let against_v1 = f
         .catalog
-        .check_schema(&f.owner, &name, SchemaFormat::JsonSchema, &v3, Some(1))
+        .check_schema(
+            &f.owner,
+            &name,
+            Some(SchemaFormat::JsonSchema),
+            &v3,
+            Some(1),
+        )
         .unwrap();
     assert!(!against_v1.is_empty());
     assert!(
@@ -1261,7 +1267,7 @@ async fn transitive_modes_check_every_earlier_version() {
         .unwrap();
     let problems = f
         .catalog
-        .check_schema(&f.owner, &name, SchemaFormat::JsonSchema, &v3, None)
+        .check_schema(&f.owner, &name, Some(SchemaFormat::JsonSchema), &v3, None)
         .unwrap();
     assert!(
         problems.iter().any(|p| p.starts_with("with version 1:")),
@@ -1286,7 +1292,7 @@ async fn transitive_modes_check_every_earlier_version() {
         f.catalog.check_schema(
             &f.owner,
             &name,
-            SchemaFormat::JsonSchema,
+            Some(SchemaFormat::JsonSchema),
             &serde_json::json!({}),
             Some(9)
         ),
@@ -1296,7 +1302,7 @@ async fn transitive_modes_check_every_earlier_version() {
         f.catalog.check_schema(
             &f.partner,
             &name,
-            SchemaFormat::JsonSchema,
+            Some(SchemaFormat::JsonSchema),
             &serde_json::json!({}),
             None
         ),
