@@ -28,7 +28,7 @@ use freeport_common::kafka::{client_config, ends_if_past, read_starts, Resume};
 use freeport_common::names::ClusterName;
 use freeport_common::proto::catalog::v1 as pb;
 use freeport_common::telemetry;
-use freeport_common::terms::{Outcome, Reshaper};
+use freeport_common::terms::Reshaper;
 use futures::Stream;
 use opentelemetry::trace::{SpanKind, TraceContextExt};
 use opentelemetry::KeyValue;
@@ -44,6 +44,7 @@ use crate::credentials::{Change, Credential, Crl};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::Caller;
 use crate::limits::{ContractLimits, FeedPermit};
+use crate::validate::Shown;
 use crate::AppState;
 
 /// Contract changes kept for feeds that fall behind; one that falls further
@@ -437,14 +438,6 @@ fn still_active(view: &AccessView, id: &str) -> Option<(Ending, String)> {
         .map(|reason| (Ending::NotActive, reason))
 }
 
-/// A record's value as a push reader gets it.
-enum Shown {
-    /// Bytes as they are (or as the terms left them).
-    Bytes(Option<Vec<u8>>),
-    /// A value in the Confluent wire format, decoded (and reshaped).
-    Json(Value),
-}
-
 /// What a push reader gets of `message`'s value: a value in the Confluent
 /// wire format as the JSON it holds (so an HTTP reader of an Avro stream
 /// reads JSON), reshaped by the terms; `None` when the terms leave it out
@@ -454,19 +447,13 @@ fn shown(
     decoder: &crate::validate::Decoder,
     reshaper: Option<&Reshaper>,
 ) -> Option<Shown> {
-    let raw = || Shown::Bytes(message.payload().map(<[u8]>::to_vec));
-    match (message.payload().and_then(|b| decoder.plain(b)), reshaper) {
-        (Some(Ok(value)), None) => Some(Shown::Json(value)),
-        (Some(Ok(value)), Some(reshaper)) => {
-            reshaper.apply_value(value).ok().flatten().map(Shown::Json)
-        }
-        // What cannot be read cannot be reshaped safely.
-        (Some(Err(_)), Some(_)) => None,
-        (Some(Err(_)) | None, None) => Some(raw()),
-        (None, Some(reshaper)) => match reshaper.apply(message.payload()) {
-            Outcome::Deliver(value) => Some(Shown::Bytes(value)),
-            Outcome::Skip | Outcome::DeadLetter(_) => None,
-        },
+    let payload = message.payload();
+    match reshaper {
+        Some(reshaper) => crate::validate::under_terms(payload, reshaper, Some(decoder)),
+        None => Some(match payload.and_then(|b| decoder.plain(b)) {
+            Some(Ok(value)) => Shown::Json(value),
+            _ => Shown::Bytes(payload.map(<[u8]>::to_vec)),
+        }),
     }
 }
 

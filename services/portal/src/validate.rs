@@ -23,6 +23,7 @@ use freeport_common::error::ErrorCode;
 use freeport_common::proto::catalog::v1 as pb;
 use freeport_common::schema::wire::{join as in_wire_format, split as wire_format};
 use freeport_common::schema::{avro_binary, AvroSchema};
+use freeport_common::terms::{Outcome, Reshaper};
 use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult};
@@ -241,6 +242,44 @@ impl Check {
             }
         };
         Ok(in_wire_format(version.id, &payload))
+    }
+}
+
+/// A record's value as a reader gets it.
+pub enum Shown {
+    /// Bytes as they are (or as the terms left them).
+    Bytes(Option<Vec<u8>>),
+    /// A value in the Confluent wire format, decoded (and reshaped).
+    Json(Value),
+}
+
+impl Shown {
+    /// The value's size, as a read's byte budget counts it.
+    pub fn size(&self) -> usize {
+        match self {
+            Shown::Bytes(bytes) => bytes.as_ref().map_or(0, Vec::len),
+            Shown::Json(value) => value.to_string().len(),
+        }
+    }
+}
+
+/// What a reader under `reshaper` gets of `payload`: a value in the
+/// Confluent wire format decoded as the plain JSON it holds and reshaped,
+/// other bytes reshaped as JSON; `None` when the terms leave the record
+/// out or cannot be applied to it (a wire-format value that does not
+/// decode is never shown unreshaped).
+pub fn under_terms(
+    payload: Option<&[u8]>,
+    reshaper: &Reshaper,
+    decoder: Option<&Decoder>,
+) -> Option<Shown> {
+    match payload.and_then(|b| decoder.and_then(|d| d.plain(b))) {
+        Some(Ok(value)) => reshaper.apply_value(value).ok().flatten().map(Shown::Json),
+        Some(Err(_)) => None,
+        None => match reshaper.apply(payload) {
+            Outcome::Deliver(value) => Some(Shown::Bytes(value)),
+            Outcome::Skip | Outcome::DeadLetter(_) => None,
+        },
     }
 }
 

@@ -49,12 +49,11 @@ impl SubjectStream {
     }
 }
 
-/// Whether a contract's terms change the shape of values (a filter alone
-/// does not).
+/// Whether a contract's terms change the shape of values (the rule the
+/// catalog derives delivered schemas by).
 fn reshapes(contract: &pb::Contract) -> bool {
-    contract.terms.as_ref().is_some_and(|t| {
-        !(t.drop_fields.is_empty() && t.mask_fields.is_empty() && t.hash_fields.is_empty())
-    })
+    freeport_common::contract::ContractTerms::from_pb(contract.terms.as_ref())
+        .is_ok_and(|terms| freeport_common::schema::reshape::reshapes(&terms))
 }
 
 /// The topic `readable` is known by to the caller that may read it.

@@ -10,7 +10,7 @@ use freeport_common::config::ClusterConfig;
 use freeport_common::error::ErrorCode;
 use freeport_common::kafka::{client_config, read_starts_blocking, Resume, METADATA_TIMEOUT};
 use freeport_common::names::ClusterName;
-use freeport_common::terms::{Outcome, Reshaper};
+use freeport_common::terms::Reshaper;
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
@@ -23,6 +23,7 @@ use serde_json::Value;
 
 use crate::credentials::Credential;
 use crate::error::{ApiError, ApiResult};
+use crate::validate::Shown;
 use crate::wire::{Format, Header};
 
 /// An instance's settings, from the create request.
@@ -442,7 +443,7 @@ impl Instance {
             let Some(value) = reshaped(&message, reshaper, self.settings.decoder.as_ref()) else {
                 continue;
             };
-            bytes += message.key().map_or(0, <[u8]>::len) + value.len();
+            bytes += message.key().map_or(0, <[u8]>::len) + value.size();
             records.push(ConsumerRecord::of(&message, value, &self.settings)?);
         }
         Ok(records)
@@ -501,23 +502,6 @@ impl Instance {
     }
 }
 
-/// A value as the contract's terms leave it: the bytes as they are (no
-/// terms), reshaped bytes (JSON), or a wire-format value decoded and
-/// reshaped as JSON.
-enum Shown {
-    Bytes(Option<Vec<u8>>),
-    Json(Value),
-}
-
-impl Shown {
-    fn len(&self) -> usize {
-        match self {
-            Shown::Bytes(bytes) => bytes.as_ref().map_or(0, Vec::len),
-            Shown::Json(value) => value.to_string().len(),
-        }
-    }
-}
-
 /// What an instance shows of `message`'s value under `reshaper`; `None`
 /// when the terms leave the record out or cannot be applied to it.
 fn reshaped(
@@ -525,19 +509,9 @@ fn reshaped(
     reshaper: Option<&Reshaper>,
     decoder: Option<&crate::validate::Decoder>,
 ) -> Option<Shown> {
-    let Some(reshaper) = reshaper else {
-        return Some(Shown::Bytes(message.payload().map(<[u8]>::to_vec)));
-    };
-    match message
-        .payload()
-        .and_then(|b| decoder.and_then(|d| d.plain(b)))
-    {
-        Some(Ok(value)) => reshaper.apply_value(value).ok().flatten().map(Shown::Json),
-        Some(Err(_)) => None,
-        None => match reshaper.apply(message.payload()) {
-            Outcome::Deliver(value) => Some(Shown::Bytes(value)),
-            Outcome::Skip | Outcome::DeadLetter(_) => None,
-        },
+    match reshaper {
+        None => Some(Shown::Bytes(message.payload().map(<[u8]>::to_vec))),
+        Some(reshaper) => crate::validate::under_terms(message.payload(), reshaper, decoder),
     }
 }
 

@@ -301,6 +301,16 @@ impl SchemaRequest {
     }
 }
 
+/// The query as axum reads it, or why it could not.
+type QueryResult<T> = Result<Query<T>, axum::extract::rejection::QueryRejection>;
+
+/// The query's parameters, or Confluent's 400.
+fn parameters<T>(query: QueryResult<T>) -> Result<T, RegistryError> {
+    query
+        .map(|Query(parameters)| parameters)
+        .map_err(|e| RegistryError::new(StatusCode::BAD_REQUEST, 400, e.body_text()))
+}
+
 /// The body, or Confluent's refusal of it.
 fn body<T>(body: Result<ApiJson<T>, ApiError>) -> Result<T, RegistryError> {
     body.map(|ApiJson(value)| value)
@@ -363,11 +373,10 @@ pub struct SubjectsQuery {
 pub async fn subjects(
     State(state): State<AppState>,
     caller: Result<Caller, ApiError>,
-    query: Result<Query<SubjectsQuery>, axum::extract::rejection::QueryRejection>,
+    query: QueryResult<SubjectsQuery>,
 ) -> RegistryResult<Vec<String>> {
     let caller = authenticated(caller)?;
-    let Query(query) =
-        query.map_err(|e| RegistryError::new(StatusCode::BAD_REQUEST, 400, e.body_text()))?;
+    let query = parameters(query)?;
     let _ = query.deleted;
     let prefix = query.subject_prefix.unwrap_or_default();
     let streams = state.view().subject_streams(caller.org()).await?;
@@ -618,7 +627,7 @@ pub async fn compatibility(
     State(state): State<AppState>,
     caller: Result<Caller, ApiError>,
     ApiPath((subject, version)): ApiPath<(String, String)>,
-    query: Result<Query<CompatibilityQuery>, axum::extract::rejection::QueryRejection>,
+    query: QueryResult<CompatibilityQuery>,
     request: Result<ApiJson<SchemaRequest>, ApiError>,
 ) -> RegistryResult<CompatibilityAnswer> {
     let caller = authenticated(caller)?;
@@ -649,7 +658,7 @@ pub async fn compatibility_all(
     State(state): State<AppState>,
     caller: Result<Caller, ApiError>,
     ApiPath(subject): ApiPath<String>,
-    query: Result<Query<CompatibilityQuery>, axum::extract::rejection::QueryRejection>,
+    query: QueryResult<CompatibilityQuery>,
     request: Result<ApiJson<SchemaRequest>, ApiError>,
 ) -> RegistryResult<CompatibilityAnswer> {
     let caller = authenticated(caller)?;
@@ -663,11 +672,10 @@ async fn check(
     subject: &str,
     found: &SubjectStream,
     version: u32,
-    query: Result<Query<CompatibilityQuery>, axum::extract::rejection::QueryRejection>,
+    query: QueryResult<CompatibilityQuery>,
     request: Result<ApiJson<SchemaRequest>, ApiError>,
 ) -> RegistryResult<CompatibilityAnswer> {
-    let Query(query) =
-        query.map_err(|e| RegistryError::new(StatusCode::BAD_REQUEST, 400, e.body_text()))?;
+    let query = parameters(query)?;
     let (format, schema) = body(request)?.parsed()?;
     let problems = state
         .catalog()
