@@ -7,13 +7,15 @@ object on its last line:
   produce PORTAL CA KEY BOOTSTRAP
       as the stream's owner: AvroSerializer and JSONSerializer register
       their schemas through PORTAL/registry (auto.register.schemas) and
-      produce five records each to "orders" and "events" on BOOTSTRAP; then
-      an incompatible schema is registered, which must be refused with
+      produce five records each to "orders" and "events" on BOOTSTRAP, the
+      keys of "orders" Avro too (subject "orders-key"); then an
+      incompatible schema is registered, which must be refused with
       Confluent's 409.
   consume PORTAL CA KEY BOOTSTRAP
       as the partner: AvroDeserializer and JSONDeserializer read the copies
-      ("orders-copy", "events-copy") on the partner's BOOTSTRAP, fetching
-      the writers' schemas by id with the partner's own key.
+      ("orders-copy", "events-copy") on the partner's BOOTSTRAP, keys and
+      values, fetching the writers' schemas by id with the partner's own
+      key.
 """
 
 import json
@@ -47,6 +49,10 @@ EVENT = json.dumps({
     "type": "object",
     "properties": {"id": {"type": "integer"}, "kind": {"type": "string"}},
 })
+ORDER_KEY = json.dumps({
+    "type": "record", "name": "OrderKey", "namespace": "acme",
+    "fields": [{"name": "region", "type": "string"}, {"name": "n", "type": "int"}],
+})
 COUNT = 5
 
 
@@ -63,12 +69,13 @@ def produce(portal, ca, key, bootstrap):
     avro = AvroSerializer(client, ORDER_V2, conf={"auto.register.schemas": True})
     jsons = JSONSerializer(EVENT, client, conf={"auto.register.schemas": True})
     keys = StringSerializer()
+    order_keys = AvroSerializer(client, ORDER_KEY, conf={"auto.register.schemas": True})
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
     for n in range(COUNT):
         order = {"id": n, "note": "order %d" % n}
         producer.produce(
             "orders",
-            key=keys(str(n)),
+            key=order_keys({"region": "eu", "n": n}, SerializationContext("orders", MessageField.KEY)),
             value=avro(order, SerializationContext("orders", MessageField.VALUE)),
         )
         event = {"id": n, "kind": "created"}
@@ -87,9 +94,11 @@ def produce(portal, ca, key, bootstrap):
     except SchemaRegistryError as e:
         refused = {"http_status": e.http_status_code, "error_code": e.error_code, "message": e.error_message}
     latest = client.get_latest_version("orders-value")
+    key = client.get_latest_version("orders-key")
     print(json.dumps({
         "refused": refused,
         "orders_latest": {"id": latest.schema_id, "version": latest.version},
+        "orders_key": {"id": key.schema_id, "version": key.version},
         "is_compatible": client.test_compatibility("orders-value", Schema(ORDER_BREAKING, "AVRO")),
     }))
 
@@ -106,8 +115,10 @@ def consume(portal, ca, key, bootstrap):
         "auto.offset.reset": "earliest",
         "enable.auto.commit": False,
     })
+    key_readers = {"orders-copy": AvroDeserializer(client)}
     consumer.subscribe(list(readers))
     got = {topic: [] for topic in readers}
+    keys = {topic: [] for topic in key_readers}
     deadline = time.time() + 60
     while time.time() < deadline and any(len(v) < COUNT for v in got.values()):
         message = consumer.poll(0.5)
@@ -119,8 +130,11 @@ def consume(portal, ca, key, bootstrap):
         topic = message.topic()
         value = readers[topic](message.value(), SerializationContext(topic, MessageField.VALUE))
         got[topic].append(value)
+        if topic in key_readers:
+            key = key_readers[topic](message.key(), SerializationContext(topic, MessageField.KEY))
+            keys[topic].append(key)
     consumer.close()
-    print(json.dumps(got))
+    print(json.dumps({"values": got, "keys": keys}))
 
 
 if __name__ == "__main__":

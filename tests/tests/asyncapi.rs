@@ -67,6 +67,49 @@ fn generated_documents_are_valid_asyncapi_3() {
             cluster("k:9092", ""),
             Some(1),
         ),
+        (
+            // With an Avro key schema: the binding carries it beside the
+            // bytes, and says where the schema id travels.
+            pb::Stream {
+                name: "keyed".into(),
+                owner: "acme".into(),
+                cluster: "main".into(),
+                topic: "keyed".into(),
+                value_schema_json: "{}".into(),
+                key_schema_format: pb::SchemaFormat::Avro.into(),
+                key_schema_versions: vec![pb::SchemaVersion {
+                    version: 1,
+                    id: 4,
+                    format: pb::SchemaFormat::Avro.into(),
+                    schema_json: json!({"type": "record", "name": "Key", "fields": [{"name": "id", "type": "long"}]}).to_string(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+            cluster("k:9092", ""),
+            Some(1),
+        ),
+        (
+            // With a JSON Schema key: the binding's key is that schema.
+            pb::Stream {
+                name: "json-keyed".into(),
+                owner: "acme".into(),
+                cluster: "main".into(),
+                topic: "json-keyed".into(),
+                value_schema_json: "{}".into(),
+                key_schema_format: pb::SchemaFormat::JsonSchema.into(),
+                key_schema_versions: vec![pb::SchemaVersion {
+                    version: 1,
+                    id: 5,
+                    format: pb::SchemaFormat::JsonSchema.into(),
+                    schema_json: json!({"type": "string", "pattern": "^o-"}).to_string(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            },
+            cluster("k:9092", ""),
+            Some(1),
+        ),
     ];
     for (stream, cluster, partitions) in cases {
         let document = stream_document(&stream, &cluster, partitions);
@@ -76,6 +119,27 @@ fn generated_documents_are_valid_asyncapi_3() {
             "{}: {violations:#?}\n{document:#}",
             stream.name
         );
+        let message = format!("{}Record", stream.name.replace('.', "_"));
+        let binding = &document["components"]["messages"][&message]["bindings"]["kafka"];
+        match stream.name.as_str() {
+            "keyed" => {
+                assert_eq!(
+                    binding["key"]["x-avro-schema"]["name"], "Key",
+                    "{binding:#}"
+                );
+                assert_eq!(binding["schemaIdLocation"], "payload");
+                assert!(binding["key"]["description"]
+                    .as_str()
+                    .unwrap()
+                    .contains("keyed-key, version 1, id 4"));
+            }
+            "json-keyed" => {
+                assert_eq!(binding["key"]["pattern"], "^o-", "{binding:#}");
+                assert!(binding.get("schemaIdLocation").is_none());
+            }
+            "payments" => assert_eq!(binding["schemaIdLocation"], "payload"),
+            _ => assert_eq!(binding["key"], json!({"type": "string"})),
+        }
     }
 }
 

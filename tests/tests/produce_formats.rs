@@ -3,7 +3,8 @@
 //! `json` and `binary` against a JSON Schema stream, `avro` and
 //! `jsonschema` written in the Confluent wire format under the stream's
 //! global schema ids, refusals with Confluent's codes that write nothing,
-//! the owner's switch to turn checking off, v1 media types, the
+//! the owner's switch to turn checking off, keys under a key schema, v1
+//! media types, the
 //! streaming v3 produce reporting per record, consumer instances of the
 //! `avro` format reading the values back as JSON, and an HTTP-only
 //! partner reading an Avro stream as JSON masked by its contract (SSE and
@@ -49,6 +50,22 @@ async fn read_values(
     format: &str,
     count: usize,
 ) -> Vec<Value> {
+    read_records(sandbox, key, group, format, count)
+        .await
+        .iter()
+        .map(|r| r["value"].clone())
+        .collect()
+}
+
+/// The first `count` records a new consumer instance of `group` in
+/// `format` reads of `orders` from the beginning, as `key`.
+async fn read_records(
+    sandbox: &TwoOrgs,
+    key: &str,
+    group: &str,
+    format: &str,
+    count: usize,
+) -> Vec<Value> {
     let (status, created, _) = sandbox
         .hub
         .call_v2(
@@ -85,12 +102,8 @@ async fn read_values(
             .await
             .unwrap();
         let records: Value = response.json().await.unwrap_or(Value::Null);
-        let values: Vec<Value> = records
-            .as_array()?
-            .iter()
-            .map(|r| r["value"].clone())
-            .collect();
-        (values.len() >= count).then_some(values)
+        let records = records.as_array()?;
+        (records.len() >= count).then(|| records.clone())
     })
     .await
 }
@@ -472,4 +485,132 @@ async fn avro_streams_take_avro_under_their_ids_and_read_back_as_json() {
     );
     let read = read_values(&sandbox, &sandbox.partner, "partners", "json", 4).await;
     assert_eq!(read, pushed, "the same values, reshaped the same way");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_under_a_key_schema_are_checked_written_and_read_decoded() {
+    let sandbox = TwoOrgs::start().await;
+    let value = json!({"type": "record", "name": "Order", "namespace": "acme", "fields": [
+        {"name": "id", "type": "long"}
+    ]});
+    let key = json!({"type": "record", "name": "OrderKey", "namespace": "acme", "fields": [
+        {"name": "region", "type": "string"}, {"name": "n", "type": "int"}
+    ]});
+    sandbox
+        .stream(
+            "orders",
+            1,
+            json!({"schema_format": "avro", "schema": value}),
+        )
+        .await;
+    let (_, versions) = sandbox
+        .hub
+        .call("GET", "/v1/streams/orders/schemas", &sandbox.owner, None)
+        .await;
+    let value_id = versions["versions"][0]["id"].as_u64().unwrap();
+
+    // key_schema registers the stream's first key version.
+    let (status, answer) = produce(
+        &sandbox,
+        "orders",
+        AVRO,
+        json!({"key_schema": key.to_string(), "value_schema_id": value_id, "records": [
+            {"key": {"region": "eu", "n": 1}, "value": {"id": 1}},
+            {"key": {"region": "us", "n": 2}, "value": {"id": 2}}
+        ]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["value_schema_id"], json!(value_id));
+    let key_id = answer["key_schema_id"].as_u64().expect("the key's id");
+    assert_ne!(key_id, value_id);
+    let (_, stream) = sandbox
+        .hub
+        .call("GET", "/v1/streams/orders", &sandbox.owner, None)
+        .await;
+    assert_eq!(
+        (
+            &stream["key_schema"]["schema_id"],
+            &stream["key_schema"]["schema_format"]
+        ),
+        (&json!(key_id), &json!("avro")),
+        "{stream}"
+    );
+
+    // Every refusal names the key; none writes anything.
+    let refusals = [
+        (
+            AVRO,
+            json!({"key_schema_id": key_id, "value_schema_id": value_id, "records": [
+                {"key": {"region": "eu", "n": 3}, "value": {"id": 3}},
+                {"key": {"region": "eu"}, "value": {"id": 4}}
+            ]}),
+            42203,
+            "records[1].key",
+        ),
+        (
+            AVRO,
+            json!({"key_schema_id": value_id, "value_schema_id": value_id, "records": [{"key": {"id": 3}, "value": {"id": 3}}]}),
+            42205,
+            "key schema versions",
+        ),
+        (
+            AVRO,
+            json!({"value_schema_id": value_id, "records": [{"key": {"region": "eu", "n": 3}, "value": {"id": 3}}]}),
+            42201,
+            "records[0].key",
+        ),
+        (
+            JSONSCHEMA,
+            json!({"key_schema": "{\"type\": \"string\"}", "value_schema": "{}", "records": [{"key": "k", "value": {}}]}),
+            42205,
+            "key schema is not jsonschema",
+        ),
+        (
+            BINARY,
+            json!({"records": [{"key": base64(b"plain"), "value": base64(b"x")}]}),
+            42203,
+            "records[0].key",
+        ),
+    ];
+    for (format, body, code, says) in refusals {
+        let (status, answer) = produce(&sandbox, "orders", format, body).await;
+        assert_eq!(
+            (status, &answer["error_code"]),
+            (422, &json!(code)),
+            "{says}: {answer}"
+        );
+        assert!(
+            answer["message"].as_str().unwrap().contains(says),
+            "{says}: {answer}"
+        );
+    }
+
+    let written = records_on(&sandbox, "orders").await;
+    assert_eq!(written.len(), 2, "only the accepted request's records");
+    let first_key = written[0].key.clone().unwrap();
+    assert_eq!(first_key[0], 0);
+    assert_eq!(
+        u64::from(u32::from_be_bytes(first_key[1..5].try_into().unwrap())),
+        key_id
+    );
+    assert_eq!(&first_key[5..], b"\x04eu\x02", "region \"eu\", n zigzag 1");
+
+    // Readers in a schema-registry format, and push readers, see the key
+    // decoded, as JSON.
+    let owner = sandbox.owner.as_str();
+    let records = read_records(&sandbox, owner, "readers", "avro", 2).await;
+    assert_eq!(
+        records[0]["key"],
+        json!({"region": "eu", "n": 1}),
+        "{records:?}"
+    );
+    assert_eq!(records[1]["value"], json!({"id": 2}));
+    sandbox
+        .active_contract("orders", "orders-copy", json!(null))
+        .await;
+    let mut feed = sandbox.hub.feed("orders", &sandbox.partner, "").await;
+    let event = feed.next().await.expect("an event");
+    let record: Value = serde_json::from_str(&event.data).unwrap();
+    assert_eq!(record["key"], json!({"region": "eu", "n": 1}), "{record}");
 }

@@ -7,7 +7,9 @@
 //! orders contract masks a field: the link decodes each Avro value,
 //! masks it and writes it under the schema the catalog derived for the
 //! contract, which the partner's deserializer fetches by its own id. An
-//! incompatible schema is refused with Confluent's 409.
+//! incompatible schema is refused with Confluent's 409. The orders keys
+//! are Avro under the `orders-key` subject, and reach the partner as they
+//! were written.
 
 use std::process::Command;
 
@@ -93,8 +95,19 @@ async fn confluent_serializers_register_produce_and_read_through_the_registry() 
     let events: Vec<Value> = (0..5)
         .map(|n| json!({"id": n, "kind": "created"}))
         .collect();
-    assert_eq!(read["orders-copy"], json!(orders), "{read}");
-    assert_eq!(read["events-copy"], json!(events), "{read}");
+    assert_eq!(read["values"]["orders-copy"], json!(orders), "{read}");
+    assert_eq!(read["values"]["events-copy"], json!(events), "{read}");
+    let keys: Vec<Value> = (0..5).map(|n| json!({"region": "eu", "n": n})).collect();
+    assert_eq!(
+        read["keys"]["orders-copy"],
+        json!(keys),
+        "Avro keys, unchanged by the terms: {read}"
+    );
+    assert_eq!(produced["orders_key"]["version"], 1, "{produced}");
+    assert_ne!(
+        produced["orders_key"]["id"],
+        produced["orders_latest"]["id"]
+    );
 
     // The masked copy is under a schema of the contract's own, which the
     // partner sees in its subject and the owner does not.

@@ -464,3 +464,178 @@ async fn the_registry_refuses_in_confluent_s_words() {
     let body: Value = refused.json().await.unwrap();
     assert_eq!(body["error_code"], 406);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_subject_starts_with_its_first_version_and_travels_with_the_contract() {
+    let sandbox = TwoOrgs::start().await;
+    sandbox
+        .stream(
+            "orders",
+            1,
+            json!({"schema_format": "avro", "schema": serde_json::from_str::<Value>(&avro(json!([{"name": "id", "type": "long"}]))).unwrap()}),
+        )
+        .await;
+    let owner = sandbox.owner.as_str();
+    let partner = sandbox.partner.as_str();
+    let code = |answer: (u16, Value)| (answer.0, answer.1["error_code"].clone());
+
+    // No key subject until its first version; its level is there already.
+    assert_eq!(
+        code(
+            registry(
+                &sandbox,
+                "GET",
+                "/subjects/orders-key/versions",
+                owner,
+                None
+            )
+            .await
+        ),
+        (404, json!(40401))
+    );
+    assert_eq!(
+        registry(&sandbox, "GET", "/config/orders-key", owner, None).await,
+        (200, json!({"compatibilityLevel": "BACKWARD"}))
+    );
+    let key_v1 =
+        json!({"type": "record", "name": "OrderKey", "fields": [{"name": "id", "type": "long"}]})
+            .to_string();
+    assert_eq!(
+        code(
+            registry(
+                &sandbox,
+                "POST",
+                "/subjects/orders-key/versions",
+                partner,
+                Some(json!({"schema": key_v1}))
+            )
+            .await
+        ),
+        (404, json!(40401)),
+        "a partner without a contract does not see the stream"
+    );
+    let (status, registered) = registry(
+        &sandbox,
+        "POST",
+        "/subjects/orders-key/versions",
+        owner,
+        Some(json!({"schema": key_v1})),
+    )
+    .await;
+    assert_eq!(status, 200, "{registered}");
+    let key_id = registered["id"].clone();
+    assert_eq!(
+        registry(&sandbox, "GET", "/subjects", owner, None).await,
+        (200, json!(["orders-key", "orders-value"]))
+    );
+    let (_, latest) = registry(
+        &sandbox,
+        "GET",
+        "/subjects/orders-key/versions/latest",
+        owner,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (&latest["subject"], &latest["version"], &latest["id"]),
+        (&json!("orders-key"), &json!(1), &key_id)
+    );
+    assert_ne!(
+        registry(
+            &sandbox,
+            "GET",
+            "/subjects/orders-value/versions/1",
+            owner,
+            None
+        )
+        .await
+        .1["id"],
+        key_id
+    );
+
+    // The key's level is its own.
+    let key_v2 = json!({"type": "record", "name": "OrderKey", "fields": [{"name": "id", "type": "long"}, {"name": "region", "type": "string"}]}).to_string();
+    let (_, answer) = registry(
+        &sandbox,
+        "POST",
+        "/compatibility/subjects/orders-key/versions/latest?verbose=true",
+        owner,
+        Some(json!({"schema": key_v2})),
+    )
+    .await;
+    assert_eq!(answer["is_compatible"], false, "{answer}");
+    assert!(
+        answer["messages"][0].as_str().unwrap().contains("region"),
+        "{answer}"
+    );
+    assert_eq!(
+        registry(
+            &sandbox,
+            "PUT",
+            "/config/orders-key",
+            owner,
+            Some(json!({"compatibility": "NONE"}))
+        )
+        .await,
+        (200, json!({"compatibility": "NONE"}))
+    );
+    assert_eq!(
+        registry(&sandbox, "GET", "/config/orders-value", owner, None).await,
+        (200, json!({"compatibilityLevel": "BACKWARD"}))
+    );
+    let (status, _) = registry(
+        &sandbox,
+        "POST",
+        "/subjects/orders-key/versions",
+        owner,
+        Some(json!({"schema": key_v2})),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // The partner sees the key subject under its own topic, and the id.
+    sandbox
+        .active_contract("orders", "orders-copy", json!({"mask_fields": ["/id"]}))
+        .await;
+    assert_eq!(
+        registry(&sandbox, "GET", "/subjects", partner, None).await,
+        (200, json!(["orders-copy-key", "orders-copy-value"]))
+    );
+    assert_eq!(
+        registry(
+            &sandbox,
+            "GET",
+            "/subjects/orders-copy-key/versions",
+            partner,
+            None
+        )
+        .await,
+        (200, json!([1, 2])),
+        "terms reshape values, never keys"
+    );
+    assert_eq!(
+        registry(
+            &sandbox,
+            "GET",
+            &format!("/schemas/ids/{key_id}/versions"),
+            partner,
+            None
+        )
+        .await,
+        (200, json!([{"subject": "orders-copy-key", "version": 1}]))
+    );
+    assert_eq!(
+        code(
+            registry(
+                &sandbox,
+                "PUT",
+                "/config/orders-copy-key",
+                partner,
+                Some(json!({"compatibility": "FULL"}))
+            )
+            .await
+        ),
+        (403, json!(40301)),
+        "a partner reads, the owner writes"
+    );
+}

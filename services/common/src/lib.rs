@@ -50,6 +50,37 @@ pub mod proto {
         pub mod v1 {
             #![allow(clippy::all, clippy::pedantic, missing_docs)]
             tonic::include_proto!("freeport.catalog.v1");
+
+            impl RecordPart {
+                /// `value` or `key`, as subject names and messages say it.
+                pub fn name(self) -> &'static str {
+                    match self {
+                        RecordPart::Value => "value",
+                        RecordPart::Key => "key",
+                    }
+                }
+            }
+
+            impl Stream {
+                /// `part`'s schema versions, oldest first.
+                pub fn versions(&self, part: RecordPart) -> &[SchemaVersion] {
+                    match part {
+                        RecordPart::Value => &self.schema_versions,
+                        RecordPart::Key => &self.key_schema_versions,
+                    }
+                }
+
+                /// Every schema version the stream has, value and key, each
+                /// with its part.
+                pub fn all_versions(&self) -> impl Iterator<Item = (RecordPart, &SchemaVersion)> {
+                    let values = self.schema_versions.iter().map(|v| (RecordPart::Value, v));
+                    values.chain(
+                        self.key_schema_versions
+                            .iter()
+                            .map(|v| (RecordPart::Key, v)),
+                    )
+                }
+            }
         }
     }
 }

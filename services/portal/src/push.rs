@@ -378,7 +378,7 @@ impl Feed {
                                     limits.pace(&contract.id, per_second).await;
                                 }
                                 let delivering = deliver_span(&message, &contract, transport);
-                                yield Item::Record { id: position.id(), record: record_json(&message, value) };
+                                yield Item::Record { id: position.id(), record: record_json(&message, &decoder, value) };
                                 // Asked for the next item: the transport has this one.
                                 if let Some(cx) = &delivering {
                                     telemetry::end(cx, None);
@@ -483,16 +483,25 @@ fn put_bytes(
     };
 }
 
-/// A record as a push reader sees it: the key as JSON or else text, the
-/// value as JSON (either under `key_base64` / `value_base64` when it is
-/// neither), headers
-/// as `{name, value: <base64>}` like the produce API takes them.
-fn record_json(message: &BorrowedMessage<'_>, value: Shown) -> Value {
+/// A record as a push reader sees it: the key as JSON (decoded when it is
+/// in the Confluent wire format) or else text, the value as JSON (either
+/// under `key_base64` / `value_base64` when it is neither), headers as
+/// `{name, value: <base64>}` like the produce API takes them.
+fn record_json(
+    message: &BorrowedMessage<'_>,
+    decoder: &crate::validate::Decoder,
+    value: Shown,
+) -> Value {
     let mut record = serde_json::Map::new();
     record.insert("partition".into(), json!(message.partition()));
     record.insert("offset".into(), json!(message.offset()));
     record.insert("timestamp".into(), json!(message.timestamp().to_millis()));
-    put_bytes(&mut record, "key", message.key(), true);
+    match message.key().and_then(|k| decoder.plain(k)) {
+        Some(Ok(key)) => {
+            record.insert("key".into(), key);
+        }
+        _ => put_bytes(&mut record, "key", message.key(), true),
+    }
     match value {
         Shown::Bytes(bytes) => put_bytes(&mut record, "value", bytes.as_deref(), false),
         Shown::Json(value) => {

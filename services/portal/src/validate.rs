@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 
 use freeport_common::error::ErrorCode;
 use freeport_common::proto::catalog::v1 as pb;
+use freeport_common::proto::catalog::v1::RecordPart as Part;
 use freeport_common::schema::wire::{join as in_wire_format, split as wire_format};
 use freeport_common::schema::{avro_binary, AvroSchema};
 use freeport_common::terms::{Outcome, Reshaper};
@@ -77,16 +78,12 @@ impl RecordSchemas {
     }
 }
 
-fn is_avro(stream: &pb::Stream) -> bool {
-    stream.schema_format == i32::from(pb::SchemaFormat::Avro)
-}
-
-/// Refusal of record `index`'s value: Confluent's 42203 ("conversion
-/// failed"), naming the record and where in it.
-fn refused(index: usize, what: impl std::fmt::Display) -> ApiError {
+/// Refusal of record `index`'s key or value: Confluent's 42203
+/// ("conversion failed"), naming the record, the part and where in it.
+fn refused(index: usize, part: Part, what: impl std::fmt::Display) -> ApiError {
     ApiError::new(
         ErrorCode::RecordSchemaMismatch,
-        format!("records[{index}].value: {what}"),
+        format!("records[{index}].{}: {what}", part.name()),
     )
 }
 
@@ -110,6 +107,9 @@ fn json_problems(validator: &jsonschema::Validator, value: &Value) -> Option<Str
 }
 
 /// How the records of one request to `stream` are checked and written.
+///
+/// Values and keys follow the same rules, each under its own schema; a
+/// stream whose key has no schema version takes any key.
 #[derive(Clone)]
 pub struct Check {
     stream: Arc<pb::Stream>,
@@ -129,77 +129,96 @@ impl Check {
         !self.stream.validation_off
     }
 
-    fn latest(&self) -> ApiResult<&pb::SchemaVersion> {
-        self.stream.schema_versions.last().ok_or_else(|| {
-            ApiError::internal("a stream without a schema version", &self.stream.name)
-        })
+    /// The format of `part`'s schema; `None` for a key without one.
+    pub fn format(&self, part: Part) -> Option<pb::SchemaFormat> {
+        let format = match part {
+            Part::Value => self.stream.schema_format,
+            Part::Key if self.stream.key_schema_versions.is_empty() => return None,
+            Part::Key => self.stream.key_schema_format,
+        };
+        Some(pb::SchemaFormat::try_from(format).unwrap_or(pb::SchemaFormat::JsonSchema))
     }
 
-    /// The stream's version with global id `id`.
-    pub fn version_with_id(&self, id: u32) -> Option<&pb::SchemaVersion> {
-        self.stream.schema_versions.iter().find(|v| v.id == id)
+    /// `part`'s latest version; `None` for a key without a schema.
+    fn latest(&self, part: Part) -> Option<&pb::SchemaVersion> {
+        self.stream.versions(part).last()
     }
 
-    /// A value of the `json` embedded format (or v3 `JSON`): its bytes,
-    /// plain JSON, after checking it against the latest version.
-    pub fn json_value(&self, index: usize, value: &Value) -> ApiResult<Vec<u8>> {
+    /// The stream's version of `part` with global id `id`.
+    pub fn version_with_id(&self, part: Part, id: u32) -> Option<&pb::SchemaVersion> {
+        self.stream.versions(part).iter().find(|v| v.id == id)
+    }
+
+    /// A key or value of the `json` embedded format (or v3 `JSON`): its
+    /// bytes, plain JSON, after checking it against the part's latest
+    /// version.
+    pub fn json(&self, part: Part, index: usize, value: &Value) -> ApiResult<Vec<u8>> {
         if self.checking() {
-            if is_avro(&self.stream) {
+            if self.format(part) == Some(pb::SchemaFormat::Avro) {
                 return Err(refused(
                     index,
+                    part,
                     format!(
-                        "stream {} holds Avro records: produce them with application/vnd.kafka.avro.v2+json (value_schema_id), or as binary in the Confluent wire format",
-                        self.stream.name
+                        "stream {}'s {} schema is Avro: produce with application/vnd.kafka.avro.v2+json ({}_schema_id), or as binary in the Confluent wire format",
+                        self.stream.name,
+                        part.name(),
+                        part.name()
                     ),
                 ));
             }
-            if let Compiled::Json(validator) = &*self.schemas.compiled(self.latest()?)? {
-                if let Some(problems) = json_problems(validator, value) {
-                    return Err(refused(index, problems));
+            if let Some(latest) = self.latest(part) {
+                if let Compiled::Json(validator) = &*self.schemas.compiled(latest)? {
+                    if let Some(problems) = json_problems(validator, value) {
+                        return Err(refused(index, part, problems));
+                    }
                 }
             }
         }
         Ok(value.to_string().into_bytes())
     }
 
-    /// Bytes of the `binary` embedded format (or v3 `BINARY`, `STRING`),
-    /// checked: in the Confluent wire format with one of the stream's
-    /// schema ids, or plain JSON for a JSON Schema stream.
-    pub fn bytes(&self, index: usize, bytes: &[u8]) -> ApiResult<()> {
-        if !self.checking() {
+    /// Bytes of the `binary` embedded format (or v3 `BINARY`, `STRING`) as
+    /// a key or value, checked: in the Confluent wire format with one of
+    /// the part's schema ids, or plain JSON for a JSON Schema.
+    pub fn bytes(&self, part: Part, index: usize, bytes: &[u8]) -> ApiResult<()> {
+        let Some(latest) = self.latest(part).filter(|_| self.checking()) else {
             return Ok(());
-        }
+        };
         if let Some((id, payload)) = wire_format(bytes) {
-            let version = self.version_with_id(id).ok_or_else(|| {
+            let version = self.version_with_id(part, id).ok_or_else(|| {
                 refused(
                     index,
+                    part,
                     format!(
-                        "schema id {id} in its wire-format prefix is not one of stream {}'s versions",
-                        self.stream.name
+                        "schema id {id} in its wire-format prefix is not one of stream {}'s {} schema versions",
+                        self.stream.name,
+                        part.name()
                     ),
                 )
             })?;
             return match &*self.schemas.compiled(version)? {
                 Compiled::Avro(schema) => avro_binary::decode(schema, payload)
                     .map(|_| ())
-                    .map_err(|e| refused(index, format!("not Avro of schema id {id}: {e}"))),
+                    .map_err(|e| refused(index, part, format!("not Avro of schema id {id}: {e}"))),
                 Compiled::Json(validator) => {
                     let value: Value = serde_json::from_slice(payload)
-                        .map_err(|e| refused(index, format!("not JSON: {e}")))?;
-                    json_problems(validator, &value).map_or(Ok(()), |p| Err(refused(index, p)))
+                        .map_err(|e| refused(index, part, format!("not JSON: {e}")))?;
+                    json_problems(validator, &value)
+                        .map_or(Ok(()), |p| Err(refused(index, part, p)))
                 }
             };
         }
-        if is_avro(&self.stream) {
+        if self.format(part) == Some(pb::SchemaFormat::Avro) {
             return Err(refused(
                 index,
+                part,
                 format!(
-                    "stream {} holds Avro in the Confluent wire format (a zero byte, then one of its schema ids): these bytes are not",
-                    self.stream.name
+                    "stream {}'s {} schema is Avro, in the Confluent wire format (a zero byte, then one of its schema ids): these bytes are not",
+                    self.stream.name,
+                    part.name()
                 ),
             ));
         }
-        let latest = self.latest()?;
         if declares_nothing(latest) {
             // A stream registered without a schema says nothing of its
             // values: its bytes are its owner's business.
@@ -208,35 +227,43 @@ impl Check {
         let value: Value = serde_json::from_slice(bytes).map_err(|e| {
             refused(
                 index,
+                part,
                 format!(
-                    "stream {} holds JSON; these bytes are not: {e}",
-                    self.stream.name
+                    "stream {}'s {} schema is JSON; these bytes are not: {e}",
+                    self.stream.name,
+                    part.name()
                 ),
             )
         })?;
         match &*self.schemas.compiled(latest)? {
             Compiled::Json(validator) => {
-                json_problems(validator, &value).map_or(Ok(()), |p| Err(refused(index, p)))
+                json_problems(validator, &value).map_or(Ok(()), |p| Err(refused(index, part, p)))
             }
             Compiled::Avro(_) => Ok(()),
         }
     }
 
-    /// A value of a schema-registry embedded format (`avro`, `jsonschema`)
-    /// under `version`: its bytes in the Confluent wire format.
-    pub fn registry_value(
+    /// A key or value of a schema-registry embedded format (`avro`,
+    /// `jsonschema`) under `version`: its bytes in the Confluent wire
+    /// format.
+    pub fn registry_encode(
         &self,
+        part: Part,
         index: usize,
         version: &pb::SchemaVersion,
         value: &Value,
     ) -> ApiResult<Vec<u8>> {
         let payload = match &*self.schemas.compiled(version)? {
             Compiled::Avro(schema) => avro_binary::encode(schema, value).map_err(|e| {
-                refused(index, format!("does not fit schema id {}: {e}", version.id))
+                refused(
+                    index,
+                    part,
+                    format!("does not fit schema id {}: {e}", version.id),
+                )
             })?,
             Compiled::Json(validator) => {
                 if let Some(problems) = json_problems(validator, value) {
-                    return Err(refused(index, problems));
+                    return Err(refused(index, part, problems));
                 }
                 value.to_string().into_bytes()
             }
@@ -370,9 +397,11 @@ mod tests {
     fn json_records_are_checked_against_the_latest_version_naming_the_field() {
         let schemas = Arc::new(RecordSchemas::default());
         let check = Check::new(Arc::new(json_stream()), schemas.clone());
-        assert!(check.json_value(0, &json!({"id": 1, "total": 2.5})).is_ok());
+        assert!(check
+            .json(Part::Value, 0, &json!({"id": 1, "total": 2.5}))
+            .is_ok());
         let refused = check
-            .json_value(3, &json!({"id": 1, "total": "lots"}))
+            .json(Part::Value, 3, &json!({"id": 1, "total": "lots"}))
             .unwrap_err();
         assert_eq!(refused.code, ErrorCode::RecordSchemaMismatch);
         assert!(
@@ -380,17 +409,17 @@ mod tests {
             "{}",
             refused.message
         );
-        assert!(check.bytes(0, br#"{"id": 1}"#).is_ok());
+        assert!(check.bytes(Part::Value, 0, br#"{"id": 1}"#).is_ok());
         assert!(check
-            .bytes(0, br#"{"total": 1}"#)
+            .bytes(Part::Value, 0, br#"{"total": 1}"#)
             .unwrap_err()
             .message
             .contains("id"));
-        assert!(check.bytes(0, b"not json").is_err());
+        assert!(check.bytes(Part::Value, 0, b"not json").is_err());
         let open = stream(pb::SchemaFormat::JsonSchema, json!({}));
         assert!(
             Check::new(Arc::new(open), schemas.clone())
-                .bytes(0, b"\x01 any bytes")
+                .bytes(Part::Value, 0, b"\x01 any bytes")
                 .is_ok(),
             "a stream without a schema takes any bytes"
         );
@@ -398,7 +427,7 @@ mod tests {
         off.validation_off = true;
         assert!(
             Check::new(Arc::new(off), schemas)
-                .bytes(0, b"not json")
+                .bytes(Part::Value, 0, b"not json")
                 .is_ok(),
             "the owner turned it off"
         );
@@ -410,27 +439,32 @@ mod tests {
         let version = stream.schema_versions[0].clone();
         let check = Check::new(Arc::new(stream), Arc::new(RecordSchemas::default()));
         let version = &version;
-        let bytes = check.registry_value(0, version, &json!({"id": 5})).unwrap();
+        let bytes = check
+            .registry_encode(Part::Value, 0, version, &json!({"id": 5}))
+            .unwrap();
         assert_eq!(bytes, [0, 0, 0, 0, 7, 10], "magic, id 7, zigzag 5");
-        assert!(check.bytes(0, &bytes).is_ok());
+        assert!(check.bytes(Part::Value, 0, &bytes).is_ok());
         assert!(check
-            .bytes(0, &[0, 0, 0, 0, 8, 10])
+            .bytes(Part::Value, 0, &[0, 0, 0, 0, 8, 10])
             .unwrap_err()
             .message
             .contains("schema id 8"));
-        assert!(check.bytes(0, &[0, 0, 0, 0, 7]).is_err(), "no payload");
+        assert!(
+            check.bytes(Part::Value, 0, &[0, 0, 0, 0, 7]).is_err(),
+            "no payload"
+        );
         assert!(check
-            .bytes(0, br#"{"id": 5}"#)
+            .bytes(Part::Value, 0, br#"{"id": 5}"#)
             .unwrap_err()
             .message
             .contains("wire format"));
         assert!(check
-            .json_value(0, &json!({"id": 5}))
+            .json(Part::Value, 0, &json!({"id": 5}))
             .unwrap_err()
             .message
             .contains("avro"));
         let wrong = check
-            .registry_value(1, version, &json!({"id": "x"}))
+            .registry_encode(Part::Value, 1, version, &json!({"id": "x"}))
             .unwrap_err();
         assert!(
             wrong

@@ -37,6 +37,46 @@ fn host(cluster: &ClusterConfig) -> String {
         .to_string()
 }
 
+/// The Kafka binding of a stream's messages: the key's schema (its latest
+/// version; an Avro key, which a binding's schema object cannot hold, as
+/// bytes with the Avro schema beside it; `topic` names its subject), and where the schema id travels
+/// when records are in the Confluent wire format.
+fn message_binding(stream: &pb::Stream, topic: &str) -> Value {
+    let avro = i32::from(pb::SchemaFormat::Avro);
+    let key = match stream.key_schema_versions.last() {
+        None => json!({"type": "string"}),
+        Some(latest) => {
+            let schema: Value =
+                serde_json::from_str(&latest.schema_json).unwrap_or_else(|_| json!({}));
+            if stream.key_schema_format == avro {
+                json!({
+                    "type": "string",
+                    "format": "binary",
+                    "description": format!(
+                        "Avro in the Confluent wire format: schema registry subject {}-key, version {}, id {}",
+                        topic, latest.version, latest.id
+                    ),
+                    "x-avro-schema": schema,
+                })
+            } else {
+                schema
+            }
+        }
+    };
+    let mut binding = Map::new();
+    binding.insert("key".into(), key);
+    if stream.schema_format == avro
+        || stream.key_schema_format == avro && !stream.key_schema_versions.is_empty()
+    {
+        // A zero byte, then the schema's four-byte id, before the payload.
+        binding.insert("schemaIdLocation".into(), json!("payload"));
+        binding.insert("schemaIdPayloadEncoding".into(), json!("4"));
+        binding.insert("schemaLookupStrategy".into(), json!("TopicIdStrategy"));
+    }
+    binding.insert("bindingVersion".into(), json!(KAFKA_BINDING_VERSION));
+    Value::Object(binding)
+}
+
 /// A document describing one stream: the cluster that serves it, its
 /// channel (the topic), the receive operation and the message with its
 /// payload schema and Kafka bindings.
@@ -126,10 +166,7 @@ pub fn stream_document(
                     "name": message,
                     "contentType": "application/json",
                     "payload": payload,
-                    "bindings": {"kafka": {
-                        "key": {"type": "string"},
-                        "bindingVersion": KAFKA_BINDING_VERSION,
-                    }},
+                    "bindings": {"kafka": message_binding(stream, &stream.topic)},
                 }
             }
         }
@@ -213,7 +250,7 @@ pub fn partner_document(org: &str, deliveries: &[Delivery<'_>]) -> Value {
                         "freeport.contract": {"type": "string", "const": contract.id},
                     }
                 },
-                "bindings": {"kafka": {"key": {"type": "string"}, "bindingVersion": KAFKA_BINDING_VERSION}},
+                "bindings": {"kafka": message_binding(stream, &destination.topic)},
             }),
         );
         let mut description = format!(

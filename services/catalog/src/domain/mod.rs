@@ -12,7 +12,7 @@ pub use freeport_common::contract::{
     Transition,
 };
 pub use freeport_common::json::check_field;
-pub use freeport_common::schema::{Compatibility, SchemaFormat, SchemaVersion};
+pub use freeport_common::schema::{Compatibility, RecordPart, SchemaFormat, SchemaVersion};
 pub use requests::{LinkStatus, NewContract, NewKey, NewStream, OrgDetails, OwnershipReport};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -233,6 +233,54 @@ pub struct Stream {
     /// the schema.
     #[serde(default)]
     pub validation_off: bool,
+    /// The record key's schema: no versions until the owner registers one.
+    #[serde(default)]
+    pub key_schema: KeySchema,
+}
+
+/// The versions of a stream's key schema (the `<topic>-key` subject), with
+/// the format its first version set and the mode later ones are checked
+/// under.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KeySchema {
+    pub format: SchemaFormat,
+    pub compatibility: Compatibility,
+    /// Oldest first.
+    pub versions: Vec<SchemaVersion>,
+}
+
+impl Stream {
+    /// `part`'s schema versions, oldest first.
+    pub fn versions(&self, part: RecordPart) -> &[SchemaVersion] {
+        match part {
+            RecordPart::Value => &self.schema_versions,
+            RecordPart::Key => &self.key_schema.versions,
+        }
+    }
+
+    /// The format `part`'s versions are in; `None` for a key without
+    /// versions, which takes any.
+    pub fn format_of(&self, part: RecordPart) -> Option<SchemaFormat> {
+        match part {
+            RecordPart::Value => Some(self.schema_format),
+            RecordPart::Key => {
+                (!self.key_schema.versions.is_empty()).then_some(self.key_schema.format)
+            }
+        }
+    }
+
+    /// The mode `part`'s next version is checked under.
+    pub fn compatibility_of(&self, part: RecordPart) -> Compatibility {
+        match part {
+            RecordPart::Value => self.compatibility,
+            RecordPart::Key => self.key_schema.compatibility,
+        }
+    }
+
+    /// Every schema version the stream has, value and key.
+    pub fn all_versions(&self) -> impl Iterator<Item = &SchemaVersion> {
+        self.schema_versions.iter().chain(&self.key_schema.versions)
+    }
 }
 
 /// Where a contract's records go: a topic on a cluster the hub knows.

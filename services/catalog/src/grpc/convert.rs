@@ -6,8 +6,8 @@ use freeport_common::proto::catalog::v1 as pb;
 
 use crate::domain::{
     ApiKeyRecord, AsyncApiDocument, Change, Classification, ClusterDestination, Compatibility,
-    Contract, ContractTerms, Event, OrgKind, Organization, Principal, Role, SchemaFormat,
-    SchemaVersion, Stream,
+    Contract, ContractTerms, Event, OrgKind, Organization, Principal, RecordPart, Role,
+    SchemaFormat, SchemaVersion, Stream,
 };
 use crate::domain::{NewKey, NewStream, OwnershipReport};
 use crate::error::CatalogError;
@@ -47,6 +47,14 @@ pub(super) fn format_from_pb(value: i32) -> Result<Option<SchemaFormat>, Catalog
         Ok(pb::SchemaFormat::JsonSchema) => Ok(Some(SchemaFormat::JsonSchema)),
         Ok(pb::SchemaFormat::Avro) => Ok(Some(SchemaFormat::Avro)),
         Err(_) => Err(CatalogError::InvalidField("unknown schema format".into())),
+    }
+}
+
+pub(super) fn part_from_pb(value: i32) -> Result<RecordPart, CatalogError> {
+    match pb::RecordPart::try_from(value) {
+        Ok(pb::RecordPart::Value) => Ok(RecordPart::Value),
+        Ok(pb::RecordPart::Key) => Ok(RecordPart::Key),
+        Err(_) => Err(CatalogError::InvalidField("unknown record part".into())),
     }
 }
 
@@ -211,6 +219,14 @@ pub fn stream_pb(s: Stream) -> pb::Stream {
             .map(schema_version_pb)
             .collect(),
         validation_off: s.validation_off,
+        key_schema_format: format_pb(s.key_schema.format).into(),
+        key_compatibility: compatibility_pb(s.key_schema.compatibility).into(),
+        key_schema_versions: s
+            .key_schema
+            .versions
+            .into_iter()
+            .map(schema_version_pb)
+            .collect(),
     }
 }
 

@@ -19,7 +19,7 @@ use crate::service::Catalog;
 use convert::{
     actor, api_key_pb, compatibility_from_pb, created_pb, destination, document_pb, event_pb,
     existing_stream_name, format_from_pb, new_key, new_stream, org_name, organization_pb,
-    principal_pb, schema_version_pb, terms_from_pb,
+    part_from_pb, principal_pb, schema_version_pb, terms_from_pb,
 };
 pub use convert::{contract_pb, ownership_pb, stream_pb, verification_pb};
 
@@ -292,11 +292,14 @@ impl pb::catalog_service_server::CatalogService for CatalogGrpc {
         let name = existing_stream_name(&r.stream)?;
         let schema = serde_json::from_str(&r.schema_json)
             .map_err(|e| CatalogError::InvalidField(format!("schema is not valid JSON: {e}")))?;
+        let part = part_from_pb(r.part)?;
         let stream = self.catalog.get_stream(&name)?;
-        let format = format_from_pb(r.format)?.unwrap_or(stream.schema_format);
+        let format = format_from_pb(r.format)?
+            .or(stream.format_of(part))
+            .unwrap_or_default();
         let version = self
             .catalog
-            .register_schema(&actor, &name, format, schema)
+            .register_schema(&actor, (&name, part), format, schema)
             .await?;
         Ok(Response::new(schema_version_pb(version)))
     }
@@ -312,7 +315,7 @@ impl pb::catalog_service_server::CatalogService for CatalogGrpc {
             .map_err(|e| CatalogError::InvalidField(format!("schema is not valid JSON: {e}")))?;
         let problems = self.catalog.check_schema(
             &actor,
-            &name,
+            (&name, part_from_pb(r.part)?),
             format_from_pb(r.format)?,
             &schema,
             (r.version != 0).then_some(r.version),
@@ -343,7 +346,10 @@ impl pb::catalog_service_server::CatalogService for CatalogGrpc {
         let name = existing_stream_name(&r.stream)?;
         let mode = compatibility_from_pb(r.compatibility)?
             .ok_or_else(|| CatalogError::InvalidField("compatibility is required".into()))?;
-        let stream = self.catalog.set_compatibility(&actor, &name, mode).await?;
+        let stream = self
+            .catalog
+            .set_compatibility(&actor, (&name, part_from_pb(r.part)?), mode)
+            .await?;
         Ok(Response::new(stream_pb(stream)))
     }
 

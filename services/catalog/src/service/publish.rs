@@ -9,7 +9,7 @@ use serde_json::json;
 use super::{text_at, Catalog};
 use crate::asyncapi::Problem;
 use crate::audit::AuditRecord;
-use crate::domain::{AsyncApiDocument, Change, Principal, Stream};
+use crate::domain::{AsyncApiDocument, Change, Principal, RecordPart, Stream};
 use crate::error::CatalogError;
 use crate::store::Commit;
 
@@ -107,6 +107,7 @@ impl Catalog {
                     let mut stream = current.clone();
                     match self.evolve_schema(
                         &mut stream,
+                        RecordPart::Value,
                         plan.new.schema_format,
                         plan.new.value_schema,
                         actor,

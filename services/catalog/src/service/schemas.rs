@@ -10,7 +10,7 @@ use serde_json::json;
 use super::{Catalog, MAX_SCHEMA_BYTES};
 use crate::audit::AuditRecord;
 use crate::domain::{
-    Change, Compatibility, Contract, Principal, SchemaFormat, SchemaVersion, Stream,
+    Change, Compatibility, Contract, Principal, RecordPart, SchemaFormat, SchemaVersion, Stream,
 };
 use crate::error::CatalogError;
 use crate::store::Commit;
@@ -40,7 +40,7 @@ impl SchemaIds {
         let delivered = contracts.iter().flat_map(|c| &c.delivered_schemas);
         for version in streams
             .iter()
-            .flat_map(|s| &s.schema_versions)
+            .flat_map(Stream::all_versions)
             .chain(delivered)
         {
             if version.id != 0 {
@@ -72,14 +72,16 @@ fn well_formed(format: SchemaFormat, schema: &serde_json::Value) -> Result<(), C
     })
 }
 
-/// Why a version in `format` cannot follow `stream`'s versions, if it
-/// cannot: a stream keeps its format.
-fn format_change(stream: &Stream, format: SchemaFormat) -> Option<String> {
-    (format != stream.schema_format).then(|| {
+/// Why a version in `format` cannot follow `stream`'s versions of `part`,
+/// if it cannot: a schema keeps the format it started in.
+fn format_change(stream: &Stream, part: RecordPart, format: SchemaFormat) -> Option<String> {
+    let current = stream.format_of(part)?;
+    (format != current).then(|| {
         format!(
-            "stream {} uses {}; a version in {} cannot follow it",
+            "stream {}'s {} schema is {}; a version in {} cannot follow it",
             stream.name,
-            stream.schema_format.as_str(),
+            part.as_str(),
+            current.as_str(),
             format.as_str()
         )
     })
@@ -89,7 +91,11 @@ impl Catalog {
     /// Gives each of `stream`'s versions without a global id its id. Call
     /// under the write lock, before the stream is committed.
     pub(super) fn number_schemas(&self, stream: &mut Stream) -> Result<(), CatalogError> {
-        for version in stream.schema_versions.iter_mut().filter(|v| v.id == 0) {
+        let versions = stream
+            .schema_versions
+            .iter_mut()
+            .chain(&mut stream.key_schema.versions);
+        for version in versions.filter(|v| v.id == 0) {
             version.id = self.schema_id(version.format, &version.schema)?;
         }
         Ok(())
@@ -192,7 +198,7 @@ impl Catalog {
             Some(SchemaIds::load(&streams, &self.store.list_contracts()?));
         let mut changed = Vec::new();
         for mut stream in streams {
-            if stream.schema_versions.iter().any(|v| v.id == 0) {
+            if stream.all_versions().any(|v| v.id == 0) {
                 self.number_schemas(&mut stream)?;
                 changed.push(Change::Stream(stream));
             }
@@ -214,62 +220,65 @@ impl Catalog {
         Ok(count)
     }
 
-    /// Makes `schema` the stream's next version, checked against the latest
-    /// under the stream's compatibility mode; `None` when it is the latest
-    /// already. Leaves the stream untouched when it refuses.
+    /// Makes `schema` the next version of the stream's `part` schema,
+    /// checked under that part's compatibility mode; `None` when it is the
+    /// latest already. Leaves the stream untouched when it refuses.
     pub(super) fn evolve_schema(
         &self,
         stream: &mut Stream,
+        part: RecordPart,
         format: SchemaFormat,
         schema: serde_json::Value,
         actor: &Principal,
         now: i64,
     ) -> Result<Option<SchemaVersion>, CatalogError> {
-        if let Some(refusal) = format_change(stream, format) {
+        if let Some(refusal) = format_change(stream, part, format) {
             return Err(CatalogError::InvalidField(refusal));
         }
-        if stream
-            .schema_versions
-            .last()
-            .is_some_and(|latest| latest.schema == schema)
-        {
+        let history = stream.versions(part);
+        if history.last().is_some_and(|latest| latest.schema == schema) {
             return Ok(None);
         }
-        let problems = freeport_common::schema::incompatibilities_with(
-            stream.compatibility,
-            format,
-            &stream.schema_versions,
-            &schema,
-        );
+        let mode = stream.compatibility_of(part);
+        let problems =
+            freeport_common::schema::incompatibilities_with(mode, format, history, &schema);
         if !problems.is_empty() {
             return Err(CatalogError::IncompatibleSchema {
                 stream: stream.name.to_string(),
-                mode: stream.compatibility.as_str(),
+                mode: mode.as_str(),
                 problems,
             });
         }
-        stream.schema_versions.push(SchemaVersion {
-            version: stream.schema_versions.last().map_or(1, |v| v.version + 1),
-            id: 0,
+        let version = SchemaVersion {
+            version: history.last().map_or(1, |v| v.version + 1),
+            id: self.schema_id(format, &schema)?,
             format,
-            schema: schema.clone(),
+            schema,
             registered_at_ms: now,
             registered_by: actor.audit_name(),
-        });
-        self.number_schemas(stream)?;
-        stream.value_schema = schema;
+        };
+        match part {
+            RecordPart::Value => {
+                stream.value_schema = version.schema.clone();
+                stream.schema_versions.push(version.clone());
+            }
+            RecordPart::Key => {
+                stream.key_schema.format = format;
+                stream.key_schema.versions.push(version.clone());
+            }
+        }
         stream.updated_at_ms = now;
-        Ok(stream.schema_versions.last().cloned())
+        Ok(Some(version))
     }
 
-    /// Registers a new version of a stream's value schema, after checking
-    /// it under the stream's compatibility mode. A schema the stream has
-    /// had before returns that version and writes nothing (as a schema
+    /// Registers a new version of a stream's value or key schema, after
+    /// checking it under that part's compatibility mode. A schema the part
+    /// has had before returns that version and writes nothing (as a schema
     /// registry does).
     pub async fn register_schema(
         &self,
         actor: &Principal,
-        name: &StreamName,
+        (name, part): (&StreamName, RecordPart),
         format: SchemaFormat,
         schema: serde_json::Value,
     ) -> Result<SchemaVersion, CatalogError> {
@@ -286,64 +295,61 @@ impl Catalog {
         let mut stream = self.get_stream(name)?;
         Self::require_owner(actor, &stream, "register schema versions")?;
         if let Some(known) = stream
-            .schema_versions
+            .versions(part)
             .iter()
             .find(|v| v.format == format && v.schema == schema)
         {
             return Ok(known.clone());
         }
-        let Some(version) = self.evolve_schema(&mut stream, format, schema, actor, now_ms())?
-        else {
-            // Not reached: a schema the stream has not had is a new version.
-            return Err(CatalogError::InvalidField(
-                "the schema is the stream's latest already".into(),
-            ));
-        };
+        // A schema the part has not had is always a new version.
+        let version = self
+            .evolve_schema(&mut stream, part, format, schema, actor, now_ms())?
+            .expect("not the latest: the part has not had it");
         self.commit(Commit::one(Change::Stream(stream.clone()), AuditRecord::new(
                 actor.audit_name(),
                 "stream.schema_register",
                 format!("stream:{}", stream.name),
-                json!({"version": version.version, "format": format, "compatibility": stream.compatibility}),
+                json!({"part": part, "version": version.version, "id": version.id, "format": format, "compatibility": stream.compatibility_of(part)}),
             )))
         .await?;
         Ok(version)
     }
 
-    /// What breaks if `schema` (in `format`, by default the stream's)
-    /// followed the stream's versions: checked against `version` alone (in
-    /// the stream's mode's directions), or with no version as registering
-    /// it would check it. Writes nothing.
+    /// What breaks if `schema` (in `format`, by default the part's)
+    /// followed the stream's versions of `part`: checked against `version`
+    /// alone (in the part's mode's directions), or with no version as
+    /// registering it would check it. Writes nothing.
     pub fn check_schema(
         &self,
         actor: &Principal,
-        name: &StreamName,
+        (name, part): (&StreamName, RecordPart),
         format: Option<SchemaFormat>,
         schema: &serde_json::Value,
         version: Option<u32>,
     ) -> Result<Vec<String>, CatalogError> {
         let stream = self.get_stream(name)?;
         Self::require_owner(actor, &stream, "check schemas against it")?;
-        let format = format.unwrap_or(stream.schema_format);
+        let format = format.or(stream.format_of(part)).unwrap_or_default();
         well_formed(format, schema)?;
-        if let Some(refusal) = format_change(&stream, format) {
+        if let Some(refusal) = format_change(&stream, part, format) {
             return Ok(vec![refusal]);
         }
+        let history = stream.versions(part);
         let against = match version {
-            None => stream.schema_versions.as_slice(),
+            None => history,
             Some(number) => {
-                let found = stream
-                    .schema_versions
+                let found = history
                     .iter()
                     .position(|v| v.version == number)
                     .ok_or_else(|| CatalogError::SchemaVersionNotFound {
                         stream: stream.name.to_string(),
                         version: number,
                     })?;
-                std::slice::from_ref(&stream.schema_versions[found])
+                std::slice::from_ref(&history[found])
             }
         };
         Ok(freeport_common::schema::incompatibilities_with(
-            stream.compatibility,
+            stream.compatibility_of(part),
             format,
             against,
             schema,
@@ -372,11 +378,12 @@ impl Catalog {
         .await
     }
 
-    /// Changes the mode later schema versions are checked under.
+    /// Changes the mode later versions of the stream's `part` schema are
+    /// checked under.
     pub async fn set_compatibility(
         &self,
         actor: &Principal,
-        name: &StreamName,
+        (name, part): (&StreamName, RecordPart),
         mode: Compatibility,
     ) -> Result<Stream, CatalogError> {
         self.change_setting(
@@ -384,9 +391,13 @@ impl Catalog {
             name,
             ("change its compatibility mode", "stream.compatibility"),
             |stream| {
-                (stream.compatibility != mode).then(|| {
-                    let before = std::mem::replace(&mut stream.compatibility, mode);
-                    json!({"from": before, "to": mode})
+                let current = match part {
+                    RecordPart::Value => &mut stream.compatibility,
+                    RecordPart::Key => &mut stream.key_schema.compatibility,
+                };
+                (*current != mode).then(|| {
+                    let before = std::mem::replace(current, mode);
+                    json!({"part": part, "from": before, "to": mode})
                 })
             },
         )

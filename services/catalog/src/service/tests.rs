@@ -826,7 +826,12 @@ async fn schema_versions_are_checked_under_the_stream_mode() {
     v2["properties"]["channel"] = serde_json::json!({"type": "string"});
     let registered = f
         .catalog
-        .register_schema(&f.owner, &name, SchemaFormat::JsonSchema, v2.clone())
+        .register_schema(
+            &f.owner,
+            (&name, RecordPart::Value),
+            SchemaFormat::JsonSchema,
+            v2.clone(),
+        )
         .await
         .unwrap();
     assert_eq!(registered.version, 2);
@@ -834,7 +839,12 @@ async fn schema_versions_are_checked_under_the_stream_mode() {
     let revision = f.catalog.store.revision().unwrap();
     let again = f
         .catalog
-        .register_schema(&f.owner, &name, SchemaFormat::JsonSchema, v2.clone())
+        .register_schema(
+            &f.owner,
+            (&name, RecordPart::Value),
+            SchemaFormat::JsonSchema,
+            v2.clone(),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -846,7 +856,12 @@ async fn schema_versions_are_checked_under_the_stream_mode() {
     breaking["required"] = serde_json::json!(["channel"]);
     let err = f
         .catalog
-        .register_schema(&f.owner, &name, SchemaFormat::JsonSchema, breaking.clone())
+        .register_schema(
+            &f.owner,
+            (&name, RecordPart::Value),
+            SchemaFormat::JsonSchema,
+            breaking.clone(),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, CatalogError::IncompatibleSchema { .. }));
@@ -861,7 +876,12 @@ async fn schema_versions_are_checked_under_the_stream_mode() {
     );
     assert!(matches!(
         f.catalog
-            .register_schema(&f.partner, &name, SchemaFormat::JsonSchema, v2.clone())
+            .register_schema(
+                &f.partner,
+                (&name, RecordPart::Value),
+                SchemaFormat::JsonSchema,
+                v2.clone()
+            )
             .await,
         Err(CatalogError::Forbidden(_))
     ));
@@ -869,7 +889,7 @@ async fn schema_versions_are_checked_under_the_stream_mode() {
         f.catalog
             .register_schema(
                 &f.owner,
-                &name,
+                (&name, RecordPart::Value),
                 SchemaFormat::Avro,
                 serde_json::json!("string")
             )
@@ -878,12 +898,17 @@ async fn schema_versions_are_checked_under_the_stream_mode() {
     ));
 
     f.catalog
-        .set_compatibility(&f.owner, &name, Compatibility::None)
+        .set_compatibility(&f.owner, (&name, RecordPart::Value), Compatibility::None)
         .await
         .unwrap();
     let v3 = f
         .catalog
-        .register_schema(&f.owner, &name, SchemaFormat::JsonSchema, breaking.clone())
+        .register_schema(
+            &f.owner,
+            (&name, RecordPart::Value),
+            SchemaFormat::JsonSchema,
+            breaking.clone(),
+        )
         .await
         .unwrap();
     assert_eq!(v3.version, 3);
@@ -949,7 +974,12 @@ async fn avro_streams_evolve_by_avro_rules() {
         {"name": "channel", "type": "string", "default": "web"}
     ]));
     f.catalog
-        .register_schema(&f.owner, &stream.name, SchemaFormat::Avro, added)
+        .register_schema(
+            &f.owner,
+            (&stream.name, RecordPart::Value),
+            SchemaFormat::Avro,
+            added,
+        )
         .await
         .unwrap();
     let no_default = record(serde_json::json!([
@@ -959,7 +989,12 @@ async fn avro_streams_evolve_by_avro_rules() {
     ]));
     let err = f
         .catalog
-        .register_schema(&f.owner, &stream.name, SchemaFormat::Avro, no_default)
+        .register_schema(
+            &f.owner,
+            (&stream.name, RecordPart::Value),
+            SchemaFormat::Avro,
+            no_default,
+        )
         .await
         .unwrap_err();
     assert!(
@@ -1145,7 +1180,12 @@ async fn a_schema_has_one_global_id_on_every_stream_and_keeps_it() {
     }});
     let v2 = f
         .catalog
-        .register_schema(&f.owner, &name, SchemaFormat::JsonSchema, v2_schema.clone())
+        .register_schema(
+            &f.owner,
+            (&name, RecordPart::Value),
+            SchemaFormat::JsonSchema,
+            v2_schema.clone(),
+        )
         .await
         .unwrap();
     assert_eq!(v2.version, 2);
@@ -1157,7 +1197,7 @@ async fn a_schema_has_one_global_id_on_every_stream_and_keeps_it() {
         .catalog
         .register_schema(
             &f.owner,
-            &name,
+            (&name, RecordPart::Value),
             SchemaFormat::JsonSchema,
             orders.schema_versions[0].schema.clone(),
         )
@@ -1179,7 +1219,7 @@ async fn a_schema_has_one_global_id_on_every_stream_and_keeps_it() {
     let v3 = restarted
         .register_schema(
             &f.owner,
-            &name,
+            (&name, RecordPart::Value),
             SchemaFormat::JsonSchema,
             serde_json::json!({"type": "object"}),
         )
@@ -1229,7 +1269,12 @@ async fn transitive_modes_check_every_earlier_version() {
     // v2 drops `email`, which v1's readers required nothing of.
     let v2 = serde_json::json!({"type": "object", "properties": {"id": {"type": "integer"}}});
     f.catalog
-        .register_schema(&f.owner, &name, SchemaFormat::JsonSchema, v2)
+        .register_schema(
+            &f.owner,
+            (&name, RecordPart::Value),
+            SchemaFormat::JsonSchema,
+            v2,
+        )
         .await
         .unwrap();
     // v3 makes `email` a number: fine after v2, not after v1.
@@ -1237,19 +1282,25 @@ async fn transitive_modes_check_every_earlier_version() {
         "id": {"type": "integer"}, "email": {"type": "integer"}
     }});
     f.catalog
-        .set_compatibility(&f.owner, &name, Compatibility::Forward)
+        .set_compatibility(&f.owner, (&name, RecordPart::Value), Compatibility::Forward)
         .await
         .unwrap();
     assert!(f
         .catalog
-        .check_schema(&f.owner, &name, Some(SchemaFormat::JsonSchema), &v3, None)
+        .check_schema(
+            &f.owner,
+            (&name, RecordPart::Value),
+            Some(SchemaFormat::JsonSchema),
+            &v3,
+            None
+        )
         .unwrap()
         .is_empty());
     let against_v1 = f
         .catalog
         .check_schema(
             &f.owner,
-            &name,
+            (&name, RecordPart::Value),
             Some(SchemaFormat::JsonSchema),
             &v3,
             Some(1),
@@ -1262,12 +1313,22 @@ async fn transitive_modes_check_every_earlier_version() {
     );
 
     f.catalog
-        .set_compatibility(&f.owner, &name, Compatibility::ForwardTransitive)
+        .set_compatibility(
+            &f.owner,
+            (&name, RecordPart::Value),
+            Compatibility::ForwardTransitive,
+        )
         .await
         .unwrap();
     let problems = f
         .catalog
-        .check_schema(&f.owner, &name, Some(SchemaFormat::JsonSchema), &v3, None)
+        .check_schema(
+            &f.owner,
+            (&name, RecordPart::Value),
+            Some(SchemaFormat::JsonSchema),
+            &v3,
+            None,
+        )
         .unwrap();
     assert!(
         problems.iter().any(|p| p.starts_with("with version 1:")),
@@ -1275,7 +1336,12 @@ async fn transitive_modes_check_every_earlier_version() {
     );
     let refused = f
         .catalog
-        .register_schema(&f.owner, &name, SchemaFormat::JsonSchema, v3)
+        .register_schema(
+            &f.owner,
+            (&name, RecordPart::Value),
+            SchemaFormat::JsonSchema,
+            v3,
+        )
         .await
         .unwrap_err();
     assert!(
@@ -1291,7 +1357,7 @@ async fn transitive_modes_check_every_earlier_version() {
     assert!(matches!(
         f.catalog.check_schema(
             &f.owner,
-            &name,
+            (&name, RecordPart::Value),
             Some(SchemaFormat::JsonSchema),
             &serde_json::json!({}),
             Some(9)
@@ -1301,7 +1367,7 @@ async fn transitive_modes_check_every_earlier_version() {
     assert!(matches!(
         f.catalog.check_schema(
             &f.partner,
-            &name,
+            (&name, RecordPart::Value),
             Some(SchemaFormat::JsonSchema),
             &serde_json::json!({}),
             None
@@ -1399,7 +1465,7 @@ async fn a_reshaping_contract_delivers_under_a_derived_schema_of_its_own() {
     );
     let name = StreamName::parse("orders").unwrap();
     let v2 = restarted
-        .register_schema(&f.owner, &name, SchemaFormat::Avro, serde_json::json!({"type": "record", "name": "Order", "fields": [
+        .register_schema(&f.owner, (&name, RecordPart::Value), SchemaFormat::Avro, serde_json::json!({"type": "record", "name": "Order", "fields": [
             {"name": "id", "type": "long"}, {"name": "email", "type": "string"}, {"name": "card", "type": "string"},
             {"name": "note", "type": "string", "default": ""}
         ]}))
@@ -1429,4 +1495,107 @@ async fn a_reshaping_contract_delivers_under_a_derived_schema_of_its_own() {
         f.catalog.delivered_schema(&filtered.id, 424242).await,
         Err(CatalogError::SchemaIdNotFound { id: 424242, .. })
     ));
+}
+
+#[tokio::test]
+async fn a_key_schema_has_its_own_versions_format_and_mode() {
+    let f = fixture().await;
+    f.catalog.register_stream(&f.owner, orders()).await.unwrap();
+    let name = StreamName::parse("orders").unwrap();
+    let key = (&name, RecordPart::Key);
+    let v1 = serde_json::json!({"type": "record", "name": "OrderKey", "fields": [{"name": "id", "type": "long"}]});
+    assert!(
+        f.catalog
+            .check_schema(&f.owner, key, None, &v1, None)
+            .is_err(),
+        "a first key takes JSON Schema by default: Avro text is not one"
+    );
+    assert!(f
+        .catalog
+        .check_schema(&f.owner, key, Some(SchemaFormat::Avro), &v1, None)
+        .unwrap()
+        .is_empty());
+    assert!(matches!(
+        f.catalog
+            .register_schema(&f.partner, key, SchemaFormat::Avro, v1.clone())
+            .await,
+        Err(CatalogError::Forbidden(_))
+    ));
+    let first = f
+        .catalog
+        .register_schema(&f.owner, key, SchemaFormat::Avro, v1.clone())
+        .await
+        .unwrap();
+    assert_eq!(first.version, 1);
+    let stream = f.catalog.get_stream(&name).unwrap();
+    assert_eq!(stream.key_schema.format, SchemaFormat::Avro);
+    assert_eq!(stream.key_schema.versions, vec![first.clone()]);
+    assert_eq!(stream.schema_versions.len(), 1, "the value is untouched");
+    assert_ne!(first.id, stream.schema_versions[0].id);
+    assert_eq!(
+        f.catalog
+            .register_schema(&f.owner, key, SchemaFormat::Avro, v1.clone())
+            .await
+            .unwrap(),
+        first,
+        "the same schema again is the same version"
+    );
+
+    // A key keeps the format it started in.
+    let refused = f
+        .catalog
+        .register_schema(
+            &f.owner,
+            key,
+            SchemaFormat::JsonSchema,
+            serde_json::json!({"type": "string"}),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("key schema is avro"),
+        "{refused}"
+    );
+
+    // The key's mode is its own: BACKWARD refuses a new field without a
+    // default until the key's mode (not the value's) is NONE.
+    let v2 = serde_json::json!({"type": "record", "name": "OrderKey", "fields": [{"name": "id", "type": "long"}, {"name": "region", "type": "string"}]});
+    assert!(matches!(
+        f.catalog
+            .register_schema(&f.owner, key, SchemaFormat::Avro, v2.clone())
+            .await,
+        Err(CatalogError::IncompatibleSchema {
+            mode: "BACKWARD",
+            ..
+        })
+    ));
+    let changed = f
+        .catalog
+        .set_compatibility(&f.owner, key, Compatibility::None)
+        .await
+        .unwrap();
+    assert_eq!(changed.key_schema.compatibility, Compatibility::None);
+    assert_eq!(changed.compatibility, Compatibility::Backward);
+    let second = f
+        .catalog
+        .register_schema(&f.owner, key, SchemaFormat::Avro, v2)
+        .await
+        .unwrap();
+    assert_eq!(second.version, 2);
+
+    // The same schema as a value elsewhere has the same global id.
+    let mut other = orders();
+    other.name = StreamName::parse("order-keys").unwrap();
+    other.topic = TopicName::parse("order-keys").unwrap();
+    other.schema_format = SchemaFormat::Avro;
+    other.value_schema = v1;
+    let other = f.catalog.register_stream(&f.owner, other).await.unwrap();
+    assert_eq!(other.schema_versions[0].id, first.id);
+
+    let audit = f.catalog.audit_trail("stream:orders").unwrap();
+    assert!(audit
+        .iter()
+        .any(|e| e.record.action == "stream.schema_register"
+            && e.record.detail["part"] == "key"
+            && e.record.detail["version"] == 2));
 }

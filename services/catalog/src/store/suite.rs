@@ -41,6 +41,7 @@ fn stream(name: &str) -> Stream {
         compatibility: Default::default(),
         schema_versions: vec![],
         validation_off: false,
+        key_schema: Default::default(),
     }
 }
 

@@ -117,7 +117,28 @@ impl Compatibility {
     }
 }
 
-/// One registered version of a stream's value schema.
+/// Which part of a record a schema describes: its value, or its key (the
+/// `<topic>-value` and `<topic>-key` subjects of a schema registry).
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordPart {
+    #[default]
+    Value,
+    Key,
+}
+
+impl RecordPart {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordPart::Value => "value",
+            RecordPart::Key => "key",
+        }
+    }
+}
+
+/// One registered version of a stream's value or key schema.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SchemaVersion {
     /// 1 for the first, then dense.

@@ -22,8 +22,8 @@ pub(super) struct Index {
     pub(super) by_topic: HashMap<String, BTreeSet<String>>,
     /// Owner -> its streams.
     pub(super) by_owner: HashMap<String, BTreeSet<String>>,
-    /// Global schema id -> the (stream, version) pairs that have it.
-    pub(super) by_schema_id: HashMap<u32, BTreeSet<(String, u32)>>,
+    /// Global schema id -> the (stream, part, version) triples that have it.
+    pub(super) by_schema_id: HashMap<u32, BTreeSet<(String, pb::RecordPart, u32)>>,
     /// Global schema id -> the (contract, version) pairs that deliver
     /// reshaped values under it.
     pub(super) delivered_by_id: HashMap<u32, BTreeSet<(String, u32)>>,
@@ -67,17 +67,18 @@ impl Index {
                     if let Some(names) = self.by_topic.get_mut(&old.topic) {
                         names.remove(&old.name);
                     }
-                    for version in &old.schema_versions {
+                    for (part, version) in old.all_versions() {
                         if let Some(holders) = self.by_schema_id.get_mut(&version.id) {
-                            holders.remove(&(old.name.clone(), version.version));
+                            holders.remove(&(old.name.clone(), part, version.version));
                         }
                     }
                 }
-                for version in &stream.schema_versions {
-                    self.by_schema_id
-                        .entry(version.id)
-                        .or_default()
-                        .insert((stream.name.clone(), version.version));
+                for (part, version) in stream.all_versions() {
+                    self.by_schema_id.entry(version.id).or_default().insert((
+                        stream.name.clone(),
+                        part,
+                        version.version,
+                    ));
                 }
                 self.by_topic
                     .entry(stream.topic.clone())

@@ -20,7 +20,7 @@ mod follow;
 mod index;
 mod registry;
 
-pub use registry::SubjectStream;
+pub use registry::{Holder, SubjectStream};
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, RwLock};

@@ -35,18 +35,26 @@ impl SubjectStream {
         &self.readable.stream
     }
 
-    /// The versions of the caller's subject, oldest first: the stream's,
-    /// or those a reshaping contract delivered under.
-    pub fn versions(&self) -> Vec<pb::SchemaVersion> {
+    /// The versions of the caller's subject of `part`, oldest first: the
+    /// stream's, or the values' a reshaping contract delivered under (terms
+    /// never reshape keys).
+    pub fn versions(&self, part: pb::RecordPart) -> Vec<pb::SchemaVersion> {
         match &self.readable.contract {
-            Some(contract) if reshapes(contract) => {
+            Some(contract) if part == pb::RecordPart::Value && reshapes(contract) => {
                 let mut delivered = contract.delivered_schemas.clone();
                 delivered.sort_by_key(|v| v.version);
                 delivered
             }
-            _ => self.readable.stream.schema_versions.clone(),
+            _ => self.readable.stream.versions(part).to_vec(),
         }
     }
+}
+
+/// A subject version that has a global schema id.
+pub struct Holder {
+    pub subject: SubjectStream,
+    pub part: pb::RecordPart,
+    pub version: pb::SchemaVersion,
 }
 
 /// Whether a contract's terms change the shape of values (the rule the
@@ -115,21 +123,13 @@ impl AccessView {
             .collect())
     }
 
-    /// The (stream, version) pairs with global schema id `id` that the
-    /// caller may read; 40410 when there are none.
-    pub async fn schema_holders(
-        &self,
-        org: Option<&str>,
-        id: u32,
-    ) -> ApiResult<Vec<(SubjectStream, pb::SchemaVersion)>> {
+    /// The subjects with global schema id `id` that the caller may read;
+    /// 40410 when there are none.
+    pub async fn schema_holders(&self, org: Option<&str>, id: u32) -> ApiResult<Vec<Holder>> {
         self.settled(|view| view.schema_holders_now(org, id)).await
     }
 
-    fn schema_holders_now(
-        &self,
-        org: Option<&str>,
-        id: u32,
-    ) -> ApiResult<Vec<(SubjectStream, pb::SchemaVersion)>> {
+    fn schema_holders_now(&self, org: Option<&str>, id: u32) -> ApiResult<Vec<Holder>> {
         self.current()?;
         let index = self.read();
         let mut holders: Vec<_> = index
@@ -137,7 +137,7 @@ impl AccessView {
             .get(&id)
             .into_iter()
             .flatten()
-            .filter_map(|(name, number)| self.holder(&index, org, name, *number))
+            .filter_map(|(name, part, number)| self.holder(&index, org, name, *part, *number))
             .collect();
         holders.extend(
             index
@@ -163,8 +163,8 @@ impl AccessView {
     pub fn schema_with_id(&self, id: u32) -> Option<pb::SchemaVersion> {
         let index = self.read();
         let of_stream = || {
-            let (name, number) = index.by_schema_id.get(&id)?.iter().next()?;
-            let versions = &index.streams.get(name)?.schema_versions;
+            let (name, part, number) = index.by_schema_id.get(&id)?.iter().next()?;
+            let versions = index.streams.get(name)?.versions(*part);
             versions.iter().find(|v| v.version == *number).cloned()
         };
         let delivered = || {
@@ -180,11 +180,12 @@ impl AccessView {
         index: &Index,
         org: Option<&str>,
         name: &str,
+        part: pb::RecordPart,
         number: u32,
-    ) -> Option<(SubjectStream, pb::SchemaVersion)> {
+    ) -> Option<Holder> {
         let stream = index.streams.get(name)?;
         let version = stream
-            .schema_versions
+            .versions(part)
             .iter()
             .find(|v| v.version == number)?
             .clone();
@@ -193,10 +194,14 @@ impl AccessView {
         // A partner whose contract reshapes values sees the delivered
         // schemas, not the stream's own.
         subject
-            .versions()
+            .versions(part)
             .iter()
             .any(|v| v.id == version.id)
-            .then_some((subject, version))
+            .then_some(Holder {
+                subject,
+                part,
+                version,
+            })
     }
 
     /// Contract `id`'s delivered schema of `number`, for its consumer
@@ -207,7 +212,7 @@ impl AccessView {
         org: Option<&str>,
         id: &str,
         number: u32,
-    ) -> Option<(SubjectStream, pb::SchemaVersion)> {
+    ) -> Option<Holder> {
         let contract = index.contracts.get(id)?;
         let stream = index.streams.get(&contract.stream)?;
         let readable = self.readable(index, org, stream)?;
@@ -219,6 +224,10 @@ impl AccessView {
             .iter()
             .find(|v| v.version == number)?
             .clone();
-        Some((SubjectStream::of(readable), version))
+        Some(Holder {
+            subject: SubjectStream::of(readable),
+            part: pb::RecordPart::Value,
+            version,
+        })
     }
 }

@@ -521,15 +521,20 @@ fn as_json(bytes: &[u8]) -> Value {
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
 }
 
-/// A key as the instance's format shows it (keys have no schema: in the
-/// schema-registry formats they show as JSON).
-fn show_key(bytes: Option<&[u8]>, format: Format) -> Value {
-    match (bytes, format) {
-        (None, _) => Value::Null,
-        (Some(bytes), Format::Binary) => {
+/// A key as the instance's format shows it: in the schema-registry
+/// formats, a key in the Confluent wire format decoded under its schema,
+/// any other as JSON.
+fn show_key(bytes: Option<&[u8]>, settings: &Settings) -> Value {
+    match (bytes, settings.format, &settings.decoder) {
+        (None, _, _) => Value::Null,
+        (Some(bytes), Format::Binary, _) => {
             Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
         }
-        (Some(bytes), _) => as_json(bytes),
+        (Some(bytes), Format::Avro | Format::JsonSchema, Some(decoder)) => decoder
+            .plain(bytes)
+            .and_then(Result::ok)
+            .unwrap_or_else(|| as_json(bytes)),
+        (Some(bytes), _, _) => as_json(bytes),
     }
 }
 
@@ -592,7 +597,7 @@ impl ConsumerRecord {
         })?;
         Ok(ConsumerRecord {
             topic: message.topic().to_string(),
-            key: show_key(message.key(), settings.format),
+            key: show_key(message.key(), settings),
             value: shown,
             partition: message.partition(),
             offset: message.offset(),

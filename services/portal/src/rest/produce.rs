@@ -25,6 +25,7 @@ use axum::extract::{Request, State};
 use super::V2;
 use freeport_common::error::ErrorCode;
 use freeport_common::proto::catalog::v1 as pb;
+use freeport_common::proto::catalog::v1::RecordPart as Part;
 use freeport_common::telemetry;
 use opentelemetry::Context;
 use serde::{Deserialize, Serialize};
@@ -58,10 +59,11 @@ pub struct ProduceRequest<T> {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SchemaProduceRequest {
-    /// Keys under a schema are not supported yet (a stream has a value
-    /// schema only): with either of these the request is refused (42205).
+    /// The keys' schema as text: registered as the next version of the
+    /// stream's key schema (the `<topic>-key` subject) unless it has it.
     #[serde(default)]
     key_schema: Option<String>,
+    /// One of the global ids of the stream's key schema versions.
     #[serde(default)]
     #[schema(minimum = 1)]
     key_schema_id: Option<u32>,
@@ -98,21 +100,36 @@ pub struct ProduceRecord<T> {
 pub struct Base64Data(Value);
 
 impl Base64Data {
-    fn bytes(self, what: &str, index: usize) -> ApiResult<Option<Vec<u8>>> {
-        match self.0 {
-            Value::Null => Ok(None),
-            Value::String(text) => decode_base64(what, index, &text).map(Some),
-            _ => Err(ApiError::new(
-                ErrorCode::InvalidRecords,
-                format!("records[{index}].{what} must be a base64 string in the binary format"),
-            )),
-        }
+    /// The bytes, checked as `part` of record `index`.
+    fn checked(self, check: &Check, part: Part, index: usize) -> ApiResult<Option<Vec<u8>>> {
+        let what = part.name();
+        let bytes = match self.0 {
+            Value::Null => return Ok(None),
+            Value::String(text) => decode_base64(what, index, &text)?,
+            _ => {
+                return Err(ApiError::new(
+                    ErrorCode::InvalidRecords,
+                    format!("records[{index}].{what} must be a base64 string in the binary format"),
+                ))
+            }
+        };
+        check.bytes(part, index, &bytes)?;
+        Ok(Some(bytes))
     }
 }
 
-/// A JSON key or value's bytes (`None` for null).
-fn json_bytes(value: Value) -> Option<Vec<u8>> {
-    (!value.is_null()).then(|| value.to_string().into_bytes())
+/// A JSON key or value's bytes (`None` for null), checked as `part` of
+/// record `index`.
+fn json_checked(
+    check: &Check,
+    part: Part,
+    index: usize,
+    data: Value,
+) -> ApiResult<Option<Vec<u8>>> {
+    match data {
+        Value::Null => Ok(None),
+        data => check.json(part, index, &data).map(Some),
+    }
 }
 
 /// Where each record of a produce request landed, in order.
@@ -195,38 +212,41 @@ fn encode<T>(
         .collect()
 }
 
-/// The schema version a schema-registry request's values are written
-/// under: the stream's version with `value_schema_id`, or `value_schema`
-/// registered (or found) as one of its versions.
-async fn value_schema(
+/// The schema version a schema-registry request's keys or values
+/// (`part`) are written under: the stream's version with the request's
+/// `*_schema_id`, or its `*_schema` registered (or found) as one of the
+/// part's versions. `None` when the request names neither.
+async fn part_schema(
     state: &AppState,
     caller: &Caller,
     check: &Check,
     format: Format,
-    request: &SchemaProduceRequest,
-) -> ApiResult<pb::SchemaVersion> {
+    part: Part,
+    (id, text): (Option<u32>, Option<&str>),
+) -> ApiResult<Option<pb::SchemaVersion>> {
     let stream = check.stream();
+    let name = part.name();
     let wanted = if format == Format::Avro {
         pb::SchemaFormat::Avro
     } else {
         pb::SchemaFormat::JsonSchema
     };
-    if stream.schema_format != i32::from(wanted) {
+    if check.format(part).is_some_and(|f| f != wanted) {
         return Err(ApiError::new(
             ErrorCode::InvalidSchema,
             format!(
-                "stream {} does not hold {} records; produce in its own format",
+                "stream {}'s {name} schema is not {}; produce in its own format",
                 stream.name,
                 format.name()
             ),
         ));
     }
-    match (&request.value_schema_id, &request.value_schema) {
-        (Some(id), _) => check.version_with_id(*id).cloned().ok_or_else(|| {
+    match (id, text) {
+        (Some(id), _) => check.version_with_id(part, id).cloned().map(Some).ok_or_else(|| {
             ApiError::new(
                 ErrorCode::InvalidSchema,
                 format!(
-                    "schema id {id} is not one of stream {}'s versions (GET /registry/subjects/{}-value/versions lists them)",
+                    "schema id {id} is not one of stream {}'s {name} schema versions (GET /registry/subjects/{}-{name}/versions lists them)",
                     stream.name, stream.topic
                 ),
             )
@@ -235,7 +255,7 @@ async fn value_schema(
             let schema: Value = serde_json::from_str(text).map_err(|e| {
                 ApiError::new(
                     ErrorCode::InvalidSchema,
-                    format!("value_schema is not JSON: {e}"),
+                    format!("{name}_schema is not JSON: {e}"),
                 )
             })?;
             state
@@ -245,22 +265,23 @@ async fn value_schema(
                     stream: stream.name.clone(),
                     format: wanted.into(),
                     schema_json: schema.to_string(),
+                    part: part.into(),
                 })
                 .await
+                .map(Some)
                 .map_err(|e| match e.code {
                     ErrorCode::InvalidField => ApiError::new(ErrorCode::InvalidSchema, e.message),
                     _ => e,
                 })
         }
-        (None, None) => Err(ApiError::new(
-            ErrorCode::ValueSchemaMissing,
-            "Request includes values but does not include value schema: give value_schema_id or value_schema",
-        )),
+        (None, None) => Ok(None),
     }
 }
 
-/// The records of a schema-registry request, encoded, and the schema id
-/// their values are under.
+/// The records of a schema-registry request, encoded, and the schema ids
+/// their keys and values are under. A request whose records have keys
+/// (or values) must name the schema they are under, as REST Proxy
+/// requires (42201, 42202).
 async fn encode_under_schema(
     state: &AppState,
     caller: &Caller,
@@ -268,45 +289,54 @@ async fn encode_under_schema(
     format: Format,
     request: SchemaProduceRequest,
     fixed: Option<i32>,
-) -> ApiResult<(Vec<Encoded>, Option<u32>)> {
-    if request.key_schema.is_some() || request.key_schema_id.is_some() {
-        return Err(ApiError::new(
-            ErrorCode::InvalidSchema,
-            "key schemas are not supported yet: a stream has a value schema only; produce keys in the binary format",
-        ));
-    }
-    if let Some(i) = request
-        .records
-        .iter()
-        .position(|r| r.key.as_ref().is_some_and(|k| !k.is_null()))
-    {
-        return Err(ApiError::new(
-            ErrorCode::KeySchemaMissing,
-            format!("Request includes keys but does not include key schema (records[{i}].key)"),
-        ));
-    }
-    let any_value = request
-        .records
-        .iter()
-        .any(|r| r.value.as_ref().is_some_and(|v| !v.is_null()));
-    let version = if any_value {
-        Some(value_schema(state, caller, &target.check, format, &request).await?)
-    } else {
-        None
+) -> ApiResult<(Vec<Encoded>, [Option<u32>; 2])> {
+    let present = |part: fn(&ProduceRecord<Value>) -> &Option<Value>| {
+        request
+            .records
+            .iter()
+            .position(|r| part(r).as_ref().is_some_and(|v| !v.is_null()))
     };
+    let (first_key, any_value) = (present(|r| &r.key), present(|r| &r.value).is_some());
     let check = &target.check;
+    let key = (request.key_schema_id, request.key_schema.as_deref());
+    let key = match part_schema(state, caller, check, format, Part::Key, key).await? {
+        None if first_key.is_some() => {
+            return Err(ApiError::new(
+                ErrorCode::KeySchemaMissing,
+                format!(
+                    "Request includes keys but does not include key schema: give key_schema_id or key_schema (records[{}].key)",
+                    first_key.unwrap_or_default()
+                ),
+            ))
+        }
+        key => key,
+    };
+    let value = (request.value_schema_id, request.value_schema.as_deref());
+    let value = match part_schema(state, caller, check, format, Part::Value, value).await? {
+        None if any_value => {
+            return Err(ApiError::new(
+                ErrorCode::ValueSchemaMissing,
+                "Request includes values but does not include value schema: give value_schema_id or value_schema",
+            ))
+        }
+        value => value,
+    };
+    let under = |part: Part, version: &Option<pb::SchemaVersion>, i: usize, data: Value| match (
+        version, data,
+    ) {
+        (_, Value::Null) | (None, _) => Ok(None),
+        (Some(version), data) => check.registry_encode(part, i, version, &data).map(Some),
+    };
     let records = encode(
         request.records,
         fixed,
         target.partitions,
-        &mut |_, key| Ok(json_bytes(key)),
-        &mut |i, value| match (&version, value) {
-            (_, Value::Null) | (None, _) => Ok(None),
-            (Some(version), value) => check.registry_value(i, version, &value).map(Some),
-        },
+        &mut |i, data| under(Part::Key, &key, i, data),
+        &mut |i, data| under(Part::Value, &value, i, data),
     )?;
-    Ok((records, version.map(|v| v.id)))
+    Ok((records, [key.map(|v| v.id), value.map(|v| v.id)]))
 }
+
 /// `POST /topics/{topic}`: each record goes to the partition it names, or
 /// where the producer's partitioner puts it.
 #[utoipa::path(
@@ -378,20 +408,17 @@ async fn produce_records(
     let cluster_name = target.cluster.clone();
     // Everything is checked before anything is sent: a bad record fails the
     // whole request and writes nothing.
-    let (mut records, value_schema_id) = match format {
+    let (mut records, [key_schema_id, value_schema_id]) = match format {
         Format::Json => {
             let request: ProduceRequest<Value> = parse_json(&body)?;
             let records = encode(
                 request.records,
                 partition,
                 target.partitions,
-                &mut |_, key| Ok(json_bytes(key)),
-                &mut |i, value| match value {
-                    Value::Null => Ok(None),
-                    value => check.json_value(i, &value).map(Some),
-                },
+                &mut |i, key| json_checked(check, Part::Key, i, key),
+                &mut |i, value| json_checked(check, Part::Value, i, value),
             )?;
-            (records, None)
+            (records, [None, None])
         }
         Format::Binary => {
             let request: ProduceRequest<Base64Data> = parse_json(&body)?;
@@ -399,16 +426,10 @@ async fn produce_records(
                 request.records,
                 partition,
                 target.partitions,
-                &mut |i, key: Base64Data| key.bytes("key", i),
-                &mut |i, value: Base64Data| {
-                    let bytes = value.bytes("value", i)?;
-                    if let Some(bytes) = &bytes {
-                        check.bytes(i, bytes)?;
-                    }
-                    Ok(bytes)
-                },
+                &mut |i, key: Base64Data| key.checked(check, Part::Key, i),
+                &mut |i, value: Base64Data| value.checked(check, Part::Value, i),
             )?;
-            (records, None)
+            (records, [None, None])
         }
         Format::Avro | Format::JsonSchema => {
             let request: SchemaProduceRequest = parse_json(&body)?;
@@ -461,7 +482,7 @@ async fn produce_records(
         telemetry::end(cx, failed);
     }
     Ok(V2(ProduceResponse {
-        key_schema_id: None,
+        key_schema_id,
         value_schema_id,
         offsets,
     }))

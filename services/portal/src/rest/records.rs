@@ -28,6 +28,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use freeport_common::error::ErrorCode;
 use freeport_common::kafka;
+use freeport_common::proto::catalog::v1::RecordPart as Part;
 use freeport_common::telemetry;
 use futures::StreamExt;
 use opentelemetry::trace::TraceContextExt;
@@ -191,23 +192,23 @@ fn encode(
         record.key.as_ref().map(|d| d.kind),
         record.value.as_ref().map(|d| d.kind),
     );
-    let value = match record.value {
-        // JSON is checked as JSON; bytes as the stream's format wants them.
+    // JSON is checked as JSON; bytes as the part's schema wants them.
+    let checked = |part: Part, data: Option<V3Data>| match data {
         Some(V3Data {
             kind: DataType::Json,
             data,
-        }) if !data.is_null() => Some(check.json_value(index, &data)?),
-        value => {
-            let bytes = encode_data("value", index, value)?;
+        }) if !data.is_null() => check.json(part, index, &data).map(Some),
+        data => {
+            let bytes = encode_data(part.name(), index, data)?;
             if let Some(bytes) = &bytes {
-                check.bytes(index, bytes)?;
+                check.bytes(part, index, bytes)?;
             }
-            bytes
+            Ok(bytes)
         }
     };
     let encoded = Encoded {
-        key: encode_data("key", index, record.key)?,
-        value,
+        key: checked(Part::Key, record.key)?,
+        value: checked(Part::Value, record.value)?,
         partition: record.partition_id,
         headers: decode_headers(index, record.headers)?,
         timestamp,

@@ -16,10 +16,11 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use freeport_common::error::ErrorCode;
 use freeport_common::proto::catalog::v1 as pb;
+use pb::RecordPart as Part;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::access::SubjectStream;
+use crate::access::{Holder, SubjectStream};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, Caller};
 use crate::AppState;
@@ -169,13 +170,6 @@ fn authenticated(caller: Result<Caller, ApiError>) -> Result<Caller, RegistryErr
     caller.map_err(RegistryError::from)
 }
 
-/// Which schema of a stream a subject is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Part {
-    Value,
-    Key,
-}
-
 /// A subject by the TopicNameStrategy: its topic and part. Other names
 /// name no subject here.
 fn parse_subject(subject: &str) -> Result<(&str, Part), RegistryError> {
@@ -188,33 +182,47 @@ fn parse_subject(subject: &str) -> Result<(&str, Part), RegistryError> {
     Err(RegistryError::subject_not_found(subject))
 }
 
-fn subject_name(topic: &str) -> String {
-    format!("{topic}-value")
+fn subject_name(topic: &str, part: Part) -> String {
+    format!("{topic}-{}", part.name())
 }
 
-/// The subjects of `streams`, sorted, each once.
-fn subject_names<'a>(streams: impl Iterator<Item = &'a SubjectStream>) -> Vec<String> {
-    let names: std::collections::BTreeSet<String> =
-        streams.map(|s| subject_name(&s.topic)).collect();
-    names.into_iter().collect()
+/// The subjects `stream` has for its caller: its value's, and its key's
+/// once the key has a version.
+fn subjects_of(stream: &SubjectStream) -> impl Iterator<Item = String> + '_ {
+    [Part::Value, Part::Key]
+        .into_iter()
+        .filter(|part| *part == Part::Value || !stream.stream().key_schema_versions.is_empty())
+        .map(|part| subject_name(&stream.topic, part))
 }
 
-/// The stream whose value schema `subject` is, for this caller.
-async fn value_subject(
+/// A subject of a stream the caller may read: the stream and which of its
+/// schemas the subject is. A key subject exists before its first version
+/// (registering creates it); [`existing_versions`] tells the two apart.
+async fn subject_of(
     state: &AppState,
     caller: &Caller,
     subject: &str,
-) -> Result<SubjectStream, RegistryError> {
+) -> Result<(SubjectStream, Part), RegistryError> {
     let (topic, part) = parse_subject(subject)?;
-    if part == Part::Key {
-        // Streams carry a value schema only (yet): no key subject exists.
-        return Err(RegistryError::subject_not_found(subject));
-    }
-    state
+    let found = state
         .view()
         .subject_stream(caller.org(), topic)
         .await
-        .map_err(|e| RegistryError::about(subject, e))
+        .map_err(|e| RegistryError::about(subject, e))?;
+    Ok((found, part))
+}
+
+/// The subject's versions, oldest first; 40401 when it has none (a key
+/// subject before its first version).
+fn existing_versions(
+    (found, part): &(SubjectStream, Part),
+    subject: &str,
+) -> Result<Vec<pb::SchemaVersion>, RegistryError> {
+    let versions = found.versions(*part);
+    if versions.is_empty() {
+        return Err(RegistryError::subject_not_found(subject));
+    }
+    Ok(versions)
 }
 
 /// `AVRO` or `JSON`, as the registry names a format.
@@ -254,9 +262,9 @@ pub struct SubjectVersion {
 }
 
 impl SubjectVersion {
-    fn of(topic: &str, version: &pb::SchemaVersion) -> SubjectVersion {
+    fn of(topic: &str, part: Part, version: &pb::SchemaVersion) -> SubjectVersion {
         SubjectVersion {
-            subject: subject_name(topic),
+            subject: subject_name(topic, part),
             id: version.id,
             version: version.version,
             schema_type: schema_type_field(version.format),
@@ -380,11 +388,12 @@ pub async fn subjects(
     let _ = query.deleted;
     let prefix = query.subject_prefix.unwrap_or_default();
     let streams = state.view().subject_streams(caller.org()).await?;
-    Ok(Registry(subject_names(
-        streams
-            .iter()
-            .filter(|s| subject_name(&s.topic).starts_with(&prefix)),
-    )))
+    let names: std::collections::BTreeSet<String> = streams
+        .iter()
+        .flat_map(subjects_of)
+        .filter(|name| name.starts_with(&prefix))
+        .collect();
+    Ok(Registry(names.into_iter().collect()))
 }
 
 /// `GET /registry/subjects/{subject}/versions`.
@@ -405,9 +414,12 @@ pub async fn versions(
     ApiPath(subject): ApiPath<String>,
 ) -> RegistryResult<Vec<u32>> {
     let caller = authenticated(caller)?;
-    let found = value_subject(&state, &caller, &subject).await?;
+    let found = subject_of(&state, &caller, &subject).await?;
     Ok(Registry(
-        found.versions().iter().map(|v| v.version).collect(),
+        existing_versions(&found, &subject)?
+            .iter()
+            .map(|v| v.version)
+            .collect(),
     ))
 }
 
@@ -454,9 +466,13 @@ pub async fn version(
     ApiPath((subject, version)): ApiPath<(String, String)>,
 ) -> RegistryResult<SubjectVersion> {
     let caller = authenticated(caller)?;
-    let found = value_subject(&state, &caller, &subject).await?;
-    let version = version_of(&found.versions(), &subject, &version)?;
-    Ok(Registry(SubjectVersion::of(&found.topic, &version)))
+    let found = subject_of(&state, &caller, &subject).await?;
+    let version = version_of(&existing_versions(&found, &subject)?, &subject, &version)?;
+    Ok(Registry(SubjectVersion::of(
+        &found.0.topic,
+        found.1,
+        &version,
+    )))
 }
 
 /// The schema itself (not as text), under the registry's media type.
@@ -488,8 +504,12 @@ pub async fn version_schema(
     ApiPath((subject, version)): ApiPath<(String, String)>,
 ) -> Result<Response, RegistryError> {
     let caller = authenticated(caller)?;
-    let found = value_subject(&state, &caller, &subject).await?;
-    raw_schema(&version_of(&found.versions(), &subject, &version)?)
+    let found = subject_of(&state, &caller, &subject).await?;
+    raw_schema(&version_of(
+        &existing_versions(&found, &subject)?,
+        &subject,
+        &version,
+    )?)
 }
 
 /// The id a schema was registered under.
@@ -525,15 +545,9 @@ pub async fn register(
     request: Result<ApiJson<SchemaRequest>, ApiError>,
 ) -> RegistryResult<Registered> {
     let caller = authenticated(caller)?;
-    let (_, part) = parse_subject(&subject)?;
     let request = body(request)?;
-    if part == Part::Key {
-        return Err(RegistryError::invalid_schema(format!(
-            "{subject}: key schemas are not supported by this registry yet; a stream has a value schema only"
-        )));
-    }
+    let (found, part) = subject_of(&state, &caller, &subject).await?;
     let (format, schema) = request.parsed()?;
-    let found = value_subject(&state, &caller, &subject).await?;
     let version = state
         .catalog()
         .register_schema(pb::RegisterSchemaRequest {
@@ -541,6 +555,7 @@ pub async fn register(
             stream: found.stream().name.clone(),
             format: format.into(),
             schema_json: schema.to_string(),
+            part: part.into(),
         })
         .await
         .map_err(|e| RegistryError::about(&subject, e))?;
@@ -571,10 +586,9 @@ pub async fn lookup(
 ) -> RegistryResult<SubjectVersion> {
     let caller = authenticated(caller)?;
     let request = body(request)?;
-    let found = value_subject(&state, &caller, &subject).await?;
+    let found = subject_of(&state, &caller, &subject).await?;
     let (format, schema) = request.parsed()?;
-    found
-        .versions()
+    existing_versions(&found, &subject)?
         .iter()
         .rev()
         .find(|v| {
@@ -582,7 +596,7 @@ pub async fn lookup(
                 && serde_json::from_str::<serde_json::Value>(&v.schema_json)
                     .is_ok_and(|known| known == schema)
         })
-        .map(|v| Registry(SubjectVersion::of(&found.topic, v)))
+        .map(|v| Registry(SubjectVersion::of(&found.0.topic, found.1, v)))
         .ok_or_else(|| RegistryError::schema_not_found("Schema not found".into()))
 }
 
@@ -631,8 +645,8 @@ pub async fn compatibility(
     request: Result<ApiJson<SchemaRequest>, ApiError>,
 ) -> RegistryResult<CompatibilityAnswer> {
     let caller = authenticated(caller)?;
-    let found = value_subject(&state, &caller, &subject).await?;
-    let number = version_of(&found.versions(), &subject, &version)?.version;
+    let found = subject_of(&state, &caller, &subject).await?;
+    let number = version_of(&existing_versions(&found, &subject)?, &subject, &version)?.version;
     check(&state, caller, &subject, &found, number, query, request).await
 }
 
@@ -662,7 +676,7 @@ pub async fn compatibility_all(
     request: Result<ApiJson<SchemaRequest>, ApiError>,
 ) -> RegistryResult<CompatibilityAnswer> {
     let caller = authenticated(caller)?;
-    let found = value_subject(&state, &caller, &subject).await?;
+    let found = subject_of(&state, &caller, &subject).await?;
     check(&state, caller, &subject, &found, 0, query, request).await
 }
 
@@ -670,7 +684,7 @@ async fn check(
     state: &AppState,
     caller: Caller,
     subject: &str,
-    found: &SubjectStream,
+    (found, part): &(SubjectStream, Part),
     version: u32,
     query: QueryResult<CompatibilityQuery>,
     request: Result<ApiJson<SchemaRequest>, ApiError>,
@@ -685,6 +699,7 @@ async fn check(
             format: format.into(),
             schema_json: schema.to_string(),
             version,
+            part: (*part).into(),
         })
         .await
         .map_err(|e| RegistryError::about(subject, e))?;
@@ -774,9 +789,9 @@ pub async fn subject_config(
     ApiPath(subject): ApiPath<String>,
 ) -> RegistryResult<ConfigAnswer> {
     let caller = authenticated(caller)?;
-    let found = value_subject(&state, &caller, &subject).await?;
+    let (found, part) = subject_of(&state, &caller, &subject).await?;
     Ok(Registry(ConfigAnswer {
-        compatibility_level: super::streams::compatibility_name(found.stream().compatibility),
+        compatibility_level: compatibility_of(found.stream(), part),
     }))
 }
 
@@ -804,20 +819,29 @@ pub async fn set_subject_config(
     let change = body(request)?;
     let mode = super::streams::compatibility(&change.compatibility)
         .map_err(|e| RegistryError::invalid_compatibility(e.message))?;
-    let found = value_subject(&state, &caller, &subject).await?;
+    let (found, part) = subject_of(&state, &caller, &subject).await?;
     let stream = state
         .catalog()
         .set_compatibility(pb::SetCompatibilityRequest {
             actor: Some(caller.0),
             stream: found.stream().name.clone(),
             compatibility: mode.into(),
+            part: part.into(),
         })
         .await
         .map_err(|e| RegistryError::about(&subject, e))?;
     state.view().caught_up().await;
     Ok(Registry(ConfigChange {
-        compatibility: super::streams::compatibility_name(stream.compatibility),
+        compatibility: compatibility_of(&stream, part),
     }))
+}
+
+/// The compatibility level of `stream`'s `part` schema.
+fn compatibility_of(stream: &pb::Stream, part: Part) -> String {
+    super::streams::compatibility_name(match part {
+        Part::Value => stream.compatibility,
+        Part::Key => stream.key_compatibility,
+    })
 }
 
 /// A schema by its global id.
@@ -842,7 +866,7 @@ async fn holders(
     state: &AppState,
     caller: Result<Caller, ApiError>,
     id: u32,
-) -> Result<Vec<(SubjectStream, pb::SchemaVersion)>, RegistryError> {
+) -> Result<Vec<Holder>, RegistryError> {
     let caller = authenticated(caller)?;
     state
         .view()
@@ -878,7 +902,7 @@ pub async fn schema(
     ApiPath(id): ApiPath<u32>,
 ) -> RegistryResult<SchemaById> {
     let holders = holders(&state, caller, id).await?;
-    let (_, version) = &holders[0];
+    let version = &holders[0].version;
     Ok(Registry(SchemaById {
         schema_type: schema_type_field(version.format),
         schema: version.schema_json.clone(),
@@ -903,7 +927,7 @@ pub async fn schema_raw(
     ApiPath(id): ApiPath<u32>,
 ) -> Result<Response, RegistryError> {
     let holders = holders(&state, caller, id).await?;
-    raw_schema(&holders[0].1)
+    raw_schema(&holders[0].version)
 }
 
 /// `GET /registry/schemas/ids/{id}/subjects`: the caller's subjects that
@@ -924,8 +948,12 @@ pub async fn schema_subjects(
     caller: Result<Caller, ApiError>,
     ApiPath(id): ApiPath<u32>,
 ) -> RegistryResult<Vec<String>> {
-    let holders = holders(&state, caller, id).await?;
-    Ok(Registry(subject_names(holders.iter().map(|(s, _)| s))))
+    let names: std::collections::BTreeSet<String> = holders(&state, caller, id)
+        .await?
+        .iter()
+        .map(|h| subject_name(&h.subject.topic, h.part))
+        .collect();
+    Ok(Registry(names.into_iter().collect()))
 }
 
 /// `GET /registry/schemas/ids/{id}/versions`: the caller's subject
@@ -949,9 +977,9 @@ pub async fn schema_versions(
     let mut pairs: Vec<SubjectAndVersion> = holders(&state, caller, id)
         .await?
         .iter()
-        .map(|(s, v)| SubjectAndVersion {
-            subject: subject_name(&s.topic),
-            version: v.version,
+        .map(|h| SubjectAndVersion {
+            subject: subject_name(&h.subject.topic, h.part),
+            version: h.version.version,
         })
         .collect();
     pairs.sort_by(|a, b| (&a.subject, a.version).cmp(&(&b.subject, b.version)));

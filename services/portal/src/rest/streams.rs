@@ -190,8 +190,24 @@ pub struct StreamView {
     /// Whether the portal checks produced records against the schema
     /// (the owner may turn it off: `PUT /v1/streams/{name}/validation`).
     validation: bool,
+    /// The record key's schema, once its owner registered one (through
+    /// the Schema Registry API, subject `<topic>-key`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key_schema: Option<KeySchemaView>,
     created_at_ms: i64,
     updated_at_ms: i64,
+}
+
+/// A stream's key schema: its latest version, format and mode.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct KeySchemaView {
+    schema: serde_json::Value,
+    schema_format: String,
+    compatibility: String,
+    /// The latest version's number.
+    schema_version: u32,
+    /// The latest version's global id.
+    schema_id: u32,
 }
 
 impl From<pb::Stream> for StreamView {
@@ -206,6 +222,14 @@ impl From<pb::Stream> for StreamView {
             compatibility: compatibility_name(s.compatibility),
             schema_version: s.schema_versions.last().map_or(0, |v| v.version),
             validation: !s.validation_off,
+            key_schema: s.key_schema_versions.last().map(|latest| KeySchemaView {
+                schema: serde_json::from_str(&latest.schema_json)
+                    .unwrap_or(serde_json::Value::Null),
+                schema_format: format_name(s.key_schema_format),
+                compatibility: compatibility_name(s.key_compatibility),
+                schema_version: latest.version,
+                schema_id: latest.id,
+            }),
             name: s.name,
             owner: s.owner,
             cluster: s.cluster,
@@ -485,6 +509,7 @@ pub async fn register_schema(
             stream: name,
             format: format.unwrap_or(pb::SchemaFormat::Unspecified).into(),
             schema_json: body.schema.to_string(),
+            part: pb::RecordPart::Value.into(),
         })
         .await?;
     Ok((StatusCode::CREATED, Json(version.into())))
@@ -516,6 +541,7 @@ pub async fn set_compatibility(
             actor: Some(caller.0),
             stream: name,
             compatibility: mode.into(),
+            part: pb::RecordPart::Value.into(),
         })
         .await?;
     Ok(Json(stream.into()))
