@@ -71,11 +71,14 @@ export FREEPORT_ASYNCAPI_SCHEMA="$PWD/$schema"
 
 step "confluent-kafka ${CONFLUENT_KAFKA_VERSION} (Python: Schema Registry serializers, REST Proxy clients' counterpart)"
 clients="target/test-deps/clients"
-if [ "$(cat "$clients/VERSION" 2>/dev/null)" != "${CONFLUENT_KAFKA_VERSION}" ] || [ ! -x "$clients/bin/python" ]; then
+# The serializers' extras: each brings its format's own library (fastavro,
+# jsonschema, protobuf); the marker names them, so adding one reinstalls.
+clients_wanted="${CONFLUENT_KAFKA_VERSION}[avro,json,protobuf]"
+if [ "$(cat "$clients/VERSION" 2>/dev/null)" != "$clients_wanted" ] || [ ! -x "$clients/bin/python" ]; then
   rm -rf "$clients"
   python3 -m venv "$clients"
-  "$clients/bin/pip" install -q "confluent-kafka[avro,json]==${CONFLUENT_KAFKA_VERSION}"
-  echo "${CONFLUENT_KAFKA_VERSION}" > "$clients/VERSION"
+  "$clients/bin/pip" install -q "confluent-kafka[avro,json,protobuf]==${CONFLUENT_KAFKA_VERSION}"
+  echo "$clients_wanted" > "$clients/VERSION"
 fi
 export FREEPORT_CLIENTS_PYTHON="$PWD/$clients/bin/python"
 "$FREEPORT_CLIENTS_PYTHON" -c 'import confluent_kafka; print("confluent-kafka", confluent_kafka.__version__)'

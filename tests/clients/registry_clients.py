@@ -8,16 +8,21 @@ object on its last line:
       as the stream's owner: AvroSerializer and JSONSerializer register
       their schemas through PORTAL/registry (auto.register.schemas) and
       produce five records each to "orders" and "events" on BOOTSTRAP, the
-      keys of "orders" Avro too (subject "orders-key"); then an
-      incompatible schema is registered, which must be refused with
+      keys of "orders" Avro too (subject "orders-key"), and ProtobufSerializer
+      five payments to "payments" (registering the base64 descriptor the
+      Python client sends); then an incompatible Avro and an incompatible
+      Protobuf schema are registered, which must be refused with
       Confluent's 409.
   consume PORTAL CA KEY BOOTSTRAP
       as the partner: AvroDeserializer and JSONDeserializer read the copies
       ("orders-copy", "events-copy") on the partner's BOOTSTRAP, keys and
       values, fetching the writers' schemas by id with the partner's own
-      key.
+      key; ProtobufDeserializer reads "payments-copy" with a message class
+      built from the schema the partner's subject serves (masked fields are
+      strings there).
 """
 
+import base64
 import json
 import sys
 import time
@@ -27,6 +32,8 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
+from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer, ProtobufSerializer
+from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
 from confluent_kafka.serialization import MessageField, SerializationContext, StringSerializer
 
 ORDER_V2 = json.dumps({
@@ -54,6 +61,35 @@ ORDER_KEY = json.dumps({
     "fields": [{"name": "region", "type": "string"}, {"name": "n", "type": "int"}],
 })
 COUNT = 5
+# What "payments" is registered with as .proto text; the Python client sends
+# the same schema as a descriptor.
+PAYMENT_BREAKING = """syntax = "proto3";
+package acme;
+message Payment {
+  int64 id = 1;
+  string card = 2;
+  string amount = 3;
+}
+"""
+
+
+def message_class(file, name):
+    """The message class `name` of a FileDescriptorProto, as generated code
+    would have it."""
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(file)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName(name))
+
+
+def payment_class():
+    field = descriptor_pb2.FieldDescriptorProto
+    file = descriptor_pb2.FileDescriptorProto(name="payments.proto", package="acme", syntax="proto3")
+    message = file.message_type.add(name="Payment")
+    for number, (name, kind) in enumerate(
+        [("id", field.TYPE_INT64), ("card", field.TYPE_STRING), ("amount", field.TYPE_DOUBLE)], 1
+    ):
+        message.field.add(name=name, number=number, type=kind, label=field.LABEL_OPTIONAL)
+    return message_class(file, "acme.Payment")
 
 
 def registry(portal, ca, key):
@@ -70,6 +106,8 @@ def produce(portal, ca, key, bootstrap):
     jsons = JSONSerializer(EVENT, client, conf={"auto.register.schemas": True})
     keys = StringSerializer()
     order_keys = AvroSerializer(client, ORDER_KEY, conf={"auto.register.schemas": True})
+    payment = payment_class()
+    protos = ProtobufSerializer(payment, client, conf={"auto.register.schemas": True})
     producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
     for n in range(COUNT):
         order = {"id": n, "note": "order %d" % n}
@@ -77,6 +115,14 @@ def produce(portal, ca, key, bootstrap):
             "orders",
             key=order_keys({"region": "eu", "n": n}, SerializationContext("orders", MessageField.KEY)),
             value=avro(order, SerializationContext("orders", MessageField.VALUE)),
+        )
+        producer.produce(
+            "payments",
+            key=keys(str(n)),
+            value=protos(
+                payment(id=n + 1, card="4111-%d" % n, amount=(n + 1) * 1.5),
+                SerializationContext("payments", MessageField.VALUE),
+            ),
         )
         event = {"id": n, "kind": "created"}
         producer.produce(
@@ -93,12 +139,20 @@ def produce(portal, ca, key, bootstrap):
         client.register_schema("orders-value", Schema(ORDER_BREAKING, "AVRO"))
     except SchemaRegistryError as e:
         refused = {"http_status": e.http_status_code, "error_code": e.error_code, "message": e.error_message}
+    protobuf_refused = None
+    try:
+        client.register_schema("payments-value", Schema(PAYMENT_BREAKING, "PROTOBUF"))
+    except SchemaRegistryError as e:
+        protobuf_refused = {"http_status": e.http_status_code, "error_code": e.error_code, "message": e.error_message}
+    payments = client.get_latest_version("payments-value")
     latest = client.get_latest_version("orders-value")
     key = client.get_latest_version("orders-key")
     print(json.dumps({
         "refused": refused,
         "orders_latest": {"id": latest.schema_id, "version": latest.version},
         "orders_key": {"id": key.schema_id, "version": key.version},
+        "payments_latest": {"id": payments.schema_id, "version": payments.version},
+        "protobuf_refused": protobuf_refused,
         "is_compatible": client.test_compatibility("orders-value", Schema(ORDER_BREAKING, "AVRO")),
     }))
 
@@ -115,6 +169,21 @@ def consume(portal, ca, key, bootstrap):
         "auto.offset.reset": "earliest",
         "enable.auto.commit": False,
     })
+    # The partner's message class, from the schema its subject serves: the
+    # base64 descriptor, as generated code would be built from it.
+    # The link derives it with the first record it delivers.
+    deadline = time.time() + 60
+    while True:
+        try:
+            delivered = client.get_latest_version("payments-copy-value", fmt="serialized")
+            break
+        except SchemaRegistryError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.5)
+    file = descriptor_pb2.FileDescriptorProto.FromString(base64.b64decode(delivered.schema.schema_str))
+    payment = message_class(file, "acme.Payment")
+    readers["payments-copy"] = ProtobufDeserializer(payment, schema_registry_client=client)
     key_readers = {"orders-copy": AvroDeserializer(client)}
     consumer.subscribe(list(readers))
     got = {topic: [] for topic in readers}
@@ -129,6 +198,8 @@ def consume(portal, ca, key, bootstrap):
             continue
         topic = message.topic()
         value = readers[topic](message.value(), SerializationContext(topic, MessageField.VALUE))
+        if topic == "payments-copy":
+            value = json_format.MessageToDict(value, preserving_proto_field_name=True)
         got[topic].append(value)
         if topic in key_readers:
             key = key_readers[topic](message.key(), SerializationContext(topic, MessageField.KEY))

@@ -68,6 +68,20 @@ fn generated_documents_are_valid_asyncapi_3() {
             Some(1),
         ),
         (
+            // A Protobuf stream: the payload is the .proto text, named as such.
+            pb::Stream {
+                name: "protos".into(),
+                owner: "acme".into(),
+                cluster: "main".into(),
+                topic: "protos".into(),
+                schema_format: pb::SchemaFormat::Protobuf.into(),
+                value_schema_json: json!("syntax = \"proto3\";\nmessage P {\n  int64 id = 1;\n}\n").to_string(),
+                ..Default::default()
+            },
+            cluster("k:9092", ""),
+            Some(1),
+        ),
+        (
             // With an Avro key schema: the binding carries it beside the
             // bytes, and says where the schema id travels.
             pb::Stream {
@@ -138,6 +152,15 @@ fn generated_documents_are_valid_asyncapi_3() {
                 assert!(binding.get("schemaIdLocation").is_none());
             }
             "payments" => assert_eq!(binding["schemaIdLocation"], "payload"),
+            "protos" => {
+                assert_eq!(binding["schemaIdLocation"], "payload");
+                let payload = &document["components"]["messages"][&message]["payload"];
+                assert_eq!(
+                    payload["schemaFormat"],
+                    "application/vnd.google.protobuf;version=3"
+                );
+                assert!(payload["schema"].as_str().unwrap().contains("message P"));
+            }
             _ => assert_eq!(binding["key"], json!({"type": "string"})),
         }
     }

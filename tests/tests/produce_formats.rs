@@ -112,6 +112,7 @@ const JSON: &str = "application/vnd.kafka.json.v2+json";
 const BINARY: &str = "application/vnd.kafka.binary.v2+json";
 const AVRO: &str = "application/vnd.kafka.avro.v2+json";
 const JSONSCHEMA: &str = "application/vnd.kafka.jsonschema.v2+json";
+const PROTOBUF: &str = "application/vnd.kafka.protobuf.v2+json";
 
 fn base64(bytes: &[u8]) -> String {
     use base64::Engine;
@@ -407,14 +408,18 @@ async fn avro_streams_take_avro_under_their_ids_and_read_back_as_json() {
         (422, &json!(42203)),
         "plain JSON on an Avro stream"
     );
-    let (status, _) = produce(
+    let (status, answer) = produce(
         &sandbox,
         "orders",
-        "application/vnd.kafka.protobuf.v2+json",
-        json!({"records": []}),
+        PROTOBUF,
+        json!({"value_schema_id": v1_id, "records": [{"value": {"id": 4}}]}),
     )
     .await;
-    assert_eq!(status, 415, "Protobuf is not taken yet");
+    assert_eq!(
+        (status, &answer["error_code"]),
+        (422, &json!(42205)),
+        "Protobuf on an Avro stream: {answer}"
+    );
 
     let written = records_on(&sandbox, "orders").await;
     assert_eq!(written.len(), 3, "only the accepted requests' records");
@@ -613,4 +618,185 @@ async fn keys_under_a_key_schema_are_checked_written_and_read_decoded() {
     let event = feed.next().await.expect("an event");
     let record: Value = serde_json::from_str(&event.data).unwrap();
     assert_eq!(record["key"], json!({"region": "eu", "n": 1}), "{record}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protobuf_streams_take_their_first_message_and_read_back_as_json() {
+    let sandbox = TwoOrgs::start().await;
+    let v1 = "syntax = \"proto3\";\npackage acme;\nmessage Order {\n  int64 id = 1;\n  string note = 2;\n  repeated string tags = 3;\n}\n";
+    sandbox
+        .stream(
+            "orders",
+            1,
+            json!({"schema_format": "protobuf", "schema": v1}),
+        )
+        .await;
+    let (_, versions) = sandbox
+        .hub
+        .call("GET", "/v1/streams/orders/schemas", &sandbox.owner, None)
+        .await;
+    let v1_id = versions["versions"][0]["id"].as_u64().unwrap();
+    let stored = versions["versions"][0]["schema"].as_str().unwrap();
+    assert!(
+        stored.contains("message Order {"),
+        "kept as .proto text: {stored}"
+    );
+
+    let (status, answer) = produce(
+        &sandbox,
+        "orders",
+        PROTOBUF,
+        json!({"value_schema_id": v1_id, "records": [
+            {"value": {"id": 1, "note": "first", "tags": ["a", "b"]}},
+            {"value": {"id": "2"}}
+        ]}),
+    )
+    .await;
+    assert_eq!(
+        (status, &answer["value_schema_id"]),
+        (200, &json!(v1_id)),
+        "{answer}"
+    );
+
+    // A compatible new version given as value_schema (.proto text): a field
+    // added. An incompatible one (id's wire type changed) is refused.
+    let v2 = v1.replace(
+        "repeated string tags = 3;",
+        "repeated string tags = 3;\n  double total = 4;",
+    );
+    let (status, answer) = produce(
+        &sandbox,
+        "orders",
+        PROTOBUF,
+        json!({"value_schema": v2, "records": [{"value": {"id": 3, "total": 9.5}}]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let v2_id = answer["value_schema_id"].as_u64().unwrap();
+    assert_ne!(v2_id, v1_id);
+    let breaking = v1.replace("int64 id = 1;", "string id = 1;");
+    let (status, answer) = produce(
+        &sandbox,
+        "orders",
+        PROTOBUF,
+        json!({"value_schema": breaking, "records": [{"value": {"id": "x"}}]}),
+    )
+    .await;
+    assert_eq!(status, 409, "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("FIELD_SCALAR_KIND_CHANGED"),
+        "{answer}"
+    );
+
+    let refusals = [
+        (
+            json!({"value_schema_id": v1_id, "records": [{"value": {"id": 4}}, {"value": {"id": "four"}}]}),
+            42203,
+            "records[1].value",
+        ),
+        (
+            json!({"value_schema_id": v1_id, "records": [{"value": {"nope": 1}}]}),
+            42203,
+            "records[0].value",
+        ),
+        (
+            json!({"value_schema": "message {", "records": [{"value": {"id": 4}}]}),
+            42205,
+            ".proto",
+        ),
+    ];
+    for (body, code, says) in refusals {
+        let (status, answer) = produce(&sandbox, "orders", PROTOBUF, body).await;
+        assert_eq!(
+            (status, &answer["error_code"]),
+            (422, &json!(code)),
+            "{says}: {answer}"
+        );
+        assert!(
+            answer["message"].as_str().unwrap().contains(says),
+            "{says}: {answer}"
+        );
+    }
+    let (status, answer) = produce(
+        &sandbox,
+        "orders",
+        JSON,
+        json!({"records": [{"value": {"id": 4}}]}),
+    )
+    .await;
+    assert_eq!(
+        (status, &answer["error_code"]),
+        (422, &json!(42203)),
+        "plain JSON on a Protobuf stream: {answer}"
+    );
+    assert!(
+        answer["message"].as_str().unwrap().contains("protobuf"),
+        "{answer}"
+    );
+
+    let written = records_on(&sandbox, "orders").await;
+    assert_eq!(written.len(), 3, "only the accepted requests' records");
+    let first = written[0].value.clone().unwrap();
+    assert_eq!(
+        (
+            first[0],
+            u64::from(u32::from_be_bytes(first[1..5].try_into().unwrap())),
+            first[5]
+        ),
+        (0, v1_id, 0),
+        "magic byte, the schema id, message index [0]"
+    );
+    // Binary wire-format bytes are decoded to be checked.
+    let (status, _) = produce(
+        &sandbox,
+        "orders",
+        BINARY,
+        json!({"records": [{"value": base64(&first)}]}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let mut broken = first.clone();
+    broken.push(0xff);
+    let (status, answer) = produce(
+        &sandbox,
+        "orders",
+        BINARY,
+        json!({"records": [{"value": base64(&broken)}]}),
+    )
+    .await;
+    assert_eq!(
+        (status, &answer["error_code"]),
+        (422, &json!(42203)),
+        "{answer}"
+    );
+
+    // A consumer instance of the protobuf format shows the values as JSON
+    // (proto field names, int64 as strings, defaults shown).
+    let owner = sandbox.owner.as_str();
+    let values = read_values(&sandbox, owner, "readers", "protobuf", 4).await;
+    assert_eq!(
+        values,
+        [
+            json!({"id": "1", "note": "first", "tags": ["a", "b"]}),
+            json!({"id": "2", "note": "", "tags": []}),
+            json!({"id": "3", "note": "", "tags": [], "total": 9.5}),
+            json!({"id": "1", "note": "first", "tags": ["a", "b"]}),
+        ]
+    );
+
+    // An HTTP-only partner reads the Protobuf stream as JSON, masked.
+    sandbox
+        .active_contract("orders", "orders-copy", json!({"mask_fields": ["/note"]}))
+        .await;
+    let mut feed = sandbox.hub.feed("orders", &sandbox.partner, "").await;
+    let event = feed.next().await.expect("an event");
+    let record: Value = serde_json::from_str(&event.data).unwrap();
+    assert_eq!(
+        record["value"],
+        json!({"id": "1", "note": "****", "tags": ["a", "b"]}),
+        "{record}"
+    );
 }

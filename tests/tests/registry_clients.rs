@@ -56,7 +56,21 @@ async fn confluent_serializers_register_produce_and_read_through_the_registry() 
         )
         .await;
     sandbox
+        .stream(
+            "payments",
+            1,
+            json!({"schema_format": "protobuf", "schema": "syntax = \"proto3\";\npackage acme;\nmessage Payment {\n  int64 id = 1;\n  string card = 2;\n  double amount = 3;\n}\n"}),
+        )
+        .await;
+    sandbox
         .active_contract("orders", "orders-copy", json!({"mask_fields": ["/note"]}))
+        .await;
+    sandbox
+        .active_contract(
+            "payments",
+            "payments-copy",
+            json!({"mask_fields": ["/card", "/amount"]}),
+        )
         .await;
     sandbox
         .active_contract("events", "events-copy", json!(null))
@@ -104,6 +118,29 @@ async fn confluent_serializers_register_produce_and_read_through_the_registry() 
         "Avro keys, unchanged by the terms: {read}"
     );
     assert_eq!(produced["orders_key"]["version"], 1, "{produced}");
+    assert_eq!(
+        produced["payments_latest"]["version"], 1,
+        "the Python client's descriptor is the stream's .proto text, one schema: {produced}"
+    );
+    assert_eq!(
+        produced["protobuf_refused"]["http_status"], 409,
+        "{produced}"
+    );
+    assert!(
+        produced["protobuf_refused"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("FIELD_SCALAR_KIND_CHANGED"),
+        "{produced}"
+    );
+    let payments: Vec<Value> = (0..5)
+        .map(|n| json!({"id": (n + 1).to_string(), "card": "****", "amount": "****"}))
+        .collect();
+    assert_eq!(
+        read["values"]["payments-copy"],
+        json!(payments),
+        "Protobuf, masked by the link and read by the partner's ProtobufDeserializer: {read}"
+    );
     assert_ne!(
         produced["orders_key"]["id"],
         produced["orders_latest"]["id"]

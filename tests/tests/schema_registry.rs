@@ -402,11 +402,38 @@ async fn the_registry_refuses_in_confluent_s_words() {
         "POST",
         "/subjects/events-value/versions",
         owner,
-        Some(json!({"schema": "syntax = \"proto3\";", "schemaType": "PROTOBUF"})),
+        Some(json!({"schema": "syntax = \"proto3\"; message {", "schemaType": "PROTOBUF"})),
     )
     .await;
-    assert_eq!((status, &protobuf["error_code"]), (422, &json!(42201)));
-    assert!(protobuf["message"].as_str().unwrap().contains("PROTOBUF"));
+    assert_eq!(
+        (status, &protobuf["error_code"]),
+        (422, &json!(42201)),
+        "{protobuf}"
+    );
+    assert!(
+        protobuf["message"].as_str().unwrap().contains(".proto"),
+        "{protobuf}"
+    );
+    let (status, protobuf) = registry(
+        &sandbox,
+        "POST",
+        "/subjects/events-value/versions",
+        owner,
+        Some(json!({"schema": "syntax = \"proto3\"; message E { int64 id = 1; }", "schemaType": "PROTOBUF"})),
+    )
+    .await;
+    assert_eq!(
+        (status, &protobuf["error_code"]),
+        (422, &json!(42201)),
+        "{protobuf}"
+    );
+    assert!(
+        protobuf["message"]
+            .as_str()
+            .unwrap()
+            .contains("json_schema"),
+        "a stream keeps its format: {protobuf}"
+    );
     // A JSON Schema version on a JSON Schema stream registers, typed.
     let (status, registered) = registry(
         &sandbox,
@@ -434,7 +461,7 @@ async fn the_registry_refuses_in_confluent_s_words() {
     );
     assert_eq!(
         registry(&sandbox, "GET", "/schemas/types", owner, None).await,
-        (200, json!(["JSON", "AVRO"]))
+        (200, json!(["JSON", "PROTOBUF", "AVRO"]))
     );
     assert_eq!(
         code(registry(&sandbox, "GET", "/subjects", "not-a-key", None).await),

@@ -51,6 +51,26 @@ pub mod proto {
             #![allow(clippy::all, clippy::pedantic, missing_docs)]
             tonic::include_proto!("freeport.catalog.v1");
 
+            /// A stored format as the schema module names it (JSON Schema
+            /// when unspecified, as a stream registered without one is).
+            pub fn schema_format(value: i32) -> crate::schema::SchemaFormat {
+                match SchemaFormat::try_from(value) {
+                    Ok(SchemaFormat::Avro) => crate::schema::SchemaFormat::Avro,
+                    Ok(SchemaFormat::Protobuf) => crate::schema::SchemaFormat::Protobuf,
+                    _ => crate::schema::SchemaFormat::JsonSchema,
+                }
+            }
+
+            impl From<crate::schema::SchemaFormat> for SchemaFormat {
+                fn from(format: crate::schema::SchemaFormat) -> SchemaFormat {
+                    match format {
+                        crate::schema::SchemaFormat::JsonSchema => SchemaFormat::JsonSchema,
+                        crate::schema::SchemaFormat::Avro => SchemaFormat::Avro,
+                        crate::schema::SchemaFormat::Protobuf => SchemaFormat::Protobuf,
+                    }
+                }
+            }
+
             impl RecordPart {
                 /// `value` or `key`, as subject names and messages say it.
                 pub fn name(self) -> &'static str {

@@ -51,6 +51,16 @@ pub struct TopicName(String);
 #[allow(dead_code)]
 pub struct Tag(String);
 
+/// A schema as the REST API takes it: a JSON Schema or an Avro schema (as
+/// JSON), or for `protobuf` the text of a `.proto` file.
+#[derive(ToSchema, serde::Deserialize)]
+#[serde(untagged)]
+#[allow(dead_code)]
+pub enum StreamSchema {
+    Json(std::collections::HashMap<String, serde_json::Value>),
+    Proto(String),
+}
+
 struct Security;
 
 impl Modify for Security {

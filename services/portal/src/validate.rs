@@ -22,8 +22,9 @@ use std::sync::{Arc, Mutex};
 use freeport_common::error::ErrorCode;
 use freeport_common::proto::catalog::v1 as pb;
 use freeport_common::proto::catalog::v1::RecordPart as Part;
+use freeport_common::schema::codec::Codec;
 use freeport_common::schema::wire::{join as in_wire_format, split as wire_format};
-use freeport_common::schema::{avro_binary, AvroSchema};
+use freeport_common::schema::SchemaFormat;
 use freeport_common::terms::{Outcome, Reshaper};
 use serde_json::Value;
 
@@ -33,10 +34,22 @@ use crate::error::{ApiError, ApiResult};
 /// immutable, so a miss only costs a compile).
 const MAX_COMPILED: usize = 4096;
 
-/// A schema ready to check or encode records.
-pub enum Compiled {
-    Json(jsonschema::Validator),
-    Avro(AvroSchema),
+/// A schema ready to check, encode and decode records: how its values
+/// are read and written, and for a JSON Schema its validator.
+pub struct Compiled {
+    codec: Codec,
+    validator: Option<jsonschema::Validator>,
+}
+
+impl Compiled {
+    /// What is wrong with `value` under this schema, if anything: a JSON
+    /// Schema's every problem with its place, or why it does not encode.
+    fn problems(&self, value: &Value) -> Option<String> {
+        match &self.validator {
+            Some(validator) => json_problems(validator, value),
+            None => self.codec.write(value).err(),
+        }
+    }
 }
 
 /// Compiled schemas by global id.
@@ -51,18 +64,19 @@ impl RecordSchemas {
         if let Some(found) = self.lock().get(&version.id) {
             return Ok(found.clone());
         }
-        let schema: Value = serde_json::from_str(&version.schema_json)
-            .map_err(|e| ApiError::internal("a stored schema is not JSON", e))?;
-        let compiled = Arc::new(match pb::SchemaFormat::try_from(version.format) {
-            Ok(pb::SchemaFormat::Avro) => Compiled::Avro(
-                AvroSchema::parse(&schema)
-                    .map_err(|e| ApiError::internal("a stored Avro schema", e.join("; ")))?,
-            ),
-            _ => Compiled::Json(
-                jsonschema::validator_for(&schema)
-                    .map_err(|e| ApiError::internal("a stored JSON Schema", e))?,
-            ),
-        });
+        let codec = Codec::of(version).map_err(|e| ApiError::internal("a stored schema", e))?;
+        let validator = match codec {
+            Codec::Json => {
+                let schema: Value = serde_json::from_str(&version.schema_json)
+                    .map_err(|e| ApiError::internal("a stored schema is not JSON", e))?;
+                Some(
+                    jsonschema::validator_for(&schema)
+                        .map_err(|e| ApiError::internal("a stored JSON Schema", e))?,
+                )
+            }
+            _ => None,
+        };
+        let compiled = Arc::new(Compiled { codec, validator });
         let mut cache = self.lock();
         if cache.len() >= MAX_COMPILED {
             cache.clear();
@@ -130,13 +144,24 @@ impl Check {
     }
 
     /// The format of `part`'s schema; `None` for a key without one.
-    pub fn format(&self, part: Part) -> Option<pb::SchemaFormat> {
+    pub fn format(&self, part: Part) -> Option<SchemaFormat> {
         let format = match part {
             Part::Value => self.stream.schema_format,
             Part::Key if self.stream.key_schema_versions.is_empty() => return None,
             Part::Key => self.stream.key_schema_format,
         };
-        Some(pb::SchemaFormat::try_from(format).unwrap_or(pb::SchemaFormat::JsonSchema))
+        Some(pb::schema_format(format))
+    }
+
+    /// The embedded format a part in a binary schema format is produced
+    /// in, as a refusal names it; `None` for JSON Schema (plain JSON will
+    /// do).
+    fn registry_only(&self, part: Part) -> Option<(&'static str, &'static str)> {
+        match self.format(part)? {
+            SchemaFormat::Avro => Some(("Avro", "avro")),
+            SchemaFormat::Protobuf => Some(("Protobuf", "protobuf")),
+            SchemaFormat::JsonSchema => None,
+        }
     }
 
     /// `part`'s latest version; `None` for a key without a schema.
@@ -154,12 +179,12 @@ impl Check {
     /// version.
     pub fn json(&self, part: Part, index: usize, value: &Value) -> ApiResult<Vec<u8>> {
         if self.checking() {
-            if self.format(part) == Some(pb::SchemaFormat::Avro) {
+            if let Some((name, media)) = self.registry_only(part) {
                 return Err(refused(
                     index,
                     part,
                     format!(
-                        "stream {}'s {} schema is Avro: produce with application/vnd.kafka.avro.v2+json ({}_schema_id), or as binary in the Confluent wire format",
+                        "stream {}'s {} schema is {name}: produce with application/vnd.kafka.{media}.v2+json ({}_schema_id), or as binary in the Confluent wire format",
                         self.stream.name,
                         part.name(),
                         part.name()
@@ -167,10 +192,8 @@ impl Check {
                 ));
             }
             if let Some(latest) = self.latest(part) {
-                if let Compiled::Json(validator) = &*self.schemas.compiled(latest)? {
-                    if let Some(problems) = json_problems(validator, value) {
-                        return Err(refused(index, part, problems));
-                    }
+                if let Some(problems) = self.schemas.compiled(latest)?.problems(value) {
+                    return Err(refused(index, part, problems));
                 }
             }
         }
@@ -196,24 +219,23 @@ impl Check {
                     ),
                 )
             })?;
-            return match &*self.schemas.compiled(version)? {
-                Compiled::Avro(schema) => avro_binary::decode(schema, payload)
-                    .map(|_| ())
-                    .map_err(|e| refused(index, part, format!("not Avro of schema id {id}: {e}"))),
-                Compiled::Json(validator) => {
-                    let value: Value = serde_json::from_slice(payload)
-                        .map_err(|e| refused(index, part, format!("not JSON: {e}")))?;
-                    json_problems(validator, &value)
-                        .map_or(Ok(()), |p| Err(refused(index, part, p)))
-                }
+            let compiled = self.schemas.compiled(version)?;
+            let value = compiled
+                .codec
+                .read(payload, true)
+                .map_err(|e| refused(index, part, format!("not a value of schema id {id}: {e}")))?;
+            return match &compiled.validator {
+                Some(validator) => json_problems(validator, &value)
+                    .map_or(Ok(()), |p| Err(refused(index, part, p))),
+                None => Ok(()),
             };
         }
-        if self.format(part) == Some(pb::SchemaFormat::Avro) {
+        if let Some((name, _)) = self.registry_only(part) {
             return Err(refused(
                 index,
                 part,
                 format!(
-                    "stream {}'s {} schema is Avro, in the Confluent wire format (a zero byte, then one of its schema ids): these bytes are not",
+                    "stream {}'s {} schema is {name}, in the Confluent wire format (a zero byte, then one of its schema ids): these bytes are not",
                     self.stream.name,
                     part.name()
                 ),
@@ -235,12 +257,10 @@ impl Check {
                 ),
             )
         })?;
-        match &*self.schemas.compiled(latest)? {
-            Compiled::Json(validator) => {
-                json_problems(validator, &value).map_or(Ok(()), |p| Err(refused(index, part, p)))
-            }
-            Compiled::Avro(_) => Ok(()),
-        }
+        self.schemas
+            .compiled(latest)?
+            .problems(&value)
+            .map_or(Ok(()), |p| Err(refused(index, part, p)))
     }
 
     /// A key or value of a schema-registry embedded format (`avro`,
@@ -253,21 +273,19 @@ impl Check {
         version: &pb::SchemaVersion,
         value: &Value,
     ) -> ApiResult<Vec<u8>> {
-        let payload = match &*self.schemas.compiled(version)? {
-            Compiled::Avro(schema) => avro_binary::encode(schema, value).map_err(|e| {
-                refused(
-                    index,
-                    part,
-                    format!("does not fit schema id {}: {e}", version.id),
-                )
-            })?,
-            Compiled::Json(validator) => {
-                if let Some(problems) = json_problems(validator, value) {
-                    return Err(refused(index, part, problems));
-                }
-                value.to_string().into_bytes()
+        let compiled = self.schemas.compiled(version)?;
+        if let Some(validator) = &compiled.validator {
+            if let Some(problems) = json_problems(validator, value) {
+                return Err(refused(index, part, problems));
             }
-        };
+        }
+        let payload = compiled.codec.write(value).map_err(|e| {
+            refused(
+                index,
+                part,
+                format!("does not fit schema id {}: {e}", version.id),
+            )
+        })?;
         Ok(in_wire_format(version.id, &payload))
     }
 }
@@ -351,11 +369,8 @@ impl Decoder {
             .view
             .schema_with_id(id)
             .ok_or_else(|| format!("schema id {id} is not known to this hub"))?;
-        match &*self.schemas.compiled(&version).map_err(|e| e.message)? {
-            Compiled::Avro(schema) if tagged => avro_binary::decode(schema, payload),
-            Compiled::Avro(schema) => avro_binary::decode_plain(schema, payload),
-            Compiled::Json(_) => serde_json::from_slice(payload).map_err(|e| e.to_string()),
-        }
+        let compiled = self.schemas.compiled(&version).map_err(|e| e.message)?;
+        compiled.codec.read(payload, tagged)
     }
 }
 

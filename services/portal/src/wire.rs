@@ -18,6 +18,9 @@ pub const RESPONSE_V2: &str = "application/vnd.kafka.v2+json";
 pub const AVRO_V2: &str = "application/vnd.kafka.avro.v2+json";
 /// v2 requests and answers with JSON values under a JSON Schema.
 pub const JSONSCHEMA_V2: &str = "application/vnd.kafka.jsonschema.v2+json";
+/// v2 requests and answers with Protobuf values, as JSON (the proto3 JSON
+/// mapping, proto field names), under a schema.
+pub const PROTOBUF_V2: &str = "application/vnd.kafka.protobuf.v2+json";
 /// v1's media types: the same bodies as v2's, as Confluent's REST Proxy
 /// takes them.
 pub const JSON_V1: &str = "application/vnd.kafka.json.v1+json";
@@ -40,6 +43,10 @@ pub enum Format {
     /// Values are JSON under a registered JSON Schema (Confluent wire
     /// format).
     JsonSchema,
+    /// Values are JSON in the proto3 JSON mapping, written and read as the
+    /// first message of a registered Protobuf schema (Confluent wire
+    /// format, message indexes included).
+    Protobuf,
 }
 
 impl Format {
@@ -50,19 +57,32 @@ impl Format {
             Format::Binary => "binary",
             Format::Avro => "avro",
             Format::JsonSchema => "jsonschema",
+            Format::Protobuf => "protobuf",
         }
     }
 
-    pub const ALL: [Format; 4] = [
+    pub const ALL: [Format; 5] = [
         Format::Json,
         Format::Binary,
         Format::Avro,
         Format::JsonSchema,
+        Format::Protobuf,
     ];
 
     /// Whether values are written under a registered schema, with its id.
     pub fn uses_registry(self) -> bool {
-        matches!(self, Format::Avro | Format::JsonSchema)
+        self.schema_format().is_some()
+    }
+
+    /// The schema format a schema-registry embedded format writes under.
+    pub fn schema_format(self) -> Option<freeport_common::schema::SchemaFormat> {
+        use freeport_common::schema::SchemaFormat;
+        match self {
+            Format::Avro => Some(SchemaFormat::Avro),
+            Format::JsonSchema => Some(SchemaFormat::JsonSchema),
+            Format::Protobuf => Some(SchemaFormat::Protobuf),
+            Format::Json | Format::Binary => None,
+        }
     }
 
     /// The format a consumer instance's `format` setting names.
@@ -77,6 +97,7 @@ impl Format {
             Format::Binary => BINARY_V2,
             Format::Avro => AVRO_V2,
             Format::JsonSchema => JSONSCHEMA_V2,
+            Format::Protobuf => PROTOBUF_V2,
         }
     }
 
@@ -88,6 +109,7 @@ impl Format {
             BINARY_V2 | BINARY_V1 => Some(Format::Binary),
             AVRO_V2 | AVRO_V1 => Some(Format::Avro),
             JSONSCHEMA_V2 => Some(Format::JsonSchema),
+            PROTOBUF_V2 => Some(Format::Protobuf),
             _ => None,
         }
     }
@@ -103,18 +125,19 @@ impl Format {
 
 /// What a REST Proxy v2 answer without records may be labelled: any v2
 /// media type, and the two generic ones Confluent's REST Proxy answers in.
-pub const ANSWERS_V2: [&str; 8] = [
+pub const ANSWERS_V2: [&str; 9] = [
     RESPONSE_V2,
     RESPONSE_V1,
     JSON_V2,
     BINARY_V2,
     AVRO_V2,
     JSONSCHEMA_V2,
+    PROTOBUF_V2,
     "application/vnd.kafka+json",
     "application/json",
 ];
 /// What a consumer instance's records may be labelled.
-pub const RECORDS_V2: [&str; 4] = [JSON_V2, BINARY_V2, AVRO_V2, JSONSCHEMA_V2];
+pub const RECORDS_V2: [&str; 5] = [JSON_V2, BINARY_V2, AVRO_V2, JSONSCHEMA_V2, PROTOBUF_V2];
 
 /// Whether an `Accept` header admits one of `produced`: a media range that
 /// names it or a wildcard over it (`*/*`, `application/*`), with a nonzero

@@ -4,10 +4,23 @@
 use freeport_common::config::ClusterConfig;
 use freeport_common::contract::ContractTerms;
 use freeport_common::proto::catalog::v1 as pb;
+use freeport_common::schema::SchemaFormat;
 use serde_json::{json, Map, Value};
 
 /// How AsyncAPI names an Avro payload schema.
 const AVRO_SCHEMA_FORMAT: &str = "application/vnd.apache.avro+json;version=1.9.0";
+/// How AsyncAPI names a Protobuf payload schema (the `.proto` text).
+const PROTOBUF_SCHEMA_FORMAT: &str = "application/vnd.google.protobuf;version=3";
+
+/// A payload schema of `format` as AsyncAPI carries it: JSON Schema as it
+/// is, Avro and Protobuf in a multi-format schema object.
+fn payload(format: SchemaFormat, schema: Value) -> Value {
+    match format {
+        SchemaFormat::JsonSchema => schema,
+        SchemaFormat::Avro => json!({"schemaFormat": AVRO_SCHEMA_FORMAT, "schema": schema}),
+        SchemaFormat::Protobuf => json!({"schemaFormat": PROTOBUF_SCHEMA_FORMAT, "schema": schema}),
+    }
+}
 
 /// Version of the Kafka bindings we emit.
 const KAFKA_BINDING_VERSION: &str = "0.5.0";
@@ -42,31 +55,37 @@ fn host(cluster: &ClusterConfig) -> String {
 /// bytes with the Avro schema beside it; `topic` names its subject), and where the schema id travels
 /// when records are in the Confluent wire format.
 fn message_binding(stream: &pb::Stream, topic: &str) -> Value {
-    let avro = i32::from(pb::SchemaFormat::Avro);
+    let key_format = pb::schema_format(stream.key_schema_format);
     let key = match stream.key_schema_versions.last() {
         None => json!({"type": "string"}),
         Some(latest) => {
             let schema: Value =
                 serde_json::from_str(&latest.schema_json).unwrap_or_else(|_| json!({}));
-            if stream.key_schema_format == avro {
-                json!({
-                    "type": "string",
-                    "format": "binary",
-                    "description": format!(
-                        "Avro in the Confluent wire format: schema registry subject {}-key, version {}, id {}",
-                        topic, latest.version, latest.id
-                    ),
-                    "x-avro-schema": schema,
-                })
-            } else {
-                schema
-            }
+            let (name, extension) = match key_format {
+                SchemaFormat::JsonSchema => return binding_with_key(stream, schema),
+                SchemaFormat::Avro => ("Avro", "x-avro-schema"),
+                SchemaFormat::Protobuf => ("Protobuf", "x-protobuf-schema"),
+            };
+            json!({
+                "type": "string",
+                "format": "binary",
+                "description": format!(
+                    "{name} in the Confluent wire format: schema registry subject {topic}-key, version {}, id {}",
+                    latest.version, latest.id
+                ),
+                extension: schema,
+            })
         }
     };
+    binding_with_key(stream, key)
+}
+
+fn binding_with_key(stream: &pb::Stream, key: Value) -> Value {
+    let binary = |format: i32| pb::schema_format(format) != SchemaFormat::JsonSchema;
     let mut binding = Map::new();
     binding.insert("key".into(), key);
-    if stream.schema_format == avro
-        || stream.key_schema_format == avro && !stream.key_schema_versions.is_empty()
+    if binary(stream.schema_format)
+        || binary(stream.key_schema_format) && !stream.key_schema_versions.is_empty()
     {
         // A zero byte, then the schema's four-byte id, before the payload.
         binding.insert("schemaIdLocation".into(), json!("payload"));
@@ -90,11 +109,7 @@ pub fn stream_document(
     let message = format!("{}Record", key(&stream.name));
     let schema: Value =
         serde_json::from_str(&stream.value_schema_json).unwrap_or_else(|_| json!({}));
-    let payload = if stream.schema_format == i32::from(pb::SchemaFormat::Avro) {
-        json!({"schemaFormat": AVRO_SCHEMA_FORMAT, "schema": schema})
-    } else {
-        schema
-    };
+    let payload = payload(pb::schema_format(stream.schema_format), schema);
     let mut info = Map::new();
     info.insert(
         "title".into(),
@@ -216,22 +231,13 @@ pub fn partner_document(org: &str, deliveries: &[Delivery<'_>]) -> Value {
         // The schema of what arrives: as the contract's terms reshape it
         // (the one home of that rule, which the link's delivered schemas
         // come from too).
-        let avro = stream.schema_format == i32::from(pb::SchemaFormat::Avro);
-        let format = if avro {
-            freeport_common::schema::SchemaFormat::Avro
-        } else {
-            freeport_common::schema::SchemaFormat::JsonSchema
-        };
+        let format = pb::schema_format(stream.schema_format);
         let schema = ContractTerms::from_pb(contract.terms.as_ref())
             .and_then(|terms| {
                 freeport_common::schema::reshape::reshaped_schema(format, &schema, &terms)
             })
             .unwrap_or(schema);
-        let payload = if avro {
-            json!({"schemaFormat": AVRO_SCHEMA_FORMAT, "schema": schema})
-        } else {
-            schema
-        };
+        let payload = payload(format, schema);
         messages.insert(
             message.clone(),
             json!({

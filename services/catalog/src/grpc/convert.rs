@@ -46,6 +46,7 @@ pub(super) fn format_from_pb(value: i32) -> Result<Option<SchemaFormat>, Catalog
         Ok(pb::SchemaFormat::Unspecified) => Ok(None),
         Ok(pb::SchemaFormat::JsonSchema) => Ok(Some(SchemaFormat::JsonSchema)),
         Ok(pb::SchemaFormat::Avro) => Ok(Some(SchemaFormat::Avro)),
+        Ok(pb::SchemaFormat::Protobuf) => Ok(Some(SchemaFormat::Protobuf)),
         Err(_) => Err(CatalogError::InvalidField("unknown schema format".into())),
     }
 }
@@ -62,6 +63,7 @@ pub(super) fn format_pb(format: SchemaFormat) -> pb::SchemaFormat {
     match format {
         SchemaFormat::JsonSchema => pb::SchemaFormat::JsonSchema,
         SchemaFormat::Avro => pb::SchemaFormat::Avro,
+        SchemaFormat::Protobuf => pb::SchemaFormat::Protobuf,
     }
 }
 

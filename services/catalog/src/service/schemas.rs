@@ -64,10 +64,14 @@ impl SchemaIds {
     }
 }
 
-/// Refused with every problem unless `schema` is a well-formed schema of
+/// `schema` as it is kept (see [`freeport_common::schema::canonical`]),
+/// or refused with every problem unless it is a well-formed schema of
 /// `format`.
-fn well_formed(format: SchemaFormat, schema: &serde_json::Value) -> Result<(), CatalogError> {
-    freeport_common::schema::check_schema(format, schema).map_err(|errors| {
+fn well_formed(
+    format: SchemaFormat,
+    schema: serde_json::Value,
+) -> Result<serde_json::Value, CatalogError> {
+    freeport_common::schema::canonical(format, schema).map_err(|errors| {
         CatalogError::InvalidField(format!("schema {}", errors.join("; schema ")))
     })
 }
@@ -282,7 +286,7 @@ impl Catalog {
         format: SchemaFormat,
         schema: serde_json::Value,
     ) -> Result<SchemaVersion, CatalogError> {
-        well_formed(format, &schema)?;
+        let schema = well_formed(format, schema)?;
         let size = serde_json::to_vec(&schema)
             .map(|v| v.len())
             .unwrap_or(usize::MAX);
@@ -330,7 +334,7 @@ impl Catalog {
         let stream = self.get_stream(name)?;
         Self::require_owner(actor, &stream, "check schemas against it")?;
         let format = format.or(stream.format_of(part)).unwrap_or_default();
-        well_formed(format, schema)?;
+        let schema = &well_formed(format, schema.clone())?;
         if let Some(refusal) = format_change(&stream, part, format) {
             return Ok(vec![refusal]);
         }

@@ -25,7 +25,7 @@ impl Catalog {
     pub(super) fn build_stream(
         actor: &Principal,
         owner: OrgName,
-        new: NewStream,
+        mut new: NewStream,
         now: i64,
     ) -> Result<Stream, CatalogError> {
         let mut problems = Vec::new();
@@ -50,10 +50,11 @@ impl Catalog {
         }
         if new.schema_format == SchemaFormat::JsonSchema && !new.value_schema.is_object() {
             problems.push("schema must be a JSON Schema object".into());
-        } else if let Err(errors) =
-            freeport_common::schema::check_schema(new.schema_format, &new.value_schema)
-        {
-            problems.extend(errors.into_iter().map(|e| format!("schema {e}")));
+        } else {
+            match freeport_common::schema::canonical(new.schema_format, new.value_schema.clone()) {
+                Ok(canonical) => new.value_schema = canonical,
+                Err(errors) => problems.extend(errors.into_iter().map(|e| format!("schema {e}"))),
+            }
         }
         let schema_len = serde_json::to_vec(&new.value_schema).map_or(usize::MAX, |v| v.len());
         if schema_len > MAX_SCHEMA_BYTES {

@@ -1599,3 +1599,64 @@ async fn a_key_schema_has_its_own_versions_format_and_mode() {
             && e.record.detail["part"] == "key"
             && e.record.detail["version"] == 2));
 }
+
+#[tokio::test]
+async fn a_protobuf_schema_is_one_schema_as_text_or_as_a_descriptor() {
+    use base64::Engine;
+    let f = fixture().await;
+    let v1 =
+        "syntax = \"proto3\";\npackage acme;\nmessage Order { int64 id = 1; string note = 2; }";
+    let mut stream = orders();
+    stream.schema_format = SchemaFormat::Protobuf;
+    stream.value_schema = serde_json::json!(v1);
+    let stream = f.catalog.register_stream(&f.owner, stream).await.unwrap();
+    let first = &stream.schema_versions[0];
+    let text = first.schema.as_str().expect("kept as text");
+    assert!(
+        text.contains("message Order {\n  int64 id = 1;"),
+        "canonical: {text}"
+    );
+
+    // The same schema as the base64 descriptor a client may send.
+    let parsed = freeport_common::schema::ProtoSchema::parse_text(v1).unwrap();
+    let descriptor = base64::engine::general_purpose::STANDARD.encode(parsed.serialized());
+    let name = StreamName::parse("orders").unwrap();
+    let again = f
+        .catalog
+        .register_schema(
+            &f.owner,
+            (&name, RecordPart::Value),
+            SchemaFormat::Protobuf,
+            serde_json::json!(descriptor),
+        )
+        .await
+        .unwrap();
+    assert_eq!((again.version, again.id), (first.version, first.id));
+
+    let breaking = v1.replace("int64 id", "string id");
+    let refused = f
+        .catalog
+        .register_schema(
+            &f.owner,
+            (&name, RecordPart::Value),
+            SchemaFormat::Protobuf,
+            serde_json::json!(breaking),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("FIELD_SCALAR_KIND_CHANGED"),
+        "{refused}"
+    );
+    assert!(matches!(
+        f.catalog
+            .register_schema(
+                &f.owner,
+                (&name, RecordPart::Value),
+                SchemaFormat::Protobuf,
+                serde_json::json!("message {"),
+            )
+            .await,
+        Err(CatalogError::InvalidField(_))
+    ));
+}

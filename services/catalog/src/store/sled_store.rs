@@ -70,9 +70,28 @@ fn decode_revision(bytes: &[u8]) -> Result<u64, StoreError> {
 
 impl SledStore {
     pub fn open(path: PathBuf) -> Result<SledStore, StoreError> {
-        let db = sled::Config::new().path(&path).open().map_err(|e| {
-            StoreError::Backend(format!("cannot open sled store at {}: {e}", path.display()))
-        })?;
+        // The store's lock is released when the last of its threads lets
+        // go of it, a moment after an earlier handle in this process was
+        // dropped: a locked store is tried again for a little while.
+        let mut tries = 0;
+        let db = loop {
+            match sled::Config::new().path(&path).open() {
+                Err(sled::Error::Io(e))
+                    if e.kind() == std::io::ErrorKind::WouldBlock && tries < 40 =>
+                {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                other => {
+                    break other.map_err(|e| {
+                        StoreError::Backend(format!(
+                            "cannot open sled store at {}: {e}",
+                            path.display()
+                        ))
+                    })?
+                }
+            }
+        };
         let tree = |name: &str| db.open_tree(name).map_err(backend);
         Ok(SledStore {
             orgs: tree("orgs")?,

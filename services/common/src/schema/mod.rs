@@ -18,7 +18,9 @@
 
 pub(crate) mod avro;
 pub mod avro_binary;
+pub mod codec;
 mod json;
+pub mod protobuf;
 pub mod reshape;
 pub mod wire;
 
@@ -26,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 pub use avro::AvroSchema;
+pub use protobuf::ProtoSchema;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -33,6 +36,8 @@ pub enum SchemaFormat {
     #[default]
     JsonSchema,
     Avro,
+    /// The text of one `.proto` file (a JSON string).
+    Protobuf,
 }
 
 impl SchemaFormat {
@@ -40,6 +45,7 @@ impl SchemaFormat {
         match text {
             "json_schema" | "json" => Some(SchemaFormat::JsonSchema),
             "avro" => Some(SchemaFormat::Avro),
+            "protobuf" => Some(SchemaFormat::Protobuf),
             _ => None,
         }
     }
@@ -48,6 +54,7 @@ impl SchemaFormat {
         match self {
             SchemaFormat::JsonSchema => "json_schema",
             SchemaFormat::Avro => "avro",
+            SchemaFormat::Protobuf => "protobuf",
         }
     }
 }
@@ -160,6 +167,18 @@ pub fn check_schema(format: SchemaFormat, schema: &Value) -> Result<(), Vec<Stri
     match format {
         SchemaFormat::JsonSchema => json::check(schema),
         SchemaFormat::Avro => AvroSchema::parse(schema).map(|_| ()),
+        SchemaFormat::Protobuf => ProtoSchema::parse(schema).map(|_| ()),
+    }
+}
+
+/// `schema` as it is kept: checked, and for Protobuf printed as canonical
+/// text (so the `.proto` text and the base64 descriptor of one schema are
+/// one schema); JSON schemas are kept as they are (compared in canonical
+/// JSON).
+pub fn canonical(format: SchemaFormat, schema: Value) -> Result<Value, Vec<String>> {
+    match format {
+        SchemaFormat::Protobuf => ProtoSchema::parse(&schema).map(|s| Value::String(s.text())),
+        _ => check_schema(format, &schema).map(|()| schema),
     }
 }
 
@@ -179,6 +198,12 @@ pub fn incompatibilities(
                 (Ok(r), Ok(w)) => avro::reader_accepts(&r, &w),
                 (Err(e), _) | (_, Err(e)) => e,
             },
+            SchemaFormat::Protobuf => {
+                match (ProtoSchema::parse(reader), ProtoSchema::parse(writer)) {
+                    (Ok(r), Ok(w)) => protobuf::reader_accepts(&r, &w),
+                    (Err(e), _) | (_, Err(e)) => e,
+                }
+            }
         }
     };
     let label = |direction: &str, problems: Vec<String>| {

@@ -44,6 +44,7 @@ pub fn reshaped_schema(
         let done = match format {
             SchemaFormat::Avro => avro(&mut out, &path, change),
             SchemaFormat::JsonSchema => json_schema(&mut out, &path, change),
+            SchemaFormat::Protobuf => protobuf(&mut out, &path, change),
         };
         done.map_err(|why| format!("{field}: {why}"))?;
     }
@@ -120,6 +121,15 @@ fn avro(schema: &mut Value, path: &[String], change: Change) -> Result<(), Strin
             }
         }
     }
+    Ok(())
+}
+
+/// A Protobuf schema (its text) with one field of its first message
+/// dropped or made a string.
+fn protobuf(schema: &mut Value, path: &[String], change: Change) -> Result<(), String> {
+    let parsed = super::ProtoSchema::parse(schema).map_err(|e| e.join("; "))?;
+    let reshaped = parsed.reshaped(path, matches!(change, Change::Text))?;
+    *schema = Value::String(reshaped.text());
     Ok(())
 }
 

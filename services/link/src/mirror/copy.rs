@@ -4,7 +4,7 @@
 //!
 //! A value in the Confluent wire format (a zero byte and a schema id) is
 //! reshaped as what it holds: decoded under the stream's schema with that
-//! id (Avro, or JSON), reshaped, and written under the schema the catalog
+//! id (Avro, Protobuf or JSON), reshaped, and written under the schema the catalog
 //! derived for the contract's terms, with that schema's id, so that the
 //! partner's deserializer reads it ([`DeliveredSchemas`]).
 
@@ -16,7 +16,8 @@ use std::collections::HashMap;
 
 use freeport_common::kafka::{client_config, ensure_topic, send_queued};
 use freeport_common::proto::catalog::v1 as pb;
-use freeport_common::schema::{avro_binary, wire, AvroSchema};
+use freeport_common::schema::codec::Codec;
+use freeport_common::schema::wire;
 use freeport_common::telemetry;
 use freeport_common::terms::{Outcome, Reshaper};
 use opentelemetry::trace::{SpanKind, TraceContextExt};
@@ -42,38 +43,6 @@ pub(super) struct Copier<'m> {
     dead_letter_topic_ready: bool,
     spans: Option<MirrorSpans>,
     schemas: DeliveredSchemas,
-}
-
-/// How a value under one schema is read and written.
-enum Codec {
-    Avro(AvroSchema),
-    Json,
-}
-
-impl Codec {
-    fn of(version: &pb::SchemaVersion) -> Result<Codec, String> {
-        if version.format != i32::from(pb::SchemaFormat::Avro) {
-            return Ok(Codec::Json);
-        }
-        let schema = serde_json::from_str(&version.schema_json).map_err(|e| e.to_string())?;
-        AvroSchema::parse(&schema)
-            .map(Codec::Avro)
-            .map_err(|e| e.join("; "))
-    }
-
-    fn read(&self, payload: &[u8]) -> Result<serde_json::Value, String> {
-        match self {
-            Codec::Avro(schema) => avro_binary::decode_plain(schema, payload),
-            Codec::Json => serde_json::from_slice(payload).map_err(|e| e.to_string()),
-        }
-    }
-
-    fn write(&self, value: &serde_json::Value) -> Result<Vec<u8>, String> {
-        match self {
-            Codec::Avro(schema) => avro_binary::encode(schema, value),
-            Codec::Json => serde_json::to_vec(value).map_err(|e| e.to_string()),
-        }
-    }
 }
 
 /// For one source schema id: how its values are read, and the schema (and
@@ -140,7 +109,7 @@ impl DeliveredSchemas {
                 )))
             }
         };
-        let value = match read.read(payload) {
+        let value = match read.read(payload, false) {
             Ok(value) => value,
             Err(why) => {
                 return Ok(Outcome::DeadLetter(format!(

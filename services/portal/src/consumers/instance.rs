@@ -530,10 +530,12 @@ fn show_key(bytes: Option<&[u8]>, settings: &Settings) -> Value {
         (Some(bytes), Format::Binary, _) => {
             Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
         }
-        (Some(bytes), Format::Avro | Format::JsonSchema, Some(decoder)) => decoder
-            .plain(bytes)
-            .and_then(Result::ok)
-            .unwrap_or_else(|| as_json(bytes)),
+        (Some(bytes), Format::Avro | Format::JsonSchema | Format::Protobuf, Some(decoder)) => {
+            decoder
+                .plain(bytes)
+                .and_then(Result::ok)
+                .unwrap_or_else(|| as_json(bytes))
+        }
         (Some(bytes), _, _) => as_json(bytes),
     }
 }

@@ -26,6 +26,7 @@ use super::V2;
 use freeport_common::error::ErrorCode;
 use freeport_common::proto::catalog::v1 as pb;
 use freeport_common::proto::catalog::v1::RecordPart as Part;
+use freeport_common::schema::SchemaFormat;
 use freeport_common::telemetry;
 use opentelemetry::Context;
 use serde::{Deserialize, Serialize};
@@ -226,10 +227,8 @@ async fn part_schema(
 ) -> ApiResult<Option<pb::SchemaVersion>> {
     let stream = check.stream();
     let name = part.name();
-    let wanted = if format == Format::Avro {
-        pb::SchemaFormat::Avro
-    } else {
-        pb::SchemaFormat::JsonSchema
+    let Some(wanted) = format.schema_format() else {
+        return Ok(None);
     };
     if check.format(part).is_some_and(|f| f != wanted) {
         return Err(ApiError::new(
@@ -252,18 +251,22 @@ async fn part_schema(
             )
         }),
         (None, Some(text)) => {
-            let schema: Value = serde_json::from_str(text).map_err(|e| {
-                ApiError::new(
-                    ErrorCode::InvalidSchema,
-                    format!("{name}_schema is not JSON: {e}"),
-                )
-            })?;
+            let schema: Value = match wanted {
+                // A .proto file's text, as the registry keeps it.
+                SchemaFormat::Protobuf => Value::String(text.to_string()),
+                _ => serde_json::from_str(text).map_err(|e| {
+                    ApiError::new(
+                        ErrorCode::InvalidSchema,
+                        format!("{name}_schema is not JSON: {e}"),
+                    )
+                })?,
+            };
             state
                 .catalog()
                 .register_schema(pb::RegisterSchemaRequest {
                     actor: Some(caller.0.clone()),
                     stream: stream.name.clone(),
-                    format: wanted.into(),
+                    format: pb::SchemaFormat::from(wanted).into(),
                     schema_json: schema.to_string(),
                     part: part.into(),
                 })
@@ -345,7 +348,7 @@ async fn encode_under_schema(
     operation_id = "produce_produce",
     tag = "rest proxy",
     params(("topic" = crate::openapi::TopicName, Path)),
-    request_body(content((ProduceRequest<serde_json::Value> = "application/vnd.kafka.json.v2+json"), (ProduceRequest<Base64Data> = "application/vnd.kafka.binary.v2+json"), (SchemaProduceRequest = "application/vnd.kafka.avro.v2+json"), (SchemaProduceRequest = "application/vnd.kafka.jsonschema.v2+json"))),
+    request_body(content((ProduceRequest<serde_json::Value> = "application/vnd.kafka.json.v2+json"), (ProduceRequest<Base64Data> = "application/vnd.kafka.binary.v2+json"), (SchemaProduceRequest = "application/vnd.kafka.avro.v2+json"), (SchemaProduceRequest = "application/vnd.kafka.jsonschema.v2+json"), (SchemaProduceRequest = "application/vnd.kafka.protobuf.v2+json"))),
     responses(
         (status = 200, body = ProduceResponse, content_type = "application/vnd.kafka.v2+json"),
         crate::error::Failures,
@@ -368,7 +371,7 @@ pub async fn produce(
     operation_id = "produce_produce_to_partition",
     tag = "rest proxy",
     params(("topic" = crate::openapi::TopicName, Path), ("partition" = i32, Path, minimum = 0)),
-    request_body(content((ProduceRequest<serde_json::Value> = "application/vnd.kafka.json.v2+json"), (ProduceRequest<Base64Data> = "application/vnd.kafka.binary.v2+json"), (SchemaProduceRequest = "application/vnd.kafka.avro.v2+json"), (SchemaProduceRequest = "application/vnd.kafka.jsonschema.v2+json"))),
+    request_body(content((ProduceRequest<serde_json::Value> = "application/vnd.kafka.json.v2+json"), (ProduceRequest<Base64Data> = "application/vnd.kafka.binary.v2+json"), (SchemaProduceRequest = "application/vnd.kafka.avro.v2+json"), (SchemaProduceRequest = "application/vnd.kafka.jsonschema.v2+json"), (SchemaProduceRequest = "application/vnd.kafka.protobuf.v2+json"))),
     responses(
         (status = 200, body = ProduceResponse, content_type = "application/vnd.kafka.v2+json"),
         crate::error::Failures,
@@ -431,7 +434,7 @@ async fn produce_records(
             )?;
             (records, [None, None])
         }
-        Format::Avro | Format::JsonSchema => {
+        Format::Avro | Format::JsonSchema | Format::Protobuf => {
             let request: SchemaProduceRequest = parse_json(&body)?;
             encode_under_schema(&state, &caller, &target, format, request, partition).await?
         }

@@ -14,8 +14,10 @@ use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use base64::Engine;
 use freeport_common::error::ErrorCode;
 use freeport_common::proto::catalog::v1 as pb;
+use freeport_common::schema::{ProtoSchema, SchemaFormat};
 use pb::RecordPart as Part;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -225,11 +227,50 @@ fn existing_versions(
     Ok(versions)
 }
 
-/// `AVRO` or `JSON`, as the registry names a format.
+/// `AVRO`, `JSON` or `PROTOBUF`, as the registry names a format.
 fn type_name(format: i32) -> &'static str {
-    match pb::SchemaFormat::try_from(format) {
-        Ok(pb::SchemaFormat::JsonSchema) => "JSON",
-        _ => "AVRO",
+    match pb::schema_format(format) {
+        SchemaFormat::JsonSchema => "JSON",
+        SchemaFormat::Avro => "AVRO",
+        SchemaFormat::Protobuf => "PROTOBUF",
+    }
+}
+
+/// A stored schema as the registry answers it: JSON text for Avro and JSON
+/// Schema; for Protobuf the `.proto` text, or with `serialized` the base64
+/// of its `FileDescriptorProto` (`?format=serialized`, what confluent-kafka's
+/// Protobuf deserializer asks for).
+fn schema_text(version: &pb::SchemaVersion, serialized: bool) -> Result<String, RegistryError> {
+    if pb::schema_format(version.format) != SchemaFormat::Protobuf {
+        return Ok(version.schema_json.clone());
+    }
+    let stored = || RegistryError::from(ApiError::internal("a stored Protobuf schema", version.id));
+    let text: String = serde_json::from_str(&version.schema_json).map_err(|_| stored())?;
+    if !serialized {
+        return Ok(text);
+    }
+    let schema = ProtoSchema::parse_text(&text).map_err(|_| stored())?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(schema.serialized()))
+}
+
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SchemaQuery {
+    /// `serialized`: a Protobuf schema as the base64 of its
+    /// `FileDescriptorProto`; other values (and other formats) answer the
+    /// schema's text.
+    #[serde(default)]
+    format: Option<String>,
+    /// Accepted: an id is one schema whatever the subject.
+    #[serde(default)]
+    subject: Option<String>,
+}
+
+impl SchemaQuery {
+    fn serialized(query: QueryResult<SchemaQuery>) -> Result<bool, RegistryError> {
+        let query = parameters(query)?;
+        let _ = query.subject;
+        Ok(query.format.as_deref() == Some("serialized"))
     }
 }
 
@@ -238,11 +279,9 @@ fn format_of(schema_type: Option<&str>) -> Result<pb::SchemaFormat, RegistryErro
     match schema_type.unwrap_or("AVRO").to_ascii_uppercase().as_str() {
         "AVRO" => Ok(pb::SchemaFormat::Avro),
         "JSON" => Ok(pb::SchemaFormat::JsonSchema),
-        "PROTOBUF" => Err(RegistryError::invalid_schema(
-            "PROTOBUF schemas are not supported by this registry yet; GET /registry/schemas/types lists the types it takes",
-        )),
+        "PROTOBUF" => Ok(pb::SchemaFormat::Protobuf),
         other => Err(RegistryError::invalid_schema(format!(
-            "unknown schemaType {other:?}: AVRO or JSON"
+            "unknown schemaType {other:?}: AVRO, JSON or PROTOBUF"
         ))),
     }
 }
@@ -262,14 +301,19 @@ pub struct SubjectVersion {
 }
 
 impl SubjectVersion {
-    fn of(topic: &str, part: Part, version: &pb::SchemaVersion) -> SubjectVersion {
-        SubjectVersion {
+    fn of(
+        topic: &str,
+        part: Part,
+        version: &pb::SchemaVersion,
+        serialized: bool,
+    ) -> Result<SubjectVersion, RegistryError> {
+        Ok(SubjectVersion {
             subject: subject_name(topic, part),
             id: version.id,
             version: version.version,
             schema_type: schema_type_field(version.format),
-            schema: version.schema_json.clone(),
-        }
+            schema: schema_text(version, serialized)?,
+        })
     }
 }
 
@@ -282,9 +326,10 @@ fn schema_type_field(format: i32) -> Option<&'static str> {
 /// them (clients add fields from version to version).
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SchemaRequest {
-    /// The schema as text: Avro JSON or a JSON Schema.
+    /// The schema as text: Avro JSON, a JSON Schema, or a `.proto` file
+    /// (its text, or the base64 of its `FileDescriptorProto`).
     schema: String,
-    /// `AVRO` (the default) or `JSON`.
+    /// `AVRO` (the default), `JSON` or `PROTOBUF`.
     #[serde(rename = "schemaType", default)]
     #[schema(pattern = "^(AVRO|JSON|PROTOBUF|avro|json|protobuf)$")]
     schema_type: Option<String>,
@@ -295,7 +340,8 @@ pub struct SchemaRequest {
 }
 
 impl SchemaRequest {
-    /// The format and the schema as JSON, or Confluent's 42201.
+    /// The format and the schema as the catalog takes it (JSON; a
+    /// `.proto` file's text as a JSON string), or Confluent's 42201.
     fn parsed(&self) -> Result<(pb::SchemaFormat, serde_json::Value), RegistryError> {
         let format = format_of(self.schema_type.as_deref())?;
         if self.references.as_ref().is_some_and(|r| !r.is_empty()) {
@@ -303,9 +349,23 @@ impl SchemaRequest {
                 "schema references are not supported by this registry yet",
             ));
         }
+        if format == pb::SchemaFormat::Protobuf {
+            return Ok((format, serde_json::Value::String(self.schema.clone())));
+        }
         let schema = serde_json::from_str(&self.schema)
             .map_err(|e| RegistryError::invalid_schema(format!("Invalid schema: not JSON: {e}")))?;
         Ok((format, schema))
+    }
+
+    /// The format and the schema as the catalog keeps it, for comparing
+    /// with stored versions; 42201 when it is not a schema.
+    fn canonical(&self) -> Result<(pb::SchemaFormat, serde_json::Value), RegistryError> {
+        let (format, schema) = self.parsed()?;
+        let canonical =
+            freeport_common::schema::canonical(pb::schema_format(format.into()), schema).map_err(
+                |e| RegistryError::invalid_schema(format!("Invalid schema: {}", e.join("; "))),
+            )?;
+        Ok((format, canonical))
     }
 }
 
@@ -338,7 +398,7 @@ fn body<T>(body: Result<ApiJson<T>, ApiError>) -> Result<T, RegistryError> {
 )]
 pub async fn schema_types(caller: Result<Caller, ApiError>) -> RegistryResult<Vec<&'static str>> {
     authenticated(caller)?;
-    Ok(Registry(vec!["JSON", "AVRO"]))
+    Ok(Registry(vec!["JSON", "PROTOBUF", "AVRO"]))
 }
 
 /// A boolean query parameter in any case (`true`, `False`), as Java
@@ -402,7 +462,7 @@ pub async fn subjects(
     path = "/registry/subjects/{subject}/versions",
     operation_id = "registry_versions",
     tag = "schema registry",
-    params(("subject" = String, Path, description = "`<topic>-value`")),
+    params(("subject" = String, Path, description = "`<topic>-value` or `<topic>-key`")),
     responses(
         (status = 200, body = Vec<u32>, content_type = "application/vnd.schemaregistry.v1+json"),
         crate::error::Failures,
@@ -452,8 +512,9 @@ fn version_of(
     operation_id = "registry_version",
     tag = "schema registry",
     params(
-        ("subject" = String, Path, description = "`<topic>-value`"),
+        ("subject" = String, Path, description = "`<topic>-value` or `<topic>-key`"),
         ("version" = String, Path, description = "a version number, `latest` or `-1`"),
+        SchemaQuery,
     ),
     responses(
         (status = 200, body = SubjectVersion, content_type = "application/vnd.schemaregistry.v1+json"),
@@ -464,19 +525,22 @@ pub async fn version(
     State(state): State<AppState>,
     caller: Result<Caller, ApiError>,
     ApiPath((subject, version)): ApiPath<(String, String)>,
+    query: QueryResult<SchemaQuery>,
 ) -> RegistryResult<SubjectVersion> {
     let caller = authenticated(caller)?;
+    let serialized = SchemaQuery::serialized(query)?;
     let found = subject_of(&state, &caller, &subject).await?;
     let version = version_of(&existing_versions(&found, &subject)?, &subject, &version)?;
-    Ok(Registry(SubjectVersion::of(
-        &found.0.topic,
-        found.1,
-        &version,
-    )))
+    SubjectVersion::of(&found.0.topic, found.1, &version, serialized).map(Registry)
 }
 
-/// The schema itself (not as text), under the registry's media type.
+/// The schema itself (not as text), under the registry's media type; a
+/// Protobuf schema's `.proto` text as it is.
 fn raw_schema(version: &pb::SchemaVersion) -> Result<Response, RegistryError> {
+    if pb::schema_format(version.format) == SchemaFormat::Protobuf {
+        let text = schema_text(version, false)?;
+        return Ok(([(header::CONTENT_TYPE, MEDIA_TYPE)], text).into_response());
+    }
     let schema: serde_json::Value = serde_json::from_str(&version.schema_json)
         .map_err(|e| RegistryError::from(ApiError::internal("a stored schema is not JSON", e)))?;
     Ok(Registry(schema).into_response())
@@ -490,7 +554,7 @@ fn raw_schema(version: &pb::SchemaVersion) -> Result<Response, RegistryError> {
     operation_id = "registry_version_schema",
     tag = "schema registry",
     params(
-        ("subject" = String, Path, description = "`<topic>-value`"),
+        ("subject" = String, Path, description = "`<topic>-value` or `<topic>-key`"),
         ("version" = String, Path, description = "a version number, `latest` or `-1`"),
     ),
     responses(
@@ -529,7 +593,7 @@ pub struct Registered {
     operation_id = "registry_register",
     tag = "schema registry",
     params(
-        ("subject" = String, Path, description = "`<topic>-value`"),
+        ("subject" = String, Path, description = "`<topic>-value` or `<topic>-key`"),
         ("normalize" = Option<bool>, Query, description = "accepted; schemas are always compared in canonical JSON"),
     ),
     request_body(content = SchemaRequest, content_type = "application/vnd.schemaregistry.v1+json"),
@@ -571,7 +635,7 @@ pub async fn register(
     path = "/registry/subjects/{subject}",
     operation_id = "registry_lookup",
     tag = "schema registry",
-    params(("subject" = String, Path, description = "`<topic>-value`")),
+    params(("subject" = String, Path, description = "`<topic>-value` or `<topic>-key`")),
     request_body(content = SchemaRequest, content_type = "application/vnd.schemaregistry.v1+json"),
     responses(
         (status = 200, body = SubjectVersion, content_type = "application/vnd.schemaregistry.v1+json"),
@@ -587,17 +651,17 @@ pub async fn lookup(
     let caller = authenticated(caller)?;
     let request = body(request)?;
     let found = subject_of(&state, &caller, &subject).await?;
-    let (format, schema) = request.parsed()?;
-    existing_versions(&found, &subject)?
-        .iter()
-        .rev()
-        .find(|v| {
-            v.format == i32::from(format)
-                && serde_json::from_str::<serde_json::Value>(&v.schema_json)
-                    .is_ok_and(|known| known == schema)
-        })
-        .map(|v| Registry(SubjectVersion::of(&found.0.topic, found.1, v)))
-        .ok_or_else(|| RegistryError::schema_not_found("Schema not found".into()))
+    let versions = existing_versions(&found, &subject)?;
+    let (format, schema) = request.canonical()?;
+    let known = versions.iter().rev().find(|v| {
+        v.format == i32::from(format)
+            && serde_json::from_str::<serde_json::Value>(&v.schema_json)
+                .is_ok_and(|known| known == schema)
+    });
+    match known {
+        Some(v) => SubjectVersion::of(&found.0.topic, found.1, v, false).map(Registry),
+        None => Err(RegistryError::schema_not_found("Schema not found".into())),
+    }
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -627,7 +691,7 @@ pub struct CompatibilityAnswer {
     operation_id = "registry_compatibility",
     tag = "schema registry",
     params(
-        ("subject" = String, Path, description = "`<topic>-value`"),
+        ("subject" = String, Path, description = "`<topic>-value` or `<topic>-key`"),
         ("version" = String, Path, description = "a version number, `latest` or `-1`"),
         CompatibilityQuery,
     ),
@@ -659,7 +723,7 @@ pub async fn compatibility(
     operation_id = "registry_compatibility_all",
     tag = "schema registry",
     params(
-        ("subject" = String, Path, description = "`<topic>-value`"),
+        ("subject" = String, Path, description = "`<topic>-value` or `<topic>-key`"),
         CompatibilityQuery,
     ),
     request_body(content = SchemaRequest, content_type = "application/vnd.schemaregistry.v1+json"),
@@ -775,7 +839,7 @@ pub async fn set_config(
     operation_id = "registry_subject_config",
     tag = "schema registry",
     params(
-        ("subject" = String, Path, description = "`<topic>-value`"),
+        ("subject" = String, Path, description = "`<topic>-value` or `<topic>-key`"),
         ("defaultToGlobal" = Option<bool>, Query, description = "accepted: every stream has a level of its own"),
     ),
     responses(
@@ -802,7 +866,7 @@ pub async fn subject_config(
     path = "/registry/config/{subject}",
     operation_id = "registry_set_subject_config",
     tag = "schema registry",
-    params(("subject" = String, Path, description = "`<topic>-value`")),
+    params(("subject" = String, Path, description = "`<topic>-value` or `<topic>-key`")),
     request_body(content = ConfigChange, content_type = "application/vnd.schemaregistry.v1+json"),
     responses(
         (status = 200, body = ConfigChange, content_type = "application/vnd.schemaregistry.v1+json"),
@@ -887,10 +951,7 @@ async fn holders(
     path = "/registry/schemas/ids/{id}",
     operation_id = "registry_schema",
     tag = "schema registry",
-    params(
-        ("id" = u32, Path, minimum = 1),
-        ("subject" = Option<String>, Query, description = "accepted: an id is one schema whatever the subject"),
-    ),
+    params(("id" = u32, Path, minimum = 1), SchemaQuery),
     responses(
         (status = 200, body = SchemaById, content_type = "application/vnd.schemaregistry.v1+json"),
         crate::error::Failures,
@@ -900,12 +961,14 @@ pub async fn schema(
     State(state): State<AppState>,
     caller: Result<Caller, ApiError>,
     ApiPath(id): ApiPath<u32>,
+    query: QueryResult<SchemaQuery>,
 ) -> RegistryResult<SchemaById> {
+    let serialized = SchemaQuery::serialized(query)?;
     let holders = holders(&state, caller, id).await?;
     let version = &holders[0].version;
     Ok(Registry(SchemaById {
         schema_type: schema_type_field(version.format),
-        schema: version.schema_json.clone(),
+        schema: schema_text(version, serialized)?,
     }))
 }
 

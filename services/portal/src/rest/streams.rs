@@ -41,9 +41,10 @@ pub struct RegisterStream {
     #[serde(default)]
     #[schema(max_items = 20, value_type = Vec<crate::openapi::Tag>)]
     tags: Vec<String>,
-    /// JSON Schema of the record value.
+    /// The record value's schema, in `schema_format`: a JSON Schema, an
+    /// Avro schema, or a `.proto` file's text.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::openapi::StreamSchema>)]
     schema: Option<serde_json::Value>,
     /// Partitions to create the topic with when it does not exist yet.
     #[serde(default)]
@@ -60,9 +61,9 @@ pub struct RegisterStream {
     #[serde(default)]
     #[schema(minimum = 1)]
     retention_ms: Option<i64>,
-    /// json_schema (the default) or avro.
+    /// json_schema (the default), avro or protobuf.
     #[serde(default)]
-    #[schema(pattern = "^(json_schema|json|avro)$")]
+    #[schema(pattern = "^(json_schema|json|avro|protobuf)$")]
     schema_format: Option<String>,
     /// BACKWARD (the default), FORWARD, FULL, each also `_TRANSITIVE`, or NONE.
     #[serde(default)]
@@ -75,11 +76,11 @@ pub struct RegisterStream {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewSchemaVersion {
-    #[schema(value_type = Object)]
+    #[schema(value_type = crate::openapi::StreamSchema)]
     schema: serde_json::Value,
     /// Defaults to the stream's format.
     #[serde(default)]
-    #[schema(pattern = "^(json_schema|json|avro)$")]
+    #[schema(pattern = "^(json_schema|json|avro|protobuf)$")]
     format: Option<String>,
 }
 
@@ -96,8 +97,9 @@ fn schema_format(text: &str) -> ApiResult<pb::SchemaFormat> {
     match text {
         "json_schema" | "json" => Ok(pb::SchemaFormat::JsonSchema),
         "avro" => Ok(pb::SchemaFormat::Avro),
+        "protobuf" => Ok(pb::SchemaFormat::Protobuf),
         other => Err(ApiError::invalid(format!(
-            "schema format {other:?} is not json_schema or avro"
+            "schema format {other:?} is not json_schema, avro or protobuf"
         ))),
     }
 }
@@ -125,7 +127,8 @@ pub(crate) fn compatibility_name(value: i32) -> String {
         .unwrap_or_default()
 }
 
-/// `json_schema` or `avro`, as the REST API names a schema format.
+/// `json_schema`, `avro` or `protobuf`, as the REST API names a schema
+/// format.
 fn format_name(value: i32) -> String {
     pb::SchemaFormat::try_from(value)
         .map(|f| super::enum_name(f.as_str_name(), "SCHEMA_FORMAT_"))
@@ -388,8 +391,11 @@ pub async fn register(
     let mode = compatibility(body.compatibility.as_deref().unwrap_or("BACKWARD"))?;
     let schema = match (body.schema, format) {
         (Some(schema), _) => schema,
-        (None, pb::SchemaFormat::Avro) => {
-            return Err(ApiError::invalid("an avro stream needs its schema"))
+        (None, pb::SchemaFormat::Avro | pb::SchemaFormat::Protobuf) => {
+            return Err(ApiError::invalid(format!(
+                "a {} stream needs its schema",
+                format_name(format.into())
+            )))
         }
         (None, _) => serde_json::json!({}),
     };
