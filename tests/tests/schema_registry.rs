@@ -666,3 +666,303 @@ async fn a_key_subject_starts_with_its_first_version_and_travels_with_the_contra
         "a partner reads, the owner writes"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_are_soft_deleted_then_removed_in_confluent_s_words() {
+    let sandbox = TwoOrgs::start().await;
+    let field = |name: &str| json!({"name": name, "type": "string", "default": ""});
+    let v1 = avro(json!([{"name": "id", "type": "long"}]));
+    sandbox
+        .stream(
+            "orders",
+            1,
+            json!({"schema_format": "avro", "schema": serde_json::from_str::<Value>(&v1).unwrap()}),
+        )
+        .await;
+    let owner = sandbox.owner.as_str();
+    let code = |answer: (u16, Value)| (answer.0, answer.1["error_code"].clone());
+    let mut ids = vec![];
+    for extra in ["a", "b"] {
+        let schema = avro(json!([{"name": "id", "type": "long"}, field(extra)]));
+        let (status, answer) = registry(
+            &sandbox,
+            "POST",
+            "/subjects/orders-value/versions",
+            owner,
+            Some(json!({"schema": schema})),
+        )
+        .await;
+        assert_eq!(status, 200, "{answer}");
+        ids.push(answer["id"].clone());
+    }
+
+    // Permanently only after softly; a partner never.
+    assert_eq!(
+        code(
+            registry(
+                &sandbox,
+                "DELETE",
+                "/subjects/orders-value/versions/3?permanent=true",
+                owner,
+                None
+            )
+            .await
+        ),
+        (404, json!(40407))
+    );
+    assert_eq!(
+        registry(
+            &sandbox,
+            "DELETE",
+            "/subjects/orders-value/versions/latest",
+            owner,
+            None
+        )
+        .await,
+        (200, json!(3))
+    );
+    assert_eq!(
+        code(
+            registry(
+                &sandbox,
+                "DELETE",
+                "/subjects/orders-value/versions/3",
+                owner,
+                None
+            )
+            .await
+        ),
+        (404, json!(40406))
+    );
+    assert_eq!(
+        registry(
+            &sandbox,
+            "GET",
+            "/subjects/orders-value/versions",
+            owner,
+            None
+        )
+        .await,
+        (200, json!([1, 2]))
+    );
+    assert_eq!(
+        registry(
+            &sandbox,
+            "GET",
+            "/subjects/orders-value/versions?deleted=true",
+            owner,
+            None
+        )
+        .await,
+        (200, json!([1, 2, 3]))
+    );
+    assert_eq!(
+        registry(
+            &sandbox,
+            "GET",
+            "/subjects/orders-value/versions/latest",
+            owner,
+            None
+        )
+        .await
+        .1["version"],
+        2
+    );
+    assert_eq!(
+        code(
+            registry(
+                &sandbox,
+                "GET",
+                "/subjects/orders-value/versions/3",
+                owner,
+                None
+            )
+            .await
+        ),
+        (404, json!(40402))
+    );
+    let (status, by_id) = registry(
+        &sandbox,
+        "GET",
+        &format!("/schemas/ids/{}", ids[1]),
+        owner,
+        None,
+    )
+    .await;
+    assert_eq!(
+        status, 200,
+        "a soft-deleted schema is still read by its id: {by_id}"
+    );
+    // The stream's latest schema is version 2's again.
+    let (_, stream) = sandbox
+        .hub
+        .call("GET", "/v1/streams/orders", owner, None)
+        .await;
+    assert_eq!(stream["schema_version"], 2, "{stream}");
+
+    // A value subject keeps one live version.
+    let (status, kept) = registry(&sandbox, "DELETE", "/subjects/orders-value", owner, None).await;
+    assert_eq!(
+        (status, &kept["error_code"]),
+        (409, &json!(40901)),
+        "{kept}"
+    );
+    assert!(kept["message"]
+        .as_str()
+        .unwrap()
+        .contains("keeps one live version"));
+
+    assert_eq!(
+        registry(
+            &sandbox,
+            "DELETE",
+            "/subjects/orders-value/versions/3?permanent=true",
+            owner,
+            None
+        )
+        .await,
+        (200, json!(3))
+    );
+    assert_eq!(
+        registry(
+            &sandbox,
+            "GET",
+            "/subjects/orders-value/versions?deleted=true",
+            owner,
+            None
+        )
+        .await,
+        (200, json!([1, 2]))
+    );
+    assert_eq!(
+        code(
+            registry(
+                &sandbox,
+                "GET",
+                &format!("/schemas/ids/{}", ids[1]),
+                owner,
+                None
+            )
+            .await
+        ),
+        (404, json!(40403)),
+        "gone for good"
+    );
+
+    // A key subject may go entirely, and is then listed only as deleted.
+    let key = json!({"type": "record", "name": "K", "fields": [{"name": "id", "type": "long"}]})
+        .to_string();
+    let (status, _) = registry(
+        &sandbox,
+        "POST",
+        "/subjects/orders-key/versions",
+        owner,
+        Some(json!({"schema": key})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        code(
+            registry(
+                &sandbox,
+                "DELETE",
+                "/subjects/orders-key?permanent=true",
+                owner,
+                None
+            )
+            .await
+        ),
+        (404, json!(40405))
+    );
+    sandbox
+        .active_contract("orders", "orders-copy", json!(null))
+        .await;
+    assert_eq!(
+        code(
+            registry(
+                &sandbox,
+                "DELETE",
+                "/subjects/orders-copy-key",
+                &sandbox.partner,
+                None
+            )
+            .await
+        ),
+        (403, json!(40301)),
+        "the partner reads, the owner deletes"
+    );
+    assert_eq!(
+        registry(&sandbox, "DELETE", "/subjects/orders-key", owner, None).await,
+        (200, json!([1]))
+    );
+    assert_eq!(
+        registry(&sandbox, "GET", "/subjects", owner, None).await,
+        (200, json!(["orders-value"]))
+    );
+    assert_eq!(
+        registry(&sandbox, "GET", "/subjects?deleted=true", owner, None).await,
+        (200, json!(["orders-key", "orders-value"]))
+    );
+    assert_eq!(
+        code(registry(&sandbox, "DELETE", "/subjects/orders-key", owner, None).await),
+        (404, json!(40404))
+    );
+    assert_eq!(
+        registry(
+            &sandbox,
+            "DELETE",
+            "/subjects/orders-key?permanent=true",
+            owner,
+            None
+        )
+        .await,
+        (200, json!([1]))
+    );
+    assert_eq!(
+        code(
+            registry(
+                &sandbox,
+                "GET",
+                "/subjects/orders-key/versions?deleted=true",
+                owner,
+                None
+            )
+            .await
+        ),
+        (404, json!(40401))
+    );
+
+    // Modes: READWRITE is what there is.
+    assert_eq!(
+        registry(&sandbox, "GET", "/mode", owner, None).await,
+        (200, json!({"mode": "READWRITE"}))
+    );
+    assert_eq!(
+        registry(&sandbox, "GET", "/mode/orders-value", owner, None).await,
+        (200, json!({"mode": "READWRITE"}))
+    );
+    assert_eq!(
+        registry(
+            &sandbox,
+            "PUT",
+            "/mode/orders-value",
+            owner,
+            Some(json!({"mode": "READWRITE"}))
+        )
+        .await,
+        (200, json!({"mode": "READWRITE"}))
+    );
+    assert_eq!(
+        code(
+            registry(
+                &sandbox,
+                "PUT",
+                "/mode",
+                owner,
+                Some(json!({"mode": "IMPORT"}))
+            )
+            .await
+        ),
+        (422, json!(42204))
+    );
+}

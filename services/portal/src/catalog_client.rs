@@ -202,6 +202,17 @@ impl CatalogClient {
             .problems)
     }
 
+    pub async fn delete_schema_versions(
+        &self,
+        request: pb::DeleteSchemaVersionsRequest,
+    ) -> ApiResult<pb::DeleteSchemaVersionsResponse> {
+        Ok(self
+            .client()
+            .delete_schema_versions(request)
+            .await?
+            .into_inner())
+    }
+
     pub async fn set_validation(&self, request: pb::SetValidationRequest) -> ApiResult<pb::Stream> {
         Ok(self.client().set_validation(request).await?.into_inner())
     }

@@ -164,9 +164,9 @@ impl Check {
         }
     }
 
-    /// `part`'s latest version; `None` for a key without a schema.
+    /// `part`'s latest live version; `None` for a key without a schema.
     fn latest(&self, part: Part) -> Option<&pb::SchemaVersion> {
-        self.stream.versions(part).last()
+        self.stream.versions(part).iter().rev().find(|v| !v.deleted)
     }
 
     /// The stream's version of `part` with global id `id`.

@@ -232,7 +232,8 @@ mod tests {
             Some(Format::Json)
         );
         assert_eq!(Format::of_content_type("text/plain"), None);
-        assert_eq!(Format::named("protobuf"), None);
+        assert_eq!(Format::named("protobuf"), Some(Format::Protobuf));
+        assert_eq!(Format::named("thrift"), None);
         assert_eq!(Format::of_content_type(JSON_V1), Some(Format::Json));
         assert_eq!(Format::of_content_type(AVRO_V1), Some(Format::Avro));
         assert_eq!(Format::accepted("*/*"), None);

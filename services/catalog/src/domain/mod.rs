@@ -258,6 +258,15 @@ impl Stream {
         }
     }
 
+    /// `part`'s versions that are not soft-deleted, oldest first.
+    pub fn live_versions(&self, part: RecordPart) -> Vec<SchemaVersion> {
+        self.versions(part)
+            .iter()
+            .filter(|v| !v.deleted)
+            .cloned()
+            .collect()
+    }
+
     /// The format `part`'s versions are in; `None` for a key without
     /// versions, which takes any.
     pub fn format_of(&self, part: RecordPart) -> Option<SchemaFormat> {

@@ -95,6 +95,7 @@ pub(super) fn schema_version_pb(v: SchemaVersion) -> pb::SchemaVersion {
         schema_json: v.schema.to_string(),
         registered_at_ms: v.registered_at_ms,
         registered_by: v.registered_by,
+        deleted: v.deleted,
     }
 }
 

@@ -323,6 +323,28 @@ impl pb::catalog_service_server::CatalogService for CatalogGrpc {
         Ok(Response::new(pb::CheckSchemaResponse { problems }))
     }
 
+    async fn delete_schema_versions(
+        &self,
+        request: Request<pb::DeleteSchemaVersionsRequest>,
+    ) -> Result<Response<pb::DeleteSchemaVersionsResponse>, Status> {
+        let r = request.into_inner();
+        let actor = actor(r.actor)?;
+        let name = existing_stream_name(&r.stream)?;
+        let (versions, stream) = self
+            .catalog
+            .delete_schema_versions(
+                &actor,
+                (&name, part_from_pb(r.part)?),
+                (r.version != 0).then_some(r.version),
+                r.permanent,
+            )
+            .await?;
+        Ok(Response::new(pb::DeleteSchemaVersionsResponse {
+            versions,
+            stream: Some(stream_pb(stream)),
+        }))
+    }
+
     async fn set_validation(
         &self,
         request: Request<pb::SetValidationRequest>,

@@ -173,6 +173,7 @@ impl Catalog {
             schema,
             registered_at_ms: now_ms(),
             registered_by: "system:terms".into(),
+            deleted: false,
         };
         contract.delivered_schemas.push(delivered.clone());
         self.commit(Commit::one(
@@ -239,13 +240,13 @@ impl Catalog {
         if let Some(refusal) = format_change(stream, part, format) {
             return Err(CatalogError::InvalidField(refusal));
         }
-        let history = stream.versions(part);
+        let history = stream.live_versions(part);
         if history.last().is_some_and(|latest| latest.schema == schema) {
             return Ok(None);
         }
         let mode = stream.compatibility_of(part);
         let problems =
-            freeport_common::schema::incompatibilities_with(mode, format, history, &schema);
+            freeport_common::schema::incompatibilities_with(mode, format, &history, &schema);
         if !problems.is_empty() {
             return Err(CatalogError::IncompatibleSchema {
                 stream: stream.name.to_string(),
@@ -253,13 +254,16 @@ impl Catalog {
                 problems,
             });
         }
+        // Numbers go on past soft-deleted versions, never reusing theirs.
+        let number = stream.versions(part).iter().map(|v| v.version).max();
         let version = SchemaVersion {
-            version: history.last().map_or(1, |v| v.version + 1),
+            version: number.map_or(1, |n| n + 1),
             id: self.schema_id(format, &schema)?,
             format,
             schema,
             registered_at_ms: now,
             registered_by: actor.audit_name(),
+            deleted: false,
         };
         match part {
             RecordPart::Value => {
@@ -298,12 +302,14 @@ impl Catalog {
         let _guard = self.write_lock.lock().await;
         let mut stream = self.get_stream(name)?;
         Self::require_owner(actor, &stream, "register schema versions")?;
+        // A soft-deleted version's schema registers again, as a new version
+        // with the same id (as a schema registry does).
         if let Some(known) = stream
-            .versions(part)
-            .iter()
+            .live_versions(part)
+            .into_iter()
             .find(|v| v.format == format && v.schema == schema)
         {
-            return Ok(known.clone());
+            return Ok(known);
         }
         // A schema the part has not had is always a new version.
         let version = self
@@ -338,9 +344,9 @@ impl Catalog {
         if let Some(refusal) = format_change(&stream, part, format) {
             return Ok(vec![refusal]);
         }
-        let history = stream.versions(part);
+        let history = stream.live_versions(part);
         let against = match version {
-            None => history,
+            None => history.as_slice(),
             Some(number) => {
                 let found = history
                     .iter()
@@ -358,6 +364,107 @@ impl Catalog {
             against,
             schema,
         ))
+    }
+
+    /// Soft-deletes version `version` of the stream's `part` schema, or
+    /// every live one with `None`; with `permanent`, removes it (or every
+    /// one) for good, which it must have soft-deleted first. A value
+    /// schema keeps one live version: what would leave none is refused.
+    /// The numbers it deleted, oldest first, and the stream.
+    pub async fn delete_schema_versions(
+        &self,
+        actor: &Principal,
+        (name, part): (&StreamName, RecordPart),
+        version: Option<u32>,
+        permanent: bool,
+    ) -> Result<(Vec<u32>, Stream), CatalogError> {
+        let _guard = self.write_lock.lock().await;
+        let mut stream = self.get_stream(name)?;
+        Self::require_owner(actor, &stream, "delete its schema versions")?;
+        let subject = format!("stream {}'s {} schema", stream.name, part.as_str());
+        let versions = stream.versions(part);
+        let targets: Vec<u32> = match version {
+            Some(number) => {
+                let found = versions
+                    .iter()
+                    .find(|v| v.version == number)
+                    .ok_or_else(|| CatalogError::SchemaVersionNotFound {
+                        stream: stream.name.to_string(),
+                        version: number,
+                    })?;
+                match (permanent, found.deleted) {
+                    (false, true) => {
+                        return Err(CatalogError::Conflict(format!(
+                            "version {number} of {subject} is soft-deleted already"
+                        )))
+                    }
+                    (true, false) => {
+                        return Err(CatalogError::Conflict(format!(
+                            "version {number} of {subject} must be soft-deleted before it is deleted permanently"
+                        )))
+                    }
+                    _ => vec![number],
+                }
+            }
+            None if permanent => {
+                if versions.iter().any(|v| !v.deleted) {
+                    return Err(CatalogError::Conflict(format!(
+                        "{subject} must be soft-deleted before it is deleted permanently"
+                    )));
+                }
+                versions.iter().map(|v| v.version).collect()
+            }
+            None => {
+                let live: Vec<u32> = versions
+                    .iter()
+                    .filter(|v| !v.deleted)
+                    .map(|v| v.version)
+                    .collect();
+                if live.is_empty() {
+                    return Err(CatalogError::Conflict(format!(
+                        "{subject} is soft-deleted already"
+                    )));
+                }
+                live
+            }
+        };
+        if targets.is_empty() {
+            return Err(CatalogError::SchemaVersionNotFound {
+                stream: stream.name.to_string(),
+                version: 0,
+            });
+        }
+        let versions = match part {
+            RecordPart::Value => &mut stream.schema_versions,
+            RecordPart::Key => &mut stream.key_schema.versions,
+        };
+        if permanent {
+            versions.retain(|v| !targets.contains(&v.version));
+        } else {
+            for v in versions.iter_mut().filter(|v| targets.contains(&v.version)) {
+                v.deleted = true;
+            }
+        }
+        if part == RecordPart::Value {
+            let Some(latest) = stream.schema_versions.iter().rev().find(|v| !v.deleted) else {
+                return Err(CatalogError::Conflict(format!(
+                    "{subject} keeps one live version: produce and partners read under it. Register the schema you want next (PUT /registry/config/<subject> NONE lets it break with the old ones), then delete the old ones"
+                )));
+            };
+            stream.value_schema = latest.schema.clone();
+        }
+        stream.updated_at_ms = now_ms();
+        self.commit(Commit::one(
+            Change::Stream(stream.clone()),
+            AuditRecord::new(
+                actor.audit_name(),
+                "stream.schema_delete",
+                format!("stream:{}", stream.name),
+                json!({"part": part, "versions": targets, "permanent": permanent}),
+            ),
+        ))
+        .await?;
+        Ok((targets, stream))
     }
 
     /// Turns the check of produced records against the stream's schema off

@@ -103,6 +103,7 @@ impl Catalog {
                 schema: new.value_schema.clone(),
                 registered_at_ms: now,
                 registered_by: actor.audit_name(),
+                deleted: false,
             }],
             value_schema: new.value_schema,
             validation_off: false,

@@ -1660,3 +1660,127 @@ async fn a_protobuf_schema_is_one_schema_as_text_or_as_a_descriptor() {
         Err(CatalogError::InvalidField(_))
     ));
 }
+
+#[tokio::test]
+async fn schema_versions_are_soft_deleted_then_removed_and_a_value_keeps_one() {
+    let f = fixture().await;
+    let mut stream = orders();
+    stream.compatibility = Compatibility::None;
+    f.catalog.register_stream(&f.owner, stream).await.unwrap();
+    let name = StreamName::parse("orders").unwrap();
+    let value = (&name, RecordPart::Value);
+    let v2 = serde_json::json!({"type": "object", "properties": {"id": {"type": "string"}}});
+    let second = f
+        .catalog
+        .register_schema(&f.owner, value, SchemaFormat::JsonSchema, v2.clone())
+        .await
+        .unwrap();
+    assert!(matches!(
+        f.catalog
+            .delete_schema_versions(&f.partner, value, Some(2), false)
+            .await,
+        Err(CatalogError::Forbidden(_))
+    ));
+    let permanent_first = f
+        .catalog
+        .delete_schema_versions(&f.owner, value, Some(2), true)
+        .await
+        .unwrap_err();
+    assert!(
+        permanent_first.to_string().contains("soft-deleted before"),
+        "{permanent_first}"
+    );
+
+    // Soft-deleting the latest: the stream's schema is version 1's again,
+    // and version 2 stays readable by its id.
+    let (deleted, stream) = f
+        .catalog
+        .delete_schema_versions(&f.owner, value, Some(2), false)
+        .await
+        .unwrap();
+    assert_eq!(deleted, vec![2]);
+    assert_eq!(stream.value_schema, stream.schema_versions[0].schema);
+    assert!(stream.schema_versions[1].deleted);
+    assert!(matches!(
+        f.catalog
+            .delete_schema_versions(&f.owner, value, Some(2), false)
+            .await,
+        Err(CatalogError::Conflict(_))
+    ));
+    // The last live version of a value stays.
+    let last = f
+        .catalog
+        .delete_schema_versions(&f.owner, value, None, false)
+        .await
+        .unwrap_err();
+    assert!(
+        last.to_string().contains("keeps one live version"),
+        "{last}"
+    );
+
+    // Registering a soft-deleted schema again is a new version, same id.
+    let again = f
+        .catalog
+        .register_schema(&f.owner, value, SchemaFormat::JsonSchema, v2)
+        .await
+        .unwrap();
+    assert_eq!((again.version, again.id), (3, second.id));
+    let (deleted, _) = f
+        .catalog
+        .delete_schema_versions(&f.owner, value, Some(3), false)
+        .await
+        .unwrap();
+    assert_eq!(deleted, vec![3]);
+    let (deleted, stream) = f
+        .catalog
+        .delete_schema_versions(&f.owner, value, Some(2), true)
+        .await
+        .unwrap();
+    assert_eq!(deleted, vec![2]);
+    assert_eq!(
+        stream
+            .schema_versions
+            .iter()
+            .map(|v| (v.version, v.deleted))
+            .collect::<Vec<_>>(),
+        [(1, false), (3, true)]
+    );
+
+    // A key subject may go entirely: soft, then permanent.
+    let key = (&name, RecordPart::Key);
+    f.catalog
+        .register_schema(
+            &f.owner,
+            key,
+            SchemaFormat::JsonSchema,
+            serde_json::json!({"type": "string"}),
+        )
+        .await
+        .unwrap();
+    assert!(f
+        .catalog
+        .delete_schema_versions(&f.owner, key, None, true)
+        .await
+        .is_err());
+    let (deleted, _) = f
+        .catalog
+        .delete_schema_versions(&f.owner, key, None, false)
+        .await
+        .unwrap();
+    assert_eq!(deleted, vec![1]);
+    let (deleted, stream) = f
+        .catalog
+        .delete_schema_versions(&f.owner, key, None, true)
+        .await
+        .unwrap();
+    assert_eq!(deleted, vec![1]);
+    assert!(stream.key_schema.versions.is_empty());
+    let audit = f.catalog.audit_trail("stream:orders").unwrap();
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|e| e.record.action == "stream.schema_delete")
+            .count(),
+        5
+    );
+}

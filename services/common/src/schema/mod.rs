@@ -159,6 +159,10 @@ pub struct SchemaVersion {
     pub schema: Value,
     pub registered_at_ms: i64,
     pub registered_by: String,
+    /// Soft-deleted: left out of the subject's versions and of
+    /// compatibility checks, still readable by its id (records carry it).
+    #[serde(default)]
+    pub deleted: bool,
 }
 
 /// Checks that `schema` is a well-formed schema of `format`; every problem

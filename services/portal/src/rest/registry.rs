@@ -125,6 +125,9 @@ impl From<ApiError> for RegistryError {
             | ErrorCode::NotClusterOwner
             | ErrorCode::ReservedTopic => (StatusCode::FORBIDDEN, 40301),
             ErrorCode::IncompatibleSchema => (StatusCode::CONFLICT, 409),
+            // A state the operation does not fit: a value subject's last
+            // live version (Freeport's own refusal; Confluent has none).
+            ErrorCode::IllegalTransition => (StatusCode::CONFLICT, 40901),
             ErrorCode::StreamNotFound | ErrorCode::TopicNotFound => (StatusCode::NOT_FOUND, 40401),
             ErrorCode::SchemaVersionNotFound => (StatusCode::NOT_FOUND, 40402),
             ErrorCode::InvalidField | ErrorCode::InvalidRecords => {
@@ -188,12 +191,12 @@ fn subject_name(topic: &str, part: Part) -> String {
     format!("{topic}-{}", part.name())
 }
 
-/// The subjects `stream` has for its caller: its value's, and its key's
-/// once the key has a version.
-fn subjects_of(stream: &SubjectStream) -> impl Iterator<Item = String> + '_ {
+/// The subjects `stream` has for its caller: each part with a live version
+/// (with `deleted`, with any).
+fn subjects_of(stream: &SubjectStream, deleted: bool) -> impl Iterator<Item = String> + '_ {
     [Part::Value, Part::Key]
         .into_iter()
-        .filter(|part| *part == Part::Value || !stream.stream().key_schema_versions.is_empty())
+        .filter(move |part| stream.versions(*part).iter().any(|v| deleted || !v.deleted))
         .map(|part| subject_name(&stream.topic, part))
 }
 
@@ -214,13 +217,16 @@ async fn subject_of(
     Ok((found, part))
 }
 
-/// The subject's versions, oldest first; 40401 when it has none (a key
-/// subject before its first version).
+/// The subject's live versions (with `deleted`, soft-deleted ones too),
+/// oldest first; 40401 when it has none (a key subject before its first
+/// version, or one whose versions were all deleted).
 fn existing_versions(
     (found, part): &(SubjectStream, Part),
     subject: &str,
+    deleted: bool,
 ) -> Result<Vec<pb::SchemaVersion>, RegistryError> {
-    let versions = found.versions(*part);
+    let mut versions = found.versions(*part);
+    versions.retain(|v| deleted || !v.deleted);
     if versions.is_empty() {
         return Err(RegistryError::subject_not_found(subject));
     }
@@ -253,9 +259,10 @@ fn schema_text(version: &pb::SchemaVersion, serialized: bool) -> Result<String, 
     Ok(base64::engine::general_purpose::STANDARD.encode(schema.serialized()))
 }
 
+/// The parameters of the reading routes.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct SchemaQuery {
+pub struct ReadQuery {
     /// `serialized`: a Protobuf schema as the base64 of its
     /// `FileDescriptorProto`; other values (and other formats) answer the
     /// schema's text.
@@ -264,13 +271,27 @@ pub struct SchemaQuery {
     /// Accepted: an id is one schema whatever the subject.
     #[serde(default)]
     subject: Option<String>,
+    /// Include soft-deleted versions (and subjects).
+    #[serde(default, deserialize_with = "flag")]
+    #[param(value_type = Option<bool>)]
+    deleted: Option<bool>,
 }
 
-impl SchemaQuery {
-    fn serialized(query: QueryResult<SchemaQuery>) -> Result<bool, RegistryError> {
+/// What a reading route was asked for.
+#[derive(Debug, Clone, Copy)]
+struct Reading {
+    serialized: bool,
+    deleted: bool,
+}
+
+impl ReadQuery {
+    fn reading(query: QueryResult<ReadQuery>) -> Result<Reading, RegistryError> {
         let query = parameters(query)?;
         let _ = query.subject;
-        Ok(query.format.as_deref() == Some("serialized"))
+        Ok(Reading {
+            serialized: query.format.as_deref() == Some("serialized"),
+            deleted: query.deleted.unwrap_or(false),
+        })
     }
 }
 
@@ -420,7 +441,7 @@ pub struct SubjectsQuery {
     /// Only subjects that start with this.
     #[serde(rename = "subjectPrefix", default)]
     subject_prefix: Option<String>,
-    /// Accepted and ignored: no subject is ever soft-deleted here.
+    /// Include subjects whose versions are all soft-deleted.
     #[serde(default, deserialize_with = "flag")]
     #[param(value_type = Option<bool>)]
     deleted: Option<bool>,
@@ -445,12 +466,12 @@ pub async fn subjects(
 ) -> RegistryResult<Vec<String>> {
     let caller = authenticated(caller)?;
     let query = parameters(query)?;
-    let _ = query.deleted;
+    let deleted = query.deleted.unwrap_or(false);
     let prefix = query.subject_prefix.unwrap_or_default();
     let streams = state.view().subject_streams(caller.org()).await?;
     let names: std::collections::BTreeSet<String> = streams
         .iter()
-        .flat_map(subjects_of)
+        .flat_map(|s| subjects_of(s, deleted))
         .filter(|name| name.starts_with(&prefix))
         .collect();
     Ok(Registry(names.into_iter().collect()))
@@ -462,7 +483,7 @@ pub async fn subjects(
     path = "/registry/subjects/{subject}/versions",
     operation_id = "registry_versions",
     tag = "schema registry",
-    params(("subject" = String, Path, description = "`<topic>-value` or `<topic>-key`")),
+    params(("subject" = String, Path, description = "`<topic>-value` or `<topic>-key`"), ReadQuery),
     responses(
         (status = 200, body = Vec<u32>, content_type = "application/vnd.schemaregistry.v1+json"),
         crate::error::Failures,
@@ -472,11 +493,13 @@ pub async fn versions(
     State(state): State<AppState>,
     caller: Result<Caller, ApiError>,
     ApiPath(subject): ApiPath<String>,
+    query: QueryResult<ReadQuery>,
 ) -> RegistryResult<Vec<u32>> {
     let caller = authenticated(caller)?;
+    let deleted = ReadQuery::reading(query)?.deleted;
     let found = subject_of(&state, &caller, &subject).await?;
     Ok(Registry(
-        existing_versions(&found, &subject)?
+        existing_versions(&found, &subject, deleted)?
             .iter()
             .map(|v| v.version)
             .collect(),
@@ -514,7 +537,7 @@ fn version_of(
     params(
         ("subject" = String, Path, description = "`<topic>-value` or `<topic>-key`"),
         ("version" = String, Path, description = "a version number, `latest` or `-1`"),
-        SchemaQuery,
+        ReadQuery,
     ),
     responses(
         (status = 200, body = SubjectVersion, content_type = "application/vnd.schemaregistry.v1+json"),
@@ -525,13 +548,14 @@ pub async fn version(
     State(state): State<AppState>,
     caller: Result<Caller, ApiError>,
     ApiPath((subject, version)): ApiPath<(String, String)>,
-    query: QueryResult<SchemaQuery>,
+    query: QueryResult<ReadQuery>,
 ) -> RegistryResult<SubjectVersion> {
     let caller = authenticated(caller)?;
-    let serialized = SchemaQuery::serialized(query)?;
+    let reading = ReadQuery::reading(query)?;
     let found = subject_of(&state, &caller, &subject).await?;
-    let version = version_of(&existing_versions(&found, &subject)?, &subject, &version)?;
-    SubjectVersion::of(&found.0.topic, found.1, &version, serialized).map(Registry)
+    let versions = existing_versions(&found, &subject, reading.deleted)?;
+    let version = version_of(&versions, &subject, &version)?;
+    SubjectVersion::of(&found.0.topic, found.1, &version, reading.serialized).map(Registry)
 }
 
 /// The schema itself (not as text), under the registry's media type; a
@@ -556,6 +580,7 @@ fn raw_schema(version: &pb::SchemaVersion) -> Result<Response, RegistryError> {
     params(
         ("subject" = String, Path, description = "`<topic>-value` or `<topic>-key`"),
         ("version" = String, Path, description = "a version number, `latest` or `-1`"),
+        ReadQuery,
     ),
     responses(
         (status = 200, description = "the schema", body = Object, content_type = "application/vnd.schemaregistry.v1+json"),
@@ -566,11 +591,13 @@ pub async fn version_schema(
     State(state): State<AppState>,
     caller: Result<Caller, ApiError>,
     ApiPath((subject, version)): ApiPath<(String, String)>,
+    query: QueryResult<ReadQuery>,
 ) -> Result<Response, RegistryError> {
     let caller = authenticated(caller)?;
+    let deleted = ReadQuery::reading(query)?.deleted;
     let found = subject_of(&state, &caller, &subject).await?;
     raw_schema(&version_of(
-        &existing_versions(&found, &subject)?,
+        &existing_versions(&found, &subject, deleted)?,
         &subject,
         &version,
     )?)
@@ -635,7 +662,7 @@ pub async fn register(
     path = "/registry/subjects/{subject}",
     operation_id = "registry_lookup",
     tag = "schema registry",
-    params(("subject" = String, Path, description = "`<topic>-value` or `<topic>-key`")),
+    params(("subject" = String, Path, description = "`<topic>-value` or `<topic>-key`"), ReadQuery),
     request_body(content = SchemaRequest, content_type = "application/vnd.schemaregistry.v1+json"),
     responses(
         (status = 200, body = SubjectVersion, content_type = "application/vnd.schemaregistry.v1+json"),
@@ -646,12 +673,14 @@ pub async fn lookup(
     State(state): State<AppState>,
     caller: Result<Caller, ApiError>,
     ApiPath(subject): ApiPath<String>,
+    query: QueryResult<ReadQuery>,
     request: Result<ApiJson<SchemaRequest>, ApiError>,
 ) -> RegistryResult<SubjectVersion> {
     let caller = authenticated(caller)?;
+    let deleted = ReadQuery::reading(query)?.deleted;
     let request = body(request)?;
     let found = subject_of(&state, &caller, &subject).await?;
-    let versions = existing_versions(&found, &subject)?;
+    let versions = existing_versions(&found, &subject, deleted)?;
     let (format, schema) = request.canonical()?;
     let known = versions.iter().rev().find(|v| {
         v.format == i32::from(format)
@@ -710,7 +739,12 @@ pub async fn compatibility(
 ) -> RegistryResult<CompatibilityAnswer> {
     let caller = authenticated(caller)?;
     let found = subject_of(&state, &caller, &subject).await?;
-    let number = version_of(&existing_versions(&found, &subject)?, &subject, &version)?.version;
+    let number = version_of(
+        &existing_versions(&found, &subject, false)?,
+        &subject,
+        &version,
+    )?
+    .version;
     check(&state, caller, &subject, &found, number, query, request).await
 }
 
@@ -771,6 +805,234 @@ async fn check(
         is_compatible: problems.is_empty(),
         messages: query.verbose.unwrap_or(false).then_some(problems),
     }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteQuery {
+    /// Remove soft-deleted versions for good.
+    #[serde(default, deserialize_with = "flag")]
+    #[param(value_type = Option<bool>)]
+    permanent: Option<bool>,
+}
+
+/// Asks the catalog to delete `version` (every one with `None`) of the
+/// subject, after the checks Confluent answers with its own codes.
+async fn delete_versions(
+    state: &AppState,
+    caller: Caller,
+    subject: &str,
+    version: Option<&str>,
+    query: QueryResult<DeleteQuery>,
+) -> Result<Vec<u32>, RegistryError> {
+    let permanent = parameters(query)?.permanent.unwrap_or(false);
+    let found = subject_of(state, &caller, subject).await?;
+    let all = existing_versions(&found, subject, true)?;
+    let number = match version {
+        None => {
+            let live = all.iter().any(|v| !v.deleted);
+            match (permanent, live) {
+                (false, false) => return Err(RegistryError::new(StatusCode::NOT_FOUND, 40404, format!("Subject '{subject}' was soft deleted. Set permanent=true to delete permanently"))),
+                (true, true) => return Err(RegistryError::new(StatusCode::NOT_FOUND, 40405, format!("Subject '{subject}' was not deleted first before being permanently deleted"))),
+                _ => 0,
+            }
+        }
+        Some(text) => {
+            // `latest` is the latest live version, as for reading.
+            let live: Vec<_> = all.iter().filter(|v| !v.deleted).cloned().collect();
+            let chosen = match text {
+                "latest" | "-1" => version_of(&live, subject, text)?,
+                _ => version_of(&all, subject, text)?,
+            };
+            match (permanent, chosen.deleted) {
+                (false, true) => return Err(RegistryError::new(StatusCode::NOT_FOUND, 40406, format!("Subject '{subject}' Version {} was soft deleted. Set permanent=true to delete permanently", chosen.version))),
+                (true, false) => return Err(RegistryError::new(StatusCode::NOT_FOUND, 40407, format!("Subject '{subject}' Version {} was not deleted first before being permanently deleted", chosen.version))),
+                _ => chosen.version,
+            }
+        }
+    };
+    let answer = state
+        .catalog()
+        .delete_schema_versions(pb::DeleteSchemaVersionsRequest {
+            actor: Some(caller.0),
+            stream: found.0.stream().name.clone(),
+            part: found.1.into(),
+            version: number,
+            permanent,
+        })
+        .await
+        .map_err(|e| RegistryError::about(subject, e))?;
+    state.view().caught_up().await;
+    Ok(answer.versions)
+}
+
+/// `DELETE /registry/subjects/{subject}`: soft-deletes every live version
+/// of the subject (`permanent=true`: removes them, once soft-deleted).
+/// The stream's owner only; a value subject keeps one live version.
+#[utoipa::path(
+    delete,
+    path = "/registry/subjects/{subject}",
+    operation_id = "registry_delete_subject",
+    tag = "schema registry",
+    params(("subject" = String, Path, description = "`<topic>-value` or `<topic>-key`"), DeleteQuery),
+    responses(
+        (status = 200, description = "the versions deleted", body = Vec<u32>, content_type = "application/vnd.schemaregistry.v1+json"),
+        crate::error::Failures,
+    ),
+)]
+pub async fn delete_subject(
+    State(state): State<AppState>,
+    caller: Result<Caller, ApiError>,
+    ApiPath(subject): ApiPath<String>,
+    query: QueryResult<DeleteQuery>,
+) -> RegistryResult<Vec<u32>> {
+    let caller = authenticated(caller)?;
+    delete_versions(&state, caller, &subject, None, query)
+        .await
+        .map(Registry)
+}
+
+/// `DELETE /registry/subjects/{subject}/versions/{version}`: soft-deletes
+/// that version (`permanent=true`: removes it, once soft-deleted).
+#[utoipa::path(
+    delete,
+    path = "/registry/subjects/{subject}/versions/{version}",
+    operation_id = "registry_delete_version",
+    tag = "schema registry",
+    params(
+        ("subject" = String, Path, description = "`<topic>-value` or `<topic>-key`"),
+        ("version" = String, Path, description = "a version number, `latest` or `-1`"),
+        DeleteQuery,
+    ),
+    responses(
+        (status = 200, description = "the version deleted", body = u32, content_type = "application/vnd.schemaregistry.v1+json"),
+        crate::error::Failures,
+    ),
+)]
+pub async fn delete_version(
+    State(state): State<AppState>,
+    caller: Result<Caller, ApiError>,
+    ApiPath((subject, version)): ApiPath<(String, String)>,
+    query: QueryResult<DeleteQuery>,
+) -> RegistryResult<u32> {
+    let caller = authenticated(caller)?;
+    let deleted = delete_versions(&state, caller, &subject, Some(&version), query).await?;
+    Ok(Registry(deleted.first().copied().unwrap_or_default()))
+}
+
+/// A registry mode, as `/mode` answers and takes it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ModeBody {
+    /// Always `READWRITE` here.
+    #[schema(pattern = "^(READWRITE|READONLY|READONLY_OVERRIDE|IMPORT)$")]
+    mode: String,
+}
+
+fn read_write() -> Registry<ModeBody> {
+    Registry(ModeBody {
+        mode: "READWRITE".into(),
+    })
+}
+
+/// Setting a mode: READWRITE is what every subject is (a no-op); the
+/// others are refused with 42204.
+fn set_mode(request: Result<ApiJson<ModeBody>, ApiError>) -> RegistryResult<ModeBody> {
+    let change = body(request)?;
+    if change.mode.eq_ignore_ascii_case("READWRITE") {
+        return Ok(read_write());
+    }
+    Err(RegistryError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        42204,
+        format!(
+            "mode {:?} is not taken: every subject here is READWRITE (its stream's owner writes it; schemas are never imported with their ids)",
+            change.mode
+        ),
+    ))
+}
+
+/// `GET /registry/mode`: `READWRITE`, the only mode here.
+#[utoipa::path(
+    get,
+    path = "/registry/mode",
+    operation_id = "registry_mode",
+    tag = "schema registry",
+    responses(
+        (status = 200, body = ModeBody, content_type = "application/vnd.schemaregistry.v1+json"),
+        crate::error::Failures,
+    ),
+)]
+pub async fn mode(caller: Result<Caller, ApiError>) -> RegistryResult<ModeBody> {
+    authenticated(caller)?;
+    Ok(read_write())
+}
+
+/// `PUT /registry/mode`: `READWRITE` is accepted (nothing changes); other
+/// modes are refused with 42204.
+#[utoipa::path(
+    put,
+    path = "/registry/mode",
+    operation_id = "registry_set_mode",
+    tag = "schema registry",
+    request_body(content = ModeBody, content_type = "application/vnd.schemaregistry.v1+json"),
+    responses(
+        (status = 200, body = ModeBody, content_type = "application/vnd.schemaregistry.v1+json"),
+        crate::error::Failures,
+    ),
+)]
+pub async fn put_mode(
+    caller: Result<Caller, ApiError>,
+    request: Result<ApiJson<ModeBody>, ApiError>,
+) -> RegistryResult<ModeBody> {
+    authenticated(caller)?;
+    set_mode(request)
+}
+
+/// `GET /registry/mode/{subject}`: `READWRITE`.
+#[utoipa::path(
+    get,
+    path = "/registry/mode/{subject}",
+    operation_id = "registry_subject_mode",
+    tag = "schema registry",
+    params(("subject" = String, Path, description = "`<topic>-value` or `<topic>-key`")),
+    responses(
+        (status = 200, body = ModeBody, content_type = "application/vnd.schemaregistry.v1+json"),
+        crate::error::Failures,
+    ),
+)]
+pub async fn subject_mode(
+    State(state): State<AppState>,
+    caller: Result<Caller, ApiError>,
+    ApiPath(subject): ApiPath<String>,
+) -> RegistryResult<ModeBody> {
+    let caller = authenticated(caller)?;
+    subject_of(&state, &caller, &subject).await?;
+    Ok(read_write())
+}
+
+/// `PUT /registry/mode/{subject}`: as `PUT /registry/mode`, for a subject
+/// the caller sees.
+#[utoipa::path(
+    put,
+    path = "/registry/mode/{subject}",
+    operation_id = "registry_set_subject_mode",
+    tag = "schema registry",
+    params(("subject" = String, Path, description = "`<topic>-value` or `<topic>-key`")),
+    request_body(content = ModeBody, content_type = "application/vnd.schemaregistry.v1+json"),
+    responses(
+        (status = 200, body = ModeBody, content_type = "application/vnd.schemaregistry.v1+json"),
+        crate::error::Failures,
+    ),
+)]
+pub async fn put_subject_mode(
+    State(state): State<AppState>,
+    caller: Result<Caller, ApiError>,
+    ApiPath(subject): ApiPath<String>,
+    request: Result<ApiJson<ModeBody>, ApiError>,
+) -> RegistryResult<ModeBody> {
+    let caller = authenticated(caller)?;
+    subject_of(&state, &caller, &subject).await?;
+    set_mode(request)
 }
 
 /// A compatibility level, as `GET /config` answers it.
@@ -951,7 +1213,7 @@ async fn holders(
     path = "/registry/schemas/ids/{id}",
     operation_id = "registry_schema",
     tag = "schema registry",
-    params(("id" = u32, Path, minimum = 1), SchemaQuery),
+    params(("id" = u32, Path, minimum = 1), ReadQuery),
     responses(
         (status = 200, body = SchemaById, content_type = "application/vnd.schemaregistry.v1+json"),
         crate::error::Failures,
@@ -961,9 +1223,9 @@ pub async fn schema(
     State(state): State<AppState>,
     caller: Result<Caller, ApiError>,
     ApiPath(id): ApiPath<u32>,
-    query: QueryResult<SchemaQuery>,
+    query: QueryResult<ReadQuery>,
 ) -> RegistryResult<SchemaById> {
-    let serialized = SchemaQuery::serialized(query)?;
+    let serialized = ReadQuery::reading(query)?.serialized;
     let holders = holders(&state, caller, id).await?;
     let version = &holders[0].version;
     Ok(Registry(SchemaById {
@@ -1000,7 +1262,7 @@ pub async fn schema_raw(
     path = "/registry/schemas/ids/{id}/subjects",
     operation_id = "registry_schema_subjects",
     tag = "schema registry",
-    params(("id" = u32, Path, minimum = 1)),
+    params(("id" = u32, Path, minimum = 1), ReadQuery),
     responses(
         (status = 200, body = Vec<String>, content_type = "application/vnd.schemaregistry.v1+json"),
         crate::error::Failures,
@@ -1010,10 +1272,13 @@ pub async fn schema_subjects(
     State(state): State<AppState>,
     caller: Result<Caller, ApiError>,
     ApiPath(id): ApiPath<u32>,
+    query: QueryResult<ReadQuery>,
 ) -> RegistryResult<Vec<String>> {
+    let deleted = ReadQuery::reading(query)?.deleted;
     let names: std::collections::BTreeSet<String> = holders(&state, caller, id)
         .await?
         .iter()
+        .filter(|h| deleted || !h.version.deleted)
         .map(|h| subject_name(&h.subject.topic, h.part))
         .collect();
     Ok(Registry(names.into_iter().collect()))
@@ -1026,7 +1291,7 @@ pub async fn schema_subjects(
     path = "/registry/schemas/ids/{id}/versions",
     operation_id = "registry_schema_versions",
     tag = "schema registry",
-    params(("id" = u32, Path, minimum = 1)),
+    params(("id" = u32, Path, minimum = 1), ReadQuery),
     responses(
         (status = 200, body = Vec<SubjectAndVersion>, content_type = "application/vnd.schemaregistry.v1+json"),
         crate::error::Failures,
@@ -1036,10 +1301,13 @@ pub async fn schema_versions(
     State(state): State<AppState>,
     caller: Result<Caller, ApiError>,
     ApiPath(id): ApiPath<u32>,
+    query: QueryResult<ReadQuery>,
 ) -> RegistryResult<Vec<SubjectAndVersion>> {
+    let deleted = ReadQuery::reading(query)?.deleted;
     let mut pairs: Vec<SubjectAndVersion> = holders(&state, caller, id)
         .await?
         .iter()
+        .filter(|h| deleted || !h.version.deleted)
         .map(|h| SubjectAndVersion {
             subject: subject_name(&h.subject.topic, h.part),
             version: h.version.version,

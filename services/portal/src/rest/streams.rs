@@ -142,11 +142,15 @@ pub struct SchemaVersion {
     /// stream, never changed; the id the Schema Registry API
     /// (`/registry/schemas/ids/{id}`) and the Confluent wire format use.
     id: u32,
-    /// `json_schema` or `avro`.
+    /// `json_schema`, `avro` or `protobuf`.
     format: String,
     schema: serde_json::Value,
     registered_at_ms: i64,
     registered_by: String,
+    /// Soft-deleted (through the Schema Registry API): no longer one of the
+    /// subject's versions, still readable by its id.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    deleted: bool,
 }
 
 impl From<pb::SchemaVersion> for SchemaVersion {
@@ -158,6 +162,7 @@ impl From<pb::SchemaVersion> for SchemaVersion {
             schema: serde_json::from_str(&v.schema_json).unwrap_or(serde_json::Value::Null),
             registered_at_ms: v.registered_at_ms,
             registered_by: v.registered_by,
+            deleted: v.deleted,
         }
     }
 }
@@ -223,16 +228,26 @@ impl From<pb::Stream> for StreamView {
             retention_ms: (s.retention_ms != 0).then_some(s.retention_ms),
             schema_format: format_name(s.schema_format),
             compatibility: compatibility_name(s.compatibility),
-            schema_version: s.schema_versions.last().map_or(0, |v| v.version),
+            schema_version: s
+                .schema_versions
+                .iter()
+                .rev()
+                .find(|v| !v.deleted)
+                .map_or(0, |v| v.version),
             validation: !s.validation_off,
-            key_schema: s.key_schema_versions.last().map(|latest| KeySchemaView {
-                schema: serde_json::from_str(&latest.schema_json)
-                    .unwrap_or(serde_json::Value::Null),
-                schema_format: format_name(s.key_schema_format),
-                compatibility: compatibility_name(s.key_compatibility),
-                schema_version: latest.version,
-                schema_id: latest.id,
-            }),
+            key_schema: s
+                .key_schema_versions
+                .iter()
+                .rev()
+                .find(|v| !v.deleted)
+                .map(|latest| KeySchemaView {
+                    schema: serde_json::from_str(&latest.schema_json)
+                        .unwrap_or(serde_json::Value::Null),
+                    schema_format: format_name(s.key_schema_format),
+                    compatibility: compatibility_name(s.key_compatibility),
+                    schema_version: latest.version,
+                    schema_id: latest.id,
+                }),
             name: s.name,
             owner: s.owner,
             cluster: s.cluster,
