@@ -10,6 +10,8 @@ TANSU_VERSION=0.6.0
 ASYNCAPI_SPECS_VERSION=6.11.1
 # The ecosystem's own clients the compatibility tests drive (PyPI).
 CONFLUENT_KAFKA_VERSION=2.16.1
+# Confluent's REST Proxy client for Node.js (npm), which speaks v1.
+KAFKA_REST_NODE_VERSION=0.0.5
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -82,6 +84,17 @@ if [ "$(cat "$clients/VERSION" 2>/dev/null)" != "$clients_wanted" ] || [ ! -x "$
 fi
 export FREEPORT_CLIENTS_PYTHON="$PWD/$clients/bin/python"
 "$FREEPORT_CLIENTS_PYTHON" -c 'import confluent_kafka; print("confluent-kafka", confluent_kafka.__version__)'
+
+step "kafka-rest ${KAFKA_REST_NODE_VERSION} (Node.js: Confluent's REST Proxy client)"
+command -v node >/dev/null 2>&1 || { echo "node is needed for the REST Proxy client test" >&2; exit 1; }
+rest_client="target/test-deps/rest-client"
+if [ "$(cat "$rest_client/VERSION" 2>/dev/null)" != "${KAFKA_REST_NODE_VERSION}" ] || [ ! -d "$rest_client/node_modules/kafka-rest" ]; then
+  rm -rf "$rest_client"
+  mkdir -p "$rest_client"
+  (cd "$rest_client" && npm install --silent --no-audit --no-fund "kafka-rest@${KAFKA_REST_NODE_VERSION}" >/dev/null)
+  echo "${KAFKA_REST_NODE_VERSION}" > "$rest_client/VERSION"
+fi
+export FREEPORT_REST_CLIENT_MODULES="$PWD/$rest_client/node_modules"
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

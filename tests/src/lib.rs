@@ -71,6 +71,21 @@ pub fn clients_python() -> PathBuf {
     )
 }
 
+/// The `node_modules` with Confluent's REST Proxy client for Node.js
+/// (kafka-rest) that tests/run.sh installs.
+pub fn rest_client_modules() -> PathBuf {
+    let path = std::env::var("FREEPORT_REST_CLIENT_MODULES").map_or_else(
+        |_| workspace().join("target/test-deps/rest-client/node_modules"),
+        |p| workspace().join(p),
+    );
+    assert!(
+        path.join("kafka-rest").is_dir(),
+        "cannot find kafka-rest in {}: install it with tests/run.sh",
+        path.display()
+    );
+    path
+}
+
 /// The tansu broker binary.
 pub fn tansu_bin() -> PathBuf {
     let mut candidates = vec![];

@@ -429,7 +429,7 @@ async fn bad_input_gets_a_stable_code_and_writes_nothing() {
             "POST",
             "/v1/streams/events/schemas",
             &owner,
-            Some(json!({"schema": {}, "format": "protobuf"})),
+            Some(json!({"schema": {}, "format": "thrift"})),
         )
         .await,
     );
@@ -821,12 +821,24 @@ async fn bad_input_gets_a_stable_code_and_writes_nothing() {
     );
     check(
         Refusal {
-            what: "protobuf format",
+            what: "protobuf records to a JSON Schema stream",
+            status: 422,
+            code: 42205,
+        },
+        produce(
+            Some("application/vnd.kafka.protobuf.v2+json"),
+            json!({"value_schema_id": 1, "records": [{"value": 1}]}),
+        )
+        .await,
+    );
+    check(
+        Refusal {
+            what: "an embedded format REST Proxy has not",
             status: 415,
             code: 41501,
         },
         produce(
-            Some("application/vnd.kafka.protobuf.v2+json"),
+            Some("application/vnd.kafka.thrift.v2+json"),
             json!({"records": [{"value": 1}]}),
         )
         .await,

@@ -482,7 +482,7 @@ async fn v2_consumer_instances_read_commit_resume_seek_and_expire() {
     )
     .await;
     for bad in [
-        json!({"format": "protobuf"}),
+        json!({"format": "thrift"}),
         json!({"auto.offset.reset": "middle"}),
         json!({"consumer.request.timeout.ms": "soon"}),
         json!({"name": "no spaces"}),

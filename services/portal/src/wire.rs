@@ -101,12 +101,25 @@ impl Format {
         }
     }
 
+    /// REST Proxy v1's media type of records in this format, where v1 had
+    /// the format.
+    pub fn v1_media_type(self) -> Option<&'static str> {
+        match self {
+            Format::Json => Some(JSON_V1),
+            Format::Binary => Some(BINARY_V1),
+            Format::Avro => Some(AVRO_V1),
+            Format::JsonSchema | Format::Protobuf => None,
+        }
+    }
+
     /// The format of a produce request's body, by its media type (plain
     /// JSON is JSON).
     pub fn of_content_type(media_type: &str) -> Option<Format> {
         match media_type {
             JSON_V2 | JSON_V1 | "application/json" => Some(Format::Json),
-            BINARY_V2 | BINARY_V1 => Some(Format::Binary),
+            // v1's generic type carries binary records, v1's default
+            // embedded format (what Confluent's v1 clients send).
+            BINARY_V2 | BINARY_V1 | RESPONSE_V1 => Some(Format::Binary),
             AVRO_V2 | AVRO_V1 => Some(Format::Avro),
             JSONSCHEMA_V2 => Some(Format::JsonSchema),
             PROTOBUF_V2 => Some(Format::Protobuf),
@@ -117,9 +130,10 @@ impl Format {
     /// The format an `Accept` header asks for, if it names one.
     pub fn accepted(accept: &str) -> Option<Format> {
         let accept = accept.to_ascii_lowercase();
-        Format::ALL
-            .into_iter()
-            .find(|f| accept.contains(f.media_type()))
+        Format::ALL.into_iter().find(|f| {
+            accept.contains(f.media_type())
+                || f.v1_media_type().is_some_and(|v1| accept.contains(v1))
+        })
     }
 }
 
@@ -137,7 +151,16 @@ pub const ANSWERS_V2: [&str; 9] = [
     "application/json",
 ];
 /// What a consumer instance's records may be labelled.
-pub const RECORDS_V2: [&str; 5] = [JSON_V2, BINARY_V2, AVRO_V2, JSONSCHEMA_V2, PROTOBUF_V2];
+pub const RECORDS_V2: [&str; 8] = [
+    JSON_V2,
+    BINARY_V2,
+    AVRO_V2,
+    JSONSCHEMA_V2,
+    PROTOBUF_V2,
+    JSON_V1,
+    BINARY_V1,
+    AVRO_V1,
+];
 
 /// Whether an `Accept` header admits one of `produced`: a media range that
 /// names it or a wildcard over it (`*/*`, `application/*`), with a nonzero
@@ -236,6 +259,8 @@ mod tests {
         assert_eq!(Format::named("thrift"), None);
         assert_eq!(Format::of_content_type(JSON_V1), Some(Format::Json));
         assert_eq!(Format::of_content_type(AVRO_V1), Some(Format::Avro));
+        assert_eq!(Format::of_content_type(RESPONSE_V1), Some(Format::Binary));
+        assert_eq!(Format::accepted(BINARY_V1), Some(Format::Binary));
         assert_eq!(Format::accepted("*/*"), None);
     }
 

@@ -88,6 +88,7 @@ fn rest_proxy_v2() -> OpenApiRouter<AppState> {
     use axum::middleware::{from_fn, Next};
     let records = OpenApiRouter::new()
         .routes(routes!(consumers::positions::records))
+        .routes(routes!(consumers::positions::topic_records))
         .layer(from_fn(|request: Request, next: Next| {
             negotiate(&crate::wire::RECORDS_V2, request, next)
         }));

@@ -272,13 +272,13 @@ pub async fn create(
 #[into_params(parameter_in = Path)]
 pub struct InstancePath {
     #[param(value_type = crate::openapi::ConsumerName)]
-    group: String,
+    pub(super) group: String,
     #[param(value_type = crate::openapi::ConsumerName)]
-    instance: String,
+    pub(super) instance: String,
 }
 
 impl InstancePath {
-    fn get(
+    pub(super) fn get(
         &self,
         state: &AppState,
         caller: &Caller,
@@ -313,7 +313,7 @@ pub async fn delete(
 }
 
 /// What reading `topics` takes: each topic's access, checked now.
-async fn topic_reads(
+pub(super) async fn topic_reads(
     state: &AppState,
     caller: &Caller,
     topics: impl IntoIterator<Item = String>,

@@ -128,6 +128,82 @@ fn accepted_format(headers: &HeaderMap) -> Option<Format> {
     Format::accepted(headers.get(header::ACCEPT)?.to_str().ok()?)
 }
 
+/// The media type records go out in: the v1 type of the instance's format
+/// when `Accept` asks for it (REST Proxy v1's readers), else the v2 one.
+fn records_type(headers: &HeaderMap, format: Format) -> &'static str {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    match format.v1_media_type() {
+        Some(v1) if accept.contains(v1) && !accept.contains(format.media_type()) => v1,
+        _ => format.media_type(),
+    }
+}
+
+/// Path of REST Proxy v1's read of one topic.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct TopicPath {
+    #[param(value_type = crate::openapi::ConsumerName)]
+    group: String,
+    #[param(value_type = crate::openapi::ConsumerName)]
+    instance: String,
+    #[param(value_type = crate::openapi::TopicName)]
+    topic: String,
+}
+
+/// `GET .../topics/{topic}`: REST Proxy v1's read, as its clients make it
+/// (Confluent's `kafka-rest` for Node.js among them): the instance reads
+/// `topic` from now on (added to its subscription the first time, with
+/// the same access checks as subscribing), then answers what arrived as
+/// `GET .../records` does.
+#[utoipa::path(
+    get,
+    path = "/consumers/{group}/instances/{instance}/topics/{topic}",
+    operation_id = "consumers_topic_records",
+    tag = "rest proxy",
+    params(TopicPath, RecordsQuery),
+    responses(
+        (status = 200, description = "the records, in the instance's format", content((Vec<crate::consumers::ConsumerRecord> = "application/vnd.kafka.binary.v1+json"), (Vec<crate::consumers::ConsumerRecord> = "application/vnd.kafka.json.v1+json"), (Vec<crate::consumers::ConsumerRecord> = "application/vnd.kafka.avro.v1+json"), (Vec<crate::consumers::ConsumerRecord> = "application/vnd.kafka.binary.v2+json"))),
+        crate::error::Failures,
+    ),
+)]
+pub async fn topic_records(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(path): ApiPath<TopicPath>,
+    ApiQuery(query): ApiQuery<RecordsQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let instance = InstancePath {
+        group: path.group,
+        instance: path.instance,
+    };
+    let held = instance.get(&state, &caller)?;
+    let subscribed = with_instance(held.clone(), |i| {
+        Ok(match i.mode() {
+            crate::consumers::Mode::Subscribed(topics) => topics.clone(),
+            _ => vec![],
+        })
+    })
+    .await?;
+    if !subscribed.contains(&path.topic) {
+        let topics = subscribed.into_iter().chain([path.topic]);
+        let (reads, cluster) = super::topic_reads(&state, &caller, topics).await?;
+        with_instance(held, move |i| i.subscribe(reads, &cluster)).await?;
+    }
+    records(
+        State(state),
+        caller,
+        ApiPath(instance),
+        ApiQuery(query),
+        headers,
+    )
+    .await
+}
+
 /// `GET .../records`: what arrived, in the instance's format, after
 /// checking that every contract it reads under is still active.
 #[utoipa::path(
@@ -208,7 +284,7 @@ pub async fn records(
         state.limits().give_back(&id, got.saturating_sub(read));
     }
     let records = records?;
-    let content_type = format.media_type();
+    let content_type = records_type(&headers, format);
     Ok(([(header::CONTENT_TYPE, content_type)], Json(records)).into_response())
 }
 
