@@ -145,6 +145,20 @@ def produce(portal, ca, key, bootstrap):
     except SchemaRegistryError as e:
         protobuf_refused = {"http_status": e.http_status_code, "error_code": e.error_code, "message": e.error_message}
     payments = client.get_latest_version("payments-value")
+    # The client's own calls for a subject's life: its level, versions,
+    # soft and permanent deletes (a throwaway key subject of "events").
+    level = client.set_compatibility("events-key", "FULL")
+    client.register_schema("events-key", Schema(json.dumps({"type": "string"}), "JSON"))
+    client.register_schema("events-key", Schema(json.dumps({"type": "string", "description": "an id"}), "JSON"))
+    lifecycle = {
+        "level": [level, client.get_compatibility("events-key")],
+        "versions": client.get_versions("events-key"),
+        "soft_one": client.delete_version("events-key", 2),
+        "after_one": client.get_versions("events-key"),
+        "soft_all": client.delete_subject("events-key"),
+        "permanent": client.delete_subject("events-key", permanent=True),
+        "subjects": sorted(client.get_subjects()),
+    }
     latest = client.get_latest_version("orders-value")
     key = client.get_latest_version("orders-key")
     print(json.dumps({
@@ -153,6 +167,7 @@ def produce(portal, ca, key, bootstrap):
         "orders_key": {"id": key.schema_id, "version": key.version},
         "payments_latest": {"id": payments.schema_id, "version": payments.version},
         "protobuf_refused": protobuf_refused,
+        "lifecycle": lifecycle,
         "is_compatible": client.test_compatibility("orders-value", Schema(ORDER_BREAKING, "AVRO")),
     }))
 

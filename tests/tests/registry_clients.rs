@@ -123,6 +123,19 @@ async fn confluent_serializers_register_produce_and_read_through_the_registry() 
         "the Python client's descriptor is the stream's .proto text, one schema: {produced}"
     );
     assert_eq!(
+        produced["lifecycle"],
+        json!({
+            "level": [{"compatibility": "FULL"}, "FULL"],
+            "versions": [1, 2],
+            "soft_one": 2,
+            "after_one": [1],
+            "soft_all": [1],
+            "permanent": [1, 2],
+            "subjects": ["events-value", "orders-key", "orders-value", "payments-value"],
+        }),
+        "the client's own subject calls: {produced}"
+    );
+    assert_eq!(
         produced["protobuf_refused"]["http_status"], 409,
         "{produced}"
     );

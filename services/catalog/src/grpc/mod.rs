@@ -293,10 +293,15 @@ impl pb::catalog_service_server::CatalogService for CatalogGrpc {
         let schema = serde_json::from_str(&r.schema_json)
             .map_err(|e| CatalogError::InvalidField(format!("schema is not valid JSON: {e}")))?;
         let part = part_from_pb(r.part)?;
-        let stream = self.catalog.get_stream(&name)?;
-        let format = format_from_pb(r.format)?
-            .or(stream.format_of(part))
-            .unwrap_or_default();
+        // Unspecified: the part's own format (JSON Schema for a first key).
+        let format = match format_from_pb(r.format)? {
+            Some(format) => format,
+            None => self
+                .catalog
+                .get_stream(&name)?
+                .format_of(part)
+                .unwrap_or_default(),
+        };
         let version = self
             .catalog
             .register_schema(&actor, (&name, part), format, schema)
