@@ -965,4 +965,18 @@ async fn versions_are_soft_deleted_then_removed_in_confluent_s_words() {
         ),
         (422, json!(42204))
     );
+    assert_eq!(
+        code(
+            registry(
+                &sandbox,
+                "PUT",
+                "/mode/orders-copy-value",
+                &sandbox.partner,
+                Some(json!({"mode": "READWRITE"}))
+            )
+            .await
+        ),
+        (403, json!(40301)),
+        "a partner reads a subject's mode, the owner sets it"
+    );
 }

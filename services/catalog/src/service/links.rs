@@ -82,19 +82,55 @@ impl Catalog {
         if contract == before {
             return Ok(contract);
         }
-        let action = if contract.state == before.state {
-            "contract.link_status"
-        } else {
+        let activated = contract.state != before.state;
+        let action = if activated {
             "contract.activate"
+        } else {
+            "contract.link_status"
         };
-        let audit = AuditRecord::new(
+        let mut audit = vec![AuditRecord::new(
             "service:link",
             action,
             format!("contract:{id}"),
             json!({"state": contract.state, "link_status": contract.link_status}),
-        );
-        self.commit(Commit::one(Change::Contract(contract.clone()), audit))
-            .await?;
+        )];
+        if activated {
+            audit.extend(self.deliver_latest_schema(&mut contract)?);
+        }
+        self.commit(Commit::audited(
+            vec![Change::Contract(contract.clone())],
+            audit,
+        ))
+        .await?;
         Ok(contract)
+    }
+
+    /// On activation, the schema a reshaping contract delivers the
+    /// stream's latest value version under, derived now so that the
+    /// partner's subject has it before the first record; its audit entry.
+    /// Terms that cannot reshape it derive nothing (the link dead-letters
+    /// such values, as without this).
+    fn deliver_latest_schema(
+        &self,
+        contract: &mut Contract,
+    ) -> Result<Option<AuditRecord>, CatalogError> {
+        if !freeport_common::schema::reshape::reshapes(&contract.terms) {
+            return Ok(None);
+        }
+        let stream = self.get_stream(&contract.stream)?;
+        let Some(latest) = stream.schema_versions.iter().rev().find(|v| !v.deleted) else {
+            return Ok(None);
+        };
+        if contract
+            .delivered_schemas
+            .iter()
+            .any(|d| d.version == latest.version)
+        {
+            return Ok(None);
+        }
+        Ok(self
+            .derive_delivered(contract, latest)
+            .ok()
+            .map(|(_, audit)| audit))
     }
 }

@@ -159,13 +159,32 @@ impl Catalog {
         {
             return Ok((source, known.clone()));
         }
-        let schema = reshape::reshaped_schema(source.format, &source.schema, &contract.terms)
-            .map_err(|why| {
-                CatalogError::InvalidField(format!(
-                    "contract {id}'s terms cannot reshape schema version {}: {why}",
-                    source.version
-                ))
-            })?;
+        let (delivered, audit) = self.derive_delivered(&mut contract, &source)?;
+        self.commit(Commit::one(Change::Contract(contract), audit))
+            .await?;
+        Ok((source, delivered))
+    }
+
+    /// Derives the schema contract's reshaped values of `source` are
+    /// written under, keeps it on the contract and gives the audit entry
+    /// of it; the caller commits both. Call under the write lock.
+    pub(super) fn derive_delivered(
+        &self,
+        contract: &mut Contract,
+        source: &SchemaVersion,
+    ) -> Result<(SchemaVersion, AuditRecord), CatalogError> {
+        let id = &contract.id;
+        let schema = freeport_common::schema::reshape::reshaped_schema(
+            source.format,
+            &source.schema,
+            &contract.terms,
+        )
+        .map_err(|why| {
+            CatalogError::InvalidField(format!(
+                "contract {id}'s terms cannot reshape schema version {}: {why}",
+                source.version
+            ))
+        })?;
         let delivered = SchemaVersion {
             version: source.version,
             id: self.schema_id(source.format, &schema)?,
@@ -176,17 +195,13 @@ impl Catalog {
             deleted: false,
         };
         contract.delivered_schemas.push(delivered.clone());
-        self.commit(Commit::one(
-            Change::Contract(contract),
-            AuditRecord::new(
-                "system:terms".to_string(),
-                "contract.schema_delivered",
-                format!("contract:{id}"),
-                json!({"source_schema_id": source_id, "version": delivered.version, "id": delivered.id}),
-            ),
-        ))
-        .await?;
-        Ok((source, delivered))
+        let audit = AuditRecord::new(
+            "system:terms".to_string(),
+            "contract.schema_delivered",
+            format!("contract:{id}"),
+            json!({"source_schema_id": source.id, "version": delivered.version, "id": delivered.id}),
+        );
+        Ok((delivered, audit))
     }
 
     /// Numbers the schema versions a store from before global ids holds,

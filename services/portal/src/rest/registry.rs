@@ -1011,7 +1011,7 @@ pub async fn subject_mode(
 }
 
 /// `PUT /registry/mode/{subject}`: as `PUT /registry/mode`, for a subject
-/// the caller sees.
+/// of the caller's own stream (an admin's: any).
 #[utoipa::path(
     put,
     path = "/registry/mode/{subject}",
@@ -1031,7 +1031,18 @@ pub async fn put_subject_mode(
     request: Result<ApiJson<ModeBody>, ApiError>,
 ) -> RegistryResult<ModeBody> {
     let caller = authenticated(caller)?;
-    subject_of(&state, &caller, &subject).await?;
+    let (found, _) = subject_of(&state, &caller, &subject).await?;
+    // A partner reads the subject; only its stream's owner writes it.
+    if caller.org().is_some_and(|org| org != found.stream().owner) {
+        return Err(RegistryError::new(
+            StatusCode::FORBIDDEN,
+            40301,
+            format!(
+                "only {}, the owner of {subject}'s stream, sets its mode",
+                found.stream().owner
+            ),
+        ));
+    }
     set_mode(request)
 }
 
