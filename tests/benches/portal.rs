@@ -9,8 +9,9 @@
 //! (e) schemas: 100-record v2 produce to a JSON Schema stream with the
 //!     portal checking each record, then with the owner's checking turned
 //!     off (validation on/off), and the same records as Avro
-//!     (`application/vnd.kafka.avro.v2+json`, encoded by the portal into
-//!     the Confluent wire format) against them as checked JSON;
+//!     (`application/vnd.kafka.avro.v2+json`) and as Protobuf
+//!     (`application/vnd.kafka.protobuf.v2+json`), each encoded by the
+//!     portal into the Confluent wire format, against them as checked JSON;
 //! (c) push: a partner reads every record over SSE from the beginning,
 //!     against rdkafka consuming the same topic;
 //! (d) the catalog's size: 1-record produce from CATALOG_CLIENTS
@@ -257,11 +258,26 @@ fn main() {
                 ]}}),
             )
             .await;
-        let (_, versions) = sandbox
-            .hub
-            .call("GET", &format!("/v1/streams/{}/schemas", avro["name"].as_str().unwrap()), &sandbox.owner, None)
+        let proto = sandbox
+            .stream(
+                "bench-proto",
+                PARTITIONS as i32,
+                json!({"schema_format": "protobuf", "schema": "syntax = \"proto3\";\nmessage Bench {\n  int64 n = 1;\n  string pad = 2;\n}\n"}),
+            )
             .await;
-        let avro_id = versions["versions"][0]["id"].clone();
+        let first_id = |stream: Value| {
+            let hub = &sandbox.hub;
+            let owner = &sandbox.owner;
+            async move {
+                let path = format!("/v1/streams/{}/schemas", stream["name"].as_str().unwrap());
+                let (_, versions) = hub.call("GET", &path, owner, None).await;
+                versions["versions"][0]["id"].clone()
+            }
+        };
+        let avro_id = first_id(avro).await;
+        let proto_id = first_id(proto).await;
+        let proto_body = Arc::new(json!({"value_schema_id": proto_id, "records": records(100)}).to_string());
+        let proto_url = format!("{}/topics/bench-proto", sandbox.hub.url);
         let json_body = Arc::new(json!({"records": records(100)}).to_string());
         let avro_body = Arc::new(json!({"value_schema_id": avro_id, "records": records(100)}).to_string());
         let json_url = format!("{}/topics/bench-json", sandbox.hub.url);
@@ -277,6 +293,7 @@ fn main() {
         };
         let checked = run("portal HTTP, 100 JSON records per request, checked against a JSON Schema".into(), json_url.clone(), json_body.clone(), JSON_V2).await;
         let avro_rate = run("portal HTTP, 100 Avro records per request, encoded under the stream's schema".into(), avro_url, avro_body, AVRO_V2).await;
+        let proto_rate = run("portal HTTP, 100 Protobuf records per request, encoded under the stream's schema".into(), proto_url, proto_body, PROTOBUF_V2).await;
         let (status, _) = sandbox
             .hub
             .call("PUT", "/v1/streams/bench-json/validation", &sandbox.owner, Some(json!({"enabled": false})))
@@ -286,9 +303,10 @@ fn main() {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let unchecked = run("portal HTTP, 100 JSON records per request, checking off".into(), json_url, json_body, JSON_V2).await;
         println!(
-            "schemas: validation on/off {:.2}, Avro/JSON (both checked) {:.2}, checked/rdkafka {:.2}",
+            "schemas: validation on/off {:.2}, Avro/JSON (both checked) {:.2}, Protobuf/JSON {:.2}, checked/rdkafka {:.2}",
             checked / unchecked,
             avro_rate / checked,
+            proto_rate / checked,
             checked / raw_hundred
         );
 
@@ -399,6 +417,7 @@ async fn produce_rate(sandbox: &TwoOrgs, requests: usize) -> (Duration, Vec<Dura
 
 const JSON_V2: &str = "application/vnd.kafka.json.v2+json";
 const AVRO_V2: &str = "application/vnd.kafka.avro.v2+json";
+const PROTOBUF_V2: &str = "application/vnd.kafka.protobuf.v2+json";
 
 /// `requests` REST Proxy v2 produce requests of `body` (JSON records) to
 /// `url` as `key` from each of `connections` concurrent clients; every
