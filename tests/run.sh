@@ -2,7 +2,8 @@
 # Installs what the tests need on a fresh machine, then runs every check and
 # every test: formatting, clippy, unit tests and the end-to-end tests against
 # real tansu brokers. CI runs exactly this (.ci/run). Installs are cached:
-# tansu in ~/.cargo/bin, the AsyncAPI schema under target/test-deps.
+# tansu in ~/.cargo/bin; the AsyncAPI schema, confluent-kafka (PyPI) and
+# Confluent's Node.js REST Proxy client (npm) under target/test-deps.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
