@@ -236,6 +236,19 @@ pub struct Stream {
     /// The record key's schema: no versions until the owner registers one.
     #[serde(default)]
     pub key_schema: KeySchema,
+    /// The global ids of versions deleted for good, with what they were:
+    /// an id is never given to another schema, and the same schema
+    /// registered again gets its id back, across restarts too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired_schemas: Vec<RetiredSchema>,
+}
+
+/// A schema version's global id after the version was deleted for good.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetiredSchema {
+    pub id: u32,
+    /// SHA-256 of the format and the canonical schema (the id's key).
+    pub fingerprint: String,
 }
 
 /// The versions of a stream's key schema (the `<topic>-key` subject), with

@@ -35,8 +35,18 @@ impl SchemaIds {
         hash.finalize().into()
     }
 
-    fn load(streams: &[Stream], contracts: &[Contract]) -> SchemaIds {
+    pub(super) fn load(streams: &[Stream], contracts: &[Contract]) -> SchemaIds {
         let mut ids = SchemaIds::default();
+        let retired = streams.iter().flat_map(|s| &s.retired_schemas);
+        for schema in retired {
+            ids.highest = ids.highest.max(schema.id);
+            if let Some(fingerprint) = hex::decode(&schema.fingerprint)
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            {
+                ids.by_fingerprint.entry(fingerprint).or_insert(schema.id);
+            }
+        }
         let delivered = contracts.iter().flat_map(|c| &c.delivered_schemas);
         for version in streams
             .iter()
@@ -53,7 +63,7 @@ impl SchemaIds {
         ids
     }
 
-    fn id_of(&mut self, format: SchemaFormat, schema: &serde_json::Value) -> u32 {
+    pub(super) fn id_of(&mut self, format: SchemaFormat, schema: &serde_json::Value) -> u32 {
         *self
             .by_fingerprint
             .entry(Self::fingerprint(format, schema))
@@ -454,7 +464,17 @@ impl Catalog {
             RecordPart::Key => &mut stream.key_schema.versions,
         };
         if permanent {
-            versions.retain(|v| !targets.contains(&v.version));
+            let (gone, kept) = std::mem::take(versions)
+                .into_iter()
+                .partition(|v| targets.contains(&v.version));
+            *versions = kept;
+            let gone: Vec<SchemaVersion> = gone;
+            stream
+                .retired_schemas
+                .extend(gone.iter().map(|v| crate::domain::RetiredSchema {
+                    id: v.id,
+                    fingerprint: hex::encode(SchemaIds::fingerprint(v.format, &v.schema)),
+                }));
         } else {
             for v in versions.iter_mut().filter(|v| targets.contains(&v.version)) {
                 v.deleted = true;

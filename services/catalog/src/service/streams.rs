@@ -108,6 +108,7 @@ impl Catalog {
             value_schema: new.value_schema,
             validation_off: false,
             key_schema: Default::default(),
+            retired_schemas: vec![],
         })
     }
 

@@ -1748,7 +1748,8 @@ async fn schema_versions_are_soft_deleted_then_removed_and_a_value_keeps_one() {
 
     // A key subject may go entirely: soft, then permanent.
     let key = (&name, RecordPart::Key);
-    f.catalog
+    let key_id = f
+        .catalog
         .register_schema(
             &f.owner,
             key,
@@ -1756,7 +1757,8 @@ async fn schema_versions_are_soft_deleted_then_removed_and_a_value_keeps_one() {
             serde_json::json!({"type": "string"}),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .id;
     assert!(f
         .catalog
         .delete_schema_versions(&f.owner, key, None, true)
@@ -1775,6 +1777,29 @@ async fn schema_versions_are_soft_deleted_then_removed_and_a_value_keeps_one() {
         .unwrap();
     assert_eq!(deleted, vec![1]);
     assert!(stream.key_schema.versions.is_empty());
+    // Its id stays the schema's: never another's, and its own again after
+    // a restart (the ids are loaded from the store).
+    assert_eq!(
+        stream
+            .retired_schemas
+            .iter()
+            .map(|r| r.id)
+            .collect::<Vec<_>>(),
+        [second.id, key_id]
+    );
+    let mut ids = super::schemas::SchemaIds::load(std::slice::from_ref(&stream), &[]);
+    assert_eq!(
+        ids.id_of(
+            SchemaFormat::JsonSchema,
+            &serde_json::json!({"type": "string"})
+        ),
+        key_id
+    );
+    let next = ids.id_of(
+        SchemaFormat::JsonSchema,
+        &serde_json::json!({"type": "boolean"}),
+    );
+    assert!(next > key_id && next > second.id, "{next}");
     let audit = f.catalog.audit_trail("stream:orders").unwrap();
     assert_eq!(
         audit

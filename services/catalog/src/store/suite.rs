@@ -42,6 +42,7 @@ fn stream(name: &str) -> Stream {
         schema_versions: vec![],
         validation_off: false,
         key_schema: Default::default(),
+        retired_schemas: vec![],
     }
 }
 
