@@ -76,8 +76,9 @@ impl SledStore {
         let mut tries = 0;
         let db = loop {
             match sled::Config::new().path(&path).open() {
+                // sled words it "could not acquire lock", its kind `Other`.
                 Err(sled::Error::Io(e))
-                    if e.kind() == std::io::ErrorKind::WouldBlock && tries < 40 =>
+                    if e.to_string().contains("could not acquire lock") && tries < 100 =>
                 {
                     tries += 1;
                     std::thread::sleep(std::time::Duration::from_millis(50));
@@ -278,6 +279,19 @@ impl Store for SledStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_store_another_handle_still_holds_opens_once_it_lets_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = sled::Config::new().path(dir.path()).open().unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            drop(held);
+        });
+        let store = SledStore::open(dir.path().to_path_buf());
+        release.join().unwrap();
+        assert!(store.is_ok(), "{:?}", store.err());
+    }
     use crate::store::Store;
 
     /// Records as the version before key lifecycles and certificate
