@@ -923,8 +923,9 @@ pub async fn delete_version(
 /// A registry mode, as `/mode` answers and takes it.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ModeBody {
-    /// Always `READWRITE` here.
-    #[schema(pattern = "^(READWRITE|READONLY|READONLY_OVERRIDE|IMPORT)$")]
+    /// `READWRITE`, the one mode here; Confluent's others (`READONLY`,
+    /// `READONLY_OVERRIDE`, `IMPORT`) are refused with 42204.
+    #[schema(pattern = "^(READWRITE|readwrite)$")]
     mode: String,
 }
 
