@@ -61,10 +61,10 @@ impl Walkthrough {
                 .current_dir(dir.path()),
             dir.path(),
         );
-        let credentials = dir.path().join("freeport-data/dev-credentials.json");
+        // As a reader would: the commands come once it says it is up (it
+        // says so when the portal answers from the catalog).
         eventually(Duration::from_secs(30), "freeport up to be ready", || {
-            let ready =
-                credentials.exists() && std::net::TcpStream::connect("127.0.0.1:8080").is_ok();
+            let ready = hub.log().contains("Freeport is up");
             async move { ready.then_some(()) }
         })
         .await;

@@ -159,6 +159,35 @@ fn start_mock_clusters() -> anyhow::Result<Clusters> {
 
 /// Creates the development organizations and keys on first start and writes
 /// the keys to `dev-credentials.json`; later starts reuse the file.
+/// Waits (up to 30 s) until the portal at `addr` answers an admin's
+/// `GET /v1/me` with 200, which it does once it has loaded the catalog.
+async fn portal_answers(addr: SocketAddr, credentials: &Path) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let admin = std::fs::read(credentials)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|c| c["admin"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    let request = format!(
+        "GET /v1/me HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {admin}\r\nConnection: close\r\n\r\n"
+    );
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while tokio::time::Instant::now() < deadline {
+        let answer = async {
+            let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+            stream.write_all(request.as_bytes()).await.ok()?;
+            let mut head = [0u8; 12];
+            stream.read_exact(&mut head).await.ok()?;
+            Some(head)
+        };
+        if answer.await.is_some_and(|head| head.ends_with(b" 200")) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tracing::warn!(%addr, "the portal does not answer yet; carrying on");
+}
+
 async fn ensure_credentials(catalog: &Catalog, data_dir: &Path) -> anyhow::Result<PathBuf> {
     let path = data_dir.join(CREDENTIALS_FILE);
     if path.exists() {
@@ -326,6 +355,9 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         .context("portal")
     });
 
+    // "Up" means the portal answers from the catalog: a command pasted
+    // right after this line must not meet its "loading the catalog" 503.
+    portal_answers(args.portal_addr, &credentials).await;
     println!("Freeport is up (development mode: plain HTTP on loopback, generated certificates).");
     println!("  portal:      http://{}", args.portal_addr);
     println!("  catalog:     {catalog_url} (gRPC, mutual TLS)");
