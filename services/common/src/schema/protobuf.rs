@@ -89,7 +89,14 @@ impl ProtoSchema {
     }
 
     /// `.proto` text, or the base64 of a serialized `FileDescriptorProto`.
+    /// A panic of the compiler on some input is that input's refusal, not
+    /// the caller's: it is the caller's text that is wrong.
     pub fn parse_text(text: &str) -> Result<ProtoSchema, Vec<String>> {
+        std::panic::catch_unwind(|| ProtoSchema::compile(text))
+            .unwrap_or_else(|_| Err(vec!["not a .proto file the compiler can read".to_string()]))
+    }
+
+    fn compile(text: &str) -> Result<ProtoSchema, Vec<String>> {
         let file = source_file(text)?;
         let name = file.name().to_string();
         let imports: Vec<String> = file
