@@ -90,6 +90,11 @@ pub mod proto {
                     }
                 }
 
+                /// `part`'s latest version that is not soft-deleted.
+                pub fn latest_live(&self, part: RecordPart) -> Option<&SchemaVersion> {
+                    self.versions(part).iter().rev().find(|v| !v.deleted)
+                }
+
                 /// Every schema version the stream has, value and key, each
                 /// with its part.
                 pub fn all_versions(&self) -> impl Iterator<Item = (RecordPart, &SchemaVersion)> {

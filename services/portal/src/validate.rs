@@ -166,7 +166,7 @@ impl Check {
 
     /// `part`'s latest live version; `None` for a key without a schema.
     fn latest(&self, part: Part) -> Option<&pb::SchemaVersion> {
-        self.stream.versions(part).iter().rev().find(|v| !v.deleted)
+        self.stream.latest_live(part)
     }
 
     /// The stream's version of `part` with global id `id`.

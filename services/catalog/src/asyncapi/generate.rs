@@ -56,7 +56,7 @@ fn host(cluster: &ClusterConfig) -> String {
 /// when records are in the Confluent wire format.
 fn message_binding(stream: &pb::Stream, topic: &str) -> Value {
     let key_format = pb::schema_format(stream.key_schema_format);
-    let key = match stream.key_schema_versions.iter().rev().find(|v| !v.deleted) {
+    let key = match stream.latest_live(pb::RecordPart::Key) {
         None => json!({"type": "string"}),
         Some(latest) => {
             let schema: Value =

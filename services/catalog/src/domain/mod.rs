@@ -271,6 +271,19 @@ impl Stream {
         }
     }
 
+    /// `part`'s versions, to change them.
+    pub fn versions_mut(&mut self, part: RecordPart) -> &mut Vec<SchemaVersion> {
+        match part {
+            RecordPart::Value => &mut self.schema_versions,
+            RecordPart::Key => &mut self.key_schema.versions,
+        }
+    }
+
+    /// `part`'s latest version that is not soft-deleted.
+    pub fn latest_live(&self, part: RecordPart) -> Option<&SchemaVersion> {
+        self.versions(part).iter().rev().find(|v| !v.deleted)
+    }
+
     /// `part`'s versions that are not soft-deleted, oldest first.
     pub fn live_versions(&self, part: RecordPart) -> Vec<SchemaVersion> {
         self.versions(part)

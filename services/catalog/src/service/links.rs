@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::Catalog;
 use crate::audit::AuditRecord;
-use crate::domain::{Change, Contract, ContractAction, ContractState, LinkStatus};
+use crate::domain::{Change, Contract, ContractAction, ContractState, LinkStatus, RecordPart};
 use crate::error::CatalogError;
 use crate::links::{LinkShares, Share};
 use crate::store::Commit;
@@ -118,7 +118,7 @@ impl Catalog {
             return Ok(None);
         }
         let stream = self.get_stream(&contract.stream)?;
-        let Some(latest) = stream.schema_versions.iter().rev().find(|v| !v.deleted) else {
+        let Some(latest) = stream.latest_live(RecordPart::Value) else {
             return Ok(None);
         };
         if contract

@@ -291,15 +291,10 @@ impl Catalog {
             deleted: false,
         };
         match part {
-            RecordPart::Value => {
-                stream.value_schema = version.schema.clone();
-                stream.schema_versions.push(version.clone());
-            }
-            RecordPart::Key => {
-                stream.key_schema.format = format;
-                stream.key_schema.versions.push(version.clone());
-            }
+            RecordPart::Value => stream.value_schema = version.schema.clone(),
+            RecordPart::Key => stream.key_schema.format = format,
         }
+        stream.versions_mut(part).push(version.clone());
         stream.updated_at_ms = now;
         Ok(Some(version))
     }
@@ -459,10 +454,7 @@ impl Catalog {
                 version: 0,
             });
         }
-        let versions = match part {
-            RecordPart::Value => &mut stream.schema_versions,
-            RecordPart::Key => &mut stream.key_schema.versions,
-        };
+        let versions = stream.versions_mut(part);
         if permanent {
             let (gone, kept) = std::mem::take(versions)
                 .into_iter()
@@ -481,7 +473,7 @@ impl Catalog {
             }
         }
         if part == RecordPart::Value {
-            let Some(latest) = stream.schema_versions.iter().rev().find(|v| !v.deleted) else {
+            let Some(latest) = stream.latest_live(RecordPart::Value) else {
                 return Err(CatalogError::Conflict(format!(
                     "{subject} keeps one live version: produce and partners read under it. Register the schema you want next (PUT /registry/config/<subject> NONE lets it break with the old ones), then delete the old ones"
                 )));

@@ -220,6 +220,19 @@ pub struct KeySchemaView {
 
 impl From<pb::Stream> for StreamView {
     fn from(s: pb::Stream) -> StreamView {
+        let schema_version = s
+            .latest_live(pb::RecordPart::Value)
+            .map_or(0, |v| v.version);
+        let key_schema = s
+            .latest_live(pb::RecordPart::Key)
+            .map(|latest| KeySchemaView {
+                schema: serde_json::from_str(&latest.schema_json)
+                    .unwrap_or(serde_json::Value::Null),
+                schema_format: format_name(s.key_schema_format),
+                compatibility: compatibility_name(s.key_compatibility),
+                schema_version: latest.version,
+                schema_id: latest.id,
+            });
         StreamView {
             schema: serde_json::from_str(&s.value_schema_json).unwrap_or(serde_json::Value::Null),
             classification: super::classification_name(s.classification),
@@ -228,26 +241,9 @@ impl From<pb::Stream> for StreamView {
             retention_ms: (s.retention_ms != 0).then_some(s.retention_ms),
             schema_format: format_name(s.schema_format),
             compatibility: compatibility_name(s.compatibility),
-            schema_version: s
-                .schema_versions
-                .iter()
-                .rev()
-                .find(|v| !v.deleted)
-                .map_or(0, |v| v.version),
+            schema_version,
             validation: !s.validation_off,
-            key_schema: s
-                .key_schema_versions
-                .iter()
-                .rev()
-                .find(|v| !v.deleted)
-                .map(|latest| KeySchemaView {
-                    schema: serde_json::from_str(&latest.schema_json)
-                        .unwrap_or(serde_json::Value::Null),
-                    schema_format: format_name(s.key_schema_format),
-                    compatibility: compatibility_name(s.key_compatibility),
-                    schema_version: latest.version,
-                    schema_id: latest.id,
-                }),
+            key_schema,
             name: s.name,
             owner: s.owner,
             cluster: s.cluster,
