@@ -175,6 +175,18 @@ pub fn check_schema(format: SchemaFormat, schema: &Value) -> Result<(), Vec<Stri
     }
 }
 
+impl SchemaFormat {
+    /// A schema of this format given as text (a registry request's
+    /// `schema`, a produce request's `value_schema`), as the catalog takes
+    /// it: JSON, or for Protobuf the `.proto` file's text as a JSON string.
+    pub fn schema_from_text(self, text: &str) -> Result<Value, serde_json::Error> {
+        match self {
+            SchemaFormat::Protobuf => Ok(Value::String(text.to_string())),
+            SchemaFormat::JsonSchema | SchemaFormat::Avro => serde_json::from_str(text),
+        }
+    }
+}
+
 /// `schema` as it is kept: checked, and for Protobuf printed as canonical
 /// text (so the `.proto` text and the base64 descriptor of one schema are
 /// one schema); JSON schemas are kept as they are (compared in canonical

@@ -26,7 +26,6 @@ use super::V2;
 use freeport_common::error::ErrorCode;
 use freeport_common::proto::catalog::v1 as pb;
 use freeport_common::proto::catalog::v1::RecordPart as Part;
-use freeport_common::schema::SchemaFormat;
 use freeport_common::telemetry;
 use opentelemetry::Context;
 use serde::{Deserialize, Serialize};
@@ -251,16 +250,12 @@ async fn part_schema(
             )
         }),
         (None, Some(text)) => {
-            let schema: Value = match wanted {
-                // A .proto file's text, as the registry keeps it.
-                SchemaFormat::Protobuf => Value::String(text.to_string()),
-                _ => serde_json::from_str(text).map_err(|e| {
-                    ApiError::new(
-                        ErrorCode::InvalidSchema,
-                        format!("{name}_schema is not JSON: {e}"),
-                    )
-                })?,
-            };
+            let schema = wanted.schema_from_text(text).map_err(|e| {
+                ApiError::new(
+                    ErrorCode::InvalidSchema,
+                    format!("{name}_schema is not JSON: {e}"),
+                )
+            })?;
             state
                 .catalog()
                 .register_schema(pb::RegisterSchemaRequest {

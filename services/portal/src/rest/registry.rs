@@ -370,10 +370,8 @@ impl SchemaRequest {
                 "schema references are not supported by this registry yet",
             ));
         }
-        if format == pb::SchemaFormat::Protobuf {
-            return Ok((format, serde_json::Value::String(self.schema.clone())));
-        }
-        let schema = serde_json::from_str(&self.schema)
+        let schema = pb::schema_format(format.into())
+            .schema_from_text(&self.schema)
             .map_err(|e| RegistryError::invalid_schema(format!("Invalid schema: not JSON: {e}")))?;
         Ok((format, schema))
     }
