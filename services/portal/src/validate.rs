@@ -42,6 +42,11 @@ pub struct Compiled {
 }
 
 impl Compiled {
+    /// How values under the schema are read and written.
+    pub fn codec(&self) -> &Codec {
+        &self.codec
+    }
+
     /// What is wrong with `value` under this schema, if anything: a JSON
     /// Schema's every problem with its place, or why it does not encode.
     fn problems(&self, value: &Value) -> Option<String> {

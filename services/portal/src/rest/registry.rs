@@ -17,7 +17,8 @@ use axum::Json;
 use base64::Engine;
 use freeport_common::error::ErrorCode;
 use freeport_common::proto::catalog::v1 as pb;
-use freeport_common::schema::{ProtoSchema, SchemaFormat};
+use freeport_common::schema::codec::Codec;
+use freeport_common::schema::SchemaFormat;
 use pb::RecordPart as Part;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -25,6 +26,7 @@ use utoipa::ToSchema;
 use crate::access::{Holder, SubjectStream};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath, Caller};
+use crate::validate::RecordSchemas;
 use crate::AppState;
 
 /// The media type of every answer.
@@ -243,20 +245,27 @@ fn type_name(format: i32) -> &'static str {
 }
 
 /// A stored schema as the registry answers it: JSON text for Avro and JSON
-/// Schema; for Protobuf the `.proto` text, or with `serialized` the base64
-/// of its `FileDescriptorProto` (`?format=serialized`, what confluent-kafka's
-/// Protobuf deserializer asks for).
-fn schema_text(version: &pb::SchemaVersion, serialized: bool) -> Result<String, RegistryError> {
+/// Schema; for Protobuf the `.proto` text, or with `serialized` (the
+/// portal's compiled schemas, `?format=serialized`, what confluent-kafka's
+/// Protobuf deserializer asks for) the base64 of its `FileDescriptorProto`,
+/// from the schema compiled once per id.
+fn schema_text(
+    version: &pb::SchemaVersion,
+    serialized: Option<&RecordSchemas>,
+) -> Result<String, RegistryError> {
     if pb::schema_format(version.format) != SchemaFormat::Protobuf {
         return Ok(version.schema_json.clone());
     }
     let stored = || RegistryError::from(ApiError::internal("a stored Protobuf schema", version.id));
-    let text: String = serde_json::from_str(&version.schema_json).map_err(|_| stored())?;
-    if !serialized {
-        return Ok(text);
+    let Some(schemas) = serialized else {
+        return serde_json::from_str(&version.schema_json).map_err(|_| stored());
+    };
+    match schemas.compiled(version)?.codec() {
+        Codec::Protobuf(schema) => {
+            Ok(base64::engine::general_purpose::STANDARD.encode(schema.serialized()))
+        }
+        _ => Err(stored()),
     }
-    let schema = ProtoSchema::parse_text(&text).map_err(|_| stored())?;
-    Ok(base64::engine::general_purpose::STANDARD.encode(schema.serialized()))
 }
 
 /// The parameters of the reading routes.
@@ -326,7 +335,7 @@ impl SubjectVersion {
         topic: &str,
         part: Part,
         version: &pb::SchemaVersion,
-        serialized: bool,
+        serialized: Option<&RecordSchemas>,
     ) -> Result<SubjectVersion, RegistryError> {
         Ok(SubjectVersion {
             subject: subject_name(topic, part),
@@ -553,14 +562,15 @@ pub async fn version(
     let found = subject_of(&state, &caller, &subject).await?;
     let versions = existing_versions(&found, &subject, reading.deleted)?;
     let version = version_of(&versions, &subject, &version)?;
-    SubjectVersion::of(&found.0.topic, found.1, &version, reading.serialized).map(Registry)
+    let serialized = reading.serialized.then(|| state.record_schemas().as_ref());
+    SubjectVersion::of(&found.0.topic, found.1, &version, serialized).map(Registry)
 }
 
 /// The schema itself (not as text), under the registry's media type; a
 /// Protobuf schema's `.proto` text as it is.
 fn raw_schema(version: &pb::SchemaVersion) -> Result<Response, RegistryError> {
     if pb::schema_format(version.format) == SchemaFormat::Protobuf {
-        let text = schema_text(version, false)?;
+        let text = schema_text(version, None)?;
         return Ok(([(header::CONTENT_TYPE, MEDIA_TYPE)], text).into_response());
     }
     let schema: serde_json::Value = serde_json::from_str(&version.schema_json)
@@ -686,7 +696,7 @@ pub async fn lookup(
                 .is_ok_and(|known| known == schema)
     });
     match known {
-        Some(v) => SubjectVersion::of(&found.0.topic, found.1, v, false).map(Registry),
+        Some(v) => SubjectVersion::of(&found.0.topic, found.1, v, None).map(Registry),
         None => Err(RegistryError::schema_not_found("Schema not found".into())),
     }
 }
@@ -1240,7 +1250,7 @@ pub async fn schema(
     let version = &holders[0].version;
     Ok(Registry(SchemaById {
         schema_type: schema_type_field(version.format),
-        schema: schema_text(version, serialized)?,
+        schema: schema_text(version, serialized.then(|| state.record_schemas().as_ref()))?,
     }))
 }
 
