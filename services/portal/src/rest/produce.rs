@@ -297,17 +297,19 @@ async fn encode_under_schema(
     let (first_key, any_value) = (present(|r| &r.key), present(|r| &r.value).is_some());
     let check = &target.check;
     let key = (request.key_schema_id, request.key_schema.as_deref());
-    let key = match part_schema(state, caller, check, format, Part::Key, key).await? {
-        None if first_key.is_some() => {
+    let key = match (
+        part_schema(state, caller, check, format, Part::Key, key).await?,
+        first_key,
+    ) {
+        (None, Some(i)) => {
             return Err(ApiError::new(
                 ErrorCode::KeySchemaMissing,
                 format!(
-                    "Request includes keys but does not include key schema: give key_schema_id or key_schema (records[{}].key)",
-                    first_key.unwrap_or_default()
+                    "Request includes keys but does not include key schema: give key_schema_id or key_schema (records[{i}].key)"
                 ),
             ))
         }
-        key => key,
+        (key, _) => key,
     };
     let value = (request.value_schema_id, request.value_schema.as_deref());
     let value = match part_schema(state, caller, check, format, Part::Value, value).await? {
