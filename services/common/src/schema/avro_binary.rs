@@ -482,9 +482,12 @@ impl Reader<'_> {
                     .and_then(|i| branches.get(i))
                     .ok_or_else(|| format!("{}: {i} is not a branch of the union", at(path)))?;
                 let value = self.read(branch, path, depth + 1)?;
-                if !self.tagged
-                    || (value.is_null()
-                        && matches!(self.schema.resolve(branch), Node::Primitive("null")))
+                // Plain: the branch's value as it is; tagged: wrapped in
+                // its branch's name, but for null.
+                if !self.tagged {
+                    value
+                } else if value.is_null()
+                    && matches!(self.schema.resolve(branch), Node::Primitive("null"))
                 {
                     Value::Null
                 } else {
@@ -624,6 +627,24 @@ mod tests {
         assert!(
             encode(&int, &json!(3_000_000_000_i64)).is_err(),
             "beyond 32 bits"
+        );
+    }
+
+    #[test]
+    fn plain_union_values_are_the_branch_s_value() {
+        let schema = AvroSchema::parse(&json!({"type": "record", "name": "R", "fields": [
+            {"name": "email", "type": ["null", "string"]},
+            {"name": "phone", "type": ["null", "string"]}
+        ]}))
+        .unwrap();
+        let bytes = encode(&schema, &json!({"email": "a@b.c", "phone": null})).unwrap();
+        assert_eq!(
+            decode_plain(&schema, &bytes).unwrap(),
+            json!({"email": "a@b.c", "phone": null})
+        );
+        assert_eq!(
+            decode(&schema, &bytes).unwrap(),
+            json!({"email": {"string": "a@b.c"}, "phone": null})
         );
     }
 
