@@ -12,14 +12,17 @@ object on its last line:
       five payments to "payments" (registering the base64 descriptor the
       Python client sends); then an incompatible Avro and an incompatible
       Protobuf schema are registered, which must be refused with
-      Confluent's 409.
+      Confluent's 409. Shipments are written under a schema that refers to
+      the "addresses-value" subject's acme.Address (a schema reference),
+      which then cannot be deleted (Confluent's 42206).
   consume PORTAL CA KEY BOOTSTRAP
       as the partner: AvroDeserializer and JSONDeserializer read the copies
       ("orders-copy", "events-copy") on the partner's BOOTSTRAP, keys and
       values, fetching the writers' schemas by id with the partner's own
       key; ProtobufDeserializer reads "payments-copy" with a message class
       built from the schema the partner's subject serves (masked fields are
-      strings there).
+      strings there); AvroDeserializer reads "shipments-copy", resolving the
+      reference the writer's schema names through the partner's registry.
 """
 
 import base64
@@ -28,7 +31,7 @@ import sys
 import time
 
 from confluent_kafka import Consumer, Producer
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry import Schema, SchemaReference, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.schema_registry.json_schema import JSONDeserializer, JSONSerializer
@@ -59,6 +62,19 @@ EVENT = json.dumps({
 ORDER_KEY = json.dumps({
     "type": "record", "name": "OrderKey", "namespace": "acme",
     "fields": [{"name": "region", "type": "string"}, {"name": "n", "type": "int"}],
+})
+ADDRESS = json.dumps({
+    "type": "record", "name": "Address", "namespace": "acme",
+    "fields": [{"name": "city", "type": "string"}],
+})
+# The shipments schema names acme.Address, defined by the addresses subject.
+SHIPMENT = json.dumps({
+    "type": "record", "name": "Shipment", "namespace": "acme",
+    "fields": [
+        {"name": "id", "type": "long"},
+        {"name": "carrier", "type": "string", "default": ""},
+        {"name": "to", "type": ["null", "acme.Address"], "default": None},
+    ],
 })
 COUNT = 5
 # What "payments" is registered with as .proto text; the Python client sends
@@ -130,9 +146,27 @@ def produce(portal, ca, key, bootstrap):
             key=keys(str(n)),
             value=jsons(event, SerializationContext("events", MessageField.VALUE)),
         )
+    address = client.register_schema("addresses-value", Schema(ADDRESS, "AVRO"))
+    shipment = Schema(SHIPMENT, "AVRO", [SchemaReference("acme.Address", "addresses-value", 1)])
+    shipments = AvroSerializer(client, shipment, conf={"auto.register.schemas": True})
+    for n in range(COUNT):
+        producer.produce(
+            "shipments",
+            key=keys(str(n)),
+            value=shipments(
+                {"id": n, "carrier": "post", "to": {"city": "Lyon"}},
+                SerializationContext("shipments", MessageField.VALUE),
+            ),
+        )
     left = producer.flush(30)
     if left:
         raise SystemExit("%d records not delivered" % left)
+    referenced_refused = None
+    try:
+        client.delete_version("addresses-value", 1)
+    except SchemaRegistryError as e:
+        referenced_refused = {"http_status": e.http_status_code, "error_code": e.error_code, "message": e.error_message}
+    shipment_latest = client.get_latest_version("shipments-value")
 
     refused = None
     try:
@@ -169,6 +203,16 @@ def produce(portal, ca, key, bootstrap):
         "protobuf_refused": protobuf_refused,
         "lifecycle": lifecycle,
         "is_compatible": client.test_compatibility("orders-value", Schema(ORDER_BREAKING, "AVRO")),
+        "address_id": address,
+        "shipments_latest": {
+            "id": shipment_latest.schema_id,
+            "version": shipment_latest.version,
+            "references": [
+                {"name": r.name, "subject": r.subject, "version": r.version}
+                for r in shipment_latest.schema.references
+            ],
+        },
+        "referenced_refused": referenced_refused,
     }))
 
 
@@ -177,6 +221,7 @@ def consume(portal, ca, key, bootstrap):
     readers = {
         "orders-copy": AvroDeserializer(client),
         "events-copy": JSONDeserializer(None, schema_registry_client=client),
+        "shipments-copy": AvroDeserializer(client),
     }
     consumer = Consumer({
         "bootstrap.servers": bootstrap,

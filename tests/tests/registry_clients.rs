@@ -9,7 +9,10 @@
 //! contract, which the partner's deserializer fetches by its own id. An
 //! incompatible schema is refused with Confluent's 409. The orders keys
 //! are Avro under the `orders-key` subject, and reach the partner as they
-//! were written.
+//! were written. The shipments schema refers to the `addresses-value`
+//! subject (a schema reference): the link reshapes its values through the
+//! reference, and the partner's deserializer resolves it through a subject
+//! only that reference shows it.
 
 use std::process::Command;
 
@@ -62,8 +65,32 @@ async fn confluent_serializers_register_produce_and_read_through_the_registry() 
             json!({"schema_format": "protobuf", "schema": "syntax = \"proto3\";\npackage acme;\nmessage Payment {\n  int64 id = 1;\n  string card = 2;\n  double amount = 3;\n}\n"}),
         )
         .await;
+    let address = json!({"type": "record", "name": "Address", "namespace": "acme",
+        "fields": [{"name": "city", "type": "string"}]});
+    sandbox
+        .stream(
+            "addresses",
+            1,
+            json!({"schema_format": "avro", "schema": address}),
+        )
+        .await;
+    sandbox
+        .stream(
+            "shipments",
+            1,
+            json!({"schema_format": "avro", "schema": {"type": "record", "name": "Shipment",
+                "namespace": "acme", "fields": [{"name": "id", "type": "long"}]}}),
+        )
+        .await;
     sandbox
         .active_contract("orders", "orders-copy", json!({"mask_fields": ["/note"]}))
+        .await;
+    sandbox
+        .active_contract(
+            "shipments",
+            "shipments-copy",
+            json!({"mask_fields": ["/carrier"]}),
+        )
         .await;
     sandbox
         .active_contract(
@@ -131,7 +158,7 @@ async fn confluent_serializers_register_produce_and_read_through_the_registry() 
             "after_one": [1],
             "soft_all": [1],
             "permanent": [1, 2],
-            "subjects": ["events-value", "orders-key", "orders-value", "payments-value"],
+            "subjects": ["addresses-value", "events-value", "orders-key", "orders-value", "payments-value", "shipments-value"],
         }),
         "the client's own subject calls: {produced}"
     );
@@ -157,6 +184,31 @@ async fn confluent_serializers_register_produce_and_read_through_the_registry() 
     assert_ne!(
         produced["orders_key"]["id"],
         produced["orders_latest"]["id"]
+    );
+
+    // Schema references: the serializer registered the shipments schema
+    // with its reference; the referenced version cannot be deleted; the
+    // partner read the masked copy through the reference.
+    assert_eq!(
+        produced["shipments_latest"]["references"],
+        json!([{"name": "acme.Address", "subject": "addresses-value", "version": 1}]),
+        "{produced}"
+    );
+    assert_eq!(
+        (
+            &produced["referenced_refused"]["http_status"],
+            &produced["referenced_refused"]["error_code"]
+        ),
+        (&json!(422), &json!(42206)),
+        "{produced}"
+    );
+    let shipments: Vec<Value> = (0..5)
+        .map(|n| json!({"id": n, "carrier": "****", "to": {"city": "Lyon"}}))
+        .collect();
+    assert_eq!(
+        read["values"]["shipments-copy"],
+        json!(shipments),
+        "Avro with a reference, masked by the link: {read}"
     );
 
     // The masked copy is under a schema of the contract's own, which the
@@ -194,4 +246,39 @@ async fn confluent_serializers_register_produce_and_read_through_the_registry() 
     );
     let (status, _) = registry(&sandbox.owner, &format!("/schemas/ids/{}", latest["id"])).await;
     assert_eq!(status, 404, "the derived schema is the contract's");
+
+    // The partner sees the reference under the referenced stream's
+    // context, and only the version it refers to; the owner sees who
+    // refers to its version.
+    let (status, delivered) = registry(
+        &sandbox.partner,
+        "/subjects/shipments-copy-value/versions/latest",
+    )
+    .await;
+    assert_eq!(status, 200, "{delivered}");
+    let reference = &delivered["references"][0];
+    assert_eq!(
+        reference["subject"], ":.addresses:addresses-value",
+        "{delivered}"
+    );
+    let (status, versions) = registry(
+        &sandbox.partner,
+        "/subjects/:.addresses:addresses-value/versions",
+    )
+    .await;
+    assert_eq!((status, versions), (200, json!([1])));
+    let (status, _) = registry(&sandbox.partner, "/subjects/addresses-value/versions").await;
+    assert_eq!(
+        status, 404,
+        "the addresses stream itself is not the partner's"
+    );
+    let (status, referrers) = registry(
+        &sandbox.owner,
+        "/subjects/addresses-value/versions/1/referencedby",
+    )
+    .await;
+    assert_eq!(
+        (status, referrers),
+        (200, json!([produced["shipments_latest"]["id"]]))
+    );
 }

@@ -980,3 +980,212 @@ async fn versions_are_soft_deleted_then_removed_in_confluent_s_words() {
         "a partner reads a subject's mode, the owner sets it"
     );
 }
+
+/// A produce call as a REST Proxy client makes it, as the owner.
+async fn produce_json(sandbox: &TwoOrgs, topic: &str, records: Value) -> (u16, Value) {
+    let response = sandbox
+        .hub
+        .http
+        .post(format!("{}/topics/{topic}", sandbox.hub.url))
+        .bearer_auth(&sandbox.owner)
+        .header("content-type", "application/vnd.kafka.json.v2+json")
+        .header("accept", "application/vnd.kafka.v2+json")
+        .body(json!({ "records": records }).to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_schema_and_protobuf_schemas_refer_to_other_subjects() {
+    let sandbox = TwoOrgs::start().await;
+    let owner = sandbox.owner.clone();
+    let address =
+        json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]});
+    sandbox
+        .stream("addresses", 1, json!({"schema": address}))
+        .await;
+    sandbox
+        .stream(
+            "parcels",
+            1,
+            json!({"schema": {"type": "object", "properties": {"id": {"type": "integer"}}}}),
+        )
+        .await;
+    let parcel = json!({"type": "object", "properties": {
+        "id": {"type": "integer"}, "to": {"$ref": "address.json"}
+    }})
+    .to_string();
+    let referring = |schema: &str, name: &str, subject: &str| {
+        json!({"schemaType": "JSON", "schema": schema,
+            "references": [{"name": name, "subject": subject, "version": 1}]})
+    };
+    let (status, unknown) = registry(
+        &sandbox,
+        "POST",
+        "/subjects/parcels-value/versions",
+        &owner,
+        Some(referring(&parcel, "address.json", "nope-value")),
+    )
+    .await;
+    assert_eq!(
+        (status, &unknown["error_code"]),
+        (422, &json!(42201)),
+        "{unknown}"
+    );
+    let (status, registered) = registry(
+        &sandbox,
+        "POST",
+        "/subjects/parcels-value/versions",
+        &owner,
+        Some(referring(&parcel, "address.json", "addresses-value")),
+    )
+    .await;
+    assert_eq!(status, 200, "{registered}");
+    let (_, latest) = registry(
+        &sandbox,
+        "GET",
+        "/subjects/parcels-value/versions/latest",
+        &owner,
+        None,
+    )
+    .await;
+    assert_eq!(latest["id"], registered["id"]);
+    assert_eq!(
+        latest["references"],
+        json!([{"name": "address.json", "subject": "addresses-value", "version": 1}])
+    );
+    // Looked up with its references it is found; the same text without
+    // them is another schema.
+    let (status, found) = registry(
+        &sandbox,
+        "POST",
+        "/subjects/parcels-value",
+        &owner,
+        Some(referring(&parcel, "address.json", "addresses-value")),
+    )
+    .await;
+    assert_eq!((status, &found["version"]), (200, &json!(2)), "{found}");
+    let (status, _) = registry(
+        &sandbox,
+        "POST",
+        "/subjects/parcels-value",
+        &owner,
+        Some(json!({"schemaType": "JSON", "schema": parcel})),
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    // Produce checks records through the reference.
+    let (status, refused) = produce_json(
+        &sandbox,
+        "parcels",
+        json!([{"value": {"id": 1, "to": {"city": 5}}}]),
+    )
+    .await;
+    assert_eq!(
+        (status, &refused["error_code"]),
+        (422, &json!(42203)),
+        "{refused}"
+    );
+    assert!(
+        refused["message"].as_str().unwrap().contains("/to/city"),
+        "{refused}"
+    );
+    let (status, written) = produce_json(
+        &sandbox,
+        "parcels",
+        json!([{"value": {"id": 1, "to": {"city": "Lyon"}}}]),
+    )
+    .await;
+    assert_eq!(status, 200, "{written}");
+
+    // A referenced version is kept while a live version refers to it.
+    let (status, refused) = registry(
+        &sandbox,
+        "DELETE",
+        "/subjects/addresses-value/versions/1",
+        &owner,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, &refused["error_code"]),
+        (422, &json!(42206)),
+        "{refused}"
+    );
+    let (status, referrers) = registry(
+        &sandbox,
+        "GET",
+        "/subjects/addresses-value/versions/1/referencedby",
+        &owner,
+        None,
+    )
+    .await;
+    assert_eq!((status, referrers), (200, json!([registered["id"]])));
+
+    // Protobuf: an import is a reference, by its path.
+    sandbox
+        .stream(
+            "places",
+            1,
+            json!({"schema_format": "protobuf", "schema": "syntax = \"proto3\";\npackage acme;\nmessage Place {\n  string city = 1;\n}\n"}),
+        )
+        .await;
+    sandbox
+        .stream(
+            "visits",
+            1,
+            json!({"schema_format": "protobuf", "schema": "syntax = \"proto3\";\npackage acme;\nmessage Visit {\n  int64 id = 1;\n}\n"}),
+        )
+        .await;
+    let visit = "syntax = \"proto3\";\npackage acme;\nimport \"acme/place.proto\";\nmessage Visit {\n  int64 id = 1;\n  acme.Place at = 2;\n}\n";
+    let (status, missing) = registry(
+        &sandbox,
+        "POST",
+        "/subjects/visits-value/versions",
+        &owner,
+        Some(json!({"schemaType": "PROTOBUF", "schema": visit})),
+    )
+    .await;
+    assert_eq!(
+        (status, &missing["error_code"]),
+        (422, &json!(42201)),
+        "{missing}"
+    );
+    assert!(
+        missing["message"]
+            .as_str()
+            .unwrap()
+            .contains("acme/place.proto"),
+        "{missing}"
+    );
+    let mut with_import = referring(visit, "acme/place.proto", "places-value");
+    with_import["schemaType"] = json!("PROTOBUF");
+    let (status, registered) = registry(
+        &sandbox,
+        "POST",
+        "/subjects/visits-value/versions",
+        &owner,
+        Some(with_import),
+    )
+    .await;
+    assert_eq!(status, 200, "{registered}");
+    let (status, by_id) = registry(
+        &sandbox,
+        "GET",
+        &format!("/schemas/ids/{}", registered["id"]),
+        &owner,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(by_id["schemaType"], "PROTOBUF");
+    assert_eq!(by_id["references"][0]["subject"], "places-value");
+    assert!(by_id["schema"]
+        .as_str()
+        .unwrap()
+        .contains("import \"acme/place.proto\";"));
+}

@@ -52,6 +52,9 @@ pub enum CatalogError {
         mode: &'static str,
         problems: Vec<String>,
     },
+    /// A schema version a live version refers to.
+    #[error("{0}")]
+    SchemaReferenced(String),
     #[error("{0}")]
     NotConfigured(String),
     #[error(transparent)]
@@ -79,6 +82,7 @@ impl CatalogError {
             CatalogError::SchemaVersionNotFound { .. } | CatalogError::SchemaIdNotFound { .. } => {
                 ErrorCode::SchemaVersionNotFound
             }
+            CatalogError::SchemaReferenced(_) => ErrorCode::SchemaReferenced,
             CatalogError::NotConfigured(_) => ErrorCode::NotConfigured,
             CatalogError::Ownership(refusal) => refusal.code(),
             CatalogError::Store(_) => ErrorCode::Internal,

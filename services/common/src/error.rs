@@ -57,6 +57,9 @@ pub enum ErrorCode {
     DestinationInUse,
     /// A schema version that breaks the stream's compatibility mode.
     IncompatibleSchema,
+    /// A schema version another live version refers to (a schema
+    /// reference): it cannot be deleted while that one lives.
+    SchemaReferenced,
     PayloadTooLarge,
     UnsupportedMediaType,
     /// The request's `Accept` admits none of the media types the route
@@ -116,7 +119,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 33] = [
+    pub const ALL: [ErrorCode; 34] = [
         ErrorCode::MalformedBody,
         ErrorCode::Unauthenticated,
         ErrorCode::CredentialWithdrawn,
@@ -138,6 +141,7 @@ impl ErrorCode {
         ErrorCode::IllegalTransition,
         ErrorCode::DestinationInUse,
         ErrorCode::IncompatibleSchema,
+        ErrorCode::SchemaReferenced,
         ErrorCode::PayloadTooLarge,
         ErrorCode::UnsupportedMediaType,
         ErrorCode::NotAcceptable,
@@ -195,6 +199,7 @@ impl ErrorCode {
             ErrorCode::IllegalTransition => 40902,
             ErrorCode::DestinationInUse => 40903,
             ErrorCode::IncompatibleSchema => 40904,
+            ErrorCode::SchemaReferenced => 40905,
             ErrorCode::PayloadTooLarge => 41301,
             ErrorCode::UnsupportedMediaType => 41501,
             ErrorCode::NotAcceptable => 40600,
@@ -262,6 +267,7 @@ impl ErrorCode {
             | ErrorCode::ConsumerAlreadyExists => Code::AlreadyExists,
             ErrorCode::IllegalTransition
             | ErrorCode::IncompatibleSchema
+            | ErrorCode::SchemaReferenced
             | ErrorCode::ConsumerAlreadySubscribed
             | ErrorCode::ConsumerIllegalState
             | ErrorCode::ConsumerFormatMismatch => Code::FailedPrecondition,

@@ -81,6 +81,59 @@ pub mod proto {
                 }
             }
 
+            impl SchemaVersion {
+                /// The schemas this version depends on, parsed: what
+                /// reading it needs besides itself.
+                pub fn dependencies(&self) -> Result<Vec<crate::schema::Dependency>, String> {
+                    self.dependencies
+                        .iter()
+                        .map(|d| {
+                            let reference = d.reference.clone().unwrap_or_default();
+                            let schema = serde_json::from_str(&d.schema_json).map_err(|e| {
+                                format!(
+                                    "schema id {}'s reference {:?} is not stored as JSON: {e}",
+                                    self.id, reference.name
+                                )
+                            })?;
+                            Ok(crate::schema::Dependency {
+                                reference: reference.into(),
+                                schema,
+                            })
+                        })
+                        .collect()
+                }
+            }
+
+            impl From<SchemaReference> for crate::schema::Reference {
+                fn from(r: SchemaReference) -> crate::schema::Reference {
+                    let part = match r.part() {
+                        RecordPart::Value => crate::schema::RecordPart::Value,
+                        RecordPart::Key => crate::schema::RecordPart::Key,
+                    };
+                    crate::schema::Reference {
+                        name: r.name,
+                        stream: r.stream,
+                        part,
+                        version: r.version,
+                    }
+                }
+            }
+
+            impl From<crate::schema::Reference> for SchemaReference {
+                fn from(r: crate::schema::Reference) -> SchemaReference {
+                    let part = match r.part {
+                        crate::schema::RecordPart::Value => RecordPart::Value,
+                        crate::schema::RecordPart::Key => RecordPart::Key,
+                    };
+                    SchemaReference {
+                        name: r.name,
+                        stream: r.stream,
+                        part: part.into(),
+                        version: r.version,
+                    }
+                }
+            }
+
             impl Stream {
                 /// `part`'s schema versions, oldest first.
                 pub fn versions(&self, part: RecordPart) -> &[SchemaVersion] {

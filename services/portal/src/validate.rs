@@ -74,8 +74,19 @@ impl RecordSchemas {
             Codec::Json => {
                 let schema: Value = serde_json::from_str(&version.schema_json)
                     .map_err(|e| ApiError::internal("a stored schema is not JSON", e))?;
+                // What its references name, by the names its `$ref`s use.
+                let mut options = jsonschema::options();
+                for dependency in version
+                    .dependencies()
+                    .map_err(|e| ApiError::internal("a stored schema", e))?
+                {
+                    let resource = jsonschema::Resource::from_contents(dependency.schema)
+                        .map_err(|e| ApiError::internal("a stored JSON Schema reference", e))?;
+                    options = options.with_resource(dependency.reference.name, resource);
+                }
                 Some(
-                    jsonschema::validator_for(&schema)
+                    options
+                        .build(&schema)
                         .map_err(|e| ApiError::internal("a stored JSON Schema", e))?,
                 )
             }

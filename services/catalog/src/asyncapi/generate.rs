@@ -4,7 +4,7 @@
 use freeport_common::config::ClusterConfig;
 use freeport_common::contract::ContractTerms;
 use freeport_common::proto::catalog::v1 as pb;
-use freeport_common::schema::SchemaFormat;
+use freeport_common::schema::{SchemaFormat, Source};
 use serde_json::{json, Map, Value};
 
 /// How AsyncAPI names an Avro payload schema.
@@ -232,11 +232,27 @@ pub fn partner_document(org: &str, deliveries: &[Delivery<'_>]) -> Value {
         // (the one home of that rule, which the link's delivered schemas
         // come from too).
         let format = pb::schema_format(stream.schema_format);
+        let dependencies = stream
+            .latest_live(pb::RecordPart::Value)
+            .and_then(|v| v.dependencies().ok())
+            .unwrap_or_default();
+        let source = Source {
+            schema: &schema,
+            dependencies: &dependencies,
+        };
         let schema = ContractTerms::from_pb(contract.terms.as_ref())
             .and_then(|terms| {
-                freeport_common::schema::reshape::reshaped_schema(format, &schema, &terms)
+                freeport_common::schema::reshape::reshaped_schema(format, source, &terms)
             })
-            .unwrap_or(schema);
+            .unwrap_or_else(|_| schema.clone());
+        // One document: what the schema refers to is written into it.
+        let schema = freeport_common::schema::self_contained(
+            format,
+            Source {
+                schema: &schema,
+                dependencies: &dependencies,
+            },
+        );
         let payload = payload(format, schema);
         messages.insert(
             message.clone(),

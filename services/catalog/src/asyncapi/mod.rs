@@ -450,7 +450,10 @@ fn payload(
         }
         None => (SchemaFormat::JsonSchema, raw.clone(), payload_at),
     };
-    match freeport_common::schema::check_schema(format, &schema) {
+    match freeport_common::schema::check_schema(
+        format,
+        freeport_common::schema::Source::alone(&schema),
+    ) {
         Ok(()) => (format, Some(schema)),
         Err(errors) => {
             for e in errors {

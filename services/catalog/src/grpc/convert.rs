@@ -96,7 +96,29 @@ pub(super) fn schema_version_pb(v: SchemaVersion) -> pb::SchemaVersion {
         registered_at_ms: v.registered_at_ms,
         registered_by: v.registered_by,
         deleted: v.deleted,
+        references: v.references.into_iter().map(Into::into).collect(),
+        dependencies: v
+            .dependencies
+            .into_iter()
+            .map(|d| pb::SchemaDependency {
+                reference: Some(d.reference.into()),
+                schema_json: d.schema.to_string(),
+            })
+            .collect(),
     }
+}
+
+/// A request's schema references, checked for a known part.
+pub(super) fn references_from_pb(
+    references: Vec<pb::SchemaReference>,
+) -> Result<Vec<freeport_common::schema::Reference>, CatalogError> {
+    references
+        .into_iter()
+        .map(|r| {
+            part_from_pb(r.part)?;
+            Ok(r.into())
+        })
+        .collect()
 }
 
 /// A stream named in a request: a name that cannot be valid names no stream.

@@ -19,7 +19,7 @@ use crate::service::Catalog;
 use convert::{
     actor, api_key_pb, compatibility_from_pb, created_pb, destination, document_pb, event_pb,
     existing_stream_name, format_from_pb, new_key, new_stream, org_name, organization_pb,
-    part_from_pb, principal_pb, schema_version_pb, terms_from_pb,
+    part_from_pb, principal_pb, references_from_pb, schema_version_pb, terms_from_pb,
 };
 pub use convert::{contract_pb, ownership_pb, stream_pb, verification_pb};
 
@@ -304,7 +304,13 @@ impl pb::catalog_service_server::CatalogService for CatalogGrpc {
         };
         let version = self
             .catalog
-            .register_schema(&actor, (&name, part), format, schema)
+            .register_schema(
+                &actor,
+                (&name, part),
+                format,
+                schema,
+                &references_from_pb(r.references)?,
+            )
             .await?;
         Ok(Response::new(schema_version_pb(version)))
     }
@@ -324,6 +330,7 @@ impl pb::catalog_service_server::CatalogService for CatalogGrpc {
             format_from_pb(r.format)?,
             &schema,
             (r.version != 0).then_some(r.version),
+            &references_from_pb(r.references)?,
         )?;
         Ok(Response::new(pb::CheckSchemaResponse { problems }))
     }

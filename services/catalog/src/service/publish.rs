@@ -109,7 +109,7 @@ impl Catalog {
                         &mut stream,
                         RecordPart::Value,
                         plan.new.schema_format,
-                        plan.new.value_schema,
+                        super::schemas::Proposed::alone(plan.new.value_schema),
                         actor,
                         now,
                     ) {

@@ -1,10 +1,11 @@
 //! A stream's schema versions, the compatibility mode they are checked
 //! under, and the global schema ids.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use freeport_common::names::StreamName;
 use freeport_common::now_ms;
+use freeport_common::schema::{Dependency, Reference, Source};
 use serde_json::json;
 
 use super::{Catalog, MAX_SCHEMA_BYTES};
@@ -18,21 +19,70 @@ use crate::store::Commit;
 /// The global schema ids: one per distinct schema (format and canonical
 /// text), the same on every stream, never reused. Built from the store on
 /// first use; changed only under the write lock.
+///
+/// It also knows which versions refer to which (schema references), so
+/// that deleting a referenced version is refused without reading the
+/// store: versions are keyed by stream, part and number.
 #[derive(Debug, Default)]
 pub(super) struct SchemaIds {
     by_fingerprint: HashMap<[u8; 32], u32>,
     highest: u32,
+    referrers: HashMap<VersionKey, BTreeSet<VersionKey>>,
+}
+
+/// A schema version by its stream, part and number.
+type VersionKey = (String, RecordPart, u32);
+
+fn key_of(reference: &Reference) -> VersionKey {
+    (reference.stream.clone(), reference.part, reference.version)
 }
 
 impl SchemaIds {
-    fn fingerprint(format: SchemaFormat, schema: &serde_json::Value) -> [u8; 32] {
+    /// One schema, one fingerprint: the format, the canonical text and,
+    /// when it has them, its references (the same text referring to other
+    /// versions is another schema).
+    fn fingerprint(
+        format: SchemaFormat,
+        schema: &serde_json::Value,
+        references: &[Reference],
+    ) -> [u8; 32] {
         use sha2::{Digest, Sha256};
         let mut hash = Sha256::new();
         hash.update(format.as_str().as_bytes());
         hash.update(b"\n");
         // serde_json keeps object keys sorted: the same schema is the same text.
         hash.update(schema.to_string().as_bytes());
+        if !references.is_empty() {
+            hash.update(b"\nreferences ");
+            hash.update(serde_json::to_vec(references).unwrap_or_default());
+        }
         hash.finalize().into()
+    }
+
+    fn of_version(version: &SchemaVersion) -> [u8; 32] {
+        Self::fingerprint(version.format, &version.schema, &version.references)
+    }
+
+    /// Records that `referrer` refers to what its references name.
+    fn refers(&mut self, referrer: VersionKey, references: &[Reference]) {
+        for reference in references {
+            self.referrers
+                .entry(key_of(reference))
+                .or_default()
+                .insert(referrer.clone());
+        }
+    }
+
+    /// Forgets `referrer`'s references (it was deleted permanently).
+    fn forget(&mut self, referrer: &VersionKey, references: &[Reference]) {
+        for reference in references {
+            if let Some(set) = self.referrers.get_mut(&key_of(reference)) {
+                set.remove(referrer);
+                if set.is_empty() {
+                    self.referrers.remove(&key_of(reference));
+                }
+            }
+        }
     }
 
     pub(super) fn load(streams: &[Stream], contracts: &[Contract]) -> SchemaIds {
@@ -56,17 +106,30 @@ impl SchemaIds {
             if version.id != 0 {
                 ids.highest = ids.highest.max(version.id);
                 ids.by_fingerprint
-                    .entry(Self::fingerprint(version.format, &version.schema))
+                    .entry(Self::of_version(version))
                     .or_insert(version.id);
+            }
+        }
+        for stream in streams {
+            for part in [RecordPart::Value, RecordPart::Key] {
+                for version in stream.versions(part) {
+                    let key = (stream.name.to_string(), part, version.version);
+                    ids.refers(key, &version.references);
+                }
             }
         }
         ids
     }
 
-    pub(super) fn id_of(&mut self, format: SchemaFormat, schema: &serde_json::Value) -> u32 {
+    pub(super) fn id_of(
+        &mut self,
+        format: SchemaFormat,
+        schema: &serde_json::Value,
+        references: &[Reference],
+    ) -> u32 {
         *self
             .by_fingerprint
-            .entry(Self::fingerprint(format, schema))
+            .entry(Self::fingerprint(format, schema, references))
             .or_insert_with(|| {
                 self.highest += 1;
                 self.highest
@@ -74,15 +137,60 @@ impl SchemaIds {
     }
 }
 
-/// `schema` as it is kept (see [`freeport_common::schema::canonical`]),
+/// A schema to make a version of: the schema, the references it was
+/// registered with and what they resolve to.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Proposed {
+    pub schema: serde_json::Value,
+    pub references: Vec<Reference>,
+    pub dependencies: Vec<Dependency>,
+}
+
+impl Proposed {
+    /// A schema that refers to nothing.
+    pub fn alone(schema: serde_json::Value) -> Proposed {
+        Proposed {
+            schema,
+            ..Proposed::default()
+        }
+    }
+
+    fn source(&self) -> Source<'_> {
+        Source {
+            schema: &self.schema,
+            dependencies: &self.dependencies,
+        }
+    }
+
+    /// Whether `version` is this schema: the same text, referring to the
+    /// same versions.
+    fn is(&self, format: SchemaFormat, version: &SchemaVersion) -> bool {
+        version.format == format
+            && version.schema == self.schema
+            && version.references == self.references
+    }
+}
+
+/// The most versions a schema may depend on, directly or not.
+const MAX_DEPENDENCIES: usize = 64;
+
+/// `proposed` as it is kept (see [`freeport_common::schema::canonical`]),
 /// or refused with every problem unless it is a well-formed schema of
-/// `format`.
-fn well_formed(
-    format: SchemaFormat,
-    schema: serde_json::Value,
-) -> Result<serde_json::Value, CatalogError> {
-    freeport_common::schema::canonical(format, schema).map_err(|errors| {
-        CatalogError::InvalidField(format!("schema {}", errors.join("; schema ")))
+/// `format` with what it refers to.
+fn well_formed(format: SchemaFormat, proposed: Proposed) -> Result<Proposed, CatalogError> {
+    let Proposed {
+        schema,
+        references,
+        dependencies,
+    } = proposed;
+    let schema =
+        freeport_common::schema::canonical(format, schema, &dependencies).map_err(|errors| {
+            CatalogError::InvalidField(format!("schema {}", errors.join("; schema ")))
+        })?;
+    Ok(Proposed {
+        schema,
+        references,
+        dependencies,
     })
 }
 
@@ -110,7 +218,7 @@ impl Catalog {
             .iter_mut()
             .chain(&mut stream.key_schema.versions);
         for version in versions.filter(|v| v.id == 0) {
-            version.id = self.schema_id(version.format, &version.schema)?;
+            version.id = self.schema_id(version.format, &version.schema, &version.references)?;
         }
         Ok(())
     }
@@ -121,7 +229,14 @@ impl Catalog {
         &self,
         format: SchemaFormat,
         schema: &serde_json::Value,
+        references: &[Reference],
     ) -> Result<u32, CatalogError> {
+        self.with_schema_ids(|ids| ids.id_of(format, schema, references))
+    }
+
+    /// `f` on the global schema ids, loaded from the store on first use.
+    /// Call under the write lock.
+    fn with_schema_ids<T>(&self, f: impl FnOnce(&mut SchemaIds) -> T) -> Result<T, CatalogError> {
         let mut ids = self
             .schema_ids
             .lock()
@@ -132,7 +247,119 @@ impl Catalog {
                 &self.store.list_contracts()?,
             ));
         }
-        Ok(ids.as_mut().expect("loaded above").id_of(format, schema))
+        Ok(f(ids.as_mut().expect("loaded above")))
+    }
+
+    /// What `references` (of a schema of `format` for `stream`) resolve
+    /// to, each after what it depends on in turn: every reference names a
+    /// live version of the same owner's stream, in the same format. The
+    /// referring stream is `stream` as it is being changed.
+    fn resolve_references(
+        &self,
+        stream: &Stream,
+        format: SchemaFormat,
+        references: &[Reference],
+    ) -> Result<Vec<Dependency>, CatalogError> {
+        let dependencies = freeport_common::schema::resolve(references, |reference| {
+            let refused = |why: String| {
+                CatalogError::InvalidField(format!("references: {:?} {why}", reference.name))
+            };
+            if reference.name.is_empty() {
+                return Err(CatalogError::InvalidField(
+                    "references: each needs a name (the type name, $ref or import path the schema uses)".into(),
+                ));
+            }
+            let other;
+            let target = if reference.stream == stream.name.as_str() {
+                stream
+            } else {
+                let name = StreamName::parse(&reference.stream)
+                    .map_err(|_| refused(format!("names no stream ({})", reference.stream)))?;
+                other = self
+                    .store
+                    .get_stream(&name)?
+                    .ok_or_else(|| refused(format!("names no stream ({})", reference.stream)))?;
+                &other
+            };
+            if target.owner != stream.owner {
+                return Err(refused(format!(
+                    "names stream {}, which belongs to another organization: a schema refers only to its owner's subjects",
+                    target.name
+                )));
+            }
+            let version = target
+                .versions(reference.part)
+                .iter()
+                .find(|v| v.version == reference.version && !v.deleted)
+                .ok_or_else(|| {
+                    refused(format!(
+                        "names version {} of stream {}'s {} schema, which it does not have",
+                        reference.version,
+                        target.name,
+                        reference.part.as_str()
+                    ))
+                })?;
+            if version.format != format {
+                return Err(refused(format!(
+                    "is a {} schema; a {} schema refers only to {} schemas",
+                    version.format.as_str(),
+                    format.as_str(),
+                    format.as_str()
+                )));
+            }
+            Ok((version.schema.clone(), version.dependencies.clone()))
+        })?;
+        if dependencies.len() > MAX_DEPENDENCIES {
+            return Err(CatalogError::InvalidField(format!(
+                "references: the schema depends on {} versions; the limit is {MAX_DEPENDENCIES}",
+                dependencies.len()
+            )));
+        }
+        Ok(dependencies)
+    }
+
+    /// The live versions that refer to `stream`'s `part` versions
+    /// `numbers`, as `stream version n` (for a refusal): they keep what
+    /// they refer to from being deleted.
+    fn live_referrers(
+        &self,
+        stream: &Stream,
+        part: RecordPart,
+        numbers: &[u32],
+    ) -> Result<Vec<String>, CatalogError> {
+        let referrers: Vec<VersionKey> = self.with_schema_ids(|ids| {
+            numbers
+                .iter()
+                .filter_map(|n| ids.referrers.get(&(stream.name.to_string(), part, *n)))
+                .flatten()
+                .cloned()
+                .collect()
+        })?;
+        let mut live = Vec::new();
+        for (name, referrer_part, number) in referrers {
+            let is_live = |s: &Stream| {
+                s.versions(referrer_part)
+                    .iter()
+                    .any(|v| v.version == number && !v.deleted)
+            };
+            let alive = if name == stream.name.as_str() {
+                is_live(stream)
+            } else {
+                let found = StreamName::parse(&name)
+                    .ok()
+                    .map(|n| self.store.get_stream(&n))
+                    .transpose()?
+                    .flatten();
+                found.is_some_and(|s| is_live(&s))
+            };
+            if alive {
+                live.push(format!(
+                    "version {number} of stream {name}'s {} schema",
+                    referrer_part.as_str()
+                ));
+            }
+        }
+        Ok(live)
     }
 
     /// The schema contract `id`'s reshaped values are written under, for
@@ -186,7 +413,7 @@ impl Catalog {
         let id = &contract.id;
         let schema = freeport_common::schema::reshape::reshaped_schema(
             source.format,
-            &source.schema,
+            source.source(),
             &contract.terms,
         )
         .map_err(|why| {
@@ -195,14 +422,17 @@ impl Catalog {
                 source.version
             ))
         })?;
+        // It refers to what the source does: terms reshape its own fields.
         let delivered = SchemaVersion {
             version: source.version,
-            id: self.schema_id(source.format, &schema)?,
+            id: self.schema_id(source.format, &schema, &source.references)?,
             format: source.format,
             schema,
             registered_at_ms: now_ms(),
             registered_by: "system:terms".into(),
             deleted: false,
+            references: source.references.clone(),
+            dependencies: source.dependencies.clone(),
         };
         contract.delivered_schemas.push(delivered.clone());
         let audit = AuditRecord::new(
@@ -258,7 +488,7 @@ impl Catalog {
         stream: &mut Stream,
         part: RecordPart,
         format: SchemaFormat,
-        schema: serde_json::Value,
+        proposed: Proposed,
         actor: &Principal,
         now: i64,
     ) -> Result<Option<SchemaVersion>, CatalogError> {
@@ -266,12 +496,19 @@ impl Catalog {
             return Err(CatalogError::InvalidField(refusal));
         }
         let history = stream.live_versions(part);
-        if history.last().is_some_and(|latest| latest.schema == schema) {
+        if history
+            .last()
+            .is_some_and(|latest| proposed.is(format, latest))
+        {
             return Ok(None);
         }
         let mode = stream.compatibility_of(part);
-        let problems =
-            freeport_common::schema::incompatibilities_with(mode, format, &history, &schema);
+        let problems = freeport_common::schema::incompatibilities_with(
+            mode,
+            format,
+            &history,
+            proposed.source(),
+        );
         if !problems.is_empty() {
             return Err(CatalogError::IncompatibleSchema {
                 stream: stream.name.to_string(),
@@ -281,14 +518,21 @@ impl Catalog {
         }
         // Numbers go on past soft-deleted versions, never reusing theirs.
         let number = stream.versions(part).iter().map(|v| v.version).max();
+        let Proposed {
+            schema,
+            references,
+            dependencies,
+        } = proposed;
         let version = SchemaVersion {
             version: number.map_or(1, |n| n + 1),
-            id: self.schema_id(format, &schema)?,
+            id: self.schema_id(format, &schema, &references)?,
             format,
             schema,
             registered_at_ms: now,
             registered_by: actor.audit_name(),
             deleted: false,
+            references,
+            dependencies,
         };
         match part {
             RecordPart::Value => stream.value_schema = version.schema.clone(),
@@ -303,14 +547,19 @@ impl Catalog {
     /// checking it under that part's compatibility mode. A schema the part
     /// has had before returns that version and writes nothing (as a schema
     /// registry does).
+    ///
+    /// `references` name other versions of the owner's streams the schema
+    /// uses (Confluent's schema references): each must be live and of the
+    /// same format, and is kept from being deleted while this version
+    /// lives.
     pub async fn register_schema(
         &self,
         actor: &Principal,
         (name, part): (&StreamName, RecordPart),
         format: SchemaFormat,
         schema: serde_json::Value,
+        references: &[Reference],
     ) -> Result<SchemaVersion, CatalogError> {
-        let schema = well_formed(format, schema)?;
         let size = serde_json::to_vec(&schema)
             .map(|v| v.len())
             .unwrap_or(usize::MAX);
@@ -322,26 +571,41 @@ impl Catalog {
         let _guard = self.write_lock.lock().await;
         let mut stream = self.get_stream(name)?;
         Self::require_owner(actor, &stream, "register schema versions")?;
+        let proposed = well_formed(
+            format,
+            Proposed {
+                schema,
+                references: references.to_vec(),
+                dependencies: self.resolve_references(&stream, format, references)?,
+            },
+        )?;
         // A soft-deleted version's schema registers again, as a new version
         // with the same id (as a schema registry does).
         if let Some(known) = stream
             .live_versions(part)
             .into_iter()
-            .find(|v| v.format == format && v.schema == schema)
+            .find(|v| proposed.is(format, v))
         {
             return Ok(known);
         }
         // A schema the part has not had is always a new version.
         let version = self
-            .evolve_schema(&mut stream, part, format, schema, actor, now_ms())?
+            .evolve_schema(&mut stream, part, format, proposed, actor, now_ms())?
             .expect("not the latest: the part has not had it");
         self.commit(Commit::one(Change::Stream(stream.clone()), AuditRecord::new(
                 actor.audit_name(),
                 "stream.schema_register",
                 format!("stream:{}", stream.name),
-                json!({"part": part, "version": version.version, "id": version.id, "format": format, "compatibility": stream.compatibility_of(part)}),
+                json!({"part": part, "version": version.version, "id": version.id, "format": format, "compatibility": stream.compatibility_of(part), "references": version.references}),
             )))
         .await?;
+        // Known only once it is: a failed commit leaves nothing behind.
+        self.with_schema_ids(|ids| {
+            ids.refers(
+                (stream.name.to_string(), part, version.version),
+                &version.references,
+            )
+        })?;
         Ok(version)
     }
 
@@ -356,11 +620,19 @@ impl Catalog {
         format: Option<SchemaFormat>,
         schema: &serde_json::Value,
         version: Option<u32>,
+        references: &[Reference],
     ) -> Result<Vec<String>, CatalogError> {
         let stream = self.get_stream(name)?;
         Self::require_owner(actor, &stream, "check schemas against it")?;
         let format = format.or(stream.format_of(part)).unwrap_or_default();
-        let schema = &well_formed(format, schema.clone())?;
+        let proposed = well_formed(
+            format,
+            Proposed {
+                schema: schema.clone(),
+                references: references.to_vec(),
+                dependencies: self.resolve_references(&stream, format, references)?,
+            },
+        )?;
         if let Some(refusal) = format_change(&stream, part, format) {
             return Ok(vec![refusal]);
         }
@@ -382,7 +654,7 @@ impl Catalog {
             stream.compatibility_of(part),
             format,
             against,
-            schema,
+            proposed.source(),
         ))
     }
 
@@ -454,6 +726,14 @@ impl Catalog {
                 version: 0,
             });
         }
+        let referrers = self.live_referrers(&stream, part, &targets)?;
+        if !referrers.is_empty() {
+            return Err(CatalogError::SchemaReferenced(format!(
+                "{subject} is referred to by {}: delete those first",
+                referrers.join(", ")
+            )));
+        }
+        let mut retired = Vec::new();
         let versions = stream.versions_mut(part);
         if permanent {
             let (gone, kept) = std::mem::take(versions)
@@ -465,8 +745,9 @@ impl Catalog {
                 .retired_schemas
                 .extend(gone.iter().map(|v| crate::domain::RetiredSchema {
                     id: v.id,
-                    fingerprint: hex::encode(SchemaIds::fingerprint(v.format, &v.schema)),
+                    fingerprint: hex::encode(SchemaIds::of_version(v)),
                 }));
+            retired = gone;
         } else {
             for v in versions.iter_mut().filter(|v| targets.contains(&v.version)) {
                 v.deleted = true;
@@ -491,6 +772,14 @@ impl Catalog {
             ),
         ))
         .await?;
+        self.with_schema_ids(|ids| {
+            for gone in &retired {
+                ids.forget(
+                    &(stream.name.to_string(), part, gone.version),
+                    &gone.references,
+                );
+            }
+        })?;
         Ok((targets, stream))
     }
 

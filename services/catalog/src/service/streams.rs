@@ -51,7 +51,11 @@ impl Catalog {
         if new.schema_format == SchemaFormat::JsonSchema && !new.value_schema.is_object() {
             problems.push("schema must be a JSON Schema object".into());
         } else {
-            match freeport_common::schema::canonical(new.schema_format, new.value_schema.clone()) {
+            match freeport_common::schema::canonical(
+                new.schema_format,
+                new.value_schema.clone(),
+                &[],
+            ) {
                 Ok(canonical) => new.value_schema = canonical,
                 Err(errors) => problems.extend(errors.into_iter().map(|e| format!("schema {e}"))),
             }
@@ -104,6 +108,8 @@ impl Catalog {
                 registered_at_ms: now,
                 registered_by: actor.audit_name(),
                 deleted: false,
+                references: vec![],
+                dependencies: vec![],
             }],
             value_schema: new.value_schema,
             validation_off: false,

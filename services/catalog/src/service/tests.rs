@@ -831,6 +831,7 @@ async fn schema_versions_are_checked_under_the_stream_mode() {
             (&name, RecordPart::Value),
             SchemaFormat::JsonSchema,
             v2.clone(),
+            &[],
         )
         .await
         .unwrap();
@@ -844,6 +845,7 @@ async fn schema_versions_are_checked_under_the_stream_mode() {
             (&name, RecordPart::Value),
             SchemaFormat::JsonSchema,
             v2.clone(),
+            &[],
         )
         .await
         .unwrap();
@@ -861,6 +863,7 @@ async fn schema_versions_are_checked_under_the_stream_mode() {
             (&name, RecordPart::Value),
             SchemaFormat::JsonSchema,
             breaking.clone(),
+            &[],
         )
         .await
         .unwrap_err();
@@ -880,7 +883,8 @@ async fn schema_versions_are_checked_under_the_stream_mode() {
                 &f.partner,
                 (&name, RecordPart::Value),
                 SchemaFormat::JsonSchema,
-                v2.clone()
+                v2.clone(),
+                &[]
             )
             .await,
         Err(CatalogError::Forbidden(_))
@@ -891,7 +895,8 @@ async fn schema_versions_are_checked_under_the_stream_mode() {
                 &f.owner,
                 (&name, RecordPart::Value),
                 SchemaFormat::Avro,
-                serde_json::json!("string")
+                serde_json::json!("string"),
+                &[]
             )
             .await,
         Err(CatalogError::InvalidField(_))
@@ -908,6 +913,7 @@ async fn schema_versions_are_checked_under_the_stream_mode() {
             (&name, RecordPart::Value),
             SchemaFormat::JsonSchema,
             breaking.clone(),
+            &[],
         )
         .await
         .unwrap();
@@ -979,6 +985,7 @@ async fn avro_streams_evolve_by_avro_rules() {
             (&stream.name, RecordPart::Value),
             SchemaFormat::Avro,
             added,
+            &[],
         )
         .await
         .unwrap();
@@ -994,6 +1001,7 @@ async fn avro_streams_evolve_by_avro_rules() {
             (&stream.name, RecordPart::Value),
             SchemaFormat::Avro,
             no_default,
+            &[],
         )
         .await
         .unwrap_err();
@@ -1185,6 +1193,7 @@ async fn a_schema_has_one_global_id_on_every_stream_and_keeps_it() {
             (&name, RecordPart::Value),
             SchemaFormat::JsonSchema,
             v2_schema.clone(),
+            &[],
         )
         .await
         .unwrap();
@@ -1200,6 +1209,7 @@ async fn a_schema_has_one_global_id_on_every_stream_and_keeps_it() {
             (&name, RecordPart::Value),
             SchemaFormat::JsonSchema,
             orders.schema_versions[0].schema.clone(),
+            &[],
         )
         .await
         .unwrap();
@@ -1222,6 +1232,7 @@ async fn a_schema_has_one_global_id_on_every_stream_and_keeps_it() {
             (&name, RecordPart::Value),
             SchemaFormat::JsonSchema,
             serde_json::json!({"type": "object"}),
+            &[],
         )
         .await
         .unwrap();
@@ -1274,6 +1285,7 @@ async fn transitive_modes_check_every_earlier_version() {
             (&name, RecordPart::Value),
             SchemaFormat::JsonSchema,
             v2,
+            &[],
         )
         .await
         .unwrap();
@@ -1292,7 +1304,8 @@ async fn transitive_modes_check_every_earlier_version() {
             (&name, RecordPart::Value),
             Some(SchemaFormat::JsonSchema),
             &v3,
-            None
+            None,
+            &[]
         )
         .unwrap()
         .is_empty());
@@ -1304,6 +1317,7 @@ async fn transitive_modes_check_every_earlier_version() {
             Some(SchemaFormat::JsonSchema),
             &v3,
             Some(1),
+            &[],
         )
         .unwrap();
     assert!(!against_v1.is_empty());
@@ -1328,6 +1342,7 @@ async fn transitive_modes_check_every_earlier_version() {
             Some(SchemaFormat::JsonSchema),
             &v3,
             None,
+            &[],
         )
         .unwrap();
     assert!(
@@ -1341,6 +1356,7 @@ async fn transitive_modes_check_every_earlier_version() {
             (&name, RecordPart::Value),
             SchemaFormat::JsonSchema,
             v3,
+            &[],
         )
         .await
         .unwrap_err();
@@ -1360,7 +1376,8 @@ async fn transitive_modes_check_every_earlier_version() {
             (&name, RecordPart::Value),
             Some(SchemaFormat::JsonSchema),
             &serde_json::json!({}),
-            Some(9)
+            Some(9),
+            &[]
         ),
         Err(CatalogError::SchemaVersionNotFound { version: 9, .. })
     ));
@@ -1370,7 +1387,8 @@ async fn transitive_modes_check_every_earlier_version() {
             (&name, RecordPart::Value),
             Some(SchemaFormat::JsonSchema),
             &serde_json::json!({}),
-            None
+            None,
+            &[]
         ),
         Err(CatalogError::Forbidden(_))
     ));
@@ -1468,7 +1486,7 @@ async fn a_reshaping_contract_delivers_under_a_derived_schema_of_its_own() {
         .register_schema(&f.owner, (&name, RecordPart::Value), SchemaFormat::Avro, serde_json::json!({"type": "record", "name": "Order", "fields": [
             {"name": "id", "type": "long"}, {"name": "email", "type": "string"}, {"name": "card", "type": "string"},
             {"name": "note", "type": "string", "default": ""}
-        ]}))
+        ]}), &[])
         .await
         .unwrap();
     assert!(v2.id > delivered.id, "{} after {}", v2.id, delivered.id);
@@ -1506,24 +1524,24 @@ async fn a_key_schema_has_its_own_versions_format_and_mode() {
     let v1 = serde_json::json!({"type": "record", "name": "OrderKey", "fields": [{"name": "id", "type": "long"}]});
     assert!(
         f.catalog
-            .check_schema(&f.owner, key, None, &v1, None)
+            .check_schema(&f.owner, key, None, &v1, None, &[])
             .is_err(),
         "a first key takes JSON Schema by default: Avro text is not one"
     );
     assert!(f
         .catalog
-        .check_schema(&f.owner, key, Some(SchemaFormat::Avro), &v1, None)
+        .check_schema(&f.owner, key, Some(SchemaFormat::Avro), &v1, None, &[])
         .unwrap()
         .is_empty());
     assert!(matches!(
         f.catalog
-            .register_schema(&f.partner, key, SchemaFormat::Avro, v1.clone())
+            .register_schema(&f.partner, key, SchemaFormat::Avro, v1.clone(), &[])
             .await,
         Err(CatalogError::Forbidden(_))
     ));
     let first = f
         .catalog
-        .register_schema(&f.owner, key, SchemaFormat::Avro, v1.clone())
+        .register_schema(&f.owner, key, SchemaFormat::Avro, v1.clone(), &[])
         .await
         .unwrap();
     assert_eq!(first.version, 1);
@@ -1534,7 +1552,7 @@ async fn a_key_schema_has_its_own_versions_format_and_mode() {
     assert_ne!(first.id, stream.schema_versions[0].id);
     assert_eq!(
         f.catalog
-            .register_schema(&f.owner, key, SchemaFormat::Avro, v1.clone())
+            .register_schema(&f.owner, key, SchemaFormat::Avro, v1.clone(), &[])
             .await
             .unwrap(),
         first,
@@ -1549,6 +1567,7 @@ async fn a_key_schema_has_its_own_versions_format_and_mode() {
             key,
             SchemaFormat::JsonSchema,
             serde_json::json!({"type": "string"}),
+            &[],
         )
         .await
         .unwrap_err();
@@ -1562,7 +1581,7 @@ async fn a_key_schema_has_its_own_versions_format_and_mode() {
     let v2 = serde_json::json!({"type": "record", "name": "OrderKey", "fields": [{"name": "id", "type": "long"}, {"name": "region", "type": "string"}]});
     assert!(matches!(
         f.catalog
-            .register_schema(&f.owner, key, SchemaFormat::Avro, v2.clone())
+            .register_schema(&f.owner, key, SchemaFormat::Avro, v2.clone(), &[])
             .await,
         Err(CatalogError::IncompatibleSchema {
             mode: "BACKWARD",
@@ -1578,7 +1597,7 @@ async fn a_key_schema_has_its_own_versions_format_and_mode() {
     assert_eq!(changed.compatibility, Compatibility::Backward);
     let second = f
         .catalog
-        .register_schema(&f.owner, key, SchemaFormat::Avro, v2)
+        .register_schema(&f.owner, key, SchemaFormat::Avro, v2, &[])
         .await
         .unwrap();
     assert_eq!(second.version, 2);
@@ -1628,6 +1647,7 @@ async fn a_protobuf_schema_is_one_schema_as_text_or_as_a_descriptor() {
             (&name, RecordPart::Value),
             SchemaFormat::Protobuf,
             serde_json::json!(descriptor),
+            &[],
         )
         .await
         .unwrap();
@@ -1641,6 +1661,7 @@ async fn a_protobuf_schema_is_one_schema_as_text_or_as_a_descriptor() {
             (&name, RecordPart::Value),
             SchemaFormat::Protobuf,
             serde_json::json!(breaking),
+            &[],
         )
         .await
         .unwrap_err();
@@ -1655,6 +1676,7 @@ async fn a_protobuf_schema_is_one_schema_as_text_or_as_a_descriptor() {
                 (&name, RecordPart::Value),
                 SchemaFormat::Protobuf,
                 serde_json::json!("message {"),
+                &[],
             )
             .await,
         Err(CatalogError::InvalidField(_))
@@ -1672,7 +1694,7 @@ async fn schema_versions_are_soft_deleted_then_removed_and_a_value_keeps_one() {
     let v2 = serde_json::json!({"type": "object", "properties": {"id": {"type": "string"}}});
     let second = f
         .catalog
-        .register_schema(&f.owner, value, SchemaFormat::JsonSchema, v2.clone())
+        .register_schema(&f.owner, value, SchemaFormat::JsonSchema, v2.clone(), &[])
         .await
         .unwrap();
     assert!(matches!(
@@ -1721,7 +1743,7 @@ async fn schema_versions_are_soft_deleted_then_removed_and_a_value_keeps_one() {
     // Registering a soft-deleted schema again is a new version, same id.
     let again = f
         .catalog
-        .register_schema(&f.owner, value, SchemaFormat::JsonSchema, v2)
+        .register_schema(&f.owner, value, SchemaFormat::JsonSchema, v2, &[])
         .await
         .unwrap();
     assert_eq!((again.version, again.id), (3, second.id));
@@ -1755,6 +1777,7 @@ async fn schema_versions_are_soft_deleted_then_removed_and_a_value_keeps_one() {
             key,
             SchemaFormat::JsonSchema,
             serde_json::json!({"type": "string"}),
+            &[],
         )
         .await
         .unwrap()
@@ -1791,13 +1814,15 @@ async fn schema_versions_are_soft_deleted_then_removed_and_a_value_keeps_one() {
     assert_eq!(
         ids.id_of(
             SchemaFormat::JsonSchema,
-            &serde_json::json!({"type": "string"})
+            &serde_json::json!({"type": "string"}),
+            &[]
         ),
         key_id
     );
     let next = ids.id_of(
         SchemaFormat::JsonSchema,
         &serde_json::json!({"type": "boolean"}),
+        &[],
     );
     assert!(next > key_id && next > second.id, "{next}");
     let audit = f.catalog.audit_trail("stream:orders").unwrap();
@@ -1808,4 +1833,127 @@ async fn schema_versions_are_soft_deleted_then_removed_and_a_value_keeps_one() {
             .count(),
         5
     );
+}
+
+#[tokio::test]
+async fn a_schema_refers_to_its_owner_s_live_versions_and_keeps_them_from_deletion() {
+    use freeport_common::schema::Reference;
+    let f = fixture().await;
+    let stream = |name: &str, cluster: &str, schema: serde_json::Value| NewStream {
+        name: StreamName::parse(name).unwrap(),
+        cluster: ClusterName::parse(cluster).unwrap(),
+        topic: TopicName::parse(name).unwrap(),
+        schema_format: SchemaFormat::Avro,
+        value_schema: schema,
+        personal_data_fields: vec![],
+        ..orders()
+    };
+    let address = serde_json::json!({"type": "record", "name": "Address", "namespace": "acme",
+        "fields": [{"name": "city", "type": "string"}]});
+    let order = serde_json::json!({"type": "record", "name": "Order", "namespace": "acme",
+        "fields": [{"name": "id", "type": "long"}]});
+    f.catalog
+        .register_stream(&f.owner, stream("addresses", "a", address.clone()))
+        .await
+        .unwrap();
+    f.catalog
+        .register_stream(&f.owner, stream("orders", "a", order))
+        .await
+        .unwrap();
+    f.catalog
+        .register_stream(&f.partner, stream("theirs", "b", address))
+        .await
+        .unwrap();
+    let reference = |stream: &str, version: u32| Reference {
+        name: "acme.Address".into(),
+        stream: stream.into(),
+        part: RecordPart::Value,
+        version,
+    };
+    let orders = StreamName::parse("orders").unwrap();
+    let value = (&orders, RecordPart::Value);
+    let shipped = serde_json::json!({"type": "record", "name": "Order", "namespace": "acme",
+        "fields": [{"name": "id", "type": "long"}, {"name": "ship_to", "type": ["null", "acme.Address"], "default": null}]});
+    let register = |references: Vec<Reference>| {
+        let catalog = f.catalog.clone();
+        let owner = f.owner.clone();
+        let shipped = shipped.clone();
+        let orders = orders.clone();
+        async move {
+            catalog
+                .register_schema(
+                    &owner,
+                    (&orders, RecordPart::Value),
+                    SchemaFormat::Avro,
+                    shipped,
+                    &references,
+                )
+                .await
+        }
+    };
+
+    // Without the reference the type is unknown; another organization's
+    // subject, or a version that does not exist, is refused.
+    for (references, says) in [
+        (vec![], "acme.Address"),
+        (vec![reference("theirs", 1)], "another organization"),
+        (vec![reference("addresses", 9)], "version 9"),
+        (vec![reference("nope", 1)], "names no stream"),
+    ] {
+        let refused = register(references).await.unwrap_err();
+        assert!(
+            matches!(refused, CatalogError::InvalidField(_)) && refused.to_string().contains(says),
+            "{says}: {refused}"
+        );
+    }
+    let v2 = register(vec![reference("addresses", 1)]).await.unwrap();
+    assert_eq!(v2.version, 2);
+    assert_eq!(v2.references, vec![reference("addresses", 1)]);
+    assert_eq!(v2.dependencies.len(), 1);
+    // The same again is the same version.
+    let again = register(vec![reference("addresses", 1)]).await.unwrap();
+    assert_eq!((again.version, again.id), (v2.version, v2.id));
+    let audit = f.catalog.audit_trail("stream:orders").unwrap();
+    assert!(audit
+        .iter()
+        .any(|e| e.record.action == "stream.schema_register"
+            && e.record.detail["references"][0]["stream"] == "addresses"));
+
+    // What a live version refers to cannot be deleted, softly or not.
+    let addresses = StreamName::parse("addresses").unwrap();
+    let refused = f
+        .catalog
+        .delete_schema_versions(&f.owner, (&addresses, RecordPart::Value), Some(1), false)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused, CatalogError::SchemaReferenced(_))
+            && refused.to_string().contains("version 2 of stream orders"),
+        "{refused}"
+    );
+    assert_eq!(refused.code(), ErrorCode::SchemaReferenced);
+    // Once the referrer is deleted, it can be.
+    f.catalog
+        .delete_schema_versions(&f.owner, value, Some(2), false)
+        .await
+        .unwrap();
+    f.catalog
+        .delete_schema_versions(&f.owner, value, Some(2), true)
+        .await
+        .unwrap();
+    f.catalog
+        .register_schema(
+            &f.owner,
+            (&addresses, RecordPart::Value),
+            SchemaFormat::Avro,
+            serde_json::json!({"type": "record", "name": "Address", "namespace": "acme",
+                "fields": [{"name": "city", "type": "string"}, {"name": "zip", "type": "string", "default": ""}]}),
+            &[],
+        )
+        .await
+        .unwrap();
+    f.catalog
+        .delete_schema_versions(&f.owner, (&addresses, RecordPart::Value), Some(1), false)
+        .await
+        .unwrap();
 }

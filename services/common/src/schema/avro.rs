@@ -343,11 +343,21 @@ impl Parser {
 impl AvroSchema {
     /// Parses an Avro schema, reporting every problem with its JSON pointer.
     pub fn parse(value: &Value) -> Result<AvroSchema, Vec<String>> {
+        AvroSchema::parse_with(super::Source::alone(value))
+    }
+
+    /// Parses an Avro schema after the schemas it refers to, whose named
+    /// types it may use; a problem in one of those names it.
+    pub fn parse_with(source: super::Source<'_>) -> Result<AvroSchema, Vec<String>> {
         let mut parser = Parser {
             names: HashMap::new(),
             problems: Vec::new(),
         };
-        let root = parser.parse(value, None, "");
+        for dependency in source.dependencies {
+            let at = format!("reference {:?}", dependency.reference.name);
+            parser.parse(&dependency.schema, None, &at);
+        }
+        let root = parser.parse(source.schema, None, "");
         if parser.problems.is_empty() {
             Ok(AvroSchema {
                 root,
@@ -364,6 +374,104 @@ impl AvroSchema {
             other => other,
         }
     }
+}
+
+/// The full name an Avro schema defines at its top (a named type's), if
+/// it defines one.
+fn defined_name(schema: &Value) -> Option<String> {
+    let object = schema.as_object()?;
+    let name = object.get("name")?.as_str()?;
+    Some(full_name(
+        name,
+        object.get("namespace").and_then(Value::as_str),
+    ))
+}
+
+/// `source` with each referenced named type defined at its first use, so
+/// that it reads alone (see [`super::self_contained`]).
+pub(super) fn self_contained(source: super::Source<'_>) -> Value {
+    struct Inliner<'a> {
+        dependencies: &'a [super::Dependency],
+        defined: HashSet<String>,
+    }
+    impl Inliner<'_> {
+        /// A schema node: a type name, a union, or a type object.
+        fn node(&mut self, node: &Value, namespace: Option<&str>) -> Value {
+            match node {
+                Value::String(name) if !is_primitive(name) => {
+                    let full = full_name(name, namespace);
+                    let found = self.dependencies.iter().find(|d| {
+                        d.reference.name == full
+                            || defined_name(&d.schema).as_deref() == Some(&full)
+                    });
+                    match found {
+                        Some(d) if self.defined.insert(full) => self.node(&d.schema, None),
+                        _ => node.clone(),
+                    }
+                }
+                Value::Array(branches) => {
+                    Value::Array(branches.iter().map(|b| self.node(b, namespace)).collect())
+                }
+                Value::Object(object) => {
+                    let mut out = object.clone();
+                    if let Some(full) = defined_name(node) {
+                        self.defined.insert(full);
+                    }
+                    let inner_ns = object
+                        .get("namespace")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                        .or_else(|| {
+                            defined_name(node)
+                                .and_then(|f| f.rsplit_once('.').map(|(ns, _)| ns.to_string()))
+                        })
+                        .or(namespace.map(str::to_string));
+                    let ns = inner_ns.as_deref();
+                    match object.get("type") {
+                        Some(Value::String(kind)) if kind == "record" || kind == "error" => {
+                            if let Some(Value::Array(fields)) = object.get("fields") {
+                                let fields = fields
+                                    .iter()
+                                    .map(|f| {
+                                        let mut f = f.clone();
+                                        if let Some(t) = f.get("type").cloned() {
+                                            f["type"] = self.node(&t, ns);
+                                        }
+                                        f
+                                    })
+                                    .collect();
+                                out.insert("fields".into(), Value::Array(fields));
+                            }
+                        }
+                        Some(Value::String(kind)) if kind == "array" => {
+                            if let Some(items) = object.get("items") {
+                                out.insert("items".into(), self.node(items, ns));
+                            }
+                        }
+                        Some(Value::String(kind)) if kind == "map" => {
+                            if let Some(values) = object.get("values") {
+                                out.insert("values".into(), self.node(values, ns));
+                            }
+                        }
+                        Some(inner @ (Value::Object(_) | Value::Array(_))) => {
+                            out.insert("type".into(), self.node(inner, namespace));
+                        }
+                        Some(inner @ Value::String(_)) => {
+                            out.insert("type".into(), self.node(inner, namespace));
+                        }
+                        _ => {}
+                    }
+                    Value::Object(out)
+                }
+                other => other.clone(),
+            }
+        }
+    }
+    Inliner {
+        dependencies: source.dependencies,
+        defined: HashSet::new(),
+    }
+    .node(source.schema, None)
 }
 
 /// Why data written with `writer` may not be readable with `reader`.

@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use super::{avro_binary, AvroSchema, ProtoSchema, SchemaFormat};
+use super::{avro_binary, AvroSchema, ProtoSchema, SchemaFormat, Source};
 use crate::proto::catalog::v1 as pb;
 
 /// How values under one schema are read and written.
@@ -22,11 +22,16 @@ impl Codec {
     pub fn of(version: &pb::SchemaVersion) -> Result<Codec, String> {
         let schema: Value = serde_json::from_str(&version.schema_json)
             .map_err(|e| format!("schema id {} is not stored as JSON: {e}", version.id))?;
+        let dependencies = version.dependencies()?;
+        let source = Source {
+            schema: &schema,
+            dependencies: &dependencies,
+        };
         match pb::schema_format(version.format) {
-            SchemaFormat::Avro => AvroSchema::parse(&schema)
+            SchemaFormat::Avro => AvroSchema::parse_with(source)
                 .map(Codec::Avro)
                 .map_err(|e| e.join("; ")),
-            SchemaFormat::Protobuf => ProtoSchema::parse(&schema)
+            SchemaFormat::Protobuf => ProtoSchema::parse_with(source)
                 .map(Codec::Protobuf)
                 .map_err(|e| e.join("; ")),
             SchemaFormat::JsonSchema => Ok(Codec::Json),

@@ -41,6 +41,46 @@ const UPPER_BOUNDS: [&str; 5] = [
     "maxProperties",
 ];
 
+/// `schema` with each `{"$ref": name}` (or `name#/pointer`) that names one
+/// of `dependencies` replaced by what it names, so that the compatibility
+/// check sees a referenced schema's changes. A `$ref` with other keywords
+/// beside it, or inside a dependency to its own parts, stays as it is
+/// (opaque to the check).
+pub fn inlined(schema: &Value, dependencies: &[super::Dependency]) -> Value {
+    fn walk(value: &Value, dependencies: &[super::Dependency], depth: usize) -> Value {
+        match value {
+            Value::Object(object) => {
+                let target = object
+                    .get("$ref")
+                    .and_then(Value::as_str)
+                    .filter(|_| object.len() == 1 && depth < 32)
+                    .and_then(|reference| {
+                        let (name, pointer) = reference.split_once('#').unwrap_or((reference, ""));
+                        let found = dependencies.iter().find(|d| d.reference.name == name)?;
+                        found.schema.pointer(pointer)
+                    });
+                match target {
+                    Some(target) => walk(target, dependencies, depth + 1),
+                    None => Value::Object(
+                        object
+                            .iter()
+                            .map(|(k, v)| (k.clone(), walk(v, dependencies, depth)))
+                            .collect(),
+                    ),
+                }
+            }
+            Value::Array(items) => {
+                Value::Array(items.iter().map(|v| walk(v, dependencies, depth)).collect())
+            }
+            other => other.clone(),
+        }
+    }
+    if dependencies.is_empty() {
+        return schema.clone();
+    }
+    walk(schema, dependencies, 0)
+}
+
 /// Escapes a property name for a JSON pointer.
 fn escape(name: &str) -> String {
     name.replace('~', "~0").replace('/', "~1")

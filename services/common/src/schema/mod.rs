@@ -145,6 +145,72 @@ impl RecordPart {
     }
 }
 
+/// A schema's reference to a version of another subject (Confluent's
+/// schema references): the name the schema uses for it (an Avro full
+/// name, a JSON Schema `$ref`, a `.proto` import path) and the stream,
+/// part and version it is.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Reference {
+    pub name: String,
+    pub stream: String,
+    pub part: RecordPart,
+    pub version: u32,
+}
+
+/// A schema a version depends on, directly or through another, with its
+/// text: a version reads without looking anything up, and what it
+/// depends on never changes (a referenced version cannot be deleted).
+/// A version's dependencies come before what depends on them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dependency {
+    #[serde(flatten)]
+    pub reference: Reference,
+    pub schema: Value,
+}
+
+/// What `references` resolve to: each referenced version after what it
+/// depends on in turn, each version once. `find` gives a referenced
+/// version's schema and its own dependencies, or why it cannot.
+pub fn resolve<E>(
+    references: &[Reference],
+    mut find: impl FnMut(&Reference) -> Result<(Value, Vec<Dependency>), E>,
+) -> Result<Vec<Dependency>, E> {
+    let key = |r: &Reference| (r.stream.clone(), r.part, r.version);
+    let mut resolved: Vec<Dependency> = Vec::new();
+    for reference in references {
+        let (schema, inner) = find(reference)?;
+        for dependency in inner.into_iter().chain([Dependency {
+            reference: reference.clone(),
+            schema,
+        }]) {
+            if !resolved
+                .iter()
+                .any(|d| key(&d.reference) == key(&dependency.reference))
+            {
+                resolved.push(dependency);
+            }
+        }
+    }
+    Ok(resolved)
+}
+
+/// A schema with what it depends on: what parsing and checking take.
+#[derive(Debug, Clone, Copy)]
+pub struct Source<'a> {
+    pub schema: &'a Value,
+    pub dependencies: &'a [Dependency],
+}
+
+impl<'a> Source<'a> {
+    /// A schema that refers to nothing.
+    pub fn alone(schema: &'a Value) -> Source<'a> {
+        Source {
+            schema,
+            dependencies: &[],
+        }
+    }
+}
+
 /// One registered version of a stream's value or key schema.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SchemaVersion {
@@ -163,15 +229,30 @@ pub struct SchemaVersion {
     /// compatibility checks, still readable by its id (records carry it).
     #[serde(default)]
     pub deleted: bool,
+    /// The other versions this one refers to, as it was registered.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub references: Vec<Reference>,
+    /// What those references resolve to, transitively.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependencies: Vec<Dependency>,
 }
 
-/// Checks that `schema` is a well-formed schema of `format`; every problem
-/// is reported with its JSON pointer.
-pub fn check_schema(format: SchemaFormat, schema: &Value) -> Result<(), Vec<String>> {
+impl SchemaVersion {
+    pub fn source(&self) -> Source<'_> {
+        Source {
+            schema: &self.schema,
+            dependencies: &self.dependencies,
+        }
+    }
+}
+
+/// Checks that `schema` is a well-formed schema of `format`, with the
+/// schemas it refers to; every problem is reported with its JSON pointer.
+pub fn check_schema(format: SchemaFormat, source: Source<'_>) -> Result<(), Vec<String>> {
     match format {
-        SchemaFormat::JsonSchema => json::check(schema),
-        SchemaFormat::Avro => AvroSchema::parse(schema).map(|_| ()),
-        SchemaFormat::Protobuf => ProtoSchema::parse(schema).map(|_| ()),
+        SchemaFormat::JsonSchema => json::check(source.schema),
+        SchemaFormat::Avro => AvroSchema::parse_with(source).map(|_| ()),
+        SchemaFormat::Protobuf => ProtoSchema::parse_with(source).map(|_| ()),
     }
 }
 
@@ -187,35 +268,70 @@ impl SchemaFormat {
     }
 }
 
-/// `schema` as it is kept: checked, and for Protobuf printed as canonical
-/// text (so the `.proto` text and the base64 descriptor of one schema are
-/// one schema); JSON schemas are kept as they are (compared in canonical
-/// JSON).
-pub fn canonical(format: SchemaFormat, schema: Value) -> Result<Value, Vec<String>> {
+/// `schema` as it is kept: checked (with what it refers to), and for
+/// Protobuf printed as canonical text (so the `.proto` text and the base64
+/// descriptor of one schema are one schema); JSON schemas are kept as they
+/// are (compared in canonical JSON).
+pub fn canonical(
+    format: SchemaFormat,
+    schema: Value,
+    dependencies: &[Dependency],
+) -> Result<Value, Vec<String>> {
+    let source = Source {
+        schema: &schema,
+        dependencies,
+    };
     match format {
-        SchemaFormat::Protobuf => ProtoSchema::parse(&schema).map(|s| Value::String(s.text())),
-        _ => check_schema(format, &schema).map(|()| schema),
+        SchemaFormat::Protobuf => ProtoSchema::parse_with(source).map(|s| Value::String(s.text())),
+        _ => check_schema(format, source).map(|()| schema),
+    }
+}
+
+/// `source` as one document that needs nothing else: for Avro, each
+/// referenced named type defined where it is first used; for JSON Schema,
+/// each `$ref` to a dependency replaced by it. A Protobuf schema keeps its
+/// imports (a `.proto` file names its dependencies by path).
+pub fn self_contained(format: SchemaFormat, source: Source<'_>) -> Value {
+    if source.dependencies.is_empty() {
+        return source.schema.clone();
+    }
+    match format {
+        SchemaFormat::Avro => avro::self_contained(source),
+        SchemaFormat::JsonSchema => json::inlined(source.schema, source.dependencies),
+        SchemaFormat::Protobuf => source.schema.clone(),
     }
 }
 
 /// Why `new` may not follow `old` under `mode`, checked as if `old` were
-/// the latest version: empty when it may.
+/// the latest version: empty when it may. Each is read with what it
+/// refers to, so a change to a referenced type counts.
 pub fn incompatibilities(
     mode: Compatibility,
     format: SchemaFormat,
-    old: &Value,
-    new: &Value,
+    old: Source<'_>,
+    new: Source<'_>,
 ) -> Vec<String> {
     let (backward, forward) = mode.directions();
-    let check = |reader: &Value, writer: &Value| -> Vec<String> {
+    let check = |reader: Source<'_>, writer: Source<'_>| -> Vec<String> {
         match format {
-            SchemaFormat::JsonSchema => json::reader_accepts(reader, writer),
-            SchemaFormat::Avro => match (AvroSchema::parse(reader), AvroSchema::parse(writer)) {
-                (Ok(r), Ok(w)) => avro::reader_accepts(&r, &w),
-                (Err(e), _) | (_, Err(e)) => e,
-            },
+            SchemaFormat::JsonSchema => json::reader_accepts(
+                &json::inlined(reader.schema, reader.dependencies),
+                &json::inlined(writer.schema, writer.dependencies),
+            ),
+            SchemaFormat::Avro => {
+                match (
+                    AvroSchema::parse_with(reader),
+                    AvroSchema::parse_with(writer),
+                ) {
+                    (Ok(r), Ok(w)) => avro::reader_accepts(&r, &w),
+                    (Err(e), _) | (_, Err(e)) => e,
+                }
+            }
             SchemaFormat::Protobuf => {
-                match (ProtoSchema::parse(reader), ProtoSchema::parse(writer)) {
+                match (
+                    ProtoSchema::parse_with(reader),
+                    ProtoSchema::parse_with(writer),
+                ) {
                     (Ok(r), Ok(w)) => protobuf::reader_accepts(&r, &w),
                     (Err(e), _) | (_, Err(e)) => e,
                 }
@@ -251,7 +367,7 @@ pub fn incompatibilities_with(
     mode: Compatibility,
     format: SchemaFormat,
     history: &[SchemaVersion],
-    new: &Value,
+    new: Source<'_>,
 ) -> Vec<String> {
     let against: &[SchemaVersion] = match history.split_last() {
         None => &[],
@@ -261,7 +377,7 @@ pub fn incompatibilities_with(
     against
         .iter()
         .flat_map(|old| {
-            incompatibilities(mode, format, &old.schema, new)
+            incompatibilities(mode, format, old.source(), new)
                 .into_iter()
                 .map(move |p| format!("with version {}: {p}", old.version))
         })

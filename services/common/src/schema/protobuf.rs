@@ -29,6 +29,8 @@ use prost_types::{
 };
 use serde_json::Value;
 
+use super::{Dependency, Source};
+
 /// The name a schema given as text is compiled under.
 const FILE_NAME: &str = "schema.proto";
 
@@ -40,10 +42,15 @@ const MAX_INDEXES: usize = 64;
 #[derive(Debug, Clone)]
 pub struct ProtoSchema {
     file: FileDescriptor,
+    /// The files it imports (schema references), kept to compile what is
+    /// derived from it.
+    dependencies: Vec<Dependency>,
 }
 
-/// The file a schema's text or base64 descriptor is, before compiling.
-fn source_file(text: &str) -> Result<protox::file::File, Vec<String>> {
+/// The file a schema's text or base64 descriptor is, before compiling:
+/// named `name` (a dependency's import path), or for the schema itself
+/// by its descriptor's name or [`FILE_NAME`].
+fn source_file(name: Option<&str>, text: &str) -> Result<protox::file::File, Vec<String>> {
     let descriptor = base64::engine::general_purpose::STANDARD
         .decode(text.trim())
         .ok()
@@ -51,19 +58,23 @@ fn source_file(text: &str) -> Result<protox::file::File, Vec<String>> {
         .filter(|file| !file.message_type.is_empty());
     match descriptor {
         Some(mut file) => {
-            if file.name().is_empty() {
+            if let Some(name) = name {
+                file.name = Some(name.into());
+            } else if file.name().is_empty() {
                 file.name = Some(FILE_NAME.into());
             }
             Ok(protox::file::File::from_file_descriptor_proto(file))
         }
-        None => protox::file::File::from_source(FILE_NAME, text)
+        None => protox::file::File::from_source(name.unwrap_or(FILE_NAME), text)
             .map_err(|e| vec![format!("not a .proto file: {e}")]),
     }
 }
 
-/// Resolves the schema's own file, and Google's well-known types.
+/// Resolves the schema's own file, the files its references name, and
+/// Google's well-known types.
 struct Resolver {
     file: protox::file::File,
+    imports: Vec<protox::file::File>,
     google: protox::file::GoogleFileResolver,
 }
 
@@ -71,6 +82,9 @@ impl protox::file::FileResolver for Resolver {
     fn open_file(&self, name: &str) -> Result<protox::file::File, protox::Error> {
         if name == self.file.name() {
             return Ok(self.file.clone());
+        }
+        if let Some(file) = self.imports.iter().find(|f| f.name() == name) {
+            return Ok(file.clone());
         }
         self.google.open_file(name)
     }
@@ -80,40 +94,58 @@ impl ProtoSchema {
     /// A schema as the catalog keeps it: a JSON string holding the text
     /// (or a base64 descriptor).
     pub fn parse(schema: &Value) -> Result<ProtoSchema, Vec<String>> {
-        match schema.as_str() {
-            Some(text) => ProtoSchema::parse_text(text),
-            None => Err(vec![
-                "/: a Protobuf schema is the text of a .proto file".into()
-            ]),
-        }
+        ProtoSchema::parse_with(Source::alone(schema))
+    }
+
+    /// A schema with the files it imports (its references, by import
+    /// path).
+    pub fn parse_with(source: Source<'_>) -> Result<ProtoSchema, Vec<String>> {
+        let text = |schema: &Value| {
+            schema
+                .as_str()
+                .map(str::to_string)
+                .ok_or_else(|| vec!["/: a Protobuf schema is the text of a .proto file".into()])
+        };
+        let main = text(source.schema)?;
+        let dependencies = source.dependencies.to_vec();
+        std::panic::catch_unwind(move || ProtoSchema::compile(&main, dependencies))
+            .unwrap_or_else(|_| Err(vec!["not a .proto file the compiler can read".to_string()]))
     }
 
     /// `.proto` text, or the base64 of a serialized `FileDescriptorProto`.
     /// A panic of the compiler on some input is that input's refusal, not
     /// the caller's: it is the caller's text that is wrong.
     pub fn parse_text(text: &str) -> Result<ProtoSchema, Vec<String>> {
-        std::panic::catch_unwind(|| ProtoSchema::compile(text))
-            .unwrap_or_else(|_| Err(vec!["not a .proto file the compiler can read".to_string()]))
+        ProtoSchema::parse(&Value::String(text.to_string()))
     }
 
-    fn compile(text: &str) -> Result<ProtoSchema, Vec<String>> {
-        let file = source_file(text)?;
+    fn compile(text: &str, dependencies: Vec<Dependency>) -> Result<ProtoSchema, Vec<String>> {
+        let file = source_file(None, text)?;
         let name = file.name().to_string();
-        let imports: Vec<String> = file
+        let mut imports = Vec::new();
+        for dependency in &dependencies {
+            let path = &dependency.reference.name;
+            let text = dependency.schema.as_str().unwrap_or_default();
+            imports.push(source_file(Some(path), text).map_err(|e| {
+                e.into_iter()
+                    .map(|e| format!("reference {path:?}: {e}"))
+                    .collect::<Vec<_>>()
+            })?);
+        }
+        let missing: Vec<String> = file
             .file_descriptor_proto()
             .dependency
             .iter()
             .filter(|d| !d.starts_with("google/protobuf/"))
-            .cloned()
+            .filter(|d| !imports.iter().any(|i| i.name() == d.as_str()))
+            .map(|d| format!("imports {d:?}, which no schema reference names: give it as a reference (name {d:?}, with the subject and version that have that file)"))
             .collect();
-        if !imports.is_empty() {
-            return Err(imports
-                .iter()
-                .map(|i| format!("imports {i:?}: schema references are not supported yet; only Google's well-known types may be imported"))
-                .collect());
+        if !missing.is_empty() {
+            return Err(missing);
         }
         let mut compiler = protox::Compiler::with_file_resolver(Resolver {
             file,
+            imports,
             google: protox::file::GoogleFileResolver::new(),
         });
         compiler
@@ -135,7 +167,7 @@ impl ProtoSchema {
         if file.messages().len() == 0 {
             return Err(vec!["a schema needs at least one message".into()]);
         }
-        Ok(ProtoSchema { file })
+        Ok(ProtoSchema { file, dependencies })
     }
 
     /// The schema as canonical `.proto` text.
@@ -225,8 +257,12 @@ impl ProtoSchema {
             let removed = message.field.remove(at);
             remove_empty_oneof(message, removed.oneof_index);
         }
-        ProtoSchema::parse_text(&print(&file))
-            .map_err(|e| format!("the reshaped schema does not compile: {}", e.join("; ")))
+        let text = Value::String(print(&file));
+        ProtoSchema::parse_with(Source {
+            schema: &text,
+            dependencies: &self.dependencies,
+        })
+        .map_err(|e| format!("the reshaped schema does not compile: {}", e.join("; ")))
     }
 }
 
@@ -287,12 +323,25 @@ pub fn reader_accepts(reader: &ProtoSchema, writer: &ProtoSchema) -> Vec<String>
     if old != new {
         problems.push(format!("package {old:?} became {new:?} (PACKAGE_CHANGED)"));
     }
-    for written in all_messages(&writer.file) {
-        let name = written
-            .full_name()
-            .strip_prefix(old)
-            .unwrap_or(written.full_name());
-        let wanted = format!("{new}{name}");
+    // The schema's own messages, then those of the files it imports (its
+    // references): a referenced message changing is the schema's change.
+    let imported = writer
+        .file
+        .parent_pool()
+        .files()
+        .filter(|f| f.name() != writer.file.name() && !f.name().starts_with("google/protobuf/"))
+        .flat_map(|f| all_messages(&f));
+    let own = all_messages(&writer.file).into_iter().map(|m| (m, true));
+    for (written, is_own) in own.chain(imported.map(|m| (m, false))) {
+        let wanted = if is_own {
+            let name = written
+                .full_name()
+                .strip_prefix(old)
+                .unwrap_or(written.full_name());
+            format!("{new}{name}")
+        } else {
+            written.full_name().to_string()
+        };
         let wanted = wanted.trim_start_matches('.');
         match reader.file.parent_pool().get_message_by_name(wanted) {
             None => problems.push(format!(
@@ -711,7 +760,7 @@ mod tests {
             ("syntax = \"proto3\"; message A { Nope b = 1; }", "Nope"),
             (
                 "syntax = \"proto3\"; import \"other.proto\"; message A {}",
-                "schema references",
+                "no schema reference names",
             ),
             (
                 "syntax = \"proto3\"; enum E { A = 0; }",

@@ -10,7 +10,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::SchemaFormat;
+use super::{SchemaFormat, Source};
 use crate::contract::ContractTerms;
 use crate::json::pointer_segments;
 
@@ -27,12 +27,15 @@ pub fn reshapes(terms: &ContractTerms) -> bool {
 }
 
 /// `schema` (of `format`) as values come out of `terms`.
+///
+/// A schema that refers to others keeps its references: terms reshape its
+/// own fields, and a referenced type is kept whole or dropped whole.
 pub fn reshaped_schema(
     format: SchemaFormat,
-    schema: &Value,
+    source: Source<'_>,
     terms: &ContractTerms,
 ) -> Result<Value, String> {
-    let mut out = schema.clone();
+    let mut out = source.schema.clone();
     let changes = terms
         .hash_fields
         .iter()
@@ -44,7 +47,7 @@ pub fn reshaped_schema(
         let done = match format {
             SchemaFormat::Avro => avro(&mut out, &path, change),
             SchemaFormat::JsonSchema => json_schema(&mut out, &path, change),
-            SchemaFormat::Protobuf => protobuf(&mut out, &path, change),
+            SchemaFormat::Protobuf => protobuf(&mut out, source.dependencies, &path, change),
         };
         done.map_err(|why| format!("{field}: {why}"))?;
     }
@@ -126,8 +129,17 @@ fn avro(schema: &mut Value, path: &[String], change: Change) -> Result<(), Strin
 
 /// A Protobuf schema (its text) with one field of its first message
 /// dropped or made a string.
-fn protobuf(schema: &mut Value, path: &[String], change: Change) -> Result<(), String> {
-    let parsed = super::ProtoSchema::parse(schema).map_err(|e| e.join("; "))?;
+fn protobuf(
+    schema: &mut Value,
+    dependencies: &[super::Dependency],
+    path: &[String],
+    change: Change,
+) -> Result<(), String> {
+    let parsed = super::ProtoSchema::parse_with(Source {
+        schema,
+        dependencies,
+    })
+    .map_err(|e| e.join("; "))?;
     let reshaped = parsed.reshaped(path, matches!(change, Change::Text))?;
     *schema = Value::String(reshaped.text());
     Ok(())
@@ -195,7 +207,7 @@ mod tests {
         ]});
         let out = reshaped_schema(
             SchemaFormat::Avro,
-            &schema,
+            Source::alone(&schema),
             &terms(&["/address/street"], &["/email"], &["/age"]),
         )
         .unwrap();
@@ -208,18 +220,25 @@ mod tests {
         crate::schema::AvroSchema::parse(&out).expect("still an Avro schema");
         // A field the schema does not have is left alone.
         assert_eq!(
-            reshaped_schema(SchemaFormat::Avro, &schema, &terms(&["/nope"], &[], &[])).unwrap(),
+            reshaped_schema(
+                SchemaFormat::Avro,
+                Source::alone(&schema),
+                &terms(&["/nope"], &[], &[])
+            )
+            .unwrap(),
             schema
         );
         let referenced = json!({"type": "record", "name": "R", "fields": [
             {"name": "a", "type": {"type": "record", "name": "A", "fields": [{"name": "x", "type": "int"}]}},
             {"name": "b", "type": "A"}
         ]});
-        assert!(
-            reshaped_schema(SchemaFormat::Avro, &referenced, &terms(&["/b/x"], &[], &[]))
-                .unwrap_err()
-                .contains("defined elsewhere")
-        );
+        assert!(reshaped_schema(
+            SchemaFormat::Avro,
+            Source::alone(&referenced),
+            &terms(&["/b/x"], &[], &[])
+        )
+        .unwrap_err()
+        .contains("defined elsewhere"));
     }
 
     #[test]
@@ -230,7 +249,7 @@ mod tests {
         }});
         let out = reshaped_schema(
             SchemaFormat::JsonSchema,
-            &schema,
+            Source::alone(&schema),
             &terms(&["/email", "/card/cvv"], &["/id"], &[]),
         )
         .unwrap();

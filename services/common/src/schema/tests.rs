@@ -4,7 +4,7 @@ use serde_json::{json, Value};
 use super::*;
 
 fn problems(mode: Compatibility, format: SchemaFormat, old: Value, new: Value) -> Vec<String> {
-    incompatibilities(mode, format, &old, &new)
+    incompatibilities(mode, format, Source::alone(&old), Source::alone(&new))
 }
 
 fn object(properties: Value, required: &[&str]) -> Value {
@@ -100,7 +100,7 @@ fn json_schema_evolution_follows_the_modes() {
 fn json_schema_structure_is_checked_with_pointers() {
     let errors = check_schema(
         SchemaFormat::JsonSchema,
-        &json!({"type": "object", "properties": {"a": {"type": "text"}, "b/c": {"minLength": "x"}}, "required": "a"}),
+        Source::alone(&json!({"type": "object", "properties": {"a": {"type": "text"}, "b/c": {"minLength": "x"}}, "required": "a"})),
     )
     .unwrap_err();
     assert!(
@@ -115,7 +115,7 @@ fn json_schema_structure_is_checked_with_pointers() {
         errors.contains(&"/required: must be an array of property names".to_string()),
         "{errors:?}"
     );
-    assert!(check_schema(SchemaFormat::JsonSchema, &json!([1])).is_err());
+    assert!(check_schema(SchemaFormat::JsonSchema, Source::alone(&json!([1]))).is_err());
 }
 
 fn record(fields: Value) -> Value {
@@ -293,7 +293,7 @@ fn avro_record() -> impl Strategy<Value = Value> {
 proptest! {
     #[test]
     fn every_json_schema_is_fully_compatible_with_itself(schema in json_schema()) {
-        check_schema(SchemaFormat::JsonSchema, &schema).unwrap();
+        check_schema(SchemaFormat::JsonSchema, Source::alone(&schema)).unwrap();
         prop_assert!(problems(Compatibility::Full, SchemaFormat::JsonSchema, schema.clone(), schema).is_empty());
     }
 
@@ -329,4 +329,144 @@ proptest! {
         prop_assert!(backward[0].contains("field 'added' was added without a default"));
         prop_assert!(problems(Compatibility::Forward, SchemaFormat::Avro, schema, without).is_empty());
     }
+}
+
+fn dependency(name: &str, version: u32, schema: Value) -> Dependency {
+    Dependency {
+        reference: Reference {
+            name: name.into(),
+            stream: "acme.addresses".into(),
+            part: RecordPart::Value,
+            version,
+        },
+        schema,
+    }
+}
+
+#[test]
+fn an_avro_schema_uses_the_named_types_of_the_schemas_it_refers_to() {
+    let address = |fields: Value| json!({"type": "record", "name": "Address", "namespace": "acme", "fields": fields});
+    let v1 = [dependency(
+        "acme.Address",
+        1,
+        address(json!([{"name": "city", "type": "string"}])),
+    )];
+    let order = json!({"type": "record", "name": "Order", "fields": [
+        {"name": "ship_to", "type": "acme.Address"},
+        {"name": "bill_to", "type": ["null", "acme.Address"], "default": null},
+    ]});
+    let order_source = Source {
+        schema: &order,
+        dependencies: &v1,
+    };
+    assert!(check_schema(SchemaFormat::Avro, Source::alone(&order)).is_err());
+    check_schema(SchemaFormat::Avro, order_source).unwrap();
+    let codec = AvroSchema::parse_with(order_source).unwrap();
+    let value = json!({"ship_to": {"city": "Lyon"}, "bill_to": {"city": "Nantes"}});
+    let bytes = avro_binary::encode(&codec, &value).unwrap();
+    assert_eq!(avro_binary::decode_plain(&codec, &bytes).unwrap(), value);
+
+    // The referenced type changing in a way old readers cannot follow is
+    // the referring schema's change too.
+    // Written as one document, it reads alone, and values are the same.
+    let alone = self_contained(SchemaFormat::Avro, order_source);
+    let alone = AvroSchema::parse(&alone).unwrap();
+    assert_eq!(avro_binary::decode_plain(&alone, &bytes).unwrap(), value);
+    let v2 = [dependency(
+        "acme.Address",
+        2,
+        address(json!([{"name": "city", "type": "long"}])),
+    )];
+    let problems = incompatibilities(
+        Compatibility::Backward,
+        SchemaFormat::Avro,
+        order_source,
+        Source {
+            schema: &order,
+            dependencies: &v2,
+        },
+    );
+    assert!(problems.iter().any(|p| p.contains("city")), "{problems:?}");
+}
+
+#[test]
+fn a_json_schema_ref_to_a_dependency_is_validated_and_compared_through() {
+    let address = |city: &str| json!({"type": "object", "properties": {"city": {"type": city}}, "required": ["city"]});
+    let order = json!({"type": "object", "properties": {"ship_to": {"$ref": "address.json"}}});
+    let v1 = [dependency("address.json", 1, address("string"))];
+    let v2 = [dependency("address.json", 2, address("integer"))];
+    let problems = incompatibilities(
+        Compatibility::Full,
+        SchemaFormat::JsonSchema,
+        Source {
+            schema: &order,
+            dependencies: &v1,
+        },
+        Source {
+            schema: &order,
+            dependencies: &v2,
+        },
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("/properties/ship_to/properties/city")),
+        "{problems:?}"
+    );
+    assert!(incompatibilities(
+        Compatibility::Full,
+        SchemaFormat::JsonSchema,
+        Source {
+            schema: &order,
+            dependencies: &v1
+        },
+        Source {
+            schema: &order,
+            dependencies: &v1
+        },
+    )
+    .is_empty());
+    // A pointer into the dependency resolves to that part of it.
+    let city = json!({"$ref": "address.json#/properties/city"});
+    assert_eq!(json::inlined(&city, &v1), json!({"type": "string"}));
+}
+
+#[test]
+fn a_proto_file_imports_the_files_its_references_name() {
+    let common = |kind: &str| {
+        Value::String(format!(
+            "syntax = \"proto3\";\npackage acme;\nmessage Address {{ {kind} city = 1; }}\n"
+        ))
+    };
+    let order = Value::String("syntax = \"proto3\";\nimport \"acme/address.proto\";\npackage acme;\nmessage Order { acme.Address ship_to = 1; int64 id = 2; }\n".into());
+    let missing = ProtoSchema::parse(&order).unwrap_err();
+    assert!(
+        missing[0].contains("no schema reference names"),
+        "{missing:?}"
+    );
+    let v1 = [dependency("acme/address.proto", 1, common("string"))];
+    let source = Source {
+        schema: &order,
+        dependencies: &v1,
+    };
+    let schema = ProtoSchema::parse_with(source).unwrap();
+    assert!(
+        schema.text().contains("import \"acme/address.proto\";"),
+        "{}",
+        schema.text()
+    );
+    let value = json!({"ship_to": {"city": "Lyon"}, "id": "7"});
+    let bytes = schema.encode(&value).unwrap();
+    assert_eq!(schema.decode(&bytes).unwrap(), value);
+    let v2 = [dependency("acme/address.proto", 2, common("int64"))];
+    let problems = incompatibilities(
+        Compatibility::Backward,
+        SchemaFormat::Protobuf,
+        source,
+        Source {
+            schema: &order,
+            dependencies: &v2,
+        },
+    );
+    assert!(!problems.is_empty());
 }

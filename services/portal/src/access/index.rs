@@ -27,6 +27,10 @@ pub(super) struct Index {
     /// Global schema id -> the (contract, version) pairs that deliver
     /// reshaped values under it.
     pub(super) delivered_by_id: HashMap<u32, BTreeSet<(String, u32)>>,
+    /// A schema version (stream, part, number) -> the versions that depend
+    /// on it (schema references), each marked when it refers to it
+    /// directly rather than through another.
+    pub(super) referrers: HashMap<VersionKey, BTreeSet<(VersionKey, bool)>>,
     pub(super) contracts: HashMap<String, Arc<pb::Contract>>,
     /// Consumer -> its contracts, in every state.
     pub(super) by_consumer: HashMap<String, BTreeSet<String>>,
@@ -36,6 +40,21 @@ pub(super) struct Index {
     pub(super) active: HashMap<(String, String), String>,
     /// Consumer -> its active contracts.
     pub(super) active_by_consumer: HashMap<String, BTreeSet<String>>,
+}
+
+/// A schema version by its stream, part and number.
+pub(super) type VersionKey = (String, pb::RecordPart, u32);
+
+/// What `version` depends on, each marked when it is a direct reference.
+fn dependencies_of(version: &pb::SchemaVersion) -> impl Iterator<Item = (VersionKey, bool)> + '_ {
+    version.dependencies.iter().filter_map(|d| {
+        let r = d.reference.as_ref()?;
+        let direct = version
+            .references
+            .iter()
+            .any(|v| (&v.stream, v.part, v.version) == (&r.stream, r.part, r.version));
+        Some(((r.stream.clone(), r.part(), r.version), direct))
+    })
 }
 
 impl Index {
@@ -68,17 +87,32 @@ impl Index {
                         names.remove(&old.name);
                     }
                     for (part, version) in old.all_versions() {
+                        let key = (old.name.clone(), part, version.version);
                         if let Some(holders) = self.by_schema_id.get_mut(&version.id) {
-                            holders.remove(&(old.name.clone(), part, version.version));
+                            holders.remove(&key);
+                        }
+                        for (dependency, direct) in dependencies_of(version) {
+                            if let Some(set) = self.referrers.get_mut(&dependency) {
+                                set.remove(&(key.clone(), direct));
+                                if set.is_empty() {
+                                    self.referrers.remove(&dependency);
+                                }
+                            }
                         }
                     }
                 }
                 for (part, version) in stream.all_versions() {
-                    self.by_schema_id.entry(version.id).or_default().insert((
-                        stream.name.clone(),
-                        part,
-                        version.version,
-                    ));
+                    let key = (stream.name.clone(), part, version.version);
+                    self.by_schema_id
+                        .entry(version.id)
+                        .or_default()
+                        .insert(key.clone());
+                    for (dependency, direct) in dependencies_of(version) {
+                        self.referrers
+                            .entry(dependency)
+                            .or_default()
+                            .insert((key.clone(), direct));
+                    }
                 }
                 self.by_topic
                     .entry(stream.topic.clone())

@@ -18,9 +18,12 @@ use crate::error::{ApiError, ApiResult};
 
 /// A stream as one caller's subjects name it.
 pub struct SubjectStream {
-    /// The topic in the caller's subject names (`<topic>-value`).
+    /// The topic in the caller's subject names (`<topic>-value`); for a
+    /// subject named through a reference, `:.<stream>:<topic>`.
     pub topic: String,
     pub readable: Readable,
+    /// Named through a reference: only these versions are the caller's.
+    only: Option<Vec<(pb::RecordPart, u32)>>,
 }
 
 impl SubjectStream {
@@ -28,6 +31,7 @@ impl SubjectStream {
         SubjectStream {
             topic: topic_for(&readable),
             readable,
+            only: None,
         }
     }
 
@@ -39,6 +43,13 @@ impl SubjectStream {
     /// stream's, or the values' a reshaping contract delivered under (terms
     /// never reshape keys).
     pub fn versions(&self, part: pb::RecordPart) -> Vec<pb::SchemaVersion> {
+        if let Some(only) = &self.only {
+            let versions = self.readable.stream.versions(part).iter();
+            return versions
+                .filter(|v| only.contains(&(part, v.version)))
+                .cloned()
+                .collect();
+        }
         match &self.readable.contract {
             Some(contract) if part == pb::RecordPart::Value && reshapes(contract) => {
                 let mut delivered = contract.delivered_schemas.clone();
@@ -48,6 +59,15 @@ impl SubjectStream {
             _ => self.readable.stream.versions(part).to_vec(),
         }
     }
+}
+
+/// A subject named through a schema reference, as the registry answers
+/// references to a caller that does not own the referenced stream:
+/// `:.<stream>:<topic>-<part>` (Confluent's context-qualified subject
+/// syntax, the context being the referenced stream). It cannot collide
+/// with a TopicNameStrategy subject: a topic name has no `:`.
+pub fn referenced_subject(stream: &pb::Stream, part: pb::RecordPart) -> String {
+    format!(":.{}:{}-{}", stream.name, stream.topic, part.name())
 }
 
 /// A subject version that has a global schema id.
@@ -111,6 +131,110 @@ impl AccessView {
                     format!("no stream the caller may read is known by topic {topic:?}"),
                 )
             })
+    }
+
+    /// The subject `:.<stream>:<topic>` names for the caller (see
+    /// [`referenced_subject`]): the versions of `stream` that something
+    /// the caller reads depends on (every version, for its owner). 40410
+    /// when there are none.
+    pub async fn referenced_stream(
+        &self,
+        org: Option<&str>,
+        stream: &str,
+        topic: &str,
+    ) -> ApiResult<SubjectStream> {
+        self.settled(|view| view.referenced_stream_now(org, stream, topic))
+            .await
+    }
+
+    fn referenced_stream_now(
+        &self,
+        org: Option<&str>,
+        name: &str,
+        topic: &str,
+    ) -> ApiResult<SubjectStream> {
+        self.current()?;
+        let index = self.read();
+        let none = || {
+            ApiError::new(
+                ErrorCode::StreamNotFound,
+                format!("no schema the caller may read refers to stream {name:?}"),
+            )
+        };
+        let stream = index
+            .streams
+            .get(name)
+            .filter(|s| s.topic == topic)
+            .ok_or_else(none)?;
+        let owns = org.is_none_or(|org| stream.owner == org);
+        let visible: Vec<(pb::RecordPart, u32)> = stream
+            .all_versions()
+            .map(|(part, v)| (part, v.version))
+            .filter(|(part, number)| {
+                owns || index
+                    .referrers
+                    .get(&(stream.name.clone(), *part, *number))
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|((referrer, _, _), _)| index.streams.get(referrer))
+                    .any(|referrer| self.readable(&index, org, referrer).is_some())
+            })
+            .collect();
+        if visible.is_empty() {
+            return Err(none());
+        }
+        Ok(SubjectStream {
+            topic: format!(":.{}:{}", stream.name, stream.topic),
+            readable: Readable {
+                stream: stream.clone(),
+                contract: None,
+            },
+            only: Some(visible),
+        })
+    }
+
+    /// The subject the caller names the version `reference` points at by:
+    /// its own stream's `<topic>-<part>`, else [`referenced_subject`].
+    pub fn reference_subject(&self, org: Option<&str>, reference: &pb::SchemaReference) -> String {
+        let index = self.read();
+        match index.streams.get(&reference.stream) {
+            Some(stream) if org.is_none_or(|org| stream.owner == org) => {
+                format!("{}-{}", stream.topic, reference.part().name())
+            }
+            Some(stream) => referenced_subject(stream, reference.part()),
+            None => format!(":.{}:", reference.stream),
+        }
+    }
+
+    /// The global ids of the versions that refer directly to `stream`'s
+    /// `part` version `number` and that the caller may read, ascending.
+    pub fn referenced_by(
+        &self,
+        org: Option<&str>,
+        stream: &str,
+        part: pb::RecordPart,
+        number: u32,
+    ) -> Vec<u32> {
+        let index = self.read();
+        let mut ids: Vec<u32> = index
+            .referrers
+            .get(&(stream.to_string(), part, number))
+            .into_iter()
+            .flatten()
+            .filter(|(_, direct)| *direct)
+            .filter_map(|((name, part, number), _)| {
+                let referrer = index.streams.get(name)?;
+                self.readable(&index, org, referrer)?;
+                let version = referrer
+                    .versions(*part)
+                    .iter()
+                    .find(|v| v.version == *number)?;
+                (!version.deleted).then_some(version.id)
+            })
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
     }
 
     /// Every stream whose subjects the caller sees, in stream name order.

@@ -129,6 +129,7 @@ fn schema_registry() -> OpenApiRouter<AppState> {
         .routes(routes!(registry::versions, registry::register))
         .routes(routes!(registry::version, registry::delete_version))
         .routes(routes!(registry::version_schema))
+        .routes(routes!(registry::referenced_by))
         .routes(routes!(registry::lookup, registry::delete_subject))
         .routes(routes!(registry::mode, registry::put_mode))
         .routes(routes!(registry::subject_mode, registry::put_subject_mode))

@@ -264,6 +264,7 @@ async fn part_schema(
                     format: pb::SchemaFormat::from(wanted).into(),
                     schema_json: schema.to_string(),
                     part: part.into(),
+                    references: vec![],
                 })
                 .await
                 .map(Some)

@@ -130,6 +130,8 @@ impl From<ApiError> for RegistryError {
             // A state the operation does not fit: a value subject's last
             // live version (Freeport's own refusal; Confluent has none).
             ErrorCode::IllegalTransition => (StatusCode::CONFLICT, 40901),
+            // Confluent's "one or more references exist to the schema".
+            ErrorCode::SchemaReferenced => (StatusCode::UNPROCESSABLE_ENTITY, 42206),
             ErrorCode::StreamNotFound | ErrorCode::TopicNotFound => (StatusCode::NOT_FOUND, 40401),
             ErrorCode::SchemaVersionNotFound => (StatusCode::NOT_FOUND, 40402),
             ErrorCode::InvalidField | ErrorCode::InvalidRecords => {
@@ -210,6 +212,19 @@ async fn subject_of(
     caller: &Caller,
     subject: &str,
 ) -> Result<(SubjectStream, Part), RegistryError> {
+    // `:.<stream>:<topic>-<part>`: a subject named through a reference.
+    if let Some((stream, inner)) = subject
+        .strip_prefix(":.")
+        .and_then(|rest| rest.split_once(':'))
+    {
+        let (topic, part) = parse_subject(inner)?;
+        let found = state
+            .view()
+            .referenced_stream(caller.org(), stream, topic)
+            .await
+            .map_err(|e| RegistryError::about(subject, e))?;
+        return Ok((found, part));
+    }
     let (topic, part) = parse_subject(subject)?;
     let found = state
         .view()
@@ -217,6 +232,37 @@ async fn subject_of(
         .await
         .map_err(|e| RegistryError::about(subject, e))?;
     Ok((found, part))
+}
+
+/// A schema reference as the registry answers it, its subject named as
+/// the caller names it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ReferenceAnswer {
+    /// The name the schema uses: an Avro full name, a JSON Schema `$ref`,
+    /// a `.proto` import path.
+    name: String,
+    /// `<topic>-value` of one of the caller's streams, or
+    /// `:.<stream>:<topic>-value` for another organization's stream the
+    /// caller reads through the referring schema.
+    subject: String,
+    version: u32,
+}
+
+/// `version`'s references, for `caller`.
+fn references_for(
+    state: &AppState,
+    caller: &Caller,
+    version: &pb::SchemaVersion,
+) -> Vec<ReferenceAnswer> {
+    version
+        .references
+        .iter()
+        .map(|r| ReferenceAnswer {
+            name: r.name.clone(),
+            subject: state.view().reference_subject(caller.org(), r),
+            version: r.version,
+        })
+        .collect()
 }
 
 /// The subject's live versions (with `deleted`, soft-deleted ones too),
@@ -328,12 +374,15 @@ pub struct SubjectVersion {
     schema_type: Option<&'static str>,
     /// The schema as JSON text.
     schema: String,
+    /// The other subjects' versions it refers to; absent when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    references: Vec<ReferenceAnswer>,
 }
 
 impl SubjectVersion {
     fn of(
-        topic: &str,
-        part: Part,
+        (state, caller): (&AppState, &Caller),
+        (topic, part): (&str, Part),
         version: &pb::SchemaVersion,
         serialized: Option<&RecordSchemas>,
     ) -> Result<SubjectVersion, RegistryError> {
@@ -343,6 +392,7 @@ impl SubjectVersion {
             version: version.version,
             schema_type: schema_type_field(version.format),
             schema: schema_text(version, serialized)?,
+            references: references_for(state, caller, version),
         })
     }
 }
@@ -363,10 +413,29 @@ pub struct SchemaRequest {
     #[serde(rename = "schemaType", default)]
     #[schema(pattern = "^(AVRO|JSON|PROTOBUF|avro|json|protobuf)$")]
     schema_type: Option<String>,
-    /// Other subjects' schemas this one refers to; none are supported yet.
+    /// Other subjects' versions this one refers to (schema references):
+    /// each a version of one of the caller's own streams.
     #[serde(default)]
-    #[schema(value_type = Option<Vec<Object>>)]
-    references: Option<Vec<serde_json::Value>>,
+    references: Option<Vec<ReferenceRequest>>,
+}
+
+/// A schema reference as registry clients send it.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ReferenceRequest {
+    /// The name the schema uses for it: an Avro full name, a JSON Schema
+    /// `$ref`, a `.proto` import path.
+    name: String,
+    /// `<topic>-value` or `<topic>-key` of one of the caller's streams.
+    subject: String,
+    /// The version, or -1 for the subject's latest.
+    version: i64,
+}
+
+/// A request's references, resolved: as the catalog takes them, and what
+/// they resolve to (for comparing with stored versions here).
+struct Referenced {
+    references: Vec<pb::SchemaReference>,
+    dependencies: Vec<freeport_common::schema::Dependency>,
 }
 
 impl SchemaRequest {
@@ -374,27 +443,90 @@ impl SchemaRequest {
     /// `.proto` file's text as a JSON string), or Confluent's 42201.
     fn parsed(&self) -> Result<(pb::SchemaFormat, serde_json::Value), RegistryError> {
         let format = format_of(self.schema_type.as_deref())?;
-        if self.references.as_ref().is_some_and(|r| !r.is_empty()) {
-            return Err(RegistryError::invalid_schema(
-                "schema references are not supported by this registry yet",
-            ));
-        }
         let schema = pb::schema_format(format.into())
             .schema_from_text(&self.schema)
             .map_err(|e| RegistryError::invalid_schema(format!("Invalid schema: not JSON: {e}")))?;
         Ok((format, schema))
     }
 
+    /// The versions the request's references name, each a subject the
+    /// caller names; 42201 when one names none.
+    async fn referenced(
+        &self,
+        state: &AppState,
+        caller: &Caller,
+    ) -> Result<Referenced, RegistryError> {
+        let mut found = Vec::new();
+        for r in self.references.iter().flatten() {
+            let refused = |why: &str| {
+                RegistryError::invalid_schema(format!(
+                    "Invalid schema: reference {:?}: {why}",
+                    r.name
+                ))
+            };
+            let subject = subject_of(state, caller, &r.subject)
+                .await
+                .map_err(|_| refused(&format!("subject {:?} not found", r.subject)))?;
+            let versions = existing_versions(&subject, &r.subject, false)
+                .map_err(|_| refused(&format!("subject {:?} has no versions", r.subject)))?;
+            let version =
+                version_of(&versions, &r.subject, &r.version.to_string()).map_err(|_| {
+                    refused(&format!(
+                        "subject {:?} has no version {}",
+                        r.subject, r.version
+                    ))
+                })?;
+            let reference = pb::SchemaReference {
+                name: r.name.clone(),
+                stream: subject.0.stream().name.clone(),
+                part: subject.1.into(),
+                version: version.version,
+            };
+            found.push((reference, version));
+        }
+        let references: Vec<pb::SchemaReference> = found.iter().map(|(r, _)| r.clone()).collect();
+        let common: Vec<freeport_common::schema::Reference> =
+            references.iter().cloned().map(Into::into).collect();
+        let dependencies = freeport_common::schema::resolve(&common, |wanted| {
+            let (_, version) = found
+                .iter()
+                .find(|(r, _)| r.stream == wanted.stream && r.version == wanted.version)
+                .ok_or_else(|| refused_reference(wanted))?;
+            let schema = serde_json::from_str(&version.schema_json)
+                .map_err(|e| RegistryError::from(ApiError::internal("a stored schema", e)))?;
+            let inner = version
+                .dependencies()
+                .map_err(|e| RegistryError::from(ApiError::internal("a stored schema", e)))?;
+            Ok::<_, RegistryError>((schema, inner))
+        })?;
+        Ok(Referenced {
+            references,
+            dependencies,
+        })
+    }
+
     /// The format and the schema as the catalog keeps it, for comparing
     /// with stored versions; 42201 when it is not a schema.
-    fn canonical(&self) -> Result<(pb::SchemaFormat, serde_json::Value), RegistryError> {
+    fn canonical(
+        &self,
+        referenced: &Referenced,
+    ) -> Result<(pb::SchemaFormat, serde_json::Value), RegistryError> {
         let (format, schema) = self.parsed()?;
-        let canonical =
-            freeport_common::schema::canonical(pb::schema_format(format.into()), schema).map_err(
-                |e| RegistryError::invalid_schema(format!("Invalid schema: {}", e.join("; "))),
-            )?;
+        let canonical = freeport_common::schema::canonical(
+            pb::schema_format(format.into()),
+            schema,
+            &referenced.dependencies,
+        )
+        .map_err(|e| RegistryError::invalid_schema(format!("Invalid schema: {}", e.join("; "))))?;
         Ok((format, canonical))
     }
+}
+
+fn refused_reference(reference: &freeport_common::schema::Reference) -> RegistryError {
+    RegistryError::invalid_schema(format!(
+        "Invalid schema: reference {:?} could not be resolved",
+        reference.name
+    ))
 }
 
 /// The query as axum reads it, or why it could not.
@@ -563,7 +695,13 @@ pub async fn version(
     let versions = existing_versions(&found, &subject, reading.deleted)?;
     let version = version_of(&versions, &subject, &version)?;
     let serialized = reading.serialized.then(|| state.record_schemas().as_ref());
-    SubjectVersion::of(&found.0.topic, found.1, &version, serialized).map(Registry)
+    SubjectVersion::of(
+        (&state, &caller),
+        (&found.0.topic, found.1),
+        &version,
+        serialized,
+    )
+    .map(Registry)
 }
 
 /// The schema itself (not as text), under the registry's media type; a
@@ -611,6 +749,46 @@ pub async fn version_schema(
     )?)
 }
 
+/// `GET /registry/subjects/{subject}/versions/{version}/referencedby`:
+/// the global ids of the live versions that refer to this one directly,
+/// among those the caller may read.
+#[utoipa::path(
+    get,
+    path = "/registry/subjects/{subject}/versions/{version}/referencedby",
+    operation_id = "registry_referenced_by",
+    tag = "schema registry",
+    params(
+        ("subject" = String, Path, description = "`<topic>-value` or `<topic>-key`"),
+        ("version" = String, Path, description = "a version number, `latest` or `-1`"),
+        ReadQuery,
+    ),
+    responses(
+        (status = 200, body = Vec<u32>, content_type = "application/vnd.schemaregistry.v1+json"),
+        crate::error::Failures,
+    ),
+)]
+pub async fn referenced_by(
+    State(state): State<AppState>,
+    caller: Result<Caller, ApiError>,
+    ApiPath((subject, version)): ApiPath<(String, String)>,
+    query: QueryResult<ReadQuery>,
+) -> RegistryResult<Vec<u32>> {
+    let caller = authenticated(caller)?;
+    let deleted = ReadQuery::reading(query)?.deleted;
+    let found = subject_of(&state, &caller, &subject).await?;
+    let version = version_of(
+        &existing_versions(&found, &subject, deleted)?,
+        &subject,
+        &version,
+    )?;
+    Ok(Registry(state.view().referenced_by(
+        caller.org(),
+        &found.0.stream().name,
+        found.1,
+        version.version,
+    )))
+}
+
 /// The id a schema was registered under.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Registered {
@@ -647,6 +825,7 @@ pub async fn register(
     let request = body(request)?;
     let (found, part) = subject_of(&state, &caller, &subject).await?;
     let (format, schema) = request.parsed()?;
+    let referenced = request.referenced(&state, &caller).await?;
     let version = state
         .catalog()
         .register_schema(pb::RegisterSchemaRequest {
@@ -655,6 +834,7 @@ pub async fn register(
             format: format.into(),
             schema_json: schema.to_string(),
             part: part.into(),
+            references: referenced.references,
         })
         .await
         .map_err(|e| RegistryError::about(&subject, e))?;
@@ -689,14 +869,18 @@ pub async fn lookup(
     let request = body(request)?;
     let found = subject_of(&state, &caller, &subject).await?;
     let versions = existing_versions(&found, &subject, deleted)?;
-    let (format, schema) = request.canonical()?;
+    let referenced = request.referenced(&state, &caller).await?;
+    let (format, schema) = request.canonical(&referenced)?;
     let known = versions.iter().rev().find(|v| {
         v.format == i32::from(format)
+            && v.references == referenced.references
             && serde_json::from_str::<serde_json::Value>(&v.schema_json)
                 .is_ok_and(|known| known == schema)
     });
     match known {
-        Some(v) => SubjectVersion::of(&found.0.topic, found.1, v, None).map(Registry),
+        Some(v) => {
+            SubjectVersion::of((&state, &caller), (&found.0.topic, found.1), v, None).map(Registry)
+        }
         None => Err(RegistryError::schema_not_found("Schema not found".into())),
     }
 }
@@ -796,7 +980,9 @@ async fn check(
     request: Result<ApiJson<SchemaRequest>, ApiError>,
 ) -> RegistryResult<CompatibilityAnswer> {
     let query = parameters(query)?;
-    let (format, schema) = body(request)?.parsed()?;
+    let request = body(request)?;
+    let (format, schema) = request.parsed()?;
+    let referenced = request.referenced(state, &caller).await?;
     let problems = state
         .catalog()
         .check_schema(pb::CheckSchemaRequest {
@@ -806,6 +992,7 @@ async fn check(
             schema_json: schema.to_string(),
             version,
             part: (*part).into(),
+            references: referenced.references,
         })
         .await
         .map_err(|e| RegistryError::about(subject, e))?;
@@ -1198,6 +1385,9 @@ pub struct SchemaById {
     schema_type: Option<&'static str>,
     /// The schema as JSON text.
     schema: String,
+    /// The subjects' versions it refers to; absent when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    references: Vec<ReferenceAnswer>,
 }
 
 /// A subject and version that have a schema.
@@ -1208,12 +1398,7 @@ pub struct SubjectAndVersion {
 }
 
 /// The caller's holders of schema `id`, or Confluent's 40403.
-async fn holders(
-    state: &AppState,
-    caller: Result<Caller, ApiError>,
-    id: u32,
-) -> Result<Vec<Holder>, RegistryError> {
-    let caller = authenticated(caller)?;
+async fn holders(state: &AppState, caller: &Caller, id: u32) -> Result<Vec<Holder>, RegistryError> {
     state
         .view()
         .schema_holders(caller.org(), id)
@@ -1245,12 +1430,14 @@ pub async fn schema(
     ApiPath(id): ApiPath<u32>,
     query: QueryResult<ReadQuery>,
 ) -> RegistryResult<SchemaById> {
+    let caller = authenticated(caller)?;
     let serialized = ReadQuery::reading(query)?.serialized;
-    let holders = holders(&state, caller, id).await?;
+    let holders = holders(&state, &caller, id).await?;
     let version = &holders[0].version;
     Ok(Registry(SchemaById {
         schema_type: schema_type_field(version.format),
         schema: schema_text(version, serialized.then(|| state.record_schemas().as_ref()))?,
+        references: references_for(&state, &caller, version),
     }))
 }
 
@@ -1271,7 +1458,8 @@ pub async fn schema_raw(
     caller: Result<Caller, ApiError>,
     ApiPath(id): ApiPath<u32>,
 ) -> Result<Response, RegistryError> {
-    let holders = holders(&state, caller, id).await?;
+    let caller = authenticated(caller)?;
+    let holders = holders(&state, &caller, id).await?;
     raw_schema(&holders[0].version)
 }
 
@@ -1294,8 +1482,9 @@ pub async fn schema_subjects(
     ApiPath(id): ApiPath<u32>,
     query: QueryResult<ReadQuery>,
 ) -> RegistryResult<Vec<String>> {
+    let caller = authenticated(caller)?;
     let deleted = ReadQuery::reading(query)?.deleted;
-    let names: std::collections::BTreeSet<String> = holders(&state, caller, id)
+    let names: std::collections::BTreeSet<String> = holders(&state, &caller, id)
         .await?
         .iter()
         .filter(|h| deleted || !h.version.deleted)
@@ -1323,8 +1512,9 @@ pub async fn schema_versions(
     ApiPath(id): ApiPath<u32>,
     query: QueryResult<ReadQuery>,
 ) -> RegistryResult<Vec<SubjectAndVersion>> {
+    let caller = authenticated(caller)?;
     let deleted = ReadQuery::reading(query)?.deleted;
-    let mut pairs: Vec<SubjectAndVersion> = holders(&state, caller, id)
+    let mut pairs: Vec<SubjectAndVersion> = holders(&state, &caller, id)
         .await?
         .iter()
         .filter(|h| deleted || !h.version.deleted)

@@ -527,6 +527,7 @@ pub async fn register_schema(
             format: format.unwrap_or(pb::SchemaFormat::Unspecified).into(),
             schema_json: body.schema.to_string(),
             part: pb::RecordPart::Value.into(),
+            references: vec![],
         })
         .await?;
     Ok((StatusCode::CREATED, Json(version.into())))
