@@ -14,7 +14,9 @@ object on its last line:
       Protobuf schema are registered, which must be refused with
       Confluent's 409. Shipments are written under a schema that refers to
       the "addresses-value" subject's acme.Address (a schema reference),
-      which then cannot be deleted (Confluent's 42206).
+      which then cannot be deleted (Confluent's 42206); ProtobufSerializer
+      writes visits, whose .proto imports acme/place.proto (registered as a
+      reference to "places-value").
   consume PORTAL CA KEY BOOTSTRAP
       as the partner: AvroDeserializer and JSONDeserializer read the copies
       ("orders-copy", "events-copy") on the partner's BOOTSTRAP, keys and
@@ -22,7 +24,9 @@ object on its last line:
       key; ProtobufDeserializer reads "payments-copy" with a message class
       built from the schema the partner's subject serves (masked fields are
       strings there); AvroDeserializer reads "shipments-copy", resolving the
-      reference the writer's schema names through the partner's registry.
+      reference the writer's schema names through the partner's registry,
+      and ProtobufDeserializer reads "visits-copy" with a class built from
+      the served schema and the file its reference names.
 """
 
 import base64
@@ -108,6 +112,42 @@ def payment_class():
     return message_class(file, "acme.Payment")
 
 
+def visit_class():
+    """acme.Visit, whose `at` is an acme.Place from another file
+    (acme/place.proto): a schema with an import, which the serializer
+    registers as a reference."""
+    field = descriptor_pb2.FieldDescriptorProto
+    place = descriptor_pb2.FileDescriptorProto(name="acme/place.proto", package="acme", syntax="proto3")
+    place.message_type.add(name="Place").field.add(
+        name="city", number=1, type=field.TYPE_STRING, label=field.LABEL_OPTIONAL)
+    visit = descriptor_pb2.FileDescriptorProto(
+        name="visits.proto", package="acme", syntax="proto3", dependency=["acme/place.proto"])
+    message = visit.message_type.add(name="Visit")
+    message.field.add(name="id", number=1, type=field.TYPE_INT64, label=field.LABEL_OPTIONAL)
+    message.field.add(name="at", number=2, type=field.TYPE_MESSAGE, type_name=".acme.Place",
+                      label=field.LABEL_OPTIONAL)
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(place)
+    pool.Add(visit)
+    return (message_factory.GetMessageClass(pool.FindMessageTypeByName("acme.Visit")),
+            message_factory.GetMessageClass(pool.FindMessageTypeByName("acme.Place")))
+
+
+def served_class(client, subject, name):
+    """The message class `name` of the latest version `subject` serves,
+    built with the files its references name (fetched as the partner)."""
+    latest = client.get_latest_version(subject, fmt="serialized")
+    pool = descriptor_pool.DescriptorPool()
+    for reference in latest.schema.references:
+        dep = client.get_version(reference.subject, reference.version, fmt="serialized")
+        file = descriptor_pb2.FileDescriptorProto.FromString(base64.b64decode(dep.schema.schema_str))
+        file.name = reference.name
+        pool.Add(file)
+    file = descriptor_pb2.FileDescriptorProto.FromString(base64.b64decode(latest.schema.schema_str))
+    pool.Add(file)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName(name)), latest
+
+
 def registry(portal, ca, key):
     return SchemaRegistryClient({
         "url": portal + "/registry",
@@ -158,6 +198,19 @@ def produce(portal, ca, key, bootstrap):
                 SerializationContext("shipments", MessageField.VALUE),
             ),
         )
+    # The import registers as a reference: Freeport's subjects are its
+    # streams', so the strategy names the stream that has the file.
+    visit, place = visit_class()
+    visits = ProtobufSerializer(visit, client, conf={
+        "auto.register.schemas": True,
+        "reference.subject.name.strategy": lambda ctx, dependency: "places-value",
+    })
+    for n in range(COUNT):
+        producer.produce(
+            "visits",
+            key=keys(str(n)),
+            value=visits(visit(id=n, at=place(city="Lyon")), SerializationContext("visits", MessageField.VALUE)),
+        )
     left = producer.flush(30)
     if left:
         raise SystemExit("%d records not delivered" % left)
@@ -167,6 +220,7 @@ def produce(portal, ca, key, bootstrap):
     except SchemaRegistryError as e:
         referenced_refused = {"http_status": e.http_status_code, "error_code": e.error_code, "message": e.error_message}
     shipment_latest = client.get_latest_version("shipments-value")
+    visits_latest = client.get_latest_version("visits-value")
 
     refused = None
     try:
@@ -213,6 +267,13 @@ def produce(portal, ca, key, bootstrap):
             ],
         },
         "referenced_refused": referenced_refused,
+        "visits_latest": {
+            "version": visits_latest.version,
+            "references": [
+                {"name": r.name, "subject": r.subject, "version": r.version}
+                for r in visits_latest.schema.references
+            ],
+        },
     }))
 
 
@@ -244,6 +305,16 @@ def consume(portal, ca, key, bootstrap):
     file = descriptor_pb2.FileDescriptorProto.FromString(base64.b64decode(delivered.schema.schema_str))
     payment = message_class(file, "acme.Payment")
     readers["payments-copy"] = ProtobufDeserializer(payment, schema_registry_client=client)
+    # The visits copy's class, with the file its schema imports, fetched
+    # through the reference the partner is shown. The link derives the
+    # masked schema with the first record of the new version it delivers.
+    deadline = time.time() + 60
+    while True:
+        visit, delivered = served_class(client, "visits-copy-value", "acme.Visit")
+        if delivered.version == 2 or time.time() > deadline:
+            break
+        time.sleep(0.5)
+    readers["visits-copy"] = ProtobufDeserializer(visit, schema_registry_client=client)
     key_readers = {"orders-copy": AvroDeserializer(client)}
     consumer.subscribe(list(readers))
     got = {topic: [] for topic in readers}
@@ -258,7 +329,7 @@ def consume(portal, ca, key, bootstrap):
             continue
         topic = message.topic()
         value = readers[topic](message.value(), SerializationContext(topic, MessageField.VALUE))
-        if topic == "payments-copy":
+        if topic in ("payments-copy", "visits-copy"):
             value = json_format.MessageToDict(value, preserving_proto_field_name=True)
         got[topic].append(value)
         if topic in key_readers:

@@ -83,6 +83,23 @@ async fn confluent_serializers_register_produce_and_read_through_the_registry() 
         )
         .await;
     sandbox
+        .stream(
+            "places",
+            1,
+            json!({"schema_format": "protobuf", "schema": "syntax = \"proto3\";\npackage acme;\nmessage Place {\n  string city = 1;\n}\n"}),
+        )
+        .await;
+    sandbox
+        .stream(
+            "visits",
+            1,
+            json!({"schema_format": "protobuf", "schema": "syntax = \"proto3\";\npackage acme;\nmessage Visit {\n  int64 id = 1;\n}\n"}),
+        )
+        .await;
+    sandbox
+        .active_contract("visits", "visits-copy", json!({"mask_fields": ["/id"]}))
+        .await;
+    sandbox
         .active_contract("orders", "orders-copy", json!({"mask_fields": ["/note"]}))
         .await;
     sandbox
@@ -158,7 +175,7 @@ async fn confluent_serializers_register_produce_and_read_through_the_registry() 
             "after_one": [1],
             "soft_all": [1],
             "permanent": [1, 2],
-            "subjects": ["addresses-value", "events-value", "orders-key", "orders-value", "payments-value", "shipments-value"],
+            "subjects": ["addresses-value", "events-value", "orders-key", "orders-value", "payments-value", "places-value", "shipments-value", "visits-value"],
         }),
         "the client's own subject calls: {produced}"
     );
@@ -201,6 +218,19 @@ async fn confluent_serializers_register_produce_and_read_through_the_registry() 
         ),
         (&json!(422), &json!(42206)),
         "{produced}"
+    );
+    assert_eq!(
+        produced["visits_latest"],
+        json!({"version": 2, "references": [{"name": "acme/place.proto", "subject": "places-value", "version": 1}]}),
+        "ProtobufSerializer registered the import as a reference: {produced}"
+    );
+    let visits: Vec<Value> = (0..5)
+        .map(|_| json!({"id": "****", "at": {"city": "Lyon"}}))
+        .collect();
+    assert_eq!(
+        read["values"]["visits-copy"],
+        json!(visits),
+        "Protobuf with an import, masked by the link: {read}"
     );
     let shipments: Vec<Value> = (0..5)
         .map(|n| json!({"id": n, "carrier": "****", "to": {"city": "Lyon"}}))
