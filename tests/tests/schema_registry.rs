@@ -1057,6 +1057,15 @@ async fn json_schema_and_protobuf_schemas_refer_to_other_subjects() {
         latest["references"],
         json!([{"name": "address.json", "subject": "addresses-value", "version": 1}])
     );
+    let (_, versions) = sandbox
+        .hub
+        .call("GET", "/v1/streams/parcels/schemas", &owner, None)
+        .await;
+    assert_eq!(
+        versions["versions"][1]["references"],
+        json!([{"name": "address.json", "stream": "addresses", "part": "value", "version": 1}]),
+        "{versions}"
+    );
     // Looked up with its references it is found; the same text without
     // them is another schema.
     let (status, found) = registry(

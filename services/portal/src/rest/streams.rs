@@ -151,6 +151,23 @@ pub struct SchemaVersion {
     /// subject's versions, still readable by its id.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     deleted: bool,
+    /// The versions of its owner's other schemas it refers to (schema
+    /// references, registered through the Schema Registry API).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    references: Vec<SchemaReference>,
+}
+
+/// A schema's reference to a version of another of its owner's streams'
+/// schemas.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SchemaReference {
+    /// The name the schema uses for it: an Avro full name, a JSON Schema
+    /// `$ref`, a `.proto` import path.
+    name: String,
+    stream: String,
+    /// `value` or `key`.
+    part: &'static str,
+    version: u32,
 }
 
 impl From<pb::SchemaVersion> for SchemaVersion {
@@ -163,6 +180,16 @@ impl From<pb::SchemaVersion> for SchemaVersion {
             registered_at_ms: v.registered_at_ms,
             registered_by: v.registered_by,
             deleted: v.deleted,
+            references: v
+                .references
+                .into_iter()
+                .map(|r| SchemaReference {
+                    part: r.part().name(),
+                    name: r.name,
+                    stream: r.stream,
+                    version: r.version,
+                })
+                .collect(),
         }
     }
 }
