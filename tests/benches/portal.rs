@@ -538,6 +538,7 @@ async fn grow_catalog(sandbox: &TwoOrgs) {
                         actor: Some(actor),
                         stream: format!("grown-{n}"),
                         purpose: "bench".into(),
+                        delivery: pb::DeliveryKind::Kafka.into(),
                         destination: Some(pb::ClusterDestination {
                             cluster: "globex".into(),
                             topic: format!("grown-{n}-copy"),

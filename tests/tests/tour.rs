@@ -133,6 +133,11 @@ async fn the_readme_tour_works_when_pasted_verbatim() {
         stdout.contains(r#"{"state":"active","link_status":"running"}"#),
         "{stdout}"
     );
+    assert!(
+        stdout.contains(r#"{"state":"active","delivery":"push"}"#)
+            && stdout.contains("pushed records: 4"),
+        "a push contract is active on approval and reads over SSE: {stdout}"
+    );
     let mirrored: Vec<serde_json::Value> = stdout
         .lines()
         .filter(|l| l.contains("freeport.contract"))

@@ -110,7 +110,19 @@ async fn a_partner_requests_an_admin_approves_and_the_partner_sees_it_active() {
         assert!(shown.contains(expected), "{expected:?} not in:\n{shown}");
     }
 
-    // Request access.
+    // Request access. Push delivery needs no destination: the fields go.
+    assert_eq!(
+        partner
+            .eval(
+                "const d = document.querySelector('#delivery'); d.value = 'push';\
+                 d.dispatchEvent(new Event('change'));\
+                 const hidden = document.querySelector('#destination').hidden;\
+                 d.value = 'kafka'; d.dispatchEvent(new Event('change'));\
+                 [hidden, document.querySelector('#destination').hidden]"
+            )
+            .await,
+        json!([true, false])
+    );
     partner
         .eval(
             "document.querySelector('#purpose').value = 'fraud analytics';\
@@ -172,6 +184,12 @@ async fn a_partner_requests_an_admin_approves_and_the_partner_sees_it_active() {
         .await
         .as_bool()
         .unwrap());
+    assert_eq!(
+        partner
+            .eval("document.querySelector('tr.contract[data-stream=\"orders\"] .contract-delivery').innerText")
+            .await,
+        "kafka: globex / orders-copy"
+    );
 
     // The partner manages its API keys: issues one (shown once), rotates
     // it, revokes the successor.

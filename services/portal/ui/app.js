@@ -158,6 +158,20 @@ async function streamPage(name) {
   const purpose = h("input", { id: "purpose", required: true });
   const cluster = h("input", { id: "destination-cluster", required: true, placeholder: "your cluster's name in the hub" });
   const topic = h("input", { id: "destination-topic", required: true });
+  // Kafka: mirrored into a topic of yours. Push: read over HTTP (SSE,
+  // WebSocket, REST Proxy consumers), no cluster needed.
+  const delivery = h("select", { id: "delivery" },
+    h("option", { value: "kafka" }, "Kafka: mirrored into my cluster"),
+    h("option", { value: "push" }, "Push: read over HTTP (SSE, WebSocket, REST Proxy)"));
+  const destination = h("fieldset", { id: "destination" },
+    h("label", {}, "Destination cluster", cluster),
+    h("label", {}, "Destination topic", topic));
+  delivery.addEventListener("change", () => {
+    const push = delivery.value === "push";
+    destination.hidden = push;
+    cluster.required = !push;
+    topic.required = !push;
+  });
   const form = me.role === "admin" ? null : h("div", { class: "card" },
     h("h2", {}, "Request access"),
     h("form", {
@@ -165,18 +179,16 @@ async function streamPage(name) {
       onsubmit: async (event) => {
         event.preventDefault();
         try {
-          await api("POST", "/v1/contracts", {
-            stream: stream.name,
-            purpose: purpose.value,
-            destination: { cluster: cluster.value, topic: topic.value },
-          });
+          const request = { stream: stream.name, purpose: purpose.value, delivery: delivery.value };
+          if (delivery.value === "kafka") request.destination = { cluster: cluster.value, topic: topic.value };
+          await api("POST", "/v1/contracts", request);
           location.hash = "#/contracts";
         } catch (error) { showError(error); }
       },
     },
     h("label", {}, "Purpose", purpose),
-    h("label", {}, "Destination cluster", cluster),
-    h("label", {}, "Destination topic", topic),
+    h("label", {}, "Delivery", delivery),
+    destination,
     h("button", { type: "submit", id: "request" }, "Request")));
   render(h("div", { class: "card" },
     h("h1", {}, stream.title || stream.name),
@@ -192,7 +204,9 @@ function contractRow(c, actions) {
     h("td", {}, c.stream),
     h("td", {}, c.consumer),
     h("td", {}, c.purpose),
-    h("td", {}, c.destination ? `${c.destination.cluster} / ${c.destination.topic}` : "push only"),
+    h("td", { class: "contract-delivery" }, c.destination
+      ? `kafka: ${c.destination.cluster} / ${c.destination.topic}`
+      : "push: over HTTP"),
     h("td", { class: "contract-state" }, stateBadge(c.state)),
     actions ? h("td", {}, actions) : null);
 }
@@ -202,7 +216,7 @@ async function contracts() {
   const load = async () => {
     const data = await api("GET", "/v1/contracts");
     table.replaceChildren(
-      h("tr", {}, ["id", "stream", "consumer", "purpose", "destination", "state"].map((t) => h("th", {}, t))),
+      h("tr", {}, ["id", "stream", "consumer", "purpose", "delivery", "state"].map((t) => h("th", {}, t))),
       ...data.contracts.map((c) => contractRow(c)));
   };
   render(h("h1", {}, "Contracts"), table);
@@ -222,7 +236,7 @@ async function approvals() {
   const load = async () => {
     const data = await api("GET", "/v1/contracts?state=requested");
     table.replaceChildren(
-      h("tr", {}, ["id", "stream", "consumer", "purpose", "destination", "state", ""].map((t) => h("th", {}, t))),
+      h("tr", {}, ["id", "stream", "consumer", "purpose", "delivery", "state", ""].map((t) => h("th", {}, t))),
       ...(data.contracts.length ? data.contracts.map((c) => contractRow(c, [
         h("button", { type: "button", class: "approve", "data-contract": c.id, onclick: decide(c.id, "approve") }, "Approve"),
         " ",

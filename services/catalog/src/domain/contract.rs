@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! requested --approve--> approved --activate (link)--> active
+//!     (a push contract, which no link delivers, is activated with its approval)
 //!     |                     |  ^                        |  ^
 //!     reject                suspend/resume              suspend/resume
 //!     v                     v  |                        v  |
@@ -15,7 +16,8 @@ use freeport_common::names::{OrgName, StreamName};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    next_state, ClusterDestination, ContractAction, ContractState, ContractTerms, Transition,
+    next_state, ClusterDestination, ContractAction, ContractState, ContractTerms, Delivery,
+    Transition,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,7 +26,13 @@ pub struct Contract {
     pub stream: StreamName,
     pub consumer: OrgName,
     pub purpose: String,
-    pub destination: ClusterDestination,
+    /// How the partner receives the stream (`kafka` for contracts from
+    /// before kinds).
+    #[serde(default)]
+    pub delivery: Delivery,
+    /// Where a `kafka` contract mirrors to; `None` for any other kind.
+    #[serde(default)]
+    pub destination: Option<ClusterDestination>,
     #[serde(default)]
     pub terms: ContractTerms,
     pub state: ContractState,
@@ -84,10 +92,11 @@ mod tests {
             stream: StreamName::parse("s").unwrap(),
             consumer: OrgName::parse("o").unwrap(),
             purpose: "p".into(),
-            destination: ClusterDestination {
+            delivery: Delivery::Kafka,
+            destination: Some(ClusterDestination {
                 cluster: ClusterName::parse("b").unwrap(),
                 topic: TopicName::parse("t").unwrap(),
-            },
+            }),
             terms: ContractTerms::default(),
             state,
             history: vec![],

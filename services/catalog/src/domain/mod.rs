@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 pub use contract::Contract;
 pub use freeport_common::contract::{
-    next_state, ContractAction, ContractState, ContractTerms, FilterOp, RowCondition, TermsError,
-    Transition,
+    next_state, ContractAction, ContractState, ContractTerms, Delivery, FilterOp, RowCondition,
+    TermsError, Transition,
 };
 pub use freeport_common::json::check_field;
 pub use freeport_common::schema::{Compatibility, RecordPart, SchemaFormat, SchemaVersion};

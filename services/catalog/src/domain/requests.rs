@@ -4,7 +4,8 @@
 use freeport_common::names::{ClusterName, StreamName, TopicName};
 
 use super::{
-    Classification, ClusterDestination, Compatibility, Contact, ContractTerms, SchemaFormat,
+    Classification, ClusterDestination, Compatibility, Contact, ContractTerms, Delivery,
+    SchemaFormat,
 };
 
 /// What an owner registers.
@@ -38,7 +39,9 @@ pub struct OrgDetails {
 pub struct NewContract {
     pub stream: StreamName,
     pub purpose: String,
-    pub destination: ClusterDestination,
+    pub delivery: Delivery,
+    /// Required for `kafka`, refused for `push`.
+    pub destination: Option<ClusterDestination>,
     pub terms: ContractTerms,
 }
 

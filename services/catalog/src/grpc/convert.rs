@@ -9,7 +9,7 @@ use crate::domain::{
     Contract, ContractTerms, Event, OrgKind, Organization, Principal, RecordPart, Role,
     SchemaFormat, SchemaVersion, Stream,
 };
-use crate::domain::{NewKey, NewStream, OwnershipReport};
+use crate::domain::{Delivery, NewKey, NewStream, OwnershipReport};
 use crate::error::CatalogError;
 
 // ---- wire -> domain ----
@@ -26,14 +26,22 @@ pub(super) fn actor(principal: Option<pb::Principal>) -> Result<Principal, Catal
     }
 }
 
+/// A request's destination, when it names one.
 pub(super) fn destination(
     d: Option<pb::ClusterDestination>,
-) -> Result<ClusterDestination, CatalogError> {
-    let d = d.ok_or_else(|| CatalogError::InvalidField("destination is required".into()))?;
-    Ok(ClusterDestination {
-        cluster: ClusterName::parse(d.cluster)?,
-        topic: TopicName::parse(d.topic)?,
+) -> Result<Option<ClusterDestination>, CatalogError> {
+    d.map(|d| {
+        Ok(ClusterDestination {
+            cluster: ClusterName::parse(d.cluster)?,
+            topic: TopicName::parse(d.topic)?,
+        })
     })
+    .transpose()
+}
+
+pub(super) fn delivery_from_pb(value: i32) -> Result<Delivery, CatalogError> {
+    Delivery::from_pb(value)
+        .ok_or_else(|| CatalogError::InvalidField("delivery: kafka or push".into()))
 }
 
 /// Terms from the wire; absent terms are none.
@@ -261,9 +269,10 @@ pub fn contract_pb(c: Contract) -> pb::Contract {
         stream: c.stream.to_string(),
         consumer: c.consumer.to_string(),
         purpose: c.purpose,
-        destination: Some(pb::ClusterDestination {
-            cluster: c.destination.cluster.to_string(),
-            topic: c.destination.topic.to_string(),
+        delivery: c.delivery.to_pb().into(),
+        destination: c.destination.map(|d| pb::ClusterDestination {
+            cluster: d.cluster.to_string(),
+            topic: d.topic.to_string(),
         }),
         state: c.state.to_pb().into(),
         history: c

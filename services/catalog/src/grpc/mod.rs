@@ -17,9 +17,10 @@ use crate::domain::{LinkStatus, NewContract, OrgDetails};
 use crate::error::CatalogError;
 use crate::service::Catalog;
 use convert::{
-    actor, api_key_pb, compatibility_from_pb, created_pb, destination, document_pb, event_pb,
-    existing_stream_name, format_from_pb, new_key, new_stream, org_name, organization_pb,
-    part_from_pb, principal_pb, references_from_pb, schema_version_pb, terms_from_pb,
+    actor, api_key_pb, compatibility_from_pb, created_pb, delivery_from_pb, destination,
+    document_pb, event_pb, existing_stream_name, format_from_pb, new_key, new_stream, org_name,
+    organization_pb, part_from_pb, principal_pb, references_from_pb, schema_version_pb,
+    terms_from_pb,
 };
 pub use convert::{contract_pb, ownership_pb, stream_pb, verification_pb};
 
@@ -509,6 +510,7 @@ impl pb::catalog_service_server::CatalogService for CatalogGrpc {
         let new = NewContract {
             stream: StreamName::parse(r.stream).map_err(CatalogError::from)?,
             purpose: r.purpose,
+            delivery: delivery_from_pb(r.delivery)?,
             destination: destination(r.destination)?,
             terms: terms_from_pb(r.terms)?,
         };

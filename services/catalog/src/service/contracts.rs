@@ -9,7 +9,8 @@ use serde_json::json;
 use super::{check_text, who, Catalog};
 use crate::audit::AuditRecord;
 use crate::domain::{
-    Change, Contract, ContractAction, ContractState, ContractTerms, NewContract, Principal,
+    Change, Contract, ContractAction, ContractState, ContractTerms, Delivery, NewContract,
+    Principal,
 };
 use crate::error::CatalogError;
 use crate::store::Commit;
@@ -27,8 +28,9 @@ impl Catalog {
         let taken = self.store.list_contracts()?.into_iter().find(|c| {
             c.state.is_live()
                 && Some(c.id.as_str()) != except
-                && &c.destination.cluster == cluster
-                && &c.destination.topic == topic
+                && c.destination
+                    .as_ref()
+                    .is_some_and(|d| &d.cluster == cluster && &d.topic == topic)
         });
         match taken {
             Some(c) => Err(CatalogError::DestinationInUse {
@@ -47,36 +49,52 @@ impl Catalog {
     ) -> Result<Contract, CatalogError> {
         let consumer = Self::require_member(actor, "request contracts")?.clone();
         check_text("purpose", &new.purpose, true)?;
-        ownership::check_destination(
-            &self.clusters,
-            &new.destination.cluster,
-            new.destination.topic.as_str(),
-            consumer.as_str(),
-        )?;
+        match (new.delivery, &new.destination) {
+            (Delivery::Kafka, None) => {
+                return Err(CatalogError::InvalidField(
+                    "destination: a kafka contract mirrors into a topic on one of your clusters; name it, or ask for delivery \"push\" to read the stream over HTTP (SSE, WebSocket, REST Proxy consumers)".into(),
+                ))
+            }
+            (Delivery::Push, Some(_)) => {
+                return Err(CatalogError::InvalidField(
+                    "destination: a push contract is read over HTTP and mirrors nowhere; leave the destination out, or ask for delivery \"kafka\"".into(),
+                ))
+            }
+            (Delivery::Kafka, Some(destination)) => ownership::check_destination(
+                &self.clusters,
+                &destination.cluster,
+                destination.topic.as_str(),
+                consumer.as_str(),
+            )?,
+            (Delivery::Push, None) => {}
+        }
 
         let _guard = self.write_lock.lock().await;
         let stream = self.get_stream_for(&new.stream, actor)?;
         new.terms
             .validate(&stream.value_schema, now_ms())
             .map_err(|e| CatalogError::InvalidField(e.to_string()))?;
-        if let Some(source) = self
-            .store
-            .list_streams()?
-            .into_iter()
-            .find(|s| s.cluster == new.destination.cluster && s.topic == new.destination.topic)
-        {
-            return Err(CatalogError::DestinationInUse {
-                cluster: new.destination.cluster.to_string(),
-                topic: new.destination.topic.to_string(),
-                used_by: format!("stream {}", source.name),
-            });
+        if let Some(destination) = &new.destination {
+            if let Some(source) = self
+                .store
+                .list_streams()?
+                .into_iter()
+                .find(|s| s.cluster == destination.cluster && s.topic == destination.topic)
+            {
+                return Err(CatalogError::DestinationInUse {
+                    cluster: destination.cluster.to_string(),
+                    topic: destination.topic.to_string(),
+                    used_by: format!("stream {}", source.name),
+                });
+            }
+            self.check_destination_free(&destination.cluster, &destination.topic, None)?;
         }
-        self.check_destination_free(&new.destination.cluster, &new.destination.topic, None)?;
         let contract = Contract {
             id: uuid::Uuid::now_v7().to_string(),
             stream: stream.name,
             consumer,
             purpose: new.purpose,
+            delivery: new.delivery,
             destination: new.destination,
             terms: new.terms,
             state: ContractState::Requested,
@@ -95,6 +113,7 @@ impl Catalog {
                     "stream": contract.stream,
                     "consumer": contract.consumer,
                     "purpose": contract.purpose,
+                    "delivery": contract.delivery,
                     "destination": contract.destination,
                     "terms": contract.terms,
                 }),
@@ -194,14 +213,41 @@ impl Catalog {
         if contract.terms != terms_before {
             detail["terms"] = json!(contract.terms);
         }
-        let audit = AuditRecord::new(
+        let mut audit = vec![AuditRecord::new(
             actor,
             format!("contract.{}", action.as_str()),
             format!("contract:{id}"),
             detail,
-        );
-        self.commit(Commit::one(Change::Contract(contract.clone()), audit))
-            .await?;
+        )];
+        // No link delivers a push contract: approving it is what makes it
+        // flow, in the same commit.
+        if action == ContractAction::Approve && !contract.delivery.by_link() {
+            let by = "system:push".to_string();
+            contract
+                .apply(
+                    ContractAction::Activate,
+                    by.clone(),
+                    String::new(),
+                    now_ms(),
+                )
+                .map_err(|(state, action)| CatalogError::IllegalTransition {
+                    id: id.to_string(),
+                    state,
+                    action,
+                })?;
+            audit.push(AuditRecord::new(
+                by,
+                "contract.activate",
+                format!("contract:{id}"),
+                json!({"state": contract.state, "delivery": contract.delivery}),
+            ));
+            audit.extend(self.deliver_latest_schema(&mut contract)?);
+        }
+        self.commit(Commit::audited(
+            vec![Change::Contract(contract.clone())],
+            audit,
+        ))
+        .await?;
         Ok(contract)
     }
 }

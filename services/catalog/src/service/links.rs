@@ -110,7 +110,7 @@ impl Catalog {
     /// partner's subject has it before the first record; its audit entry.
     /// Terms that cannot reshape it derive nothing (the link dead-letters
     /// such values, as without this).
-    fn deliver_latest_schema(
+    pub(super) fn deliver_latest_schema(
         &self,
         contract: &mut Contract,
     ) -> Result<Option<AuditRecord>, CatalogError> {

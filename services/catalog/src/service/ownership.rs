@@ -26,11 +26,12 @@ impl Catalog {
                 problems.push((format!("stream:{}", stream.name), refusal.to_string()));
             }
         }
-        for contract in contracts.iter().filter(|c| c.state.is_live()) {
+        let live = contracts.iter().filter(|c| c.state.is_live());
+        for (contract, destination) in live.filter_map(|c| Some((c, c.destination.as_ref()?))) {
             if let Err(refusal) = ownership::check_destination(
                 &self.clusters,
-                &contract.destination.cluster,
-                contract.destination.topic.as_str(),
+                &destination.cluster,
+                destination.topic.as_str(),
                 contract.consumer.as_str(),
             ) {
                 problems.push((format!("contract:{}", contract.id), refusal.to_string()));

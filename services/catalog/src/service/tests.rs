@@ -86,10 +86,11 @@ fn request(topic: &str) -> NewContract {
     NewContract {
         stream: StreamName::parse("orders").unwrap(),
         purpose: "analytics".into(),
-        destination: ClusterDestination {
+        delivery: Delivery::Kafka,
+        destination: Some(ClusterDestination {
             cluster: ClusterName::parse("b").unwrap(),
             topic: TopicName::parse(topic).unwrap(),
-        },
+        }),
         terms: ContractTerms::default(),
     }
 }
@@ -359,7 +360,7 @@ async fn streams_live_on_their_owners_clusters_and_contracts_deliver_into_the_co
         ("b", "freeport.dlq.orders", ErrorCode::ReservedTopic),
     ] {
         let mut foreign = request(topic);
-        foreign.destination.cluster = ClusterName::parse(cluster).unwrap();
+        foreign.destination.as_mut().unwrap().cluster = ClusterName::parse(cluster).unwrap();
         let refused = f.catalog.request_contract(&f.partner, foreign).await;
         assert_eq!(refusal_code(refused), code, "{cluster}/{topic}");
     }
@@ -404,7 +405,7 @@ async fn a_store_from_before_ownership_opens_and_its_breaches_are_reported_uncha
     let member = before.authenticate(&key).unwrap();
     before.register_stream(&member, orders()).await.unwrap();
     let mut into_a = request("copy");
-    into_a.destination.cluster = ClusterName::parse("a").unwrap();
+    into_a.destination.as_mut().unwrap().cluster = ClusterName::parse("a").unwrap();
     let contract = before.request_contract(&member, into_a).await.unwrap();
     drop(before);
 
@@ -1954,6 +1955,98 @@ async fn a_schema_refers_to_its_owner_s_live_versions_and_keeps_them_from_deleti
         .unwrap();
     f.catalog
         .delete_schema_versions(&f.owner, (&addresses, RecordPart::Value), Some(1), false)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_push_contract_names_no_destination_and_is_active_once_approved() {
+    let f = fixture().await;
+    f.catalog.register_stream(&f.owner, orders()).await.unwrap();
+    let push = |destination: Option<ClusterDestination>| NewContract {
+        delivery: Delivery::Push,
+        destination,
+        ..request("partner.orders")
+    };
+    let refused = f
+        .catalog
+        .request_contract(&f.partner, push(request("x").destination))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, CatalogError::InvalidField(m) if m.contains("mirrors nowhere")),
+        "{refused}"
+    );
+    let kafka_without = NewContract {
+        destination: None,
+        ..request("partner.orders")
+    };
+    let refused = f
+        .catalog
+        .request_contract(&f.partner, kafka_without)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&refused, CatalogError::InvalidField(m) if m.contains("delivery \"push\"")),
+        "{refused}"
+    );
+
+    let c = f
+        .catalog
+        .request_contract(&f.partner, push(None))
+        .await
+        .unwrap();
+    assert_eq!(
+        (c.state, c.delivery, &c.destination),
+        (ContractState::Requested, Delivery::Push, &None)
+    );
+    let c = f
+        .catalog
+        .transition_contract(
+            &f.admin,
+            &c.id,
+            ContractAction::Approve,
+            String::new(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(c.state, ContractState::Active, "no link to wait for");
+    let steps: Vec<(ContractState, &str)> =
+        c.history.iter().map(|t| (t.to, t.actor.as_str())).collect();
+    assert_eq!(
+        steps,
+        vec![
+            (ContractState::Approved, f.admin.audit_name().as_str()),
+            (ContractState::Active, "system:push"),
+        ]
+    );
+    let trail = f
+        .catalog
+        .audit_trail(&format!("contract:{}", c.id))
+        .unwrap();
+    let actions: Vec<&str> = trail.iter().map(|e| e.record.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        ["contract.request", "contract.approve", "contract.activate"]
+    );
+    assert_eq!(trail[0].record.detail["delivery"], "push");
+
+    // Suspending and resuming returns it to active; it takes no
+    // destination, so a kafka contract may still use any.
+    for (action, state) in [
+        (ContractAction::Suspend, ContractState::Suspended),
+        (ContractAction::Resume, ContractState::Active),
+    ] {
+        let c = f
+            .catalog
+            .transition_contract(&f.admin, &c.id, action, String::new(), None)
+            .await
+            .unwrap();
+        assert_eq!(c.state, state);
+    }
+    f.catalog
+        .request_contract(&f.partner, request("partner.orders"))
         .await
         .unwrap();
 }

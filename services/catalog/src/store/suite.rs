@@ -67,10 +67,11 @@ fn contract(id: &str, state: ContractState) -> Contract {
         stream: StreamName::parse("orders").unwrap(),
         consumer: OrgName::parse("partner").unwrap(),
         purpose: "p".into(),
-        destination: ClusterDestination {
+        delivery: Default::default(),
+        destination: Some(ClusterDestination {
             cluster: ClusterName::parse("b").unwrap(),
             topic: TopicName::parse("t").unwrap(),
-        },
+        }),
         terms: Default::default(),
         state,
         history: vec![],

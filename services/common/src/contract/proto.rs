@@ -1,7 +1,7 @@
 //! A contract's vocabulary to and from the catalog's wire types: the one
 //! place that maps states, terms and filter operations onto proto.
 
-use super::{ContractState, ContractTerms, FilterOp, RowCondition};
+use super::{ContractState, ContractTerms, Delivery, FilterOp, RowCondition};
 use crate::proto::catalog::v1 as pb;
 
 impl ContractState {
@@ -28,6 +28,24 @@ impl ContractState {
             pb::ContractState::Rejected => ContractState::Rejected,
             pb::ContractState::Revoked => ContractState::Revoked,
             pb::ContractState::Expired => ContractState::Expired,
+        })
+    }
+}
+
+impl Delivery {
+    pub fn to_pb(self) -> pb::DeliveryKind {
+        match self {
+            Delivery::Kafka => pb::DeliveryKind::Kafka,
+            Delivery::Push => pb::DeliveryKind::Push,
+        }
+    }
+
+    /// The kind a wire value names: unspecified is `kafka` (what every
+    /// contract was before kinds); `None` for an unknown value.
+    pub fn from_pb(value: i32) -> Option<Delivery> {
+        Some(match pb::DeliveryKind::try_from(value).ok()? {
+            pb::DeliveryKind::Unspecified | pb::DeliveryKind::Kafka => Delivery::Kafka,
+            pb::DeliveryKind::Push => Delivery::Push,
         })
     }
 }

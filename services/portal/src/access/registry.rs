@@ -96,7 +96,8 @@ fn topic_for(readable: &Readable) -> String {
 impl AccessView {
     /// The stream the caller's subject topic `topic` names: its own (or,
     /// for an admin, any) stream on that topic, else one it holds an active
-    /// contract on that delivers into that topic. 40410 when none.
+    /// contract on that delivers into that topic (for a push contract, the
+    /// stream's own topic). 40410 when none.
     pub async fn subject_stream(&self, org: Option<&str>, topic: &str) -> ApiResult<SubjectStream> {
         self.settled(|view| view.subject_stream_now(org, topic))
             .await
@@ -117,7 +118,9 @@ impl AccessView {
             .into_iter()
             .flatten()
             .filter_map(|id| index.contracts.get(id))
-            .filter(|c| c.destination.as_ref().is_some_and(|d| d.topic == topic))
+            // A push contract has no destination: its subjects are under
+            // the stream's own topic (checked below).
+            .filter(|c| c.destination.as_ref().is_none_or(|d| d.topic == topic))
             .filter_map(|c| index.streams.get(&c.stream));
         own.chain(contracted)
             .find_map(|stream| {

@@ -3,7 +3,7 @@
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::Json;
-use freeport_common::contract::{ContractState, ContractTerms, FilterOp, RowCondition};
+use freeport_common::contract::{ContractState, ContractTerms, Delivery, FilterOp, RowCondition};
 use freeport_common::error::ErrorCode;
 use freeport_common::names::{OrgName, StreamName};
 use freeport_common::proto::catalog::v1 as pb;
@@ -21,9 +21,34 @@ pub struct RequestContract {
     stream: String,
     #[schema(min_length = 1, max_length = 1024, pattern = "\\S")]
     purpose: String,
-    destination: Destination,
+    /// How the stream reaches the partner: `kafka` (the default, mirrored
+    /// into `destination`, a topic on one of its clusters) or `push` (read
+    /// over HTTP from the portal: SSE, WebSocket, REST Proxy consumers;
+    /// no destination, active once approved).
+    #[serde(default)]
+    delivery: Option<DeliveryKind>,
+    /// Required for `kafka`, refused for `push`.
+    #[serde(default)]
+    destination: Option<Destination>,
     #[serde(default)]
     terms: Option<Terms>,
+}
+
+/// How a contract's partner receives the stream.
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryKind {
+    Kafka,
+    Push,
+}
+
+impl From<DeliveryKind> for Delivery {
+    fn from(kind: DeliveryKind) -> Delivery {
+        match kind {
+            DeliveryKind::Kafka => Delivery::Kafka,
+            DeliveryKind::Push => Delivery::Push,
+        }
+    }
 }
 
 /// A contract's terms as the REST API shows and takes them. Fields are
@@ -172,6 +197,10 @@ pub struct ContractView {
     stream: String,
     consumer: String,
     purpose: String,
+    /// `kafka` or `push`.
+    delivery: &'static str,
+    /// Where a `kafka` contract mirrors to; absent for `push`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     destination: Option<Destination>,
     terms: Terms,
     state: String,
@@ -190,6 +219,7 @@ impl TryFrom<pb::Contract> for ContractView {
         Ok(ContractView {
             state: state_name(c.state),
             terms: terms.into(),
+            delivery: Delivery::from_pb(c.delivery).unwrap_or_default().as_str(),
             destination: c.destination.map(|d| Destination {
                 cluster: d.cluster,
                 topic: d.topic,
@@ -241,13 +271,15 @@ pub async fn request(
     ApiJson(body): ApiJson<RequestContract>,
 ) -> ApiResult<(StatusCode, Json<ContractView>)> {
     caller.require_org("request contracts")?;
+    let delivery = body.delivery.map_or(Delivery::Kafka, Delivery::from);
     let request = pb::RequestContractRequest {
         actor: Some(caller.0),
         stream: body.stream,
         purpose: body.purpose,
-        destination: Some(pb::ClusterDestination {
-            cluster: body.destination.cluster,
-            topic: body.destination.topic,
+        delivery: delivery.to_pb().into(),
+        destination: body.destination.map(|d| pb::ClusterDestination {
+            cluster: d.cluster,
+            topic: d.topic,
         }),
         terms: body.terms.map(Terms::into_pb).transpose()?,
     };
