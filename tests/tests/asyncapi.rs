@@ -1,7 +1,7 @@
 //! Generated AsyncAPI documents are valid AsyncAPI 3.0, checked against the
 //! official JSON Schema (from the `@asyncapi/specs` package).
 
-use freeport_catalog::asyncapi::{partner_document, stream_document, Delivery};
+use freeport_catalog::asyncapi::{partner_document, stream_document, Delivery, Portal};
 use freeport_common::config::ClusterConfig;
 use freeport_common::proto::catalog::v1 as pb;
 use freeport_tests::{asyncapi_violations, json};
@@ -234,6 +234,13 @@ fn the_partner_document_lists_what_it_receives_and_is_valid() {
     if let Some(terms) = c2.terms.as_mut() {
         terms.hash_fields = vec!["/card".into()];
     }
+    // A push contract: read from the portal, no cluster.
+    let c3 = pb::Contract {
+        id: "c3".into(),
+        destination: None,
+        delivery: pb::DeliveryKind::Push.into(),
+        ..contract("c3", "", &["/email"])
+    };
     let globex = cluster("kafka.globex.example:9093", "");
     let document = partner_document(
         "globex",
@@ -241,14 +248,23 @@ fn the_partner_document_lists_what_it_receives_and_is_valid() {
             Delivery {
                 contract: &c1,
                 stream: &orders,
-                destination: &globex,
+                destination: Some(&globex),
             },
             Delivery {
                 contract: &c2,
                 stream: &payments,
-                destination: &globex,
+                destination: Some(&globex),
+            },
+            Delivery {
+                contract: &c3,
+                stream: &orders,
+                destination: None,
             },
         ],
+        Some(Portal {
+            host: "portal.example:8443",
+            secure: true,
+        }),
     );
     let violations = asyncapi_violations(&document);
     assert!(violations.is_empty(), "{violations:#?}\n{document:#}");
@@ -285,6 +301,57 @@ fn the_partner_document_lists_what_it_receives_and_is_valid() {
         document["components"]["messages"]["paymentsRecord"]["payload"]["schema"]["fields"][1],
         json!({"name": "card", "type": "string"})
     );
+    // The push contract's stream, as the portal's SSE and WebSocket feeds.
+    assert_eq!(
+        (
+            &document["servers"]["freeport-sse"]["protocol"],
+            &document["servers"]["freeport-websocket"]["protocol"],
+            &document["servers"]["freeport-sse"]["host"],
+        ),
+        (
+            &json!("https"),
+            &json!("wss"),
+            &json!("portal.example:8443")
+        )
+    );
+    for channel in ["sse_orders", "ws_orders"] {
+        assert_eq!(
+            document["channels"][channel]["address"], "/v1/streams/orders/events",
+            "{document:#}"
+        );
+    }
+    assert_eq!(
+        document["components"]["securitySchemes"]["apiKey"]["scheme"],
+        "bearer"
+    );
+    let record = &document["components"]["messages"]["ordersEvent"]["payload"];
+    assert!(
+        record["properties"]["value"]["properties"]
+            .get("email")
+            .is_none(),
+        "{record}"
+    );
+    assert!(
+        record["properties"]["value"]["properties"]
+            .get("id")
+            .is_some(),
+        "{record}"
+    );
+    assert_eq!(
+        document["operations"]["receive_sse_orders"]["bindings"]["http"]["method"],
+        "GET"
+    );
+    // Without the portal's address, push contracts are left out.
+    let without = partner_document(
+        "globex",
+        &[Delivery {
+            contract: &c3,
+            stream: &orders,
+            destination: None,
+        }],
+        None,
+    );
+    assert!(without["channels"].as_object().unwrap().is_empty());
     // Nothing received, still a valid document.
-    assert!(asyncapi_violations(&partner_document("nobody", &[])).is_empty());
+    assert!(asyncapi_violations(&partner_document("nobody", &[], None)).is_empty());
 }

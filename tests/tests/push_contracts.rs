@@ -222,6 +222,29 @@ async fn a_partner_without_a_cluster_reads_a_push_contract_over_http() {
     };
     assert_eq!(status, 200);
 
+    // The partner's AsyncAPI document describes the feeds, on this portal.
+    let response = hub
+        .http
+        .get(format!("{}/v1/partners/initech/asyncapi", hub.url))
+        .bearer_auth(&app)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let document: Value = response.json().await.unwrap();
+    let violations = freeport_tests::asyncapi_violations(&document);
+    assert!(violations.is_empty(), "{violations:#?}\n{document:#}");
+    assert_eq!(
+        document["servers"]["freeport-sse"]["host"],
+        hub.url.trim_start_matches("https://"),
+        "{document:#}"
+    );
+    assert_eq!(
+        document["channels"]["ws_orders"]["address"],
+        "/v1/streams/orders/events"
+    );
+
     // Revocation closes the open feed.
     let (status, _) = hub
         .call(

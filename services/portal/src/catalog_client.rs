@@ -259,9 +259,17 @@ impl CatalogClient {
     }
 
     /// The AsyncAPI document of everything `org` receives.
-    pub async fn partner_asyncapi(&self, org: &str) -> ApiResult<serde_json::Value> {
+    /// `org`'s partner document; `portal` (`host[:port]`, and whether it
+    /// speaks TLS) is where its push contracts are read.
+    pub async fn partner_asyncapi(
+        &self,
+        org: &str,
+        portal: Option<(&str, bool)>,
+    ) -> ApiResult<serde_json::Value> {
         let request = pb::GetPartnerAsyncApiRequest {
             organization: org.to_string(),
+            portal_host: portal.map(|(host, _)| host.to_string()).unwrap_or_default(),
+            portal_secure: portal.is_some_and(|(_, secure)| secure),
         };
         let generated = self
             .client()

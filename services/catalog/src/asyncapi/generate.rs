@@ -189,16 +189,112 @@ pub fn stream_document(
 }
 
 /// One stream a partner receives: the contract, its stream, and the
-/// cluster the records arrive on.
+/// cluster the records arrive on (`None` for a push contract, read from
+/// the portal over HTTP).
 pub struct Delivery<'a> {
     pub contract: &'a pb::Contract,
     pub stream: &'a pb::Stream,
-    pub destination: &'a ClusterConfig,
+    pub destination: Option<&'a ClusterConfig>,
+}
+
+/// Where a partner reaches the portal's push feeds: its `host[:port]` (as
+/// the partner asked for the document) and whether it speaks TLS.
+#[derive(Debug, Clone, Copy)]
+pub struct Portal<'a> {
+    pub host: &'a str,
+    pub secure: bool,
+}
+
+/// Version of the HTTP and WebSocket bindings we emit.
+const HTTP_BINDING_VERSION: &str = "0.3.0";
+const WS_BINDING_VERSION: &str = "0.1.0";
+
+/// The schema of what a contract's partner receives, as an AsyncAPI
+/// payload: the stream's latest value schema as the contract's terms
+/// reshape it (the one home of that rule, which the link's delivered
+/// schemas come from too), written self-contained.
+fn delivered_payload(contract: &pb::Contract, stream: &pb::Stream) -> (SchemaFormat, Value) {
+    let schema: Value =
+        serde_json::from_str(&stream.value_schema_json).unwrap_or_else(|_| json!({}));
+    let format = pb::schema_format(stream.schema_format);
+    let dependencies = stream
+        .latest_live(pb::RecordPart::Value)
+        .and_then(|v| v.dependencies().ok())
+        .unwrap_or_default();
+    let source = Source {
+        schema: &schema,
+        dependencies: &dependencies,
+    };
+    let schema = ContractTerms::from_pb(contract.terms.as_ref())
+        .and_then(|terms| freeport_common::schema::reshape::reshaped_schema(format, source, &terms))
+        .unwrap_or_else(|_| schema.clone());
+    // One document: what the schema refers to is written into it.
+    let schema = freeport_common::schema::self_contained(
+        format,
+        Source {
+            schema: &schema,
+            dependencies: &dependencies,
+        },
+    );
+    (format, schema)
+}
+
+/// What the contract's terms do to values, in words.
+fn terms_description(contract: &pb::Contract) -> String {
+    let mut description = String::new();
+    let Some(terms) = &contract.terms else {
+        return description;
+    };
+    for (fields, what) in [
+        (&terms.drop_fields, "Dropped"),
+        (&terms.mask_fields, "Masked"),
+        (&terms.hash_fields, "Hashed"),
+    ] {
+        if !fields.is_empty() {
+            description.push_str(&format!(" {what} fields: {}.", fields.join(", ")));
+        }
+    }
+    description
+}
+
+/// A record as a push feed sends it (the data of an SSE `record` event, the
+/// `record` of a WebSocket message): its value as JSON, a value in Avro or
+/// Protobuf decoded to it.
+fn pushed_record(format: SchemaFormat, schema: Value) -> Value {
+    let value = match format {
+        SchemaFormat::JsonSchema => schema,
+        SchemaFormat::Avro | SchemaFormat::Protobuf => json!({
+            "description": format!("The value as JSON, decoded from {} (its schema: the stream's, as the terms reshape it).", if format == SchemaFormat::Avro { "Avro" } else { "Protobuf" }),
+        }),
+    };
+    json!({
+        "type": "object",
+        "required": ["partition", "offset", "timestamp", "headers"],
+        "properties": {
+            "partition": {"type": "integer"},
+            "offset": {"type": "integer"},
+            "timestamp": {"type": "integer", "description": "milliseconds since the epoch"},
+            "key": {"description": "the key as JSON or text; key_base64 when it is neither"},
+            "key_base64": {"type": "string"},
+            "value": value,
+            "value_base64": {"type": "string"},
+            "headers": {"type": "array", "items": {"type": "object", "properties": {
+                "name": {"type": "string"}, "value": {"type": "string", "description": "base64"}
+            }}},
+        },
+    })
 }
 
 /// One document for a partner: every stream it receives, each as a channel
-/// on its own (destination) cluster, reached with its client certificate.
-pub fn partner_document(org: &str, deliveries: &[Delivery<'_>]) -> Value {
+/// on its own (destination) cluster, reached with its client certificate;
+/// a push contract's stream as the portal's Server-Sent Events and
+/// WebSocket channels (when `portal` says where the portal is), reached
+/// with an API key.
+pub fn partner_document(
+    org: &str,
+    deliveries: &[Delivery<'_>],
+    portal: Option<Portal<'_>>,
+) -> Value {
     let mut servers = Map::new();
     let mut channels = Map::new();
     let mut operations = Map::new();
@@ -206,116 +302,175 @@ pub fn partner_document(org: &str, deliveries: &[Delivery<'_>]) -> Value {
     for delivery in deliveries {
         let contract = delivery.contract;
         let stream = delivery.stream;
-        let Some(destination) = contract.destination.as_ref() else {
-            continue;
-        };
-        let server = key(&destination.cluster);
-        servers.entry(server.clone()).or_insert_with(|| {
-            json!({
-                "host": host(delivery.destination),
-                "protocol": "kafka",
-                "description": format!("Kafka cluster {} (yours), where Freeport delivers", destination.cluster),
-                "security": [{"$ref": "#/components/securitySchemes/clientCertificate"}],
-                "bindings": {"kafka": {"bindingVersion": KAFKA_BINDING_VERSION}},
-            })
-        });
-        let channel = key(&format!("{}_{}", destination.cluster, destination.topic));
-        let message = format!("{}Record", key(&stream.name));
-        let schema: Value =
-            serde_json::from_str(&stream.value_schema_json).unwrap_or_else(|_| json!({}));
-        let dropped = contract
-            .terms
-            .as_ref()
-            .map(|t| t.drop_fields.clone())
-            .unwrap_or_default();
-        // The schema of what arrives: as the contract's terms reshape it
-        // (the one home of that rule, which the link's delivered schemas
-        // come from too).
-        let format = pb::schema_format(stream.schema_format);
-        let dependencies = stream
-            .latest_live(pb::RecordPart::Value)
-            .and_then(|v| v.dependencies().ok())
-            .unwrap_or_default();
-        let source = Source {
-            schema: &schema,
-            dependencies: &dependencies,
-        };
-        let schema = ContractTerms::from_pb(contract.terms.as_ref())
-            .and_then(|terms| {
-                freeport_common::schema::reshape::reshaped_schema(format, source, &terms)
-            })
-            .unwrap_or_else(|_| schema.clone());
-        // One document: what the schema refers to is written into it.
-        let schema = freeport_common::schema::self_contained(
-            format,
-            Source {
-                schema: &schema,
-                dependencies: &dependencies,
-            },
+        let (format, schema) = delivered_payload(contract, stream);
+        let description = format!(
+            "Stream {} of {}, delivered under contract {}.{}",
+            stream.name,
+            stream.owner,
+            contract.id,
+            terms_description(contract)
         );
-        let payload = payload(format, schema);
-        messages.insert(
-            message.clone(),
-            json!({
-                "name": message,
-                "title": if stream.title.is_empty() { &stream.name } else { &stream.title },
-                "contentType": "application/json",
-                "payload": payload,
-                "headers": {
-                    "type": "object",
-                    "description": "Freeport adds provenance headers to every record.",
-                    "properties": {
-                        "freeport.source.cluster": {"type": "string"},
-                        "freeport.source.topic": {"type": "string"},
-                        "freeport.source.partition": {"type": "string"},
-                        "freeport.source.offset": {"type": "string"},
-                        "freeport.contract": {"type": "string", "const": contract.id},
+        let title = if stream.title.is_empty() {
+            &stream.name
+        } else {
+            &stream.title
+        };
+        match (contract.destination.as_ref(), delivery.destination) {
+            (Some(destination), Some(cluster)) => {
+                let server = key(&destination.cluster);
+                servers.entry(server.clone()).or_insert_with(|| {
+                    json!({
+                        "host": host(cluster),
+                        "protocol": "kafka",
+                        "description": format!("Kafka cluster {} (yours), where Freeport delivers", destination.cluster),
+                        "security": [{"$ref": "#/components/securitySchemes/clientCertificate"}],
+                        "bindings": {"kafka": {"bindingVersion": KAFKA_BINDING_VERSION}},
+                    })
+                });
+                let channel = key(&format!("{}_{}", destination.cluster, destination.topic));
+                let message = format!("{}Record", key(&stream.name));
+                messages.insert(
+                    message.clone(),
+                    json!({
+                        "name": message,
+                        "title": title,
+                        "contentType": "application/json",
+                        "payload": payload(format, schema),
+                        "headers": {
+                            "type": "object",
+                            "description": "Freeport adds provenance headers to every record.",
+                            "properties": {
+                                "freeport.source.cluster": {"type": "string"},
+                                "freeport.source.topic": {"type": "string"},
+                                "freeport.source.partition": {"type": "string"},
+                                "freeport.source.offset": {"type": "string"},
+                                "freeport.contract": {"type": "string", "const": contract.id},
+                            }
+                        },
+                        "bindings": {"kafka": message_binding(stream, &destination.topic)},
+                    }),
+                );
+                channels.insert(
+                    channel.clone(),
+                    json!({
+                        "address": destination.topic,
+                        "title": stream.name,
+                        "description": description,
+                        "servers": [{"$ref": format!("#/servers/{server}")}],
+                        "messages": {message.clone(): {"$ref": format!("#/components/messages/{message}")}},
+                        "bindings": {"kafka": {"topic": destination.topic, "bindingVersion": KAFKA_BINDING_VERSION}},
+                    }),
+                );
+                operations.insert(
+                    format!("receive_{channel}"),
+                    json!({
+                        "action": "receive",
+                        "title": format!("Receive {}", stream.name),
+                        "channel": {"$ref": format!("#/channels/{channel}")},
+                        "messages": [{"$ref": format!("#/channels/{channel}/messages/{message}")}],
+                    }),
+                );
+            }
+            (None, _) => {
+                let Some(portal) = portal else { continue };
+                let (http, ws) = if portal.secure {
+                    ("https", "wss")
+                } else {
+                    ("http", "ws")
+                };
+                servers.entry("freeport-sse".to_string()).or_insert_with(|| {
+                    json!({
+                        "host": portal.host,
+                        "protocol": http,
+                        "description": "The Freeport portal: Server-Sent Events feeds of the streams you read over HTTP (push contracts).",
+                        "security": [{"$ref": "#/components/securitySchemes/apiKey"}],
+                    })
+                });
+                servers
+                    .entry("freeport-websocket".to_string())
+                    .or_insert_with(|| {
+                        json!({
+                            "host": portal.host,
+                            "protocol": ws,
+                            "description": "The Freeport portal: the same feeds as WebSockets.",
+                            "security": [{"$ref": "#/components/securitySchemes/apiKey"}],
+                        })
+                    });
+                let address = format!("/v1/streams/{}/events", stream.name);
+                let record = pushed_record(format, schema);
+                let base = key(&stream.name);
+                let event = format!("{base}Event");
+                let frame = format!("{base}Frame");
+                messages.insert(
+                    event.clone(),
+                    json!({
+                        "name": event,
+                        "title": title,
+                        "summary": "An SSE event `record`: the record as its data, the reader's position as its id (send it back as Last-Event-ID to resume, on any portal). A last event `closed` says why the feed ended.",
+                        "contentType": "application/json",
+                        "payload": record,
+                    }),
+                );
+                messages.insert(
+                    frame.clone(),
+                    json!({
+                        "name": frame,
+                        "title": title,
+                        "summary": "A WebSocket text message: {\"type\": \"record\", \"id\": position, \"record\": ...}, and last {\"type\": \"closed\", \"reason\": ...}.",
+                        "contentType": "application/json",
+                        "payload": {
+                            "type": "object",
+                            "required": ["type"],
+                            "properties": {
+                                "type": {"enum": ["record", "closed"]},
+                                "id": {"type": "string", "description": "the reader's position; send it as Last-Event-ID to resume"},
+                                "record": record,
+                                "reason": {"type": "string"},
+                            },
+                        },
+                    }),
+                );
+                for (transport, server, message, binding) in [
+                    (
+                        "sse",
+                        "freeport-sse",
+                        &event,
+                        json!({"http": {"method": "GET", "bindingVersion": HTTP_BINDING_VERSION}}),
+                    ),
+                    (
+                        "ws",
+                        "freeport-websocket",
+                        &frame,
+                        json!({"ws": {"method": "GET", "bindingVersion": WS_BINDING_VERSION}}),
+                    ),
+                ] {
+                    let channel = format!("{transport}_{base}");
+                    channels.insert(
+                        channel.clone(),
+                        json!({
+                            "address": address,
+                            "title": stream.name,
+                            "description": description,
+                            "servers": [{"$ref": format!("#/servers/{server}")}],
+                            "messages": {message.clone(): {"$ref": format!("#/components/messages/{message}")}},
+                        }),
+                    );
+                    let mut operation = json!({
+                        "action": "receive",
+                        "title": format!("Receive {} ({transport})", stream.name),
+                        "channel": {"$ref": format!("#/channels/{channel}")},
+                        "messages": [{"$ref": format!("#/channels/{channel}/messages/{message}")}],
+                    });
+                    if transport == "sse" {
+                        operation["bindings"] = binding;
+                    } else {
+                        channels[&channel]["bindings"] = binding;
                     }
-                },
-                "bindings": {"kafka": message_binding(stream, &destination.topic)},
-            }),
-        );
-        let mut description = format!(
-            "Stream {} of {}, delivered under contract {}.",
-            stream.name, stream.owner, contract.id
-        );
-        if !dropped.is_empty() {
-            description.push_str(&format!(" Dropped fields: {}.", dropped.join(", ")));
-        }
-        if let Some(terms) = &contract.terms {
-            if !terms.mask_fields.is_empty() {
-                description.push_str(&format!(
-                    " Masked fields: {}.",
-                    terms.mask_fields.join(", ")
-                ));
+                    operations.insert(format!("receive_{channel}"), operation);
+                }
             }
-            if !terms.hash_fields.is_empty() {
-                description.push_str(&format!(
-                    " Hashed fields: {}.",
-                    terms.hash_fields.join(", ")
-                ));
-            }
+            (Some(_), None) => continue,
         }
-        channels.insert(
-            channel.clone(),
-            json!({
-                "address": destination.topic,
-                "title": stream.name,
-                "description": description,
-                "servers": [{"$ref": format!("#/servers/{server}")}],
-                "messages": {message.clone(): {"$ref": format!("#/components/messages/{message}")}},
-                "bindings": {"kafka": {"topic": destination.topic, "bindingVersion": KAFKA_BINDING_VERSION}},
-            }),
-        );
-        operations.insert(
-            format!("receive_{channel}"),
-            json!({
-                "action": "receive",
-                "title": format!("Receive {}", stream.name),
-                "channel": {"$ref": format!("#/channels/{channel}")},
-                "messages": [{"$ref": format!("#/channels/{channel}/messages/{message}")}],
-            }),
-        );
     }
     json!({
         "asyncapi": "3.0.0",
@@ -335,6 +490,11 @@ pub fn partner_document(org: &str, deliveries: &[Delivery<'_>]) -> Value {
                 "clientCertificate": {
                     "type": "X509",
                     "description": "Mutual TLS with a client certificate issued to your organization.",
+                },
+                "apiKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An API key of your organization, as `Authorization: Bearer <key>`.",
                 }
             }
         }

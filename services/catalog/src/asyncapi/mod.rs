@@ -26,7 +26,7 @@ use crate::domain::{Classification, Compatibility, SchemaFormat};
 
 mod generate;
 
-pub use generate::{partner_document, stream_document, Delivery};
+pub use generate::{partner_document, stream_document, Delivery, Portal};
 
 /// The largest document accepted, in bytes.
 pub const MAX_DOCUMENT_BYTES: usize = 1024 * 1024;

@@ -443,7 +443,8 @@ impl pb::catalog_service_server::CatalogService for CatalogGrpc {
         &self,
         request: Request<pb::GetPartnerAsyncApiRequest>,
     ) -> Result<Response<pb::GeneratedAsyncApi>, Status> {
-        let org = request.into_inner().organization;
+        let r = request.into_inner();
+        let org = r.organization.clone();
         let known = self
             .catalog
             .list_organizations()?
@@ -469,16 +470,23 @@ impl pb::catalog_service_server::CatalogService for CatalogGrpc {
             .iter()
             .filter_map(|contract| {
                 let stream = streams.iter().find(|s| s.name == contract.stream)?;
-                let cluster =
-                    ClusterName::parse(contract.destination.as_ref()?.cluster.clone()).ok()?;
+                // A push contract has no cluster: it is read from the portal.
+                let destination = match &contract.destination {
+                    None => None,
+                    Some(d) => Some(clusters.get(&ClusterName::parse(d.cluster.clone()).ok()?)?),
+                };
                 Some(crate::asyncapi::Delivery {
                     contract,
                     stream,
-                    destination: clusters.get(&cluster)?,
+                    destination,
                 })
             })
             .collect();
-        let document = crate::asyncapi::partner_document(&org, &deliveries);
+        let portal = (!r.portal_host.is_empty()).then(|| crate::asyncapi::Portal {
+            host: &r.portal_host,
+            secure: r.portal_secure,
+        });
+        let document = crate::asyncapi::partner_document(&org, &deliveries, portal);
         Ok(Response::new(pb::GeneratedAsyncApi {
             document_json: document.to_string(),
         }))

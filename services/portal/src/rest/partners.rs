@@ -35,6 +35,16 @@ pub async fn asyncapi(
             format!("organization {org:?} not found"),
         ));
     }
-    let document = state.catalog().partner_asyncapi(&org).await?;
+    // Push contracts are read here: the document names this portal as the
+    // caller reached it.
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.is_empty() && h.len() <= 255);
+    let secure = state.scheme() == "https";
+    let document = state
+        .catalog()
+        .partner_asyncapi(&org, host.map(|h| (h, secure)))
+        .await?;
     super::asyncapi_response(document, &headers)
 }
