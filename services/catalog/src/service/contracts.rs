@@ -15,6 +15,23 @@ use crate::domain::{
 use crate::error::CatalogError;
 use crate::store::Commit;
 
+/// Applies `action` to `contract` now, by `actor`, for `reason`; the state
+/// machine's refusal as the catalog's error (nothing changed then).
+pub(super) fn transition(
+    contract: &mut Contract,
+    action: ContractAction,
+    actor: String,
+    reason: String,
+) -> Result<(), CatalogError> {
+    contract
+        .apply(action, actor, reason, now_ms())
+        .map_err(|(state, action)| CatalogError::IllegalTransition {
+            id: contract.id.clone(),
+            state,
+            action,
+        })
+}
+
 impl Catalog {
     /// A live contract already writing into (cluster, topic) makes it taken:
     /// two mirrors into one topic would interleave, and resuming from the
@@ -202,13 +219,7 @@ impl Catalog {
             contract.terms = terms;
         }
         let from = contract.state;
-        contract
-            .apply(action, actor.clone(), reason.clone(), now_ms())
-            .map_err(|(state, action)| CatalogError::IllegalTransition {
-                id: id.to_string(),
-                state,
-                action,
-            })?;
+        transition(&mut contract, action, actor.clone(), reason.clone())?;
         let mut detail = json!({"from": from, "to": contract.state, "reason": reason});
         if contract.terms != terms_before {
             detail["terms"] = json!(contract.terms);
@@ -223,18 +234,12 @@ impl Catalog {
         // flow, in the same commit.
         if action == ContractAction::Approve && !contract.delivery.by_link() {
             let by = "system:push".to_string();
-            contract
-                .apply(
-                    ContractAction::Activate,
-                    by.clone(),
-                    String::new(),
-                    now_ms(),
-                )
-                .map_err(|(state, action)| CatalogError::IllegalTransition {
-                    id: id.to_string(),
-                    state,
-                    action,
-                })?;
+            transition(
+                &mut contract,
+                ContractAction::Activate,
+                by.clone(),
+                String::new(),
+            )?;
             audit.push(AuditRecord::new(
                 by,
                 "contract.activate",

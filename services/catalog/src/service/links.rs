@@ -1,7 +1,6 @@
 //! What link processes tell the catalog and ask of it: which contracts
 //! each mirrors (leases) and how each mirror is doing.
 
-use freeport_common::now_ms;
 use serde_json::json;
 
 use super::Catalog;
@@ -65,18 +64,12 @@ impl Catalog {
         }
         let before = contract.clone();
         if status == LinkStatus::Running && contract.state == ContractState::Approved {
-            contract
-                .apply(
-                    ContractAction::Activate,
-                    "service:link".into(),
-                    String::new(),
-                    now_ms(),
-                )
-                .map_err(|(state, action)| CatalogError::IllegalTransition {
-                    id: id.to_string(),
-                    state,
-                    action,
-                })?;
+            super::contracts::transition(
+                &mut contract,
+                ContractAction::Activate,
+                "service:link".into(),
+                String::new(),
+            )?;
         }
         contract.link_status = text;
         if contract == before {

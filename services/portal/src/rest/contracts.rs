@@ -14,17 +14,15 @@ use crate::error::{ApiError, ApiResult};
 use crate::extract::{body_bytes, media_type, parse_json, ApiJson, ApiPath, ApiQuery, Caller};
 use crate::AppState;
 
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+/// A contract request. Read as one shape (so that a refusal can say what
+/// is wrong in words), documented as the two it has: see its
+/// [`utoipa::PartialSchema`].
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RequestContract {
-    #[schema(value_type = crate::openapi::Identifier)]
     stream: String,
-    #[schema(min_length = 1, max_length = 1024, pattern = "\\S")]
     purpose: String,
-    /// How the stream reaches the partner: `kafka` (the default, mirrored
-    /// into `destination`, a topic on one of its clusters) or `push` (read
-    /// over HTTP from the portal: SSE, WebSocket, REST Proxy consumers;
-    /// no destination, active once approved).
+    /// `kafka` (the default) or `push`.
     #[serde(default)]
     delivery: Option<DeliveryKind>,
     /// Required for `kafka`, refused for `push`.
@@ -35,11 +33,99 @@ pub struct RequestContract {
 }
 
 /// How a contract's partner receives the stream.
-#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryKind {
     Kafka,
     Push,
+}
+
+impl utoipa::PartialSchema for RequestContract {
+    /// One shape per delivery kind: `kafka` (the default) names a
+    /// `destination`, a topic on one of the partner's clusters, which the
+    /// link mirrors into; `push` names none (the partner reads over HTTP:
+    /// SSE, WebSocket, REST Proxy consumers; active once approved).
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{
+            AdditionalProperties, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
+        };
+        use utoipa::openapi::{Ref, RefOr};
+        let null = || ObjectBuilder::new().schema_type(Type::Null);
+        let shape = |kind: &str, delivery: ObjectBuilder, destination: RefOr<Schema>| {
+            let purpose = ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(1024))
+                .pattern(Some("\\S"));
+            let terms = OneOfBuilder::new()
+                .item(null())
+                .item(Ref::from_schema_name("Terms"));
+            let object = ObjectBuilder::new()
+                .title(Some(kind))
+                .property("stream", Ref::from_schema_name("Identifier"))
+                .required("stream")
+                .property("purpose", purpose)
+                .required("purpose")
+                .property("delivery", delivery)
+                .property("destination", destination)
+                .property("terms", terms)
+                .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(false)));
+            match kind {
+                "kafka" => object.required("destination"),
+                _ => object.required("delivery"),
+            }
+        };
+        let kafka = shape(
+            "kafka",
+            ObjectBuilder::new()
+                .schema_type(SchemaType::Array(vec![Type::String, Type::Null]))
+                .enum_values(Some([serde_json::json!("kafka"), serde_json::Value::Null]))
+                .description(Some(
+                    "Mirrored by the link into `destination`; the default.",
+                )),
+            Ref::from_schema_name("Destination").into(),
+        );
+        let push = shape(
+            "push",
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(["push"]))
+                .description(Some(
+                    "Read over HTTP from the portal (SSE, WebSocket, REST Proxy consumers); nothing mirrored.",
+                )),
+            null().into(),
+        );
+        OneOfBuilder::new()
+            .description(Some(
+                "A contract request: how the partner receives the stream decides its shape.",
+            ))
+            .item(kafka)
+            .item(push)
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for RequestContract {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        use utoipa::PartialSchema;
+        for (name, schema) in [
+            (Destination::name(), Destination::schema()),
+            (Terms::name(), Terms::schema()),
+            (
+                crate::openapi::Identifier::name(),
+                crate::openapi::Identifier::schema(),
+            ),
+        ] {
+            schemas.push((name.into_owned(), schema));
+        }
+        Destination::schemas(schemas);
+        Terms::schemas(schemas);
+    }
 }
 
 impl From<DeliveryKind> for Delivery {
