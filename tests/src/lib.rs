@@ -1302,6 +1302,22 @@ impl SseReader {
         }
     }
 
+    /// The next `count` `record` events, other events skipped (panics when
+    /// one takes over 30 s or the feed ends first).
+    pub async fn records(&mut self, count: usize) -> Vec<SseEvent> {
+        let mut found = Vec::new();
+        while found.len() < count {
+            let event = tokio::time::timeout(Duration::from_secs(30), self.next())
+                .await
+                .unwrap_or_else(|_| panic!("no event after {} of {count}", found.len()))
+                .unwrap_or_else(|| panic!("the feed ended after {} of {count}", found.len()));
+            if event.event == "record" {
+                found.push(event);
+            }
+        }
+        found
+    }
+
     /// The next event (comments skipped), or `None` when the stream ends.
     pub async fn next(&mut self) -> Option<SseEvent> {
         use futures::StreamExt;

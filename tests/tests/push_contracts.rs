@@ -7,22 +7,7 @@
 
 use std::time::Duration;
 
-use freeport_tests::{event_numbers, eventually, json, SseEvent, SseReader, TwoOrgs, Value};
-
-/// The next `count` record events of a feed.
-async fn records(reader: &mut SseReader, count: usize) -> Vec<SseEvent> {
-    let mut found = Vec::new();
-    while found.len() < count {
-        let event = tokio::time::timeout(Duration::from_secs(30), reader.next())
-            .await
-            .unwrap_or_else(|_| panic!("no event after {} of {count}", found.len()))
-            .unwrap_or_else(|| panic!("the feed ended after {} of {count}", found.len()));
-        if event.event == "record" {
-            found.push(event);
-        }
-    }
-    found
-}
+use freeport_tests::{event_numbers, eventually, json, SseReader, TwoOrgs, Value};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partner_without_a_cluster_reads_a_push_contract_over_http() {
@@ -100,7 +85,7 @@ async fn a_partner_without_a_cluster_reads_a_push_contract_over_http() {
 
     // SSE, masked as the contract says; resumed on a second portal.
     let mut reader = hub.feed("orders", &app, "").await;
-    let first = records(&mut reader, 4).await;
+    let first = reader.records(4).await;
     let record: Value = serde_json::from_str(&first[0].data).unwrap();
     assert_eq!(record["value"]["card"], "****", "{record}");
     let resume_at = first[3].id.clone().expect("an id");
@@ -121,7 +106,7 @@ async fn a_partner_without_a_cluster_reads_a_push_contract_over_http() {
     })
     .await;
     let mut reader = SseReader::new(response);
-    let rest = records(&mut reader, 2).await;
+    let rest = reader.records(2).await;
     let mut seen = event_numbers(&first);
     seen.extend(event_numbers(&rest));
     seen.sort_unstable();

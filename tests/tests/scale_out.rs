@@ -138,21 +138,6 @@ async fn three_links_share_the_contracts_and_a_killed_ones_move_without_loss_or_
     }
 }
 
-/// The next `count` record events of a feed.
-async fn read(reader: &mut SseReader, count: usize) -> Vec<freeport_tests::SseEvent> {
-    let mut found = Vec::new();
-    while found.len() < count {
-        let event = tokio::time::timeout(Duration::from_secs(30), reader.next())
-            .await
-            .expect("an event")
-            .expect("the feed is open");
-        if event.event == "record" {
-            found.push(event);
-        }
-    }
-    found
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_push_feed_read_on_one_portal_resumes_on_another() {
     let mut orgs = TwoOrgs::start().await;
@@ -170,7 +155,7 @@ async fn a_push_feed_read_on_one_portal_resumes_on_another() {
     assert_eq!(status, 200);
 
     let mut reader = orgs.hub.feed("orders", &orgs.partner, "").await;
-    let first = read(&mut reader, 4).await;
+    let first = reader.records(4).await;
     let resume_at = first[3].id.clone().expect("an id");
     drop(reader);
 
@@ -195,7 +180,7 @@ async fn a_push_feed_read_on_one_portal_resumes_on_another() {
     )
     .await;
     let mut reader = SseReader::new(response);
-    let rest = read(&mut reader, 6).await;
+    let rest = reader.records(6).await;
     let mut seen = event_numbers(&first);
     seen.extend(event_numbers(&rest));
     assert_eq!(seen.len(), 10, "no record twice: {seen:?}");

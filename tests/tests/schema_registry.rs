@@ -981,23 +981,6 @@ async fn versions_are_soft_deleted_then_removed_in_confluent_s_words() {
     );
 }
 
-/// A produce call as a REST Proxy client makes it, as the owner.
-async fn produce_json(sandbox: &TwoOrgs, topic: &str, records: Value) -> (u16, Value) {
-    let response = sandbox
-        .hub
-        .http
-        .post(format!("{}/topics/{topic}", sandbox.hub.url))
-        .bearer_auth(&sandbox.owner)
-        .header("content-type", "application/vnd.kafka.json.v2+json")
-        .header("accept", "application/vnd.kafka.v2+json")
-        .body(json!({ "records": records }).to_string())
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_schema_and_protobuf_schemas_refer_to_other_subjects() {
     let sandbox = TwoOrgs::start().await;
@@ -1088,12 +1071,14 @@ async fn json_schema_and_protobuf_schemas_refer_to_other_subjects() {
     assert_eq!(status, 404);
 
     // Produce checks records through the reference.
-    let (status, refused) = produce_json(
-        &sandbox,
-        "parcels",
-        json!([{"value": {"id": 1, "to": {"city": 5}}}]),
-    )
-    .await;
+    let (status, refused) = sandbox
+        .hub
+        .produce(
+            "parcels",
+            &owner,
+            json!([{"value": {"id": 1, "to": {"city": 5}}}]),
+        )
+        .await;
     assert_eq!(
         (status, &refused["error_code"]),
         (422, &json!(42203)),
@@ -1103,12 +1088,14 @@ async fn json_schema_and_protobuf_schemas_refer_to_other_subjects() {
         refused["message"].as_str().unwrap().contains("/to/city"),
         "{refused}"
     );
-    let (status, written) = produce_json(
-        &sandbox,
-        "parcels",
-        json!([{"value": {"id": 1, "to": {"city": "Lyon"}}}]),
-    )
-    .await;
+    let (status, written) = sandbox
+        .hub
+        .produce(
+            "parcels",
+            &owner,
+            json!([{"value": {"id": 1, "to": {"city": "Lyon"}}}]),
+        )
+        .await;
     assert_eq!(status, 200, "{written}");
 
     // A referenced version is kept while a live version refers to it.
