@@ -1184,4 +1184,41 @@ async fn json_schema_and_protobuf_schemas_refer_to_other_subjects() {
         .as_str()
         .unwrap()
         .contains("import \"acme/place.proto\";"));
+
+    // References to two parts of one stream, each at version 1: a lookup
+    // resolves each to its own part's file.
+    let (status, key) = registry(
+        &sandbox,
+        "POST",
+        "/subjects/places-key/versions",
+        &owner,
+        Some(json!({"schemaType": "PROTOBUF",
+            "schema": "syntax = \"proto3\";\npackage acme;\nmessage PlaceKey {\n  string id = 1;\n}\n"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{key}");
+    let both = json!({"schemaType": "PROTOBUF",
+    "schema": "syntax = \"proto3\";\npackage acme;\nimport \"acme/place.proto\";\nimport \"acme/place_key.proto\";\nmessage Visit {\n  int64 id = 1;\n  acme.Place at = 2;\n  acme.PlaceKey place = 3;\n}\n",
+    "references": [
+        {"name": "acme/place.proto", "subject": "places-value", "version": 1},
+        {"name": "acme/place_key.proto", "subject": "places-key", "version": 1},
+    ]});
+    let (status, registered) = registry(
+        &sandbox,
+        "POST",
+        "/subjects/visits-value/versions",
+        &owner,
+        Some(both.clone()),
+    )
+    .await;
+    assert_eq!(status, 200, "{registered}");
+    let (status, found) = registry(
+        &sandbox,
+        "POST",
+        "/subjects/visits-value",
+        &owner,
+        Some(both),
+    )
+    .await;
+    assert_eq!((status, &found["id"]), (200, &registered["id"]), "{found}");
 }

@@ -482,15 +482,14 @@ impl SchemaRequest {
                 part: subject.1.into(),
                 version: version.version,
             };
-            found.push((reference, version));
+            found.push((freeport_common::schema::Reference::from(reference), version));
         }
-        let references: Vec<pb::SchemaReference> = found.iter().map(|(r, _)| r.clone()).collect();
         let common: Vec<freeport_common::schema::Reference> =
-            references.iter().cloned().map(Into::into).collect();
+            found.iter().map(|(r, _)| r.clone()).collect();
         let dependencies = freeport_common::schema::resolve(&common, |wanted| {
             let (_, version) = found
                 .iter()
-                .find(|(r, _)| r.stream == wanted.stream && r.version == wanted.version)
+                .find(|(r, _)| r == wanted)
                 .ok_or_else(|| refused_reference(wanted))?;
             let schema = serde_json::from_str(&version.schema_json)
                 .map_err(|e| RegistryError::from(ApiError::internal("a stored schema", e)))?;
@@ -500,7 +499,7 @@ impl SchemaRequest {
             Ok::<_, RegistryError>((schema, inner))
         })?;
         Ok(Referenced {
-            references,
+            references: common.into_iter().map(Into::into).collect(),
             dependencies,
         })
     }
