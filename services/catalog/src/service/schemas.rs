@@ -1,6 +1,7 @@
 //! A stream's schema versions, the compatibility mode they are checked
 //! under, and the global schema ids.
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 
 use freeport_common::names::StreamName;
@@ -174,26 +175,6 @@ impl Proposed {
 /// The most versions a schema may depend on, directly or not.
 const MAX_DEPENDENCIES: usize = 64;
 
-/// `proposed` as it is kept (see [`freeport_common::schema::canonical`]),
-/// or refused with every problem unless it is a well-formed schema of
-/// `format` with what it refers to.
-fn well_formed(format: SchemaFormat, proposed: Proposed) -> Result<Proposed, CatalogError> {
-    let Proposed {
-        schema,
-        references,
-        dependencies,
-    } = proposed;
-    let schema =
-        freeport_common::schema::canonical(format, schema, &dependencies).map_err(|errors| {
-            CatalogError::InvalidField(format!("schema {}", errors.join("; schema ")))
-        })?;
-    Ok(Proposed {
-        schema,
-        references,
-        dependencies,
-    })
-}
-
 /// Why a version in `format` cannot follow `stream`'s versions of `part`,
 /// if it cannot: a schema keeps the format it started in.
 fn format_change(stream: &Stream, part: RecordPart, format: SchemaFormat) -> Option<String> {
@@ -250,6 +231,46 @@ impl Catalog {
         Ok(f(ids.as_mut().expect("loaded above")))
     }
 
+    /// `schema` with `references` (for `stream`'s schemas, in `format`) as
+    /// a version would keep it: the references resolved, the schema
+    /// canonical (see [`freeport_common::schema::canonical`]); refused
+    /// with every problem unless it is a well-formed schema with what it
+    /// refers to.
+    fn propose(
+        &self,
+        stream: &Stream,
+        format: SchemaFormat,
+        schema: serde_json::Value,
+        references: &[Reference],
+    ) -> Result<Proposed, CatalogError> {
+        let dependencies = self.resolve_references(stream, format, references)?;
+        let schema = freeport_common::schema::canonical(format, schema, &dependencies).map_err(
+            |errors| CatalogError::InvalidField(format!("schema {}", errors.join("; schema "))),
+        )?;
+        Ok(Proposed {
+            schema,
+            references: references.to_vec(),
+            dependencies,
+        })
+    }
+
+    /// The stream named `name` as a change to `changing` sees it:
+    /// `changing` itself (with the change's edits) when it is that stream,
+    /// else as stored; `None` when there is no such stream.
+    fn stream_as_changed<'a>(
+        &self,
+        changing: &'a Stream,
+        name: &str,
+    ) -> Result<Option<Cow<'a, Stream>>, CatalogError> {
+        if name == changing.name.as_str() {
+            return Ok(Some(Cow::Borrowed(changing)));
+        }
+        let Ok(name) = StreamName::parse(name) else {
+            return Ok(None);
+        };
+        Ok(self.store.get_stream(&name)?.map(Cow::Owned))
+    }
+
     /// What `references` (of a schema of `format` for `stream`) resolve
     /// to, each after what it depends on in turn: every reference names a
     /// live version of the same owner's stream, in the same format. The
@@ -269,18 +290,9 @@ impl Catalog {
                     "references: each needs a name (the type name, $ref or import path the schema uses)".into(),
                 ));
             }
-            let other;
-            let target = if reference.stream == stream.name.as_str() {
-                stream
-            } else {
-                let name = StreamName::parse(&reference.stream)
-                    .map_err(|_| refused(format!("names no stream ({})", reference.stream)))?;
-                other = self
-                    .store
-                    .get_stream(&name)?
-                    .ok_or_else(|| refused(format!("names no stream ({})", reference.stream)))?;
-                &other
-            };
+            let target = self
+                .stream_as_changed(stream, &reference.stream)?
+                .ok_or_else(|| refused(format!("names no stream ({})", reference.stream)))?;
             if target.owner != stream.owner {
                 return Err(refused(format!(
                     "names stream {}, which belongs to another organization: a schema refers only to its owner's subjects",
@@ -342,17 +354,10 @@ impl Catalog {
                     .iter()
                     .any(|v| v.version == number && !v.deleted)
             };
-            let alive = if name == stream.name.as_str() {
-                is_live(stream)
-            } else {
-                let found = StreamName::parse(&name)
-                    .ok()
-                    .map(|n| self.store.get_stream(&n))
-                    .transpose()?
-                    .flatten();
-                found.is_some_and(|s| is_live(&s))
-            };
-            if alive {
+            if self
+                .stream_as_changed(stream, &name)?
+                .is_some_and(|s| is_live(&s))
+            {
                 live.push(format!(
                     "version {number} of stream {name}'s {} schema",
                     referrer_part.as_str()
@@ -571,14 +576,7 @@ impl Catalog {
         let _guard = self.write_lock.lock().await;
         let mut stream = self.get_stream(name)?;
         Self::require_owner(actor, &stream, "register schema versions")?;
-        let proposed = well_formed(
-            format,
-            Proposed {
-                schema,
-                references: references.to_vec(),
-                dependencies: self.resolve_references(&stream, format, references)?,
-            },
-        )?;
+        let proposed = self.propose(&stream, format, schema, references)?;
         // A soft-deleted version's schema registers again, as a new version
         // with the same id (as a schema registry does).
         if let Some(known) = stream
@@ -625,14 +623,7 @@ impl Catalog {
         let stream = self.get_stream(name)?;
         Self::require_owner(actor, &stream, "check schemas against it")?;
         let format = format.or(stream.format_of(part)).unwrap_or_default();
-        let proposed = well_formed(
-            format,
-            Proposed {
-                schema: schema.clone(),
-                references: references.to_vec(),
-                dependencies: self.resolve_references(&stream, format, references)?,
-            },
-        )?;
+        let proposed = self.propose(&stream, format, schema.clone(), references)?;
         if let Some(refusal) = format_change(&stream, part, format) {
             return Ok(vec![refusal]);
         }
@@ -736,18 +727,17 @@ impl Catalog {
         let mut retired = Vec::new();
         let versions = stream.versions_mut(part);
         if permanent {
-            let (gone, kept) = std::mem::take(versions)
+            let kept;
+            (retired, kept) = std::mem::take(versions)
                 .into_iter()
                 .partition(|v| targets.contains(&v.version));
             *versions = kept;
-            let gone: Vec<SchemaVersion> = gone;
             stream
                 .retired_schemas
-                .extend(gone.iter().map(|v| crate::domain::RetiredSchema {
+                .extend(retired.iter().map(|v| crate::domain::RetiredSchema {
                     id: v.id,
                     fingerprint: hex::encode(SchemaIds::of_version(v)),
                 }));
-            retired = gone;
         } else {
             for v in versions.iter_mut().filter(|v| targets.contains(&v.version)) {
                 v.deleted = true;

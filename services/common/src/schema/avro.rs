@@ -414,18 +414,20 @@ pub(super) fn self_contained(source: super::Source<'_>) -> Value {
                 }
                 Value::Object(object) => {
                     let mut out = object.clone();
-                    if let Some(full) = defined_name(node) {
-                        self.defined.insert(full);
-                    }
+                    let defined = defined_name(node);
                     let inner_ns = object
                         .get("namespace")
                         .and_then(Value::as_str)
                         .map(str::to_string)
                         .or_else(|| {
-                            defined_name(node)
+                            defined
+                                .as_ref()
                                 .and_then(|f| f.rsplit_once('.').map(|(ns, _)| ns.to_string()))
                         })
                         .or(namespace.map(str::to_string));
+                    if let Some(full) = defined {
+                        self.defined.insert(full);
+                    }
                     let ns = inner_ns.as_deref();
                     match object.get("type") {
                         Some(Value::String(kind)) if kind == "record" || kind == "error" => {
@@ -453,10 +455,7 @@ pub(super) fn self_contained(source: super::Source<'_>) -> Value {
                                 out.insert("values".into(), self.node(values, ns));
                             }
                         }
-                        Some(inner @ (Value::Object(_) | Value::Array(_))) => {
-                            out.insert("type".into(), self.node(inner, namespace));
-                        }
-                        Some(inner @ Value::String(_)) => {
+                        Some(inner @ (Value::Object(_) | Value::Array(_) | Value::String(_))) => {
                             out.insert("type".into(), self.node(inner, namespace));
                         }
                         _ => {}

@@ -67,7 +67,12 @@ impl SubjectStream {
 /// syntax, the context being the referenced stream). It cannot collide
 /// with a TopicNameStrategy subject: a topic name has no `:`.
 pub fn referenced_subject(stream: &pb::Stream, part: pb::RecordPart) -> String {
-    format!(":.{}:{}-{}", stream.name, stream.topic, part.name())
+    format!("{}-{}", referenced_topic(stream), part.name())
+}
+
+/// The topic part of [`referenced_subject`]: `:.<stream>:<topic>`.
+fn referenced_topic(stream: &pb::Stream) -> String {
+    format!(":.{}:{}", stream.name, stream.topic)
 }
 
 /// A subject version that has a global schema id.
@@ -187,7 +192,7 @@ impl AccessView {
             return Err(none());
         }
         Ok(SubjectStream {
-            topic: format!(":.{}:{}", stream.name, stream.topic),
+            topic: referenced_topic(stream),
             readable: Readable {
                 stream: stream.clone(),
                 contract: None,
