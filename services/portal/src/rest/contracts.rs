@@ -24,20 +24,12 @@ pub struct RequestContract {
     purpose: String,
     /// `kafka` (the default) or `push`.
     #[serde(default)]
-    delivery: Option<DeliveryKind>,
+    delivery: Option<Delivery>,
     /// Required for `kafka`, refused for `push`.
     #[serde(default)]
     destination: Option<Destination>,
     #[serde(default)]
     terms: Option<Terms>,
-}
-
-/// How a contract's partner receives the stream.
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeliveryKind {
-    Kafka,
-    Push,
 }
 
 impl utoipa::PartialSchema for RequestContract {
@@ -125,15 +117,6 @@ impl utoipa::ToSchema for RequestContract {
         }
         Destination::schemas(schemas);
         Terms::schemas(schemas);
-    }
-}
-
-impl From<DeliveryKind> for Delivery {
-    fn from(kind: DeliveryKind) -> Delivery {
-        match kind {
-            DeliveryKind::Kafka => Delivery::Kafka,
-            DeliveryKind::Push => Delivery::Push,
-        }
     }
 }
 
@@ -357,7 +340,7 @@ pub async fn request(
     ApiJson(body): ApiJson<RequestContract>,
 ) -> ApiResult<(StatusCode, Json<ContractView>)> {
     caller.require_org("request contracts")?;
-    let delivery = body.delivery.map_or(Delivery::Kafka, Delivery::from);
+    let delivery = body.delivery.unwrap_or_default();
     let request = pb::RequestContractRequest {
         actor: Some(caller.0),
         stream: body.stream,
